@@ -1,0 +1,30 @@
+# Quick start: `make train` (main job: cGAN on FER2013) and `make test` (the test suite CI runs).
+# Both create .venv and install the pinned stack (constraints.txt) when it is missing or stale.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DATA ?= $(or $(EXPRBENCH_DATA),../shared/data/fer2013.zip)
+TRAIN_ARGS ?= --set model.ch=32 --steps 3000
+
+.PHONY: install train test perf clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+train: $(STAMP)
+	$(BIN)/exprbench train cgan --data $(DATA) --out results/runs/cgan-quickstart --resume $(TRAIN_ARGS)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+perf: $(STAMP)
+	$(BIN)/python -m pytest benchmarks/perf --benchmark-enable --benchmark-only --benchmark-autosave
+
+clean:
+	rm -rf $(VENV) results/runs

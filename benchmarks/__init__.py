@@ -1,0 +1,1 @@
+"""Benchmark suites (benchmarks/suites/*.toml) and performance benchmarks (benchmarks/perf/)."""

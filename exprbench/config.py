@@ -1,0 +1,278 @@
+"""Configuration as data: dataclasses, named configs per model, dotted ``--set`` overrides.
+
+A run is fully described by a :class:`RunConfig`: the model plugin name, the named config it started
+from (``default`` or ``reference``), the model's own config dataclass, the training settings and the
+data settings. :func:`resolve_config` builds it as::
+
+    plugin defaults  <-  plugin.named_configs[name]  <-  --set overrides (in order)
+
+and the harness writes the result to ``config.json`` in the run directory, from which
+:func:`config_from_dict` rebuilds it exactly (for ``--resume``, ``sample`` and ``evaluate``).
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from .augment import AugmentConfig
+from .errors import ConfigError
+
+
+@dataclass
+class TrainConfig:
+    """Generic training-loop settings (the harness's; models own their optimizer settings).
+
+    Attributes:
+        steps: number of training steps (one ``training_step`` call each); the budget when
+            ``minutes`` is None.
+        minutes: wall-clock budget in minutes (training time only, summed over resumes); when set,
+            training stops at whichever of ``steps`` and ``minutes`` comes first.
+        batch_size: real images per step.
+        seed: seeds torch's RNGs, the data order and the fixed sample-grid z.
+        device: ``auto`` (CUDA when available), ``cpu`` or ``cuda[:i]``.
+        amp: bf16 autocast on CUDA (never on CPU, where it is slower).
+        channels_last: NHWC memory format for conv nets (faster on CPU and GPU).
+        deterministic: deterministic algorithms (CPU runs are then bitwise reproducible).
+        ema: keep an exponential moving average of the generator for sampling (Yazici et al. 2019).
+        ema_decay: EMA decay per step.
+        log_every: steps between ``train.jsonl`` / TensorBoard records.
+        sample_every: steps between sample grids (0 = only at the end).
+        ckpt_every: steps between checkpoints (0 = only at the end).
+        keep_ckpts: how many recent checkpoints are kept.
+        samples_per_class: columns of the sample grid (one row per class).
+        split: data split trained on.
+    """
+
+    steps: int = 2000
+    minutes: float | None = None
+    batch_size: int = 64
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+    channels_last: bool = True
+    deterministic: bool = True
+    ema: bool = False
+    ema_decay: float = 0.999
+    log_every: int = 50
+    sample_every: int = 500
+    ckpt_every: int = 500
+    keep_ckpts: int = 2
+    samples_per_class: int = 8
+    split: str = "train"
+
+
+@dataclass
+class DataConfig:
+    """Dataset settings.
+
+    Attributes:
+        path: dataset path (None: ``$EXPRBENCH_DATA`` or ``data/fer2013.*``); not part of a run's
+            identity, the content fingerprint is.
+        label_set: ``fer7`` or ``fer6``.
+        augment: augmentation of real training images.
+    """
+
+    path: str | None = None
+    label_set: str = "fer7"
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines a training run.
+
+    Attributes:
+        model: registered plugin name, e.g. ``cgan``.
+        config_name: the named config it was resolved from (``default``, ``reference``, ...).
+        model_cfg: the plugin's own ``Config`` dataclass (``model.*`` keys in overrides).
+        train: :class:`TrainConfig` (``train.*``).
+        data: :class:`DataConfig` (``data.*``).
+    """
+
+    model: str
+    config_name: str
+    model_cfg: Any
+    train: TrainConfig = field(default_factory=TrainConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict; ``model_cfg`` appears under the key ``model_cfg``."""
+        return dataclasses.asdict(self)
+
+
+# --------------------------------------------------------------------------------------------
+# value parsing and coercion
+
+
+def parse_value(text: str) -> Any:
+    """Parse a ``--set`` value: JSON (``3``, ``1e-4``, ``true``, ``[-50, 30]``, ``null``), a Python
+    literal (``True``, ``(1, 2)``, ``None``), or else the text itself as a string."""
+    for parser in (json.loads, ast.literal_eval):
+        try:
+            return parser(text)
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            continue
+    return text
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+            if type(None) in args:
+                return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(value, a, key)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(f"{key}={value!r}: expected {tp}")
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}={value!r}: expected a list like [1, 2]")
+        args = typing.get_args(tp)
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(args) != len(value):
+                raise ConfigError(f"{key}={value!r}: expected {len(args)} values")
+            return tuple(_coerce(v, a, key) for v, a in zip(value, args))
+        inner = args[0] if args else Any
+        seq = [_coerce(v, inner, key) for v in value]
+        return tuple(seq) if origin is tuple else seq
+    if tp is Any:
+        return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        raise ConfigError(f"{key}={value!r}: expected true or false")
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
+            raise ConfigError(f"{key}={value!r}: expected an integer")
+        return int(value)
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}={value!r}: expected a number")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}={value!r}: expected a string")
+        return value
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{key}={value!r}: expected a table of {tp.__name__} fields")
+        obj = tp()
+        for k, v in value.items():
+            set_key(obj, k, v, prefix=f"{key}.")
+        return obj
+    return value
+
+
+def _field_types(obj: Any) -> dict[str, Any]:
+    return typing.get_type_hints(type(obj))
+
+
+def set_key(obj: Any, dotted: str, value: Any, prefix: str = "") -> None:
+    """Set ``obj.<dotted>`` to ``value`` coerced to the field's declared type, in place.
+
+    Raises:
+        ConfigError: unknown key (the message lists the valid ones) or a value of the wrong type.
+    """
+    head, _, rest = dotted.partition(".")
+    if not dataclasses.is_dataclass(obj):
+        raise ConfigError(f"{prefix}{dotted}: {prefix.rstrip('.')} has no sub-keys")
+    types_ = _field_types(obj)
+    names = [f.name for f in dataclasses.fields(obj)]
+    if head not in names:
+        raise ConfigError(f"unknown config key {prefix}{head!r} (known: {', '.join(names)})")
+    if rest:
+        set_key(getattr(obj, head), rest, value, prefix=f"{prefix}{head}.")
+    else:
+        setattr(obj, head, _coerce(value, types_[head], f"{prefix}{head}"))
+
+
+_SECTION = {"model": "model_cfg", "train": "train", "data": "data"}
+
+
+def apply_overrides(cfg: RunConfig, overrides: Mapping[str, Any] | list[str]) -> RunConfig:
+    """Apply overrides in order: a mapping ``{"model.z_dim": 128}`` or CLI strings ``"model.z_dim=128"``.
+
+    Raises:
+        ConfigError: malformed ``key=value``, unknown section or key, or a badly typed value.
+    """
+    items: list[tuple[str, Any]]
+    if isinstance(overrides, Mapping):
+        items = list(overrides.items())
+    else:
+        items = []
+        for text in overrides:
+            key, eq, raw = text.partition("=")
+            if not eq or not key.strip():
+                raise ConfigError(f"--set {text!r}: expected key=value, e.g. model.z_dim=128")
+            items.append((key.strip(), parse_value(raw.strip())))
+    for key, value in items:
+        section, _, rest = key.partition(".")
+        if section not in _SECTION or not rest:
+            raise ConfigError(f"config key {key!r} must start with model., train. or data.")
+        set_key(getattr(cfg, _SECTION[section]), rest, value, prefix=f"{section}.")
+    return cfg
+
+
+def resolve_config(model: str, config_name: str = "default", overrides: Mapping[str, Any] | list[str] = ()) -> RunConfig:
+    """Build the :class:`RunConfig` of plugin ``model`` from its named config and the overrides.
+
+    Raises:
+        RegistryError: unknown model. ConfigError: unknown config name, key or bad value.
+    """
+    from .models import get_model  # late import: plugins register on import
+
+    cls = get_model(model)
+    if config_name not in cls.named_configs:
+        raise ConfigError(
+            f"model {model!r} has no config {config_name!r} (known: {', '.join(cls.named_configs)})"
+        )
+    cfg = RunConfig(model=model, config_name=config_name, model_cfg=cls.Config())
+    apply_overrides(cfg, cls.named_configs[config_name])
+    apply_overrides(cfg, overrides)
+    return cfg
+
+
+def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, Mapping):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def config_from_dict(d: Mapping[str, Any]) -> RunConfig:
+    """Rebuild a :class:`RunConfig` from :meth:`RunConfig.to_dict` output (e.g. a run's config.json).
+
+    Raises:
+        ConfigError: missing fields or keys that the plugin no longer knows.
+    """
+    from .models import get_model
+
+    try:
+        cls = get_model(d["model"])
+        cfg = RunConfig(model=d["model"], config_name=d["config_name"], model_cfg=cls.Config())
+        flat = {"model." + k: v for k, v in _flatten(d["model_cfg"]).items()}
+        flat.update({"train." + k: v for k, v in _flatten(d["train"]).items()})
+        flat.update({"data." + k: v for k, v in _flatten(d["data"]).items()})
+    except (KeyError, TypeError, AttributeError) as e:
+        raise ConfigError(f"config is missing field {e}") from None
+    return apply_overrides(cfg, flat)

@@ -1,0 +1,32 @@
+"""Error types of exprbench.
+
+Every error a user can cause (bad data, bad config, bad CLI input, a corrupt checkpoint) derives
+from :class:`UserError`; the CLI prints its one-line message and exits with code 2. Any other
+exception is a bug or an environment failure and exits with code 1.
+"""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """Bad input from the user: the message is one line that names the file, line or value."""
+
+
+class DataError(UserError):
+    """A dataset file is missing, of an unknown format, or malformed (the message names where)."""
+
+
+class ConfigError(UserError):
+    """An unknown config name or key, or a value of the wrong type."""
+
+
+class CheckpointError(UserError):
+    """A checkpoint is truncated, corrupt or does not match the run's config."""
+
+
+class RegistryError(UserError):
+    """An unknown plugin name, or a name registered twice."""
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or infinite; the run directory is marked diverged (CLI exit code 1)."""

@@ -1,0 +1,454 @@
+"""The generic training harness: budget, device, AMP, EMA, checkpoints, logs, sample grids, NaN guard, resume.
+
+It knows nothing about GANs: it draws batches, calls ``plugin.training_step(batch, step)`` and records
+what comes back. A run directory holds::
+
+    config.json          the resolved RunConfig (see exprbench.config)
+    status.json          running | completed | diverged | failed, step, img/s, device, versions
+    train.jsonl          one record per log interval: step, epoch, losses (mean over the interval), img_s
+    tb/                  TensorBoard events (same scalars)
+    samples/step_XXXXXX.png   grids, one row per class, fixed z (the same latents at every step)
+    checkpoints/step_XXXXXX.pt (+ .sha256)  nets, optimizers, EMA, RNG states, data order, step
+
+Checkpoints are written atomically and verified on load; ``resume=True`` continues the newest one so
+that, on CPU with the same seed, a run killed at any moment and resumed ends with the same weights as
+an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import platform
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import __version__
+from .augment import augment, build_augment
+from .config import RunConfig, config_from_dict
+from .data import DataSpec, FaceDataset, atomic_torch_save, load_fer2013, to_float, to_uint8
+from .errors import CheckpointError, ConfigError, TrainingDiverged, UserError
+from .images import grid_image, save_png
+from .models.base import Batch
+
+CKPT_GLOB = "step_*.pt"
+# config keys that may differ when resuming: the budget and the hardware
+RESUMABLE_CHANGES = ("train.steps", "train.minutes", "train.device", "data.path")
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> ``cuda`` when available else ``cpu``; otherwise ``torch.device(name)``.
+
+    Raises:
+        UserError: unknown device string, or CUDA asked for but not available.
+    """
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"unknown device {name!r} (use auto, cpu or cuda)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"device {name!r} asked for, but CUDA is not available here")
+    return dev
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Write ``obj`` as indented JSON atomically (temp file + rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(obj, fh, indent=2, sort_keys=True)
+            fh.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of Python, torch, torchvision, exprbench, and the git commit of the working tree."""
+    import torchvision
+
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True,
+            text=True, timeout=5,
+        ).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        commit = "unknown"
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "torchvision": torchvision.__version__, "exprbench": __version__, "git_commit": commit}
+
+
+def device_name(device: torch.device) -> str:
+    """Human-readable device name: the GPU model, or the CPU with its thread count."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+# --------------------------------------------------------------------------------------------
+# checkpoints
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def list_checkpoints(run_dir: Path) -> list[Path]:
+    """Checkpoint files of a run, oldest first."""
+    return sorted((run_dir / "checkpoints").glob(CKPT_GLOB))
+
+
+def save_checkpoint(state: dict, run_dir: Path, step: int, keep: int) -> Path:
+    """Write ``checkpoints/step_XXXXXX.pt`` atomically with a sha256 sidecar; keep the newest ``keep``."""
+    path = run_dir / "checkpoints" / f"step_{step:06d}.pt"
+    atomic_torch_save(state, path)
+    side = path.with_suffix(".sha256")
+    fd, tmp = tempfile.mkstemp(prefix=".sha.", dir=path.parent)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(_sha256(path) + "\n")
+    os.replace(tmp, side)
+    for old in list_checkpoints(run_dir)[: -max(keep, 1)]:
+        old.unlink(missing_ok=True)
+        old.with_suffix(".sha256").unlink(missing_ok=True)
+    return path
+
+
+def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict:
+    """Load a checkpoint with ``weights_only=True`` after checking its sha256 sidecar.
+
+    Raises:
+        CheckpointError: the file is truncated or corrupt (names the file and the previous one kept).
+    """
+    side = path.with_suffix(".sha256")
+    try:
+        if side.exists() and side.read_text().strip() != _sha256(path):
+            raise ValueError("sha256 does not match its .sha256 file")
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # torch raises several types for truncated zips
+        older = [p for p in list_checkpoints(path.parent.parent) if p != path and p.name < path.name]
+        keep = f"; the previous checkpoint {older[-1].name} is kept: delete {path.name} to resume from it" if older else ""
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({msg}){keep}") from None
+
+
+# --------------------------------------------------------------------------------------------
+# data order
+
+
+class EpochSampler:
+    """Draws batches of indices from a fresh random permutation each epoch (drop-last).
+
+    Its state (epoch, position, generator state at the start of the epoch) is plain data, so a
+    resumed run draws exactly the batches an uninterrupted one would.
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int) -> None:
+        if batch_size > n:
+            raise ConfigError(f"train.batch_size={batch_size} is larger than the split ({n} images)")
+        self.n, self.bs = n, batch_size
+        self.gen = torch.Generator().manual_seed(seed)
+        self.epoch, self.pos = 0, 0
+        self._start_epoch()
+
+    def _start_epoch(self) -> None:
+        self.epoch_gen_state = self.gen.get_state()
+        self.perm = torch.randperm(self.n, generator=self.gen)
+
+    def next(self) -> torch.Tensor:
+        if self.pos + self.bs > self.n:
+            self.epoch, self.pos = self.epoch + 1, 0
+            self._start_epoch()
+        idx = self.perm[self.pos : self.pos + self.bs]
+        self.pos += self.bs
+        return idx
+
+    @property
+    def epochs_done(self) -> float:
+        """Fractional epochs consumed (t for epoch-based schedules)."""
+        return self.epoch + self.pos / self.n
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "pos": self.pos, "gen_state": self.epoch_gen_state}
+
+    def load_state_dict(self, s: dict) -> None:
+        self.gen.set_state(s["gen_state"])
+        self._start_epoch()
+        self.epoch, self.pos = int(s["epoch"]), int(s["pos"])
+
+
+# --------------------------------------------------------------------------------------------
+# run directory helpers
+
+
+def default_run_dir(cfg: RunConfig, root: str | os.PathLike = "results/runs") -> Path:
+    """``<root>/<model>-<config>-s<seed>``."""
+    return Path(root) / f"{cfg.model}-{cfg.config_name}-s{cfg.train.seed}"
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = list(v) if isinstance(v, tuple) else v
+    return out
+
+
+def _check_same_config(stored: RunConfig, given: RunConfig, run_dir: Path) -> None:
+    a = _flat({"model": stored.to_dict()["model_cfg"], "train": stored.to_dict()["train"],
+               "data": stored.to_dict()["data"], "name": {"model": stored.model, "config": stored.config_name}})
+    b = _flat({"model": given.to_dict()["model_cfg"], "train": given.to_dict()["train"],
+               "data": given.to_dict()["data"], "name": {"model": given.model, "config": given.config_name}})
+    diff = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k) and k not in RESUMABLE_CHANGES]
+    if diff:
+        k = diff[0]
+        raise ConfigError(
+            f"{run_dir}/config.json has {k}={a.get(k)!r} but this run asks for {b.get(k)!r}: "
+            "resume with the same config or use another --out"
+        )
+
+
+def load_run_config(run_dir: Path) -> RunConfig:
+    """Read ``run_dir/config.json`` back into a :class:`RunConfig`.
+
+    Raises:
+        UserError: no such run directory / config, or a malformed config.
+    """
+    path = Path(run_dir) / "config.json"
+    if not path.exists():
+        raise UserError(f"{run_dir} is not a run directory (no config.json)")
+    try:
+        return config_from_dict(json.loads(path.read_text()))
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path}:{e.lineno}: malformed JSON ({e.msg})") from None
+
+
+def build_model(cfg: RunConfig, spec: DataSpec, device: torch.device):
+    """Instantiate the plugin of ``cfg`` for ``spec`` on ``device`` (EMA enabled when configured)."""
+    from .models import get_model
+
+    cls = get_model(cfg.model)
+    channels_last = cfg.train.channels_last
+    try:
+        model = cls(cfg.model_cfg, spec, device, channels_last)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    if cfg.train.ema:
+        model.enable_ema(cfg.train.ema_decay)
+    return model
+
+
+def load_trained(run_dir: str | os.PathLike, device: str | torch.device = "cpu"):
+    """Load a run's config and its newest checkpoint into a plugin, ready for sampling.
+
+    Returns:
+        ``(cfg, model, spec, step)``.
+
+    Raises:
+        UserError: not a run directory, no checkpoint; CheckpointError: corrupt checkpoint.
+    """
+    run_dir = Path(run_dir)
+    cfg = load_run_config(run_dir)
+    ckpts = list_checkpoints(run_dir)
+    if not ckpts:
+        raise UserError(f"{run_dir} has no checkpoint yet (checkpoints/step_*.pt)")
+    dev = resolve_device(str(device))
+    state = load_checkpoint(ckpts[-1], map_location=dev)
+    spec = DataSpec(**{**state["spec"], "class_names": tuple(state["spec"]["class_names"])})
+    model = build_model(cfg, spec, dev)
+    model.load_state_dict(state["model"])
+    model.train(False)
+    return cfg, model, spec, int(state["step"])
+
+
+def class_grid(model, spec: DataSpec, per_class: int, seed: int) -> tuple[torch.Tensor, list[str] | None]:
+    """A grid of samples, one row per class, from fixed latents (CPU generator seeded with ``seed``).
+
+    Returns uint8 images (K*per_class x C x H x W) and the row labels (None for unconditional models).
+    """
+    k = spec.num_classes
+    labels = torch.arange(k).repeat_interleave(per_class)
+    gen = torch.Generator().manual_seed(seed)
+    x = model.sample(k * per_class, labels=labels, generator=gen)
+    rows = list(spec.class_names) if "conditional" in model.capabilities else None
+    return to_uint8(x), rows
+
+
+# --------------------------------------------------------------------------------------------
+# the loop
+
+
+class Trainer:
+    """Runs one training run into ``run_dir``.
+
+    Args:
+        cfg: the resolved run config.
+        run_dir: the run directory (created).
+        resume: continue from the newest checkpoint if there is one (else start fresh).
+        dataset: an already loaded dataset (tests); default loads ``cfg.data``.
+        progress: show a tqdm progress bar (on a terminal).
+    """
+
+    def __init__(self, cfg: RunConfig, run_dir: str | os.PathLike, resume: bool = False,
+                 dataset: FaceDataset | None = None, progress: bool = True) -> None:
+        self.cfg, self.run_dir, self.resume, self.progress = cfg, Path(run_dir), resume, progress
+        self._dataset = dataset
+
+    # -- setup ---------------------------------------------------------------------------
+    def _prepare_dir(self) -> dict | None:
+        ckpts = list_checkpoints(self.run_dir)
+        cfg_path = self.run_dir / "config.json"
+        if cfg_path.exists() and not self.resume:
+            raise UserError(f"run directory {self.run_dir} exists: pass --resume to continue it or choose another --out")
+        if cfg_path.exists():
+            _check_same_config(load_run_config(self.run_dir), self.cfg, self.run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        write_json(cfg_path, self.cfg.to_dict())
+        if self.resume and ckpts:
+            return load_checkpoint(ckpts[-1])
+        return None
+
+    def _status(self, status: str, **extra: Any) -> None:
+        write_json(self.run_dir / "status.json", {"status": status, **self.info, **extra})
+
+    def _trim_log(self, step: int) -> None:
+        log = self.run_dir / "train.jsonl"
+        if not log.exists():
+            return
+        keep = [ln for ln in log.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
+        fd, tmp = tempfile.mkstemp(dir=self.run_dir)
+        with os.fdopen(fd, "w") as fh:
+            fh.write("".join(ln + "\n" for ln in keep))
+        os.replace(tmp, log)
+
+    # -- main ----------------------------------------------------------------------------
+    def run(self) -> dict:
+        """Train until the budget is spent; returns the final status dict.
+
+        Raises:
+            UserError: bad config/data/run dir. CheckpointError: corrupt checkpoint on resume.
+            TrainingDiverged: a loss became NaN/inf (status.json says ``diverged``).
+        """
+        cfg, tc = self.cfg, self.cfg.train
+        device = resolve_device(tc.device)
+        state = self._prepare_dir()
+        torch.manual_seed(tc.seed)
+        if tc.deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+            torch.backends.cudnn.benchmark = False
+        data = self._dataset or load_fer2013(cfg.data.path, cfg.data.label_set)
+        train = data.split(tc.split).to(device)
+        spec = data.spec
+        model = build_model(cfg, spec, device)
+        sampler = EpochSampler(len(train), tc.batch_size, tc.seed)
+        aug = build_augment(cfg.data.augment).to(device)
+        step, train_seconds = 0, 0.0
+        if state is not None:
+            model.load_state_dict(state["model"])
+            sampler.load_state_dict(state["sampler"])
+            torch.set_rng_state(state["rng"]["torch"])
+            if device.type == "cuda" and state["rng"].get("cuda") is not None:
+                torch.cuda.set_rng_state(state["rng"]["cuda"], device)
+            step, train_seconds = int(state["step"]), float(state["train_seconds"])
+            self._trim_log(step)
+        self.info = {"model": cfg.model, "config": cfg.config_name, "seed": tc.seed,
+                     "device": str(device), "device_name": device_name(device),
+                     "data_fingerprint": data.fingerprint, "num_parameters": model.num_parameters(),
+                     "versions": library_versions()}
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        self._status("running", step=step)
+
+        def checkpoint(at: int) -> None:
+            rng = {"torch": torch.get_rng_state(),
+                   "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
+            save_checkpoint({"model": model.state_dict(), "sampler": sampler.state_dict(), "rng": rng,
+                             "step": at, "train_seconds": train_seconds,
+                             "spec": dataclasses.asdict(spec)}, self.run_dir, at, tc.keep_ckpts)
+
+        def grid(at: int) -> None:
+            imgs, rows = class_grid(model, spec, tc.samples_per_class, tc.seed + 12345)
+            save_png(grid_image(imgs, tc.samples_per_class, rows), self.run_dir / "samples" / f"step_{at:06d}.png")
+
+        from torch.utils.tensorboard import SummaryWriter
+        from tqdm.auto import tqdm
+
+        writer = SummaryWriter(str(self.run_dir / "tb"), purge_step=step if step else None)
+        bar = tqdm(total=tc.steps if tc.minutes is None else None, initial=step, disable=None if self.progress else True,
+                   desc=f"{cfg.model}/{cfg.config_name}", unit="step", dynamic_ncols=True)
+        amp = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" and tc.amp
+               else contextlib.nullcontext())
+        sums: dict[str, float] = {}
+        n_acc, t_window, img_s = 0, time.perf_counter(), 0.0
+        budget_s = tc.minutes * 60 if tc.minutes is not None else math.inf
+        logf = open(self.run_dir / "train.jsonl", "a")
+        try:
+            while step < tc.steps and train_seconds < budget_s:
+                t0 = time.perf_counter()
+                idx = sampler.next().to(device)
+                x = augment(to_float(train.images[idx]), aug)
+                if tc.channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                with amp:
+                    logs = model.training_step(Batch(x, train.labels[idx]), step)
+                bad = {k: v for k, v in logs.items() if not math.isfinite(v)}
+                if bad:
+                    self._status("diverged", step=step, losses=logs)
+                    raise TrainingDiverged(
+                        f"{cfg.model}: loss {', '.join(f'{k}={v}' for k, v in bad.items())} at step {step}; "
+                        f"run marked diverged in {self.run_dir / 'status.json'}, last good checkpoint kept"
+                    )
+                model.update_ema()
+                step += 1
+                train_seconds += time.perf_counter() - t0
+                for k, v in logs.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                n_acc += 1
+                bar.update(1)
+                if step % tc.log_every == 0 or step == tc.steps:
+                    now = time.perf_counter()
+                    img_s = n_acc * tc.batch_size / max(now - t_window, 1e-9)
+                    rec = {"step": step, "epoch": round(sampler.epochs_done, 4),
+                           **{k: v / n_acc for k, v in sums.items()}, "img_s": img_s,
+                           "train_seconds": round(train_seconds, 3)}
+                    logf.write(json.dumps(rec) + "\n")
+                    logf.flush()
+                    for k, v in rec.items():
+                        if k != "step":
+                            writer.add_scalar(k, v, step)
+                    bar.set_postfix({k: f"{v:.3g}" for k, v in rec.items() if k not in ("step", "train_seconds")})
+                    sums, n_acc, t_window = {}, 0, now
+                if tc.sample_every and step % tc.sample_every == 0:
+                    grid(step)
+                if tc.ckpt_every and step % tc.ckpt_every == 0:
+                    checkpoint(step)
+            checkpoint(step)
+            grid(step)
+        finally:
+            logf.close()
+            bar.close()
+            writer.close()
+        peak = (torch.cuda.max_memory_allocated(device) / 2**20) if device.type == "cuda" else None
+        final = {"step": step, "train_seconds": round(train_seconds, 3),
+                 "img_per_s": round(step * tc.batch_size / max(train_seconds, 1e-9), 2),
+                 "peak_gpu_memory_mib": peak}
+        self._status("completed", **final)
+        return {"status": "completed", **self.info, **final}

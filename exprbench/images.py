@@ -1,0 +1,56 @@
+"""Image grids and PNG output (torchvision's make_grid, PIL for row labels), written atomically."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from PIL import Image, ImageDraw, ImageFont
+from torchvision.utils import make_grid
+
+
+def grid_image(images: torch.Tensor, nrow: int, row_labels: Sequence[str] | None = None, padding: int = 2) -> Image.Image:
+    """Tile uint8 images (N x C x H x W, 0..255, C in {1, 3}) into a PIL image, ``nrow`` per row.
+
+    With ``row_labels`` (one per row) a left margin names each row, e.g. the emotion.
+
+    Raises:
+        ValueError: non-uint8 input or a wrong number of row labels.
+    """
+    if images.dtype != torch.uint8:
+        raise ValueError(f"grid_image expects uint8 images, got {images.dtype}")
+    grid = make_grid(images.cpu(), nrow=nrow, padding=padding, pad_value=255)
+    arr = grid.permute(1, 2, 0).numpy()
+    pil = Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr, mode="L" if arr.shape[2] == 1 else "RGB")
+    if not row_labels:
+        return pil
+    rows = (images.shape[0] + nrow - 1) // nrow
+    if len(row_labels) != rows:
+        raise ValueError(f"{len(row_labels)} row labels for {rows} rows")
+    font = ImageFont.load_default()
+    margin = 8 + max(int(ImageDraw.Draw(pil).textlength(s, font=font)) for s in row_labels)
+    out = Image.new(pil.mode, (pil.width + margin, pil.height), 255 if pil.mode == "L" else (255, 255, 255))
+    out.paste(pil, (margin, 0))
+    draw = ImageDraw.Draw(out)
+    cell = images.shape[2] + padding
+    for r, label in enumerate(row_labels):
+        draw.text((4, padding + r * cell + cell // 2 - 6), label, fill=0 if pil.mode == "L" else (0, 0, 0), font=font)
+    return out
+
+
+def save_png(img: Image.Image, path: str | os.PathLike) -> Path:
+    """Save ``img`` as PNG at ``path`` atomically (temp file + rename); returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
+    os.close(fd)
+    try:
+        img.save(tmp, format="PNG")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

@@ -1,0 +1,153 @@
+"""Auxiliary-classifier GAN (Odena et al. 2017, arXiv:1610.09585): G(z, c); D(x) -> (real/fake, class).
+
+Losses: D maximizes the adversarial objective plus the log-likelihood of the right class on real and
+fake images (L_S + L_C in the paper); G minimizes its adversarial loss plus the class cross-entropy of
+its fakes. Class logits go straight into ``cross_entropy`` (the known bug of a softmax before
+CrossEntropyLoss is avoided).
+
+Configs:
+    ``reference``  the Keras FER2013 ACGAN (../shared/docs/MODELS.md): D Conv32(3x3 s2)+LeakyReLU+Dropout 0.5
+                   -> Conv64(s2)+BN -> Conv128(s2)+BN -> Conv256(s1)+BN (LeakyReLU 0.2, Dropout 0.5 each)
+                   -> two heads; G [Dense(384 x H/4 x W/4)+ReLU | label map] -> ConvT192(5x5 s2)+BN+ReLU
+                   -> ConvT(C, 5x5 s2) -> tanh; BCE + CE, Adam 2e-4 beta1 0.5, batch 64. No budget in the
+                   facts: 100 epochs (44,858 steps).
+    ``default``    SNGAN standard CNN with cBN in G, an auxiliary linear class head on the SN trunk,
+                   hinge loss, G EMA, flips.
+Capabilities: ``sample``, ``conditional``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from exprbench.data import DataSpec
+
+from . import register_model
+from .base import Batch, ModelPlugin, optimizer_step
+from .blocks import DCGenerator, LabelMap, SNDiscriminatorTrunk, d_loss, g_loss
+
+
+@dataclass
+class ACGANConfig:
+    """Hyper-parameters of the ACGAN (as ``GANConfig``), plus ``cls_weight``: weight of the class loss."""
+
+    arch: str = "sngan"
+    z_dim: int = 128
+    ch: int = 64
+    loss: str = "hinge"
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    cls_weight: float = 1.0
+
+
+class RefGenerator(nn.Module):
+    """Keras FER2013 ACGAN generator (see module docstring); output N x C x H x W in [-1, 1]."""
+
+    def __init__(self, spec: DataSpec, z_dim: int) -> None:
+        super().__init__()
+        self.bh, self.bw = spec.height // 4, spec.width // 4
+        self.label = LabelMap(spec.num_classes, self.bh, self.bw)
+        self.fc = nn.Sequential(nn.Linear(z_dim, 384 * self.bh * self.bw), nn.ReLU())
+        self.net = nn.Sequential(
+            nn.ConvTranspose2d(385, 192, 5, 2, 2, output_padding=1), nn.BatchNorm2d(192), nn.ReLU(),
+            nn.ConvTranspose2d(192, spec.channels, 5, 2, 2, output_padding=1), nn.Tanh(),
+        )
+
+    def forward(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        h = self.fc(z).view(-1, 384, self.bh, self.bw)
+        return self.net(torch.cat([h, self.label(c)], dim=1))
+
+
+class RefDiscriminator(nn.Module):
+    """Keras FER2013 ACGAN discriminator; returns (real/fake logit N, class logits N x K)."""
+
+    def __init__(self, spec: DataSpec) -> None:
+        super().__init__()
+
+        def block(cin: int, cout: int, stride: int, bn: bool) -> list[nn.Module]:
+            return [nn.Conv2d(cin, cout, 3, stride, 1), *([nn.BatchNorm2d(cout)] if bn else []),
+                    nn.LeakyReLU(0.2), nn.Dropout(0.5)]
+
+        self.net = nn.Sequential(
+            *block(spec.channels, 32, 2, False), *block(32, 64, 2, True),
+            *block(64, 128, 2, True), *block(128, 256, 1, True), nn.Flatten(),
+        )
+        feat = 256 * ((spec.height + 7) // 8) * ((spec.width + 7) // 8)
+        self.adv, self.cls = nn.Linear(feat, 1), nn.Linear(feat, spec.num_classes)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.net(x)
+        return self.adv(h).squeeze(1), self.cls(h)
+
+
+class SNACDiscriminator(nn.Module):
+    """SNGAN trunk with a spectrally normalized real/fake head and a linear class head."""
+
+    def __init__(self, spec: DataSpec, ch: int) -> None:
+        super().__init__()
+        self.trunk = SNDiscriminatorTrunk(spec, ch)
+        self.adv = nn.utils.parametrizations.spectral_norm(nn.Linear(self.trunk.out_dim, 1))
+        self.cls = nn.Linear(self.trunk.out_dim, spec.num_classes)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.trunk(x)
+        return self.adv(h).squeeze(1), self.cls(h)
+
+
+@register_model("acgan")
+class ACGAN(ModelPlugin):
+    """ACGAN plugin: G(z, c) -> x, D(x) -> (logit, class logits); one D then one G update per step."""
+
+    name = "acgan"
+    capabilities = frozenset({"sample", "conditional"})
+    Config = ACGANConfig
+    named_configs = {
+        "default": {"train.ema": True, "train.batch_size": 64},
+        "reference": {
+            "model.arch": "reference", "model.z_dim": 100, "model.loss": "bce",
+            "model.lr_g": 2e-4, "model.lr_d": 2e-4, "model.betas": [0.5, 0.999],
+            "train.batch_size": 64, "train.steps": 44858, "data.augment.hflip": False,
+        },
+    }
+
+    def __init__(self, cfg: ACGANConfig, spec: DataSpec, device="cpu", channels_last: bool = False) -> None:
+        super().__init__(cfg, spec, device, channels_last)
+        if cfg.arch == "reference":
+            self.nets["G"], self.nets["D"] = RefGenerator(spec, cfg.z_dim), RefDiscriminator(spec)
+        elif cfg.arch == "sngan":
+            self.nets["G"] = DCGenerator(spec, cfg.z_dim, cfg.ch, num_classes=spec.num_classes)
+            self.nets["D"] = SNACDiscriminator(spec, cfg.ch)
+        else:
+            raise ValueError(f"model.arch={cfg.arch!r}: expected 'sngan' or 'reference'")
+        self.place()
+        self.adam("G", cfg.lr_g, cfg.betas)
+        self.adam("D", cfg.lr_d, cfg.betas)
+
+    def training_step(self, batch: Batch, step: int) -> dict[str, float]:
+        D, kind, w = self.nets["D"], self.cfg.loss, self.cfg.cls_weight
+        n = batch.x.shape[0]
+        with torch.no_grad():
+            fake, c_fake = self.draw_fake(n, self.cfg.z_dim)
+        (real_logit, real_cls), (fake_logit, fake_cls) = D(batch.x), D(fake)
+        loss_cls_d = F.cross_entropy(real_cls, batch.c) + F.cross_entropy(fake_cls, c_fake)
+        loss_d = d_loss(kind, real_logit, fake_logit) + w * loss_cls_d
+        optimizer_step(self.optimizers["D"], loss_d)
+
+        D.requires_grad_(False)
+        fake, c_fake = self.draw_fake(n, self.cfg.z_dim)
+        adv, cls = D(fake)
+        loss_cls_g = F.cross_entropy(cls, c_fake)
+        loss_g = g_loss(kind, adv) + w * loss_cls_g
+        optimizer_step(self.optimizers["G"], loss_g)
+        D.requires_grad_(True)
+        return {"loss_d": loss_d.item(), "loss_g": loss_g.item(), "loss_cls_d": loss_cls_d.item(),
+                "loss_cls_g": loss_cls_g.item(),
+                "acc_real": (real_cls.argmax(1) == batch.c).float().mean().item()}
+
+    def sample(self, n: int, labels: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.conditional_sample(n, self.cfg.z_dim, labels, generator)

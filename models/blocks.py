@@ -1,0 +1,149 @@
+"""Building blocks shared by several model plugins: adversarial losses, label maps, conditional
+batch norm, and the SNGAN-style generator / discriminator trunks used by the ``default`` configs.
+
+Sources: DCGAN (Radford et al. 2016); SNGAN "standard CNN" (Miyato et al. 2018, Table 3);
+projection discriminator (Miyato & Koyama 2018); conditional batch norm (de Vries et al. 2017);
+hinge loss (Lim & Ye 2017).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+from exprbench.data import DataSpec
+
+LOSSES = ("bce", "hinge", "lsgan")
+
+
+def d_loss(kind: str, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """Discriminator loss from logits ``real``/``fake`` (any shape, float), a scalar.
+
+    ``bce``: non-saturating GAN (Goodfellow et al. 2014); ``hinge``: Lim & Ye 2017;
+    ``lsgan``: Mao et al. 2017 with targets 1 / 0.
+
+    Raises:
+        ValueError: unknown ``kind``.
+    """
+    if kind == "bce":
+        return F.softplus(-real).mean() + F.softplus(fake).mean()
+    if kind == "hinge":
+        return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
+    if kind == "lsgan":
+        return 0.5 * ((real - 1.0).pow(2).mean() + fake.pow(2).mean())
+    raise ValueError(f"unknown GAN loss {kind!r} (known: {', '.join(LOSSES)})")
+
+
+def g_loss(kind: str, fake: torch.Tensor) -> torch.Tensor:
+    """Generator loss from the discriminator's logits on fakes, a scalar (see :func:`d_loss`)."""
+    if kind == "bce":
+        return F.softplus(-fake).mean()
+    if kind == "hinge":
+        return -fake.mean()
+    if kind == "lsgan":
+        return 0.5 * (fake - 1.0).pow(2).mean()
+    raise ValueError(f"unknown GAN loss {kind!r} (known: {', '.join(LOSSES)})")
+
+
+def maybe_sn(module: nn.Module, enabled: bool) -> nn.Module:
+    """Wrap ``module`` in spectral normalization (Miyato et al. 2018) when ``enabled``."""
+    return spectral_norm(module) if enabled else module
+
+
+class LabelMap(nn.Module):
+    """Label -> one extra image channel: Embedding(K, emb) -> Linear(emb, h*w) -> 1 x h x w.
+
+    The label conditioning of the Keras cGAN/ACGAN FER2013 references (Mirza & Osindero 2014).
+    Input int64 N; output float N x 1 x h x w.
+    """
+
+    def __init__(self, num_classes: int, h: int, w: int, emb_dim: int = 50) -> None:
+        super().__init__()
+        self.h, self.w = h, w
+        self.emb = nn.Embedding(num_classes, emb_dim)
+        self.fc = nn.Linear(emb_dim, h * w)
+
+    def forward(self, c: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.emb(c)).view(-1, 1, self.h, self.w)
+
+
+class CondBatchNorm2d(nn.Module):
+    """Conditional batch norm: BN without affine, then per-class gain and bias (de Vries et al. 2017).
+
+    With ``num_classes == 0`` it is a plain ``BatchNorm2d``. Input float N x C x H x W, labels int64 N.
+    """
+
+    def __init__(self, channels: int, num_classes: int) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.bn = nn.BatchNorm2d(channels, affine=num_classes == 0)
+        if num_classes:
+            self.gain = nn.Embedding(num_classes, channels)
+            self.bias = nn.Embedding(num_classes, channels)
+            nn.init.ones_(self.gain.weight)
+            nn.init.zeros_(self.bias.weight)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+        h = self.bn(x)
+        if self.num_classes:
+            h = h * self.gain(c)[:, :, None, None] + self.bias(c)[:, :, None, None]
+        return h
+
+
+class DCGenerator(nn.Module):
+    """SNGAN "standard CNN" generator, sized from the data: z -> base x base -> 3 x (ConvT 4x4 s2) -> image.
+
+    ``base = H / 8`` (6 for 48x48 FER2013, 8 for 64x64 CelebA). Channels ``8ch, 4ch, 2ch, ch``.
+    With ``num_classes > 0`` its batch norms are class-conditional (cBN).
+
+    Input z float N x z_dim (and c int64 N); output float N x C x H x W in [-1, 1] (tanh).
+
+    Raises:
+        ValueError: image height or width not divisible by 8.
+    """
+
+    def __init__(self, spec: DataSpec, z_dim: int, ch: int, num_classes: int = 0) -> None:
+        super().__init__()
+        if spec.height % 8 or spec.width % 8:
+            raise ValueError(f"DCGenerator needs H and W divisible by 8, got {spec.height}x{spec.width}")
+        self.bh, self.bw = spec.height // 8, spec.width // 8
+        self.c0 = 8 * ch
+        self.fc = nn.Linear(z_dim, self.c0 * self.bh * self.bw)
+        chans = [8 * ch, 4 * ch, 2 * ch, ch]
+        self.norms = nn.ModuleList([CondBatchNorm2d(c, num_classes) for c in chans])
+        self.ups = nn.ModuleList(
+            [nn.ConvTranspose2d(a, b, 4, 2, 1) for a, b in zip(chans[:-1], chans[1:])]
+        )
+        self.out = nn.Conv2d(ch, spec.channels, 3, 1, 1)
+
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.fc(z).view(-1, self.c0, self.bh, self.bw)
+        h = F.relu(self.norms[0](h, c))
+        for up, norm in zip(self.ups, self.norms[1:]):
+            h = F.relu(norm(up(h), c))
+        return torch.tanh(self.out(h))
+
+
+class SNDiscriminatorTrunk(nn.Module):
+    """SNGAN "standard CNN" discriminator body: image -> feature vector (global sum pooling).
+
+    Pairs of (3x3 s1, 4x4 s2) convs at ``ch, 2ch, 4ch`` then a 3x3 conv at ``8ch``, LeakyReLU 0.1,
+    spectral norm on every layer. Input float N x C x H x W; output float N x 8ch (``out_dim``).
+    """
+
+    def __init__(self, spec: DataSpec, ch: int, sn: bool = True) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        cin = spec.channels
+        for cout in (ch, 2 * ch, 4 * ch):
+            layers += [maybe_sn(nn.Conv2d(cin, cout, 3, 1, 1), sn), nn.LeakyReLU(0.1)]
+            layers += [maybe_sn(nn.Conv2d(cout, cout, 4, 2, 1), sn), nn.LeakyReLU(0.1)]
+            cin = cout
+        layers += [maybe_sn(nn.Conv2d(cin, 8 * ch, 3, 1, 1), sn), nn.LeakyReLU(0.1)]
+        self.body = nn.Sequential(*layers)
+        self.out_dim = 8 * ch
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x).sum(dim=(2, 3))

@@ -1,0 +1,143 @@
+"""Conditional GAN (Mirza & Osindero 2014, arXiv:1411.1784): G(z, c) and D(x, c).
+
+Configs:
+    ``reference``  the Keras FER2013 cGAN (../shared/docs/MODELS.md): label maps from
+                   Embedding(K, 50) -> Dense concatenated as an extra channel in G (at H/4) and D
+                   (at H); G Dense(128*12*12)+LeakyReLU -> ConvT(128, 4x4, s2)+LeakyReLU x2 ->
+                   Conv(1, 12x12, same) -> tanh; D Conv(128, 3x3, s2)+LeakyReLU(0.2) x2 -> Dropout 0.4
+                   -> Dense(1); z=100, BCE, Adam 2e-4 beta1 0.5, batch 128. The facts give no budget:
+                   100 epochs (22,430 steps), as the tutorial it follows.
+    ``default``    SNGAN standard CNN with conditional batch norm in G (de Vries et al. 2017) and a
+                   projection discriminator (Miyato & Koyama 2018, eq. 3), hinge loss, G EMA, flips.
+Capabilities: ``sample``, ``conditional``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from exprbench.data import DataSpec
+
+from . import register_model
+from .base import Batch, ModelPlugin, optimizer_step
+from .blocks import DCGenerator, LabelMap, SNDiscriminatorTrunk, d_loss, g_loss
+
+
+@dataclass
+class CGANConfig:
+    """Hyper-parameters of the cGAN (fields as in ``GANConfig``; ``arch`` is ``sngan`` or ``reference``)."""
+
+    arch: str = "sngan"
+    z_dim: int = 128
+    ch: int = 64
+    loss: str = "hinge"
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+
+
+class RefGenerator(nn.Module):
+    """Keras FER2013 cGAN generator: [Dense(128 x H/4 x W/4) | label map] -> 2 x ConvT s2 -> Conv 12x12 -> tanh."""
+
+    def __init__(self, spec: DataSpec, z_dim: int) -> None:
+        super().__init__()
+        self.bh, self.bw = spec.height // 4, spec.width // 4
+        self.label = LabelMap(spec.num_classes, self.bh, self.bw)
+        self.fc = nn.Sequential(nn.Linear(z_dim, 128 * self.bh * self.bw), nn.LeakyReLU(0.2))
+        self.net = nn.Sequential(
+            nn.ConvTranspose2d(129, 128, 4, 2, 1), nn.LeakyReLU(0.2),
+            nn.ConvTranspose2d(128, 128, 4, 2, 1), nn.LeakyReLU(0.2),
+            nn.Conv2d(128, spec.channels, 12, 1, padding="same"), nn.Tanh(),
+        )
+
+    def forward(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        h = self.fc(z).view(-1, 128, self.bh, self.bw)
+        return self.net(torch.cat([h, self.label(c)], dim=1))
+
+
+class RefDiscriminator(nn.Module):
+    """Keras FER2013 cGAN discriminator: [image | label map] -> Conv(128, 3x3, s2) x2 -> Dropout 0.4 -> Dense(1)."""
+
+    def __init__(self, spec: DataSpec) -> None:
+        super().__init__()
+        self.label = LabelMap(spec.num_classes, spec.height, spec.width)
+        self.net = nn.Sequential(
+            nn.Conv2d(spec.channels + 1, 128, 3, 2, 1), nn.LeakyReLU(0.2),
+            nn.Conv2d(128, 128, 3, 2, 1), nn.LeakyReLU(0.2),
+            nn.Flatten(), nn.Dropout(0.4),
+            nn.Linear(128 * ((spec.height + 3) // 4) * ((spec.width + 3) // 4), 1),
+        )
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([x, self.label(c)], dim=1)).squeeze(1)
+
+
+class ProjectionDiscriminator(nn.Module):
+    """SNGAN trunk phi(x) with output psi(phi) + <embed(c), phi> (Miyato & Koyama 2018, eq. 3)."""
+
+    def __init__(self, spec: DataSpec, ch: int) -> None:
+        super().__init__()
+        sn = nn.utils.parametrizations.spectral_norm
+        self.trunk = SNDiscriminatorTrunk(spec, ch)
+        self.head = sn(nn.Linear(self.trunk.out_dim, 1))
+        self.embed = sn(nn.Embedding(spec.num_classes, self.trunk.out_dim))
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        h = self.trunk(x)
+        return self.head(h).squeeze(1) + (self.embed(c) * h).sum(dim=1)
+
+
+@register_model("cgan")
+class CGAN(ModelPlugin):
+    """Class-conditional GAN plugin: G(z, c) -> x, D(x, c) -> logit; one D then one G update per step.
+
+    Fakes in both updates use labels drawn uniformly over the classes.
+    """
+
+    name = "cgan"
+    capabilities = frozenset({"sample", "conditional"})
+    Config = CGANConfig
+    named_configs = {
+        "default": {"train.ema": True, "train.batch_size": 64},
+        "reference": {
+            "model.arch": "reference", "model.z_dim": 100, "model.loss": "bce",
+            "model.lr_g": 2e-4, "model.lr_d": 2e-4, "model.betas": [0.5, 0.999],
+            "train.batch_size": 128, "train.steps": 22430, "data.augment.hflip": False,
+        },
+    }
+
+    def __init__(self, cfg: CGANConfig, spec: DataSpec, device="cpu", channels_last: bool = False) -> None:
+        super().__init__(cfg, spec, device, channels_last)
+        if cfg.arch == "reference":
+            self.nets["G"], self.nets["D"] = RefGenerator(spec, cfg.z_dim), RefDiscriminator(spec)
+        elif cfg.arch == "sngan":
+            self.nets["G"] = DCGenerator(spec, cfg.z_dim, cfg.ch, num_classes=spec.num_classes)
+            self.nets["D"] = ProjectionDiscriminator(spec, cfg.ch)
+        else:
+            raise ValueError(f"model.arch={cfg.arch!r}: expected 'sngan' or 'reference'")
+        self.place()
+        self.adam("G", cfg.lr_g, cfg.betas)
+        self.adam("D", cfg.lr_d, cfg.betas)
+
+    def training_step(self, batch: Batch, step: int) -> dict[str, float]:
+        D, kind = self.nets["D"], self.cfg.loss
+        n = batch.x.shape[0]
+        with torch.no_grad():
+            fake, c_fake = self.draw_fake(n, self.cfg.z_dim)
+        real_logit, fake_logit = D(batch.x, batch.c), D(fake, c_fake)
+        loss_d = d_loss(kind, real_logit, fake_logit)
+        optimizer_step(self.optimizers["D"], loss_d)
+
+        D.requires_grad_(False)
+        fake, c_fake = self.draw_fake(n, self.cfg.z_dim)
+        loss_g = g_loss(kind, D(fake, c_fake))
+        optimizer_step(self.optimizers["G"], loss_g)
+        D.requires_grad_(True)
+        return {"loss_d": loss_d.item(), "loss_g": loss_g.item(),
+                "d_real": real_logit.mean().item(), "d_fake": fake_logit.mean().item()}
+
+    def sample(self, n: int, labels: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.conditional_sample(n, self.cfg.z_dim, labels, generator)

@@ -1,0 +1,140 @@
+"""Unconditional GAN (Goodfellow et al. 2014, arXiv:1406.2661) with DCGAN nets (Radford et al. 2016,
+arXiv:1511.06434).
+
+Configs:
+    ``reference``  the TensorFlow DCGAN tutorial adapted to 48x48 (../shared/docs/MODELS.md):
+                   G Dense(12*12*256)+BN+LeakyReLU -> ConvT 128 (s1), 64 (s2), 1 (s2), 5x5 -> tanh;
+                   D Conv 64, 128 (5x5 s2) + LeakyReLU + Dropout 0.3 -> Dense(1) logits; BCE,
+                   Adam 1e-4 (betas 0.9, 0.999), batch 256, 100 epochs (11,215 steps).
+    ``default``    SNGAN standard CNN (spectral norm in D, Miyato et al. 2018), hinge loss,
+                   Adam 2e-4 (0.5, 0.999), G EMA, horizontal flips.
+Capabilities: ``sample``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from exprbench.data import DataSpec
+
+from . import register_model
+from .base import Batch, ModelPlugin, optimizer_step
+from .blocks import DCGenerator, SNDiscriminatorTrunk, d_loss, g_loss
+
+
+@dataclass
+class GANConfig:
+    """Hyper-parameters of the unconditional GAN.
+
+    Attributes:
+        arch: ``sngan`` (default nets from blocks.py) or ``reference`` (TF DCGAN tutorial nets).
+        z_dim: latent size.
+        ch: base width of the ``sngan`` nets (ignored by ``reference``).
+        loss: ``bce``, ``hinge`` or ``lsgan``.
+        lr_g, lr_d: Adam learning rates of G and D.
+        betas: Adam betas.
+    """
+
+    arch: str = "sngan"
+    z_dim: int = 128
+    ch: int = 64
+    loss: str = "hinge"
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+
+
+class RefGenerator(nn.Module):
+    """TF DCGAN tutorial generator at H/4: z -> Dense -> 256 x H/4 -> ConvT 128, 64, C (5x5) -> tanh."""
+
+    def __init__(self, spec: DataSpec, z_dim: int) -> None:
+        super().__init__()
+        self.bh, self.bw = spec.height // 4, spec.width // 4
+        self.fc = nn.Sequential(nn.Linear(z_dim, 256 * self.bh * self.bw, bias=False),
+                                nn.BatchNorm1d(256 * self.bh * self.bw), nn.LeakyReLU(0.3))
+        self.net = nn.Sequential(
+            nn.ConvTranspose2d(256, 128, 5, 1, 2, bias=False), nn.BatchNorm2d(128), nn.LeakyReLU(0.3),
+            nn.ConvTranspose2d(128, 64, 5, 2, 2, output_padding=1, bias=False), nn.BatchNorm2d(64), nn.LeakyReLU(0.3),
+            nn.ConvTranspose2d(64, spec.channels, 5, 2, 2, output_padding=1, bias=False), nn.Tanh(),
+        )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(self.fc(z).view(-1, 256, self.bh, self.bw))
+
+
+class RefDiscriminator(nn.Module):
+    """TF DCGAN tutorial discriminator: Conv 64, 128 (5x5 s2) + LeakyReLU + Dropout 0.3 -> Dense(1)."""
+
+    def __init__(self, spec: DataSpec) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(spec.channels, 64, 5, 2, 2), nn.LeakyReLU(0.3), nn.Dropout(0.3),
+            nn.Conv2d(64, 128, 5, 2, 2), nn.LeakyReLU(0.3), nn.Dropout(0.3),
+            nn.Flatten(), nn.Linear(128 * (spec.height // 4) * (spec.width // 4), 1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).squeeze(1)
+
+
+class SNDiscriminator(nn.Module):
+    """SNGAN standard-CNN discriminator with one linear real/fake logit."""
+
+    def __init__(self, spec: DataSpec, ch: int) -> None:
+        super().__init__()
+        self.trunk = SNDiscriminatorTrunk(spec, ch)
+        self.head = nn.utils.parametrizations.spectral_norm(nn.Linear(self.trunk.out_dim, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.trunk(x)).squeeze(1)
+
+
+@register_model("gan")
+class GAN(ModelPlugin):
+    """Unconditional GAN plugin: G(z) -> x, D(x) -> logit. ``training_step`` does one D then one G update."""
+
+    name = "gan"
+    capabilities = frozenset({"sample"})
+    Config = GANConfig
+    named_configs = {
+        "default": {"train.ema": True, "train.batch_size": 64},
+        "reference": {
+            "model.arch": "reference", "model.z_dim": 100, "model.loss": "bce",
+            "model.lr_g": 1e-4, "model.lr_d": 1e-4, "model.betas": [0.9, 0.999],
+            "train.batch_size": 256, "train.steps": 11215, "data.augment.hflip": False,
+        },
+    }
+
+    def __init__(self, cfg: GANConfig, spec: DataSpec, device="cpu", channels_last: bool = False) -> None:
+        super().__init__(cfg, spec, device, channels_last)
+        if cfg.arch == "reference":
+            self.nets["G"], self.nets["D"] = RefGenerator(spec, cfg.z_dim), RefDiscriminator(spec)
+        elif cfg.arch == "sngan":
+            self.nets["G"], self.nets["D"] = DCGenerator(spec, cfg.z_dim, cfg.ch), SNDiscriminator(spec, cfg.ch)
+        else:
+            raise ValueError(f"model.arch={cfg.arch!r}: expected 'sngan' or 'reference'")
+        self.place()
+        self.adam("G", cfg.lr_g, cfg.betas)
+        self.adam("D", cfg.lr_d, cfg.betas)
+
+    def training_step(self, batch: Batch, step: int) -> dict[str, float]:
+        G, D, kind = self.nets["G"], self.nets["D"], self.cfg.loss
+        n = batch.x.shape[0]
+        with torch.no_grad():
+            fake = G(torch.randn(n, self.cfg.z_dim, device=self.device))
+        real_logit, fake_logit = D(batch.x), D(fake)
+        loss_d = d_loss(kind, real_logit, fake_logit)
+        optimizer_step(self.optimizers["D"], loss_d)
+
+        D.requires_grad_(False)
+        loss_g = g_loss(kind, D(G(torch.randn(n, self.cfg.z_dim, device=self.device))))
+        optimizer_step(self.optimizers["G"], loss_g)
+        D.requires_grad_(True)
+        return {"loss_d": loss_d.item(), "loss_g": loss_g.item(),
+                "d_real": real_logit.mean().item(), "d_fake": fake_logit.mean().item()}
+
+    def sample(self, n: int, labels: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.generate(self.randn(n, self.cfg.z_dim, generator=generator))
