@@ -121,6 +121,16 @@ def sample_cmd(
     console.print(f"wrote {path} ({len(labels)} images, checkpoint step {step})")
 
 
+def _register_command_groups() -> None:
+    """Command groups that live with their packages (metrics, benchmarks)."""
+    from exprbench.metrics.cli import register as register_metrics
+
+    register_metrics(app)
+
+
+_register_command_groups()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI, map errors to exit codes (2 bad input/usage, 1 other failure)."""
     try:
