@@ -196,7 +196,7 @@ def set_key(obj: Any, dotted: str, value: Any, prefix: str = "") -> None:
     types_ = _field_types(obj)
     names = [f.name for f in dataclasses.fields(obj)]
     if head not in names:
-        raise ConfigError(f"unknown config key {prefix}{head!r} (known: {', '.join(names)})")
+        raise ConfigError(f"unknown config key {prefix + head!r} (known: {', '.join(names)})")
     if rest:
         set_key(getattr(obj, head), rest, value, prefix=f"{prefix}{head}.")
     else:

@@ -50,7 +50,8 @@ class RefGenerator(nn.Module):
         self.net = nn.Sequential(
             nn.ConvTranspose2d(129, 128, 4, 2, 1), nn.LeakyReLU(0.2),
             nn.ConvTranspose2d(128, 128, 4, 2, 1), nn.LeakyReLU(0.2),
-            nn.Conv2d(128, spec.channels, 12, 1, padding="same"), nn.Tanh(),
+            nn.ZeroPad2d((5, 6, 5, 6)),  # Keras/TF 'same' for a 12x12 kernel: 5 before, 6 after
+            nn.Conv2d(128, spec.channels, 12, 1), nn.Tanh(),
         )
 
     def forward(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,1 @@
+"""Performance benchmarks (pytest-benchmark). Run with `make perf`; compare runs with --benchmark-compare."""

@@ -1,0 +1,107 @@
+"""Shared fixtures: small FER2013-format datasets generated on the fly, an isolated cache, the real zip."""
+
+from __future__ import annotations
+
+import io
+import os
+import zipfile
+from pathlib import Path
+
+# The tests' models are tiny: one intra-op thread is fastest for them, and it keeps the test
+# subprocesses (kill-and-resume) from oversubscribing the cores, which slows OpenMP down badly.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
+from exprbench.data import FER7, FaceDataset, load_fer2013
+
+REPO = Path(__file__).resolve().parents[1]
+USAGES = ("Training", "PublicTest", "PrivateTest")
+
+
+def real_data_path() -> Path | None:
+    """The real FER2013 zip: $EXPRBENCH_DATA, else ../shared/data/fer2013.zip beside the repo."""
+    env = os.environ.get("EXPRBENCH_DATA")
+    for cand in ([Path(env)] if env else []) + [REPO.parent / "shared" / "data" / "fer2013.zip"]:
+        if cand.exists():
+            return cand
+    return None
+
+
+def make_images(n: int, seed: int) -> np.ndarray:
+    """n smooth random 48x48 uint8 images (faces are not needed to test plumbing)."""
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 256, size=(n, 12, 12)).astype(np.uint8)
+    return np.repeat(np.repeat(base, 4, axis=1), 4, axis=2)
+
+
+def write_csv(path: Path, per_class: int = 2, seed: int = 0) -> Path:
+    """fer2013.csv with ``per_class`` rows per emotion and usage (7 x 3 x per_class rows)."""
+    imgs = make_images(7 * 3 * per_class, seed)
+    lines, k = ["emotion,pixels,Usage"], 0
+    for usage in USAGES:
+        for label in range(7):
+            for _ in range(per_class):
+                lines.append(f"{label},{' '.join(map(str, imgs[k].ravel()))},{usage}")
+                k += 1
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def folder_entries(per_class: int = 2, seed: int = 0):
+    """(relative path, JPEG bytes) in the Kaggle image-folder layout."""
+    imgs = make_images(7 * 3 * per_class, seed)
+    k = 0
+    for usage in USAGES:
+        top = "train" if usage == "Training" else "test"
+        for emotion in FER7:
+            for i in range(per_class):
+                buf = io.BytesIO()
+                Image.fromarray(imgs[k]).save(buf, format="PNG")
+                k += 1
+                yield f"{top}/{emotion}/{usage}_{k}.png", buf.getvalue()
+
+
+def write_folder(root: Path, per_class: int = 2, seed: int = 0) -> Path:
+    for rel, raw in folder_entries(per_class, seed):
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(raw)
+    return root
+
+
+def write_zip(path: Path, per_class: int = 2, seed: int = 0, prefix: str = "") -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for rel, raw in folder_entries(per_class, seed):
+            zf.writestr(prefix + rel, raw)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path_factory, monkeypatch):
+    """Every test gets its own decode cache, so tests never see each other's (or the user's) cache."""
+    monkeypatch.setenv("EXPRBENCH_CACHE", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture
+def tiny_csv(tmp_path) -> Path:
+    return write_csv(tmp_path / "fer2013.csv", per_class=3)
+
+
+@pytest.fixture
+def tiny_dataset(tmp_path) -> FaceDataset:
+    """A 7-class dataset with 6 training images per class, loaded through the CSV reader."""
+    return load_fer2013(write_csv(tmp_path / "fer2013.csv", per_class=6), use_cache=False)
+
+
+@pytest.fixture(scope="session")
+def real_zip() -> Path:
+    p = real_data_path()
+    if p is None:
+        pytest.skip("real FER2013 zip not found (set EXPRBENCH_DATA or put ../shared/data/fer2013.zip)")
+    return p

@@ -1,0 +1,207 @@
+"""exprbench.data: the three input forms, label sets, cache, and every kind of bad input."""
+
+from __future__ import annotations
+
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+
+from exprbench import data as D
+from exprbench.data import FER7, LABEL_SETS, load_fer2013, to_float, to_uint8
+from exprbench.errors import DataError
+
+from .conftest import make_images, write_csv, write_folder, write_zip
+
+
+def _check_tiny(ds, per_class=2):
+    assert ds.images.dtype == torch.uint8 and tuple(ds.images.shape[1:]) == (1, 48, 48)
+    counts = ds.counts()
+    assert all(v == per_class for split in counts.values() for v in split.values())
+    assert ds.class_names == FER7
+
+
+def test_csv_form(tmp_path):
+    ds = load_fer2013(write_csv(tmp_path / "fer2013.csv"))
+    _check_tiny(ds)
+    assert D.detect_format(tmp_path / "fer2013.csv") == "csv"
+    # pixel values survive exactly
+    expected = make_images(42, 0)[0]
+    assert np.array_equal(ds.images[0, 0].numpy(), expected)
+
+
+def test_folder_form(tmp_path):
+    ds = load_fer2013(write_folder(tmp_path / "fer2013"))
+    _check_tiny(ds)
+    # the file-name prefix gives the split: PublicTest -> val, PrivateTest -> test
+    assert len(ds.split("val")) == 14 and len(ds.split("test")) == 14
+
+
+def test_zip_form_and_wrapping_folder(tmp_path):
+    _check_tiny(load_fer2013(write_zip(tmp_path / "a.zip")))
+    _check_tiny(load_fer2013(write_zip(tmp_path / "b.zip", prefix="fer2013/")))
+
+
+def test_zip_with_csv(tmp_path):
+    csv_path = write_csv(tmp_path / "fer2013.csv")
+    with zipfile.ZipFile(tmp_path / "c.zip", "w") as zf:
+        zf.write(csv_path, "fer2013/fer2013.csv")
+    _check_tiny(load_fer2013(tmp_path / "c.zip"))
+
+
+def test_forms_agree(tmp_path):
+    a = load_fer2013(write_folder(tmp_path / "f"))
+    b = load_fer2013(write_zip(tmp_path / "z.zip"))
+    assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
+    assert torch.equal(a.splits, b.splits)
+
+
+def test_fer6_drops_disgust(tmp_path):
+    ds = load_fer2013(write_csv(tmp_path / "fer2013.csv"), label_set="fer6")
+    assert ds.class_names == LABEL_SETS["fer6"] and "disgust" not in ds.class_names
+    assert len(ds) == 6 * 3 * 2 and int(ds.labels.max()) == 5
+    full = load_fer2013(tmp_path / "fer2013.csv")
+    # the same images keep their emotion names
+    keep = full.labels != FER7.index("disgust")
+    names7 = [full.class_names[i] for i in full.labels[keep]]
+    names6 = [ds.class_names[i] for i in ds.labels]
+    assert names7 == names6
+
+
+def test_split_selection_and_errors(tiny_dataset):
+    assert set(tiny_dataset.split("train").splits.tolist()) == {0}
+    with pytest.raises(DataError, match="unknown split"):
+        tiny_dataset.split("holdout")
+
+
+def test_empty_split(tmp_path):
+    p = tmp_path / "fer2013.csv"
+    rows = [ln for ln in write_csv(p).read_text().splitlines() if not ln.endswith("PublicTest")]
+    p.write_text("\n".join(rows) + "\n")
+    with pytest.raises(DataError, match="split 'val' .* is empty"):
+        load_fer2013(p).split("val")
+
+
+def test_cache_reused(tmp_path, monkeypatch):
+    p = write_zip(tmp_path / "fer.zip")
+    first = load_fer2013(p)
+    monkeypatch.setattr(D, "_decode", lambda path: pytest.fail("decoded again instead of using the cache"))
+    second = load_fer2013(p)
+    assert torch.equal(first.images, second.images) and first.fingerprint == second.fingerprint
+
+
+def test_cache_invalidated_when_source_changes(tmp_path):
+    p = write_csv(tmp_path / "fer2013.csv", seed=0)
+    a = load_fer2013(p)
+    write_csv(p, seed=1)
+    b = load_fer2013(p)
+    assert a.fingerprint != b.fingerprint and not torch.equal(a.images, b.images)
+
+
+def test_fingerprint_is_content_sha256(tmp_path):
+    import hashlib
+
+    p = write_csv(tmp_path / "fer2013.csv")
+    assert load_fer2013(p).fingerprint == hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+def _bad_csv(tmp_path, line3: str):
+    p = write_csv(tmp_path / "fer2013.csv")
+    lines = p.read_text().splitlines()
+    lines[2] = line3
+    p.write_text("\n".join(lines) + "\n")
+    return p
+
+
+@pytest.mark.parametrize(
+    "row, message",
+    [
+        ("0," + " ".join(["1"] * 100) + ",Training", r"fer2013.csv:3: 100 pixels, expected 2304"),
+        ("0," + " ".join(["x"] * 2304) + ",Training", r"fer2013.csv:3: pixels are not all integers"),
+        ("9," + " ".join(["1"] * 2304) + ",Training", r"fer2013.csv:3: emotion 9 outside 0..6"),
+        ("a," + " ".join(["1"] * 2304) + ",Training", r"fer2013.csv:3: emotion 'a' is not an integer"),
+        ("0," + " ".join(["1"] * 2304) + ",Holdout", r"fer2013.csv:3: Usage 'Holdout'"),
+        ("0," + " ".join(["300"] * 2304) + ",Training", r"fer2013.csv:3: pixel values outside 0..255"),
+    ],
+)
+def test_bad_csv_rows_name_the_line(tmp_path, row, message):
+    with pytest.raises(DataError, match=message):
+        load_fer2013(_bad_csv(tmp_path, row))
+
+
+def test_bad_csv_leaves_no_cache(tmp_path):
+    with pytest.raises(DataError):
+        load_fer2013(_bad_csv(tmp_path, "9," + " ".join(["1"] * 2304) + ",Training"))
+    cache = D.cache_dir() / "data"
+    assert not cache.exists() or not any(cache.iterdir())
+
+
+def test_bad_header(tmp_path):
+    p = tmp_path / "fer2013.csv"
+    p.write_text("label,img\n0,1\n")
+    with pytest.raises(DataError, match="lacks column"):
+        load_fer2013(p)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(DataError, match="dataset not found"):
+        load_fer2013(tmp_path / "nope.zip")
+
+
+def test_unknown_format(tmp_path):
+    p = tmp_path / "fer.bin"
+    p.write_bytes(b"\x00\x01garbage")
+    with pytest.raises(DataError, match="unknown dataset format"):
+        load_fer2013(p)
+
+
+def test_image_wrong_size_names_file(tmp_path):
+    root = write_folder(tmp_path / "f")
+    from PIL import Image
+
+    bad = root / "train" / "happy" / "Training_bad.png"
+    Image.new("L", (64, 64)).save(bad)
+    with pytest.raises(DataError, match=r"Training_bad.png: image is 64x64, expected 48x48"):
+        load_fer2013(root)
+
+
+def test_image_undecodable_names_file(tmp_path):
+    root = write_folder(tmp_path / "f")
+    (root / "test" / "sad" / "PrivateTest_bad.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(DataError, match=r"PrivateTest_bad.jpg: cannot decode image"):
+        load_fer2013(root)
+
+
+def test_unknown_emotion_folder(tmp_path):
+    root = write_folder(tmp_path / "f")
+    (root / "train" / "bored").mkdir()
+    src = next((root / "train" / "happy").iterdir())
+    src.rename(root / "train" / "bored" / src.name)
+    with pytest.raises(DataError, match="folder 'bored' is not an emotion"):
+        load_fer2013(root)
+
+
+def test_corrupt_cache_is_rebuilt(tmp_path):
+    p = write_csv(tmp_path / "fer2013.csv")
+    load_fer2013(p)
+    (cfile,) = (D.cache_dir() / "data").glob("*.pt")
+    cfile.write_bytes(cfile.read_bytes()[:100])
+    assert len(load_fer2013(p)) == 42
+
+
+def test_resolve_data_path_env(tmp_path, monkeypatch):
+    p = write_csv(tmp_path / "fer2013.csv")
+    monkeypatch.setenv("EXPRBENCH_DATA", str(p))
+    assert D.resolve_data_path(None) == p
+    monkeypatch.setenv("EXPRBENCH_DATA", str(tmp_path / "missing.zip"))
+    with pytest.raises(DataError, match="missing.zip"):
+        D.resolve_data_path(None)
+
+
+def test_uint8_float_roundtrip():
+    x = torch.arange(256, dtype=torch.uint8).view(1, 1, 16, 16)
+    assert torch.equal(to_uint8(to_float(x)), x)
+    assert to_uint8(torch.tensor([-2.0, 2.0])).tolist() == [0, 255]
+    with pytest.raises(ValueError, match="float"):
+        to_uint8(x)
