@@ -123,9 +123,12 @@ def sample_cmd(
 
 def _register_command_groups() -> None:
     """Command groups that live with their packages (metrics, benchmarks)."""
+    from exprbench.benchmarks.cli import register as register_benchmarks
     from exprbench.metrics.cli import register as register_metrics
 
     register_metrics(app)
+    register_benchmarks(app)
+    from exprbench.cli_capabilities import register as register_capabilities; register_capabilities(app)  # noqa: E702
 
 
 _register_command_groups()

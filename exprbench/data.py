@@ -25,7 +25,6 @@ import csv
 import hashlib
 import io
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -36,6 +35,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from .errors import DataError
+from .io import atomic_open, file_sha256
 
 FER7 = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 LABEL_SETS: dict[str, tuple[str, ...]] = {
@@ -343,14 +343,6 @@ def detect_format(path: Path) -> str:
 # fingerprints and cache
 
 
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _stat_files(path: Path) -> list[tuple[str, int, int]]:
     if path.is_dir():
         return sorted(
@@ -364,10 +356,10 @@ def _stat_files(path: Path) -> list[tuple[str, int, int]]:
 def content_fingerprint(path: Path) -> str:
     """sha256 (hex) of a dataset file's bytes, or of a folder's sorted (path, sha256) list."""
     if path.is_file():
-        return _file_sha256(path)
+        return file_sha256(path)
     h = hashlib.sha256()
     for rel, _, _ in _stat_files(path):
-        h.update(f"{rel}\0{_file_sha256(path / rel)}\n".encode())
+        h.update(f"{rel}\0{file_sha256(path / rel)}\n".encode())
     return h.hexdigest()
 
 
@@ -384,21 +376,9 @@ def _cache_file(path: Path) -> Path:
 
 
 def atomic_torch_save(obj, dest: Path) -> None:
-    """``torch.save`` to a temporary file beside ``dest``, fsync, then rename over ``dest``.
-
-    A crash at any moment leaves either the old ``dest`` or the new one, never a partial file.
-    """
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """``torch.save`` to ``dest`` atomically (see :mod:`exprbench.io`)."""
+    with atomic_open(dest, "wb") as fh:
+        torch.save(obj, fh)
 
 
 def _decode(path: Path):

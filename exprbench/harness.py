@@ -19,16 +19,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import json
 import math
 import os
 import platform
 import subprocess
-import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -38,6 +36,7 @@ from .config import RunConfig, config_from_dict
 from .data import DataSpec, FaceDataset, atomic_torch_save, load_fer2013, to_float, to_uint8
 from .errors import CheckpointError, ConfigError, TrainingDiverged, UserError
 from .images import grid_image, save_png
+from .io import file_sha256, write_json, write_text
 from .models.base import Batch
 
 CKPT_GLOB = "step_*.pt"
@@ -60,20 +59,6 @@ def resolve_device(name: str) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"device {name!r} asked for, but CUDA is not available here")
     return dev
-
-
-def write_json(path: Path, obj: Any) -> None:
-    """Write ``obj`` as indented JSON atomically (temp file + rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(obj, fh, indent=2, sort_keys=True)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def library_versions() -> dict[str, str]:
@@ -102,14 +87,6 @@ def device_name(device: torch.device) -> str:
 # checkpoints
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def list_checkpoints(run_dir: Path) -> list[Path]:
     """Checkpoint files of a run, oldest first."""
     return sorted((run_dir / "checkpoints").glob(CKPT_GLOB))
@@ -119,11 +96,7 @@ def save_checkpoint(state: dict, run_dir: Path, step: int, keep: int) -> Path:
     """Write ``checkpoints/step_XXXXXX.pt`` atomically with a sha256 sidecar; keep the newest ``keep``."""
     path = run_dir / "checkpoints" / f"step_{step:06d}.pt"
     atomic_torch_save(state, path)
-    side = path.with_suffix(".sha256")
-    fd, tmp = tempfile.mkstemp(prefix=".sha.", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(_sha256(path) + "\n")
-    os.replace(tmp, side)
+    write_text(path.with_suffix(".sha256"), file_sha256(path) + "\n")
     for old in list_checkpoints(run_dir)[: -max(keep, 1)]:
         old.unlink(missing_ok=True)
         old.with_suffix(".sha256").unlink(missing_ok=True)
@@ -138,7 +111,7 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     """
     side = path.with_suffix(".sha256")
     try:
-        if side.exists() and side.read_text().strip() != _sha256(path):
+        if side.exists() and side.read_text().strip() != file_sha256(path):
             raise ValueError("sha256 does not match its .sha256 file")
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # torch raises several types for truncated zips
@@ -305,12 +278,18 @@ class Trainer:
         resume: continue from the newest checkpoint if there is one (else start fresh).
         dataset: an already loaded dataset (tests); default loads ``cfg.data``.
         progress: show a tqdm progress bar (on a terminal).
+        eval_hook: ``hook(step, model) -> {name: value}`` run every ``eval_every`` steps and at the end
+            (e.g. FID for a curve over training); records go to ``curve.jsonl``. It runs under
+            ``torch.random.fork_rng``, so it never changes the training's random stream.
+        eval_every: steps between hook calls (0 = off).
     """
 
     def __init__(self, cfg: RunConfig, run_dir: str | os.PathLike, resume: bool = False,
-                 dataset: FaceDataset | None = None, progress: bool = True) -> None:
+                 dataset: FaceDataset | None = None, progress: bool = True,
+                 eval_hook: Callable[[int, Any], dict[str, float]] | None = None, eval_every: int = 0) -> None:
         self.cfg, self.run_dir, self.resume, self.progress = cfg, Path(run_dir), resume, progress
         self._dataset = dataset
+        self.eval_hook, self.eval_every = eval_hook, eval_every
 
     # -- setup ---------------------------------------------------------------------------
     def _prepare_dir(self) -> dict | None:
@@ -329,15 +308,16 @@ class Trainer:
     def _status(self, status: str, **extra: Any) -> None:
         write_json(self.run_dir / "status.json", {"status": status, **self.info, **extra})
 
-    def _trim_log(self, step: int) -> None:
-        log = self.run_dir / "train.jsonl"
+    def _trim_logs(self, step: int) -> None:
+        """Drop log records past ``step`` (written after the checkpoint a resumed run starts from)."""
+        for name in ("train.jsonl", "curve.jsonl"):
+            self._trim_log(self.run_dir / name, step)
+
+    def _trim_log(self, log: Path, step: int) -> None:
         if not log.exists():
             return
         keep = [ln for ln in log.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
-        fd, tmp = tempfile.mkstemp(dir=self.run_dir)
-        with os.fdopen(fd, "w") as fh:
-            fh.write("".join(ln + "\n" for ln in keep))
-        os.replace(tmp, log)
+        write_text(log, "".join(ln + "\n" for ln in keep))
 
     # -- main ----------------------------------------------------------------------------
     def run(self) -> dict:
@@ -358,6 +338,7 @@ class Trainer:
         train = data.split(tc.split).to(device)
         spec = data.spec
         model = build_model(cfg, spec, device)
+        model.num_train_images = len(train)  # t in epochs for epoch-based schedules (BiCoGAN's EFL weight)
         sampler = EpochSampler(len(train), tc.batch_size, tc.seed)
         aug = build_augment(cfg.data.augment).to(device)
         step, train_seconds = 0, 0.0
@@ -368,7 +349,7 @@ class Trainer:
             if device.type == "cuda" and state["rng"].get("cuda") is not None:
                 torch.cuda.set_rng_state(state["rng"]["cuda"], device)
             step, train_seconds = int(state["step"]), float(state["train_seconds"])
-            self._trim_log(step)
+        self._trim_logs(step)
         self.info = {"model": cfg.model, "config": cfg.config_name, "seed": tc.seed,
                      "device": str(device), "device_name": device_name(device),
                      "data_fingerprint": data.fingerprint, "num_parameters": model.num_parameters(),
@@ -391,7 +372,21 @@ class Trainer:
         from torch.utils.tensorboard import SummaryWriter
         from tqdm.auto import tqdm
 
-        writer = SummaryWriter(str(self.run_dir / "tb"), purge_step=step if step else None)
+        writer = SummaryWriter(str(self.run_dir / "tb"), purge_step=step)
+
+        curve = self.run_dir / "curve.jsonl"
+        done = [json.loads(x)["step"] for x in curve.read_text().splitlines() if x.strip()] if curve.exists() else []
+        last_hook = [done[-1] if done else -1]
+
+        def run_hook(at: int) -> None:
+            last_hook[0] = at
+            devices = [device] if device.type == "cuda" else []
+            with torch.random.fork_rng(devices=devices):
+                values = self.eval_hook(at, model)
+            with open(curve, "a") as fh:
+                fh.write(json.dumps({"step": at, **values}) + "\n")
+            for k, v in values.items():
+                writer.add_scalar(f"eval/{k}", v, at)
         bar = tqdm(total=tc.steps if tc.minutes is None else None, initial=step, disable=None if self.progress else True,
                    desc=f"{cfg.model}/{cfg.config_name}", unit="step", dynamic_ncols=True)
         amp = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" and tc.amp
@@ -438,10 +433,14 @@ class Trainer:
                     sums, n_acc, t_window = {}, 0, now
                 if tc.sample_every and step % tc.sample_every == 0:
                     grid(step)
+                if self.eval_hook and self.eval_every and step % self.eval_every == 0:
+                    run_hook(step)
                 if tc.ckpt_every and step % tc.ckpt_every == 0:
                     checkpoint(step)
             checkpoint(step)
             grid(step)
+            if self.eval_hook and self.eval_every and last_hook[0] != step:
+                run_hook(step)
         finally:
             logf.close()
             bar.close()

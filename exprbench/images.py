@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
 import torch
 from PIL import Image, ImageDraw, ImageFont
 from torchvision.utils import make_grid
+
+from .io import atomic_open
 
 
 def grid_image(images: torch.Tensor, nrow: int, row_labels: Sequence[str] | None = None, padding: int = 2) -> Image.Image:
@@ -42,15 +43,7 @@ def grid_image(images: torch.Tensor, nrow: int, row_labels: Sequence[str] | None
 
 
 def save_png(img: Image.Image, path: str | os.PathLike) -> Path:
-    """Save ``img`` as PNG at ``path`` atomically (temp file + rename); returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
-        img.save(tmp, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Save ``img`` as PNG at ``path`` atomically; returns the path."""
+    with atomic_open(path, "wb") as fh:
+        img.save(fh, format="PNG")
+    return Path(path)

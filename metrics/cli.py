@@ -1,9 +1,116 @@
-"""CLI commands of the metrics layer (``exprbench evaluate``, ``exprbench evaluator ...``)."""
+"""CLI commands of the metrics layer (``exprbench evaluate``, ``exprbench evaluator train|info``)."""
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional
+
 import typer
+from rich.console import Console
+from rich.table import Table
+
+from exprbench.errors import UserError
+
+console = Console()
+evaluator_app = typer.Typer(no_args_is_help=True, help="The FER2013 evaluator network (feature space of the metrics).")
+
+
+@evaluator_app.command("train")
+def evaluator_train(
+    data: Optional[str] = typer.Option(None, "--data", help="FER2013 zip, csv or folder (default: $EXPRBENCH_DATA)."),
+    epochs: int = typer.Option(16, "--epochs", min=1, help="Training epochs (one-cycle schedule)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Weights path (.pt; default metrics/weights/fer_evaluator.pt); the card goes beside it."),
+    width: int = typer.Option(24, "--width", min=4, help="Channels of the first stage (stages: x1, x2, x4, x8)."),
+    feat_dim: int = typer.Option(256, "--feat-dim", min=8, help="Size of the penultimate feature layer."),
+    dropout: float = typer.Option(0.3, "--dropout", min=0.0, max=0.9, help="Dropout in the head."),
+    batch_size: int = typer.Option(128, "--batch-size", min=8, help="Images per step."),
+    lr: float = typer.Option(0.1, "--lr", min=0.0, help="Peak learning rate (SGD, one-cycle)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of init, data order and augmentation."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads (torch.set_num_threads)."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+) -> None:
+    """Train the evaluator on FER2013 train (fer7), select on val, report on test; write weights + card."""
+    from exprbench.data import load_fer2013
+    from exprbench.harness import resolve_device
+
+    from .evaluator import DEFAULT_WEIGHTS, NetConfig, TrainRecipe, train_evaluator
+
+    dev = resolve_device(device)
+    ds = load_fer2013(data, "fer7")
+    dest = out or DEFAULT_WEIGHTS
+    if dest.suffix != ".pt":
+        raise UserError(f"--out {dest}: the weights file must end in .pt")
+    recipe = TrainRecipe(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, threads=threads)
+    cfg = NetConfig(width=width, feat_dim=feat_dim, dropout=dropout)
+    command = "exprbench " + " ".join(sys.argv[1:])
+
+    def log(rec: dict) -> None:
+        console.print(json.dumps(rec), highlight=False)
+
+    card = train_evaluator(ds, dest, cfg, recipe, dev, command=command, log=log)
+    console.print(f"[green]done[/green] {dest}: val {card['val_accuracy']:.4f}, test {card['test_accuracy']:.4f} "
+                  f"(best epoch {card['best_epoch']}/{card['epochs']}, {card['wall_seconds']:.0f} s)")
+
+
+@evaluator_app.command("info")
+def evaluator_info(
+    weights: Optional[Path] = typer.Option(None, "--weights", help="Weights file (default: the shipped evaluator)."),
+    verify: bool = typer.Option(True, "--verify/--no-verify", help="Check the weights' sha256 against the card."),
+) -> None:
+    """Print the evaluator card: accuracies (hflip TTA), per-class accuracy, sha256, provenance."""
+    from .evaluator import DEFAULT_WEIGHTS, load_evaluator, read_card
+
+    path = weights or DEFAULT_WEIGHTS
+    card = load_evaluator(path).card if verify else read_card(path)
+    console.print(f"[bold]FER2013 evaluator[/bold] {path}")
+    console.print(f"test accuracy (PrivateTest, fer7, hflip TTA): [bold]{card['test_accuracy']:.4f}[/bold]   "
+                  f"val (PublicTest): {card['val_accuracy']:.4f}   fer6 test: {card.get('test_accuracy_fer6', float('nan')):.4f}   "
+                  f"no-TTA test: {card.get('test_accuracy_no_tta', float('nan')):.4f}")
+    t = Table("class", "test accuracy", title="per-class (recall)")
+    for k, v in card["per_class_test_accuracy"].items():
+        t.add_row(k, "-" if v is None else f"{v:.3f}")
+    console.print(t)
+    net = card.get("net", {})
+    console.print(f"net: width {net.get('width')}, features {net.get('feat_dim')}; epochs {card['epochs']} "
+                  f"(best {card.get('best_epoch')}); wall {card.get('wall_seconds')} s on {card.get('hardware')}")
+    console.print(f"sha256 {card['sha256']}  ({card.get('size_bytes')} bytes)   data {card.get('data_fingerprint')}")
+    console.print(f"command: {card.get('command')}")
+
+
+def evaluate_cmd(
+    run_dir: Path = typer.Argument(..., help="A run directory with a checkpoint."),
+    metrics: List[str] = typer.Option([], "--metrics", help="Protocol names (repeatable or comma-separated; default: the default set)."),
+    n_samples: Optional[int] = typer.Option(None, "--n-samples", min=1, help="Override every protocol's sample count (recorded in the name)."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    data: Optional[str] = typer.Option(None, "--data", help="Dataset path (default: the run's data.path, else $EXPRBENCH_DATA)."),
+    inception_weights: Optional[Path] = typer.Option(None, "--inception-weights", help="torch-fidelity Inception-V3 weights (.pth)."),
+    evaluator_weights: Optional[Path] = typer.Option(None, "--evaluator-weights", help="Evaluator weights (default: the shipped ones)."),
+) -> None:
+    """Evaluate a trained run: write RUN_DIR/eval.json and print the metrics with the real-data floors."""
+    from .evaluate import evaluate_run, print_eval
+
+    names = [m.strip() for item in metrics for m in item.split(",") if m.strip()] or None
+    result = evaluate_run(run_dir, metrics=names, n_samples=n_samples, device=device, data=data,
+                          inception_weights=inception_weights, evaluator_weights=evaluator_weights)
+    print_eval(result, console)
+    console.print(f"wrote {Path(run_dir) / 'eval.json'} ({result['wall_s']:.1f} s)")
+
+
+def metrics_cmd() -> None:
+    """List the metric protocols, what they need and their sample counts."""
+    from .registry import PROTOCOLS
+
+    t = Table("protocol", "needs", "n_samples", "seed", "default", "summary")
+    for name in PROTOCOLS.names():
+        p = PROTOCOLS.get(name)
+        t.add_row(name, ", ".join(sorted(p.needs)), str(p.n_samples), str(p.seed), "yes" if p.default else "", p.summary)
+    console.print(t)
 
 
 def register(app: typer.Typer) -> None:
     """Add the metrics commands to the main ``exprbench`` app."""
+    app.add_typer(evaluator_app, name="evaluator")
+    app.command("evaluate")(evaluate_cmd)
+    app.command("metrics")(metrics_cmd)

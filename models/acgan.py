@@ -28,20 +28,14 @@ from exprbench.data import DataSpec
 
 from . import register_model
 from .base import Batch, ModelPlugin, optimizer_step
-from .blocks import DCGenerator, LabelMap, SNDiscriminatorTrunk, d_loss, g_loss
+from .blocks import AdversarialConfig, DCGenerator, LabelMap, SNDiscriminatorTrunk, d_loss, g_loss
 
 
 @dataclass
-class ACGANConfig:
-    """Hyper-parameters of the ACGAN (as ``GANConfig``), plus ``cls_weight``: weight of the class loss."""
+class ACGANConfig(AdversarialConfig):
+    """Hyper-parameters of the ACGAN: :class:`AdversarialConfig` plus ``cls_weight``, the weight of the
+    class cross-entropy in both losses."""
 
-    arch: str = "sngan"
-    z_dim: int = 128
-    ch: int = 64
-    loss: str = "hinge"
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
-    betas: tuple[float, float] = (0.5, 0.999)
     cls_weight: float = 1.0
 
 
@@ -107,7 +101,7 @@ class ACGAN(ModelPlugin):
     capabilities = frozenset({"sample", "conditional"})
     Config = ACGANConfig
     named_configs = {
-        "default": {"train.ema": True, "train.batch_size": 64},
+        "default": {"train.ema": True, "train.batch_size": 64, "train.steps": 20000},
         "reference": {
             "model.arch": "reference", "model.z_dim": 100, "model.loss": "bce",
             "model.lr_g": 2e-4, "model.lr_d": 2e-4, "model.betas": [0.5, 0.999],
@@ -117,16 +111,11 @@ class ACGAN(ModelPlugin):
 
     def __init__(self, cfg: ACGANConfig, spec: DataSpec, device="cpu", channels_last: bool = False) -> None:
         super().__init__(cfg, spec, device, channels_last)
-        if cfg.arch == "reference":
-            self.nets["G"], self.nets["D"] = RefGenerator(spec, cfg.z_dim), RefDiscriminator(spec)
-        elif cfg.arch == "sngan":
-            self.nets["G"] = DCGenerator(spec, cfg.z_dim, cfg.ch, num_classes=spec.num_classes)
-            self.nets["D"] = SNACDiscriminator(spec, cfg.ch)
-        else:
-            raise ValueError(f"model.arch={cfg.arch!r}: expected 'sngan' or 'reference'")
-        self.place()
-        self.adam("G", cfg.lr_g, cfg.betas)
-        self.adam("D", cfg.lr_d, cfg.betas)
+        self.init_adversarial({
+            "reference": lambda: (RefGenerator(spec, cfg.z_dim), RefDiscriminator(spec)),
+            "sngan": lambda: (DCGenerator(spec, cfg.z_dim, cfg.ch, num_classes=spec.num_classes),
+                              SNACDiscriminator(spec, cfg.ch)),
+        })
 
     def training_step(self, batch: Batch, step: int) -> dict[str, float]:
         D, kind, w = self.nets["D"], self.cfg.loss, self.cfg.cls_weight

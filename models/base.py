@@ -16,11 +16,11 @@ Capabilities (a subset of :data:`CAPABILITIES`):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import torch
 from torch import nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 
 from exprbench.data import DataSpec
 
@@ -55,6 +55,9 @@ class ModelPlugin:
     Config: ClassVar[type]
     named_configs: ClassVar[dict[str, dict[str, Any]]] = {"default": {}}
     ema_net: ClassVar[str | None] = "G"  # the net whose EMA copy is used for sampling
+    # training images per epoch, set by the harness before training (None outside it); plugins
+    # with epoch-based schedules (BiCoGAN's EFL weight) compute t = step * batch_size / num_train_images
+    num_train_images: int | None = None
 
     def __init__(self, cfg: Any, spec: DataSpec, device: torch.device | str = "cpu", channels_last: bool = False) -> None:
         self.cfg = cfg
@@ -78,13 +81,35 @@ class ModelPlugin:
         self.optimizers[net] = opt
         return opt
 
+    def init_adversarial(self, builders: dict[str, Callable[[], tuple[nn.Module, nn.Module]]]) -> None:
+        """Build ``G`` and ``D`` with ``builders[self.cfg.arch]``, place them, and create their Adam
+        optimizers from ``cfg.lr_g``, ``cfg.lr_d`` and ``cfg.betas`` (an ``AdversarialConfig``).
+
+        Raises:
+            ValueError: ``cfg.arch`` is not a key of ``builders``.
+        """
+        if self.cfg.arch not in builders:
+            raise ValueError(f"model.arch={self.cfg.arch!r}: expected one of {', '.join(map(repr, builders))}")
+        self.nets["G"], self.nets["D"] = builders[self.cfg.arch]()
+        self.place()
+        self.adam("G", self.cfg.lr_g, self.cfg.betas)
+        self.adam("D", self.cfg.lr_d, self.cfg.betas)
+
     def enable_ema(self, decay: float) -> None:
-        """Keep an EMA copy of ``self.nets[self.ema_net]`` (buffers averaged too) for sampling."""
+        """Keep an EMA copy of ``self.nets[self.ema_net]`` (buffers averaged too) for sampling.
+
+        The decay warms up as ``min(decay, (1 + n) / (10 + n))`` after ``n`` updates (the
+        ``num_updates`` schedule of TensorFlow's ExponentialMovingAverage), so early samples are not
+        dominated by the initial weights.
+        """
         if self.ema_net is None:
             return
-        self.ema = AveragedModel(
-            self.nets[self.ema_net], multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True
-        )
+
+        def avg_fn(avg: torch.Tensor, new: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+            d = min(decay, (1.0 + float(n)) / (10.0 + float(n)))
+            return avg * d + new * (1.0 - d)
+
+        self.ema = AveragedModel(self.nets[self.ema_net], avg_fn=avg_fn, use_buffers=True)
 
     def update_ema(self) -> None:
         """Fold the current weights into the EMA copy (called by the harness after each step)."""
@@ -114,6 +139,73 @@ class ModelPlugin:
                 same latents on any device.
         """
         raise NotImplementedError
+
+    # -- capability API (override where the capability is declared) --------------------------
+    def encode(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Invert the generator (capability ``encode``): E(x).
+
+        Args:
+            x: float32 N x C x H x W real images in [-1, 1] (C, H, W of ``self.spec``), any device.
+
+        Returns:
+            ``{"z": float32 N x z_dim}`` on ``self.device``, plus ``"c_logits"`` (float32 N x K, K =
+            ``spec.num_classes``, unnormalized; softmax gives p(c | x)) for models whose encoder
+            predicts the class c.
+
+        Raises:
+            NotImplementedError: the model has no encoder. ValueError: wrong image shape or dtype.
+        """
+        raise NotImplementedError(f"model {self.name!r} has no encoder (capability 'encode')")
+
+    def reconstruct(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        """G(E(x)) (capability ``encode``): float32 N x C x H x W in [-1, 1] from ``x`` of the same form.
+
+        Args:
+            x: float32 N x C x H x W in [-1, 1].
+            c: int64 N class labels for conditional generators; None uses the encoder's predicted c
+                (ignored by unconditional models).
+
+        Raises:
+            NotImplementedError: the model has no encoder. ValueError: bad shapes or labels.
+        """
+        raise NotImplementedError(f"model {self.name!r} has no encoder (capability 'encode')")
+
+    def translate(self, x: torch.Tensor, c_target: torch.Tensor, c_source: torch.Tensor | None = None) -> torch.Tensor:
+        """Change the expression of ``x`` to ``c_target`` keeping the person (capability ``translate``).
+
+        Args:
+            x: float32 N x C x H x W in [-1, 1].
+            c_target: int64 N target classes (indices into ``spec.class_names``).
+            c_source: int64 N classes of ``x`` where known; models that need them and get None
+                infer them (e.g. an encoder's predicted c), others ignore them.
+
+        Returns:
+            float32 N x C x H x W in [-1, 1] on ``self.device``.
+
+        Raises:
+            NotImplementedError: the model cannot translate. ValueError: bad shapes or labels.
+        """
+        raise NotImplementedError(f"model {self.name!r} cannot translate images (capability 'translate')")
+
+    def check_images(self, x: torch.Tensor, c: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Validate capability-API inputs and move them to the device (x float32, c int64).
+
+        Raises:
+            ValueError: ``x`` not a float N x C x H x W of the spec's shape; ``c`` not N labels in 0..K-1.
+        """
+        s = self.spec
+        if not torch.is_tensor(x) or not x.is_floating_point() or x.dim() != 4 or tuple(x.shape[1:]) != (s.channels, s.height, s.width):
+            shape = tuple(x.shape) if torch.is_tensor(x) else type(x).__name__
+            raise ValueError(f"expected float images N x {s.channels} x {s.height} x {s.width} in [-1, 1], got {shape}")
+        if c is not None:
+            c = torch.as_tensor(c)
+            if c.shape != (x.shape[0],) or c.is_floating_point() or (c.numel() and (int(c.min()) < 0 or int(c.max()) >= s.num_classes)):
+                raise ValueError(f"expected {x.shape[0]} int labels in 0..{s.num_classes - 1}, got {tuple(c.shape)} {c.dtype}")
+            c = c.long().to(self.device)
+        x = x.float().to(self.device)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, c
 
     @torch.no_grad()
     def generate(self, *inputs: torch.Tensor) -> torch.Tensor:

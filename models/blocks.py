@@ -8,6 +8,8 @@ hinge loss (Lim & Ye 2017).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -16,6 +18,28 @@ from torch.nn.utils.parametrizations import spectral_norm
 from exprbench.data import DataSpec
 
 LOSSES = ("bce", "hinge", "lsgan")
+
+
+@dataclass
+class AdversarialConfig:
+    """Hyper-parameters shared by the GAN-family plugins (each plugin subclasses it to add its own).
+
+    Attributes:
+        arch: ``sngan`` (the default nets of this module) or ``reference`` (the plugin's reference nets).
+        z_dim: latent size.
+        ch: base width of the ``sngan`` nets (ignored by ``reference``).
+        loss: ``bce``, ``hinge`` or ``lsgan`` (see :func:`d_loss`).
+        lr_g, lr_d: Adam learning rates of G and D.
+        betas: Adam betas.
+    """
+
+    arch: str = "sngan"
+    z_dim: int = 128
+    ch: int = 64
+    loss: str = "hinge"
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)
 
 
 def d_loss(kind: str, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:

@@ -23,20 +23,12 @@ from exprbench.data import DataSpec
 
 from . import register_model
 from .base import Batch, ModelPlugin, optimizer_step
-from .blocks import DCGenerator, LabelMap, SNDiscriminatorTrunk, d_loss, g_loss
+from .blocks import AdversarialConfig, DCGenerator, LabelMap, SNDiscriminatorTrunk, d_loss, g_loss
 
 
 @dataclass
-class CGANConfig:
-    """Hyper-parameters of the cGAN (fields as in ``GANConfig``; ``arch`` is ``sngan`` or ``reference``)."""
-
-    arch: str = "sngan"
-    z_dim: int = 128
-    ch: int = 64
-    loss: str = "hinge"
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
-    betas: tuple[float, float] = (0.5, 0.999)
+class CGANConfig(AdversarialConfig):
+    """Hyper-parameters of the cGAN (see :class:`AdversarialConfig`)."""
 
 
 class RefGenerator(nn.Module):
@@ -102,7 +94,7 @@ class CGAN(ModelPlugin):
     capabilities = frozenset({"sample", "conditional"})
     Config = CGANConfig
     named_configs = {
-        "default": {"train.ema": True, "train.batch_size": 64},
+        "default": {"train.ema": True, "train.batch_size": 64, "train.steps": 20000},
         "reference": {
             "model.arch": "reference", "model.z_dim": 100, "model.loss": "bce",
             "model.lr_g": 2e-4, "model.lr_d": 2e-4, "model.betas": [0.5, 0.999],
@@ -112,16 +104,11 @@ class CGAN(ModelPlugin):
 
     def __init__(self, cfg: CGANConfig, spec: DataSpec, device="cpu", channels_last: bool = False) -> None:
         super().__init__(cfg, spec, device, channels_last)
-        if cfg.arch == "reference":
-            self.nets["G"], self.nets["D"] = RefGenerator(spec, cfg.z_dim), RefDiscriminator(spec)
-        elif cfg.arch == "sngan":
-            self.nets["G"] = DCGenerator(spec, cfg.z_dim, cfg.ch, num_classes=spec.num_classes)
-            self.nets["D"] = ProjectionDiscriminator(spec, cfg.ch)
-        else:
-            raise ValueError(f"model.arch={cfg.arch!r}: expected 'sngan' or 'reference'")
-        self.place()
-        self.adam("G", cfg.lr_g, cfg.betas)
-        self.adam("D", cfg.lr_d, cfg.betas)
+        self.init_adversarial({
+            "reference": lambda: (RefGenerator(spec, cfg.z_dim), RefDiscriminator(spec)),
+            "sngan": lambda: (DCGenerator(spec, cfg.z_dim, cfg.ch, num_classes=spec.num_classes),
+                              ProjectionDiscriminator(spec, cfg.ch)),
+        })
 
     def training_step(self, batch: Batch, step: int) -> dict[str, float]:
         D, kind = self.nets["D"], self.cfg.loss

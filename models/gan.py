@@ -22,29 +22,12 @@ from exprbench.data import DataSpec
 
 from . import register_model
 from .base import Batch, ModelPlugin, optimizer_step
-from .blocks import DCGenerator, SNDiscriminatorTrunk, d_loss, g_loss
+from .blocks import AdversarialConfig, DCGenerator, SNDiscriminatorTrunk, d_loss, g_loss
 
 
 @dataclass
-class GANConfig:
-    """Hyper-parameters of the unconditional GAN.
-
-    Attributes:
-        arch: ``sngan`` (default nets from blocks.py) or ``reference`` (TF DCGAN tutorial nets).
-        z_dim: latent size.
-        ch: base width of the ``sngan`` nets (ignored by ``reference``).
-        loss: ``bce``, ``hinge`` or ``lsgan``.
-        lr_g, lr_d: Adam learning rates of G and D.
-        betas: Adam betas.
-    """
-
-    arch: str = "sngan"
-    z_dim: int = 128
-    ch: int = 64
-    loss: str = "hinge"
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
-    betas: tuple[float, float] = (0.5, 0.999)
+class GANConfig(AdversarialConfig):
+    """Hyper-parameters of the unconditional GAN (see :class:`AdversarialConfig`)."""
 
 
 class RefGenerator(nn.Module):
@@ -100,7 +83,7 @@ class GAN(ModelPlugin):
     capabilities = frozenset({"sample"})
     Config = GANConfig
     named_configs = {
-        "default": {"train.ema": True, "train.batch_size": 64},
+        "default": {"train.ema": True, "train.batch_size": 64, "train.steps": 20000},
         "reference": {
             "model.arch": "reference", "model.z_dim": 100, "model.loss": "bce",
             "model.lr_g": 1e-4, "model.lr_d": 1e-4, "model.betas": [0.9, 0.999],
@@ -110,15 +93,10 @@ class GAN(ModelPlugin):
 
     def __init__(self, cfg: GANConfig, spec: DataSpec, device="cpu", channels_last: bool = False) -> None:
         super().__init__(cfg, spec, device, channels_last)
-        if cfg.arch == "reference":
-            self.nets["G"], self.nets["D"] = RefGenerator(spec, cfg.z_dim), RefDiscriminator(spec)
-        elif cfg.arch == "sngan":
-            self.nets["G"], self.nets["D"] = DCGenerator(spec, cfg.z_dim, cfg.ch), SNDiscriminator(spec, cfg.ch)
-        else:
-            raise ValueError(f"model.arch={cfg.arch!r}: expected 'sngan' or 'reference'")
-        self.place()
-        self.adam("G", cfg.lr_g, cfg.betas)
-        self.adam("D", cfg.lr_d, cfg.betas)
+        self.init_adversarial({
+            "reference": lambda: (RefGenerator(spec, cfg.z_dim), RefDiscriminator(spec)),
+            "sngan": lambda: (DCGenerator(spec, cfg.z_dim, cfg.ch), SNDiscriminator(spec, cfg.ch)),
+        })
 
     def training_step(self, batch: Batch, step: int) -> dict[str, float]:
         G, D, kind = self.nets["G"], self.nets["D"], self.cfg.loss

@@ -105,3 +105,20 @@ def real_zip() -> Path:
     if p is None:
         pytest.skip("real FER2013 zip not found (set EXPRBENCH_DATA or put ../shared/data/fer2013.zip)")
     return p
+
+
+@pytest.fixture(scope="session")
+def bench_results(tmp_path_factory):
+    """A two-model (gan, cgan), two-seed tiny suite on a tiny CSV, run once for the session."""
+    from exprbench.benchmarks.runner import run_suite
+    from exprbench.benchmarks.suite import load_suite
+
+    from .bench_helpers import need_evaluator, write_suite
+
+    need_evaluator()
+    tmp = tmp_path_factory.mktemp("bench")
+    data = write_csv(tmp / "fer2013.csv", per_class=10)
+    p = write_suite(tmp / "s.toml")
+    p.write_text(p.read_text().replace("seeds = [0]", "seeds = [0, 1]"))
+    run_suite(load_suite(p), tmp / "out", data_path=str(data), progress=False)
+    return tmp / "out"

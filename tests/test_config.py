@@ -60,7 +60,7 @@ def test_parse_value():
     assert parse_value("null") is None
 
 
-def test_mapping_overrides_in_order():
+def test_overrides_apply_in_order():
     cfg = resolve_config("gan")
-    apply_overrides(cfg, {"train.steps": 5, "train.steps": 7})  # noqa: F601 (last wins)
+    apply_overrides(cfg, ["train.steps=5", "train.steps=7"])
     assert cfg.train.steps == 7

@@ -163,3 +163,19 @@ def test_epoch_sampler_state_roundtrip():
     assert len(set(seen.tolist())) == 3
     with pytest.raises(ConfigError, match="larger than the split"):
         EpochSampler(4, 8, 0)
+
+
+def test_ema_warms_up_and_lags():
+    from .model_checks import tiny_model
+    from exprbench.models.base import Batch
+
+    model = tiny_model("gan", "default")  # default config: EMA on, decay 0.999
+    assert model.ema is not None
+    g, ema = model.nets["G"], model.ema.module
+    for step in range(3):
+        model.training_step(Batch(torch.rand(4, 1, 48, 48) * 2 - 1, torch.zeros(4, dtype=torch.long)), step)
+        model.update_ema()
+    w, e = g.fc.weight, ema.fc.weight
+    assert not torch.equal(w, e), "EMA must lag the live weights"
+    # after 3 updates the warm-up decay is at most (1+2)/(10+2) = 0.25: the EMA is near the live weights
+    assert (w - e).abs().mean() < (w - tiny_model("gan", "default").nets["G"].fc.weight).abs().mean()

@@ -25,11 +25,12 @@ def test_register_and_get():
 
 
 def test_builtin_models_registered_with_capabilities():
-    assert {"gan", "cgan", "acgan"} <= set(MODELS.names())
+    assert {"gan", "cgan", "acgan", "bigan", "bicogan", "ccyclegan"} <= set(MODELS.names())
     for name in MODELS.names():
         cls = get_model(name)
         assert cls.name == name
-        assert cls.capabilities <= CAPABILITIES and "sample" in cls.capabilities
+        assert cls.capabilities <= CAPABILITIES
+        assert cls.capabilities & {"sample", "translate"}, f"{name} can neither sample nor translate"
         assert {"default", "reference"} <= set(cls.named_configs)
     assert "conditional" in get_model("cgan").capabilities
     assert "conditional" not in get_model("gan").capabilities

@@ -1,0 +1,166 @@
+"""Paper figures of a report (seaborn "paper" context, PNG at 200 dpi and PDF with embedded fonts).
+
+Every figure is written as ``<name>.png`` and ``<name>.pdf`` (PDF without a creation date, so
+re-running the report on the same results gives the same file).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+import torch  # noqa: E402
+
+from exprbench.harness import class_grid, load_trained  # noqa: E402
+
+from .report import FLOOR_LABEL, family_of, higher_is_better, metric_columns  # noqa: E402
+
+GRID_SEED = 2024  # latents of every sample figure
+PER_CLASS = 8
+
+
+def _style() -> None:
+    sns.set_theme(context="paper", style="whitegrid", font_scale=1.0)
+    plt.rcParams.update({"pdf.fonttype": 42, "ps.fonttype": 42, "savefig.bbox": "tight", "figure.dpi": 100})
+
+
+def _save(fig, out: Path, name: str) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out / f"{name}.png", dpi=200, metadata={"Software": None})
+    fig.savefig(out / f"{name}.pdf", metadata={"CreationDate": None, "Producer": None})
+    plt.close(fig)
+
+
+def _first_runs(runs: pd.DataFrame) -> dict[tuple[str, str], str]:
+    """(model, config) -> the run directory name of its lowest seed among completed runs."""
+    done = runs[runs["status"] == "done"].sort_values(["model", "config", "seed"])
+    return {(m, c): g.iloc[0]["run"] for (m, c), g in done.groupby(["model", "config"], sort=True)}
+
+
+def _samples(run_dir: Path) -> tuple[torch.Tensor, list[str], bool]:
+    _, model, spec, _ = load_trained(run_dir, "cpu")
+    imgs, rows = class_grid(model, spec, PER_CLASS, GRID_SEED)
+    return imgs, list(spec.class_names), rows is not None
+
+
+def _tile(imgs: torch.Tensor, rows: int, cols: int) -> np.ndarray:
+    """uint8 (rows*cols) x C x H x W -> H*rows x W*cols (x C) array, no padding."""
+    c, h, w = imgs.shape[1:]
+    a = imgs.view(rows, cols, c, h, w).permute(0, 3, 1, 4, 2).reshape(rows * h, cols * w, c).numpy()
+    return a[:, :, 0] if c == 1 else a
+
+
+def sample_grids(results_dir: Path, runs: pd.DataFrame, out: Path) -> dict:
+    """One figure per model/config: rows = emotions, PER_CLASS columns, fixed latents."""
+    cache = {}
+    for (model, config), run in _first_runs(runs).items():
+        imgs, names, conditional = _samples(results_dir / "runs" / run)
+        cache[(model, config)] = (imgs, names, conditional)
+        k = len(names)
+        fig, ax = plt.subplots(figsize=(PER_CLASS * 0.5 + 1.0, k * 0.5 + 0.4))
+        ax.imshow(_tile(imgs, k, PER_CLASS), cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+        h = imgs.shape[2]
+        ax.set_yticks([h * (i + 0.5) for i in range(k)], names if conditional else [""] * k)
+        ax.set_xticks([])
+        ax.grid(False)
+        ax.set_title(f"{model} / {config}" + ("" if conditional else " (unconditional)"))
+        _save(fig, out, f"samples_{model}-{config}")
+    return cache
+
+
+def comparison_sheet(cache: dict, out: Path, per_cell: int = 4) -> None:
+    """All models side by side: rows = emotions, one column block of ``per_cell`` samples per model."""
+    if not cache:
+        return
+    keys = sorted(cache)
+    names = cache[keys[0]][1]
+    k = len(names)
+    fig, axes = plt.subplots(1, len(keys), figsize=(len(keys) * per_cell * 0.45 + 1.0, k * 0.45 + 0.6), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        imgs, _, conditional = cache[key]
+        sel = imgs.view(k, PER_CLASS, *imgs.shape[1:])[:, :per_cell].reshape(-1, *imgs.shape[1:])
+        ax.imshow(_tile(sel, k, per_cell), cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+        ax.set_xticks([])
+        h = imgs.shape[2]
+        ax.set_yticks([h * (i + 0.5) for i in range(k)], names if ax is axes[0][0] else [""] * k)
+        ax.grid(False)
+        ax.set_title(f"{key[0]}/{key[1]}" + ("" if conditional else "*"), fontsize=8)
+    fig.suptitle("samples per emotion (* unconditional: rows are random draws)", fontsize=8)
+    _save(fig, out, "comparison")
+
+
+def curves(curve_df: pd.DataFrame, out: Path) -> None:
+    """The periodic metric over training steps, one line per model/config (band = std over seeds)."""
+    if curve_df.empty:
+        return
+    for metric, g in curve_df.groupby("metric"):
+        g = g.assign(run=g["model"] + "/" + g["config"])
+        fig, ax = plt.subplots(figsize=(4.5, 3))
+        sns.lineplot(data=g, x="step", y="value", hue="run", errorbar="sd", marker="o", ax=ax)
+        ax.set_ylabel(f"{family_of(metric).upper()} ({metric})")
+        ax.set_xlabel("training step")
+        ax.legend(fontsize=7)
+        _save(fig, out, f"curve_{metric}")
+
+
+def bars(runs: pd.DataFrame, floors: dict, out: Path) -> None:
+    """One bar chart per metric: mean over seeds per model/config, error bars = std, dashed floor."""
+    done = runs[runs["status"] == "done"].assign(run_name=lambda d: d["model"] + "/" + d["config"])
+    for m in metric_columns(runs):
+        d = done.dropna(subset=[m]) if m in done else done.iloc[0:0]
+        if d.empty:
+            continue
+        fig, ax = plt.subplots(figsize=(max(3.0, 0.6 * d["run_name"].nunique() + 1.5), 2.8))
+        sns.barplot(data=d.sort_values("run_name"), x="run_name", y=m, errorbar="sd", ax=ax, color="#4C72B0")
+        if m in floors and not math.isnan(floors[m]):
+            ax.axhline(floors[m], ls="--", color="k", lw=1, label=FLOOR_LABEL)
+            ax.legend(fontsize=7)
+        ax.set_xlabel("")
+        ax.set_ylabel(f"{family_of(m).upper()} {'↑' if higher_is_better(m) else '↓'} ({m})")
+        ax.tick_params(axis="x", rotation=30)
+        _save(fig, out, f"bar_{m}")
+
+
+def confusion(results_dir: Path, runs: pd.DataFrame, out: Path) -> None:
+    """Row-normalized label-accuracy confusion matrices (summed over seeds) per conditional model."""
+    import json
+
+    done = runs[runs["status"] == "done"]
+    for (model, config), g in done.groupby(["model", "config"], sort=True):
+        total, names, proto = None, None, None
+        for run in g["run"]:
+            ev = json.loads((results_dir / "runs" / run / "eval.json").read_text())
+            for name, e in ev.get("metrics", {}).items():
+                det = e.get("details") or {}
+                if e.get("status") == "ok" and family_of(name) == "acc_gen" and "confusion_matrix" in det:
+                    cm = np.asarray(det["confusion_matrix"], dtype=float)
+                    total = cm if total is None else total + cm
+                    names, proto = det.get("class_names"), name
+        if total is None:
+            continue
+        norm = total / np.clip(total.sum(1, keepdims=True), 1, None)
+        fig, ax = plt.subplots(figsize=(3.6, 3.2))
+        sns.heatmap(norm, annot=True, fmt=".2f", cmap="Blues", vmin=0, vmax=1, cbar=False, ax=ax,
+                    xticklabels=names, yticklabels=names, annot_kws={"fontsize": 6})
+        ax.set_xlabel("evaluator prediction")
+        ax.set_ylabel("conditioning label")
+        ax.set_title(f"{model}/{config} ({proto})", fontsize=8)
+        _save(fig, out, f"confusion_{model}-{config}")
+
+
+def write_figures(results_dir: Path, runs: pd.DataFrame, agg: pd.DataFrame, floors: dict,
+                  curve_df: pd.DataFrame, out: Path) -> None:
+    """Write every figure of the report into ``out``."""
+    _style()
+    cache = sample_grids(results_dir, runs, out)
+    comparison_sheet(cache, out)
+    curves(curve_df, out)
+    bars(runs, floors, out)
+    confusion(results_dir, runs, out)

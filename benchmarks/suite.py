@@ -1,0 +1,200 @@
+"""Benchmark suites: TOML files (data, not code) naming the grid model x config x seed and its protocol.
+
+A suite file (``benchmarks/suites/<name>.toml``)::
+
+    name = "smoke"
+    description = "..."
+    seeds = [0]
+    device = "cpu"                       # auto | cpu | cuda
+
+    [data]
+    label_set = "fer7"
+
+    [budget]                             # exactly one of steps / minutes
+    steps = 40                           # or "config": each named config's own train.steps
+
+    [train]                              # train.* overrides applied to every run
+    batch_size = 16
+
+    [eval]
+    metrics = ["fid1k_train", "kid1k_train"]   # protocol names (see `exprbench metrics`)
+    curve_metric = "fid500_train"        # periodic evaluation during training ("" = off)
+    curve_every = 20                     # steps between curve points
+
+    [[models]]
+    name = "cgan"
+    configs = ["default"]
+    set = { "model.ch" = 8 }             # model.* / train.* / data.* overrides
+
+:func:`load_suite` validates everything up front (unknown model, config, key, bad budget) and raises
+:class:`SuiteError` (CLI exit code 2) naming the file and the offending entry.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from exprbench.config import RunConfig, resolve_config
+from exprbench.errors import UserError
+
+SUITES_DIR = Path(__file__).resolve().parent / "suites"
+
+
+class SuiteError(UserError):
+    """A suite file is missing, malformed, or names an unknown model, config, key or budget."""
+
+
+@dataclass(frozen=True)
+class GridPoint:
+    """One run of a suite: ``<model>-<config>-s<seed>``."""
+
+    model: str
+    config: str
+    seed: int
+    overrides: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return f"{self.model}-{self.config}-s{self.seed}"
+
+
+@dataclass
+class Suite:
+    """A parsed suite.
+
+    Attributes:
+        name, description: from the file.
+        path: the TOML file.
+        grid: the runs, in file order (model, then config, then seed).
+        metrics: protocol names evaluated after training.
+        curve_metric, curve_every: periodic evaluation during training ("" / 0 = off).
+        device: training and evaluation device.
+        budget: ``{"steps": N}`` or ``{"minutes": M}``.
+    """
+
+    name: str
+    description: str
+    path: Path
+    grid: list[GridPoint]
+    metrics: list[str]
+    curve_metric: str = ""
+    curve_every: int = 0
+    device: str = "auto"
+    budget: dict[str, Any] = field(default_factory=dict)
+
+    def run_config(self, point: GridPoint, data: str | None = None) -> RunConfig:
+        """The resolved :class:`RunConfig` of ``point`` (``data`` sets ``data.path``)."""
+        extra = [f"data.path={data}"] if data else []
+        return resolve_config(point.model, point.config, [*point.overrides, *extra])
+
+
+def _kv(section: dict, prefix: str) -> list[str]:
+    out = []
+    for k, v in section.items():
+        if isinstance(v, dict):
+            out += _kv(v, f"{prefix}{k}.")
+        else:
+            out.append(f"{prefix}{k}={_literal(v)}")
+    return out
+
+
+def _literal(v: Any) -> str:
+    import json
+
+    return v if isinstance(v, str) else json.dumps(v)
+
+
+def resolve_suite_path(name_or_path: str | Path) -> Path:
+    """A suite name (``smoke``) from ``benchmarks/suites/`` or a path to a TOML file.
+
+    Raises:
+        SuiteError: no such suite (lists the shipped ones).
+    """
+    p = Path(name_or_path)
+    if p.suffix == ".toml" or p.exists():
+        if not p.exists():
+            raise SuiteError(f"suite file not found: {p}")
+        return p
+    cand = SUITES_DIR / f"{name_or_path}.toml"
+    if not cand.exists():
+        known = ", ".join(sorted(x.stem for x in SUITES_DIR.glob("*.toml")))
+        raise SuiteError(f"unknown suite {str(name_or_path)!r} (shipped: {known}; or pass a .toml path)")
+    return cand
+
+
+def load_suite(name_or_path: str | Path) -> Suite:
+    """Parse and validate a suite file.
+
+    Raises:
+        SuiteError: unreadable TOML, missing or unknown fields, unknown model/config/override key,
+            a budget that is not exactly one positive ``steps`` or ``minutes``, empty seeds or models.
+    """
+    path = resolve_suite_path(name_or_path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise SuiteError(f"{path}: not valid TOML ({e})") from None
+    known_top = {"name", "description", "seeds", "device", "data", "budget", "train", "eval", "models"}
+    unknown = sorted(set(raw) - known_top)
+    if unknown:
+        raise SuiteError(f"{path}: unknown field {unknown[0]!r} (known: {', '.join(sorted(known_top))})")
+
+    budget = raw.get("budget", {})
+    keys = set(budget) & {"steps", "minutes"}
+    if len(keys) != 1 or set(budget) - {"steps", "minutes"}:
+        raise SuiteError(f"{path}: [budget] needs exactly one of steps or minutes, got {budget}")
+    (bkey,) = keys
+    bval = budget[bkey]
+    if bkey == "steps" and bval == "config":
+        budget_over: list[str] = []
+    elif isinstance(bval, bool) or not isinstance(bval, (int, float)) or bval <= 0 or (bkey == "steps" and not isinstance(bval, int)):
+        raise SuiteError(f"{path}: [budget] {bkey} = {bval!r} must be a positive {'integer' if bkey == 'steps' else 'number'}"
+                         + (' or "config"' if bkey == "steps" else ""))
+    else:
+        budget_over = [f"train.steps={bval}"] if bkey == "steps" else [f"train.minutes={bval}", "train.steps=1000000000"]
+
+    seeds = raw.get("seeds", [0])
+    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        raise SuiteError(f"{path}: seeds = {seeds!r} must be a non-empty list of integers")
+    device = raw.get("device", "auto")
+    common = _kv(raw.get("train", {}), "train.") + _kv(raw.get("data", {}), "data.") + budget_over
+    common.append(f"train.device={device}")
+
+    ev = raw.get("eval", {})
+    metrics = list(ev.get("metrics", []))
+    curve_metric, curve_every = str(ev.get("curve_metric", "")), int(ev.get("curve_every", 0))
+    try:
+        from exprbench.metrics.registry import resolve_protocol
+
+        for m in metrics + ([curve_metric] if curve_metric else []):
+            resolve_protocol(m)
+    except UserError as e:
+        raise SuiteError(f"{path}: [eval] {e}") from None
+
+    models = raw.get("models", [])
+    if not models:
+        raise SuiteError(f"{path}: no [[models]] entries")
+    grid: list[GridPoint] = []
+    for i, entry in enumerate(models, 1):
+        if "name" not in entry:
+            raise SuiteError(f"{path}: [[models]] entry {i} has no name")
+        extra = sorted(set(entry) - {"name", "configs", "set"})
+        if extra:
+            raise SuiteError(f"{path}: [[models]] {entry['name']!r}: unknown field {extra[0]!r} (known: name, configs, set)")
+        overrides = common + [f"{k}={_literal(v)}" for k, v in entry.get("set", {}).items()]
+        for config in entry.get("configs", ["default"]):
+            try:  # validates model, config name and every override key/value now, not mid-suite
+                resolve_config(entry["name"], config, overrides)
+            except UserError as e:
+                raise SuiteError(f"{path}: [[models]] {entry['name']!r} config {config!r}: {e}") from None
+            for seed in seeds:
+                grid.append(GridPoint(entry["name"], config, seed, tuple(overrides + [f"train.seed={seed}"])))
+    names = [g.name for g in grid]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise SuiteError(f"{path}: grid point {dup[0]!r} appears twice")
+    return Suite(raw.get("name", path.stem), raw.get("description", ""), path, grid, metrics,
+                 curve_metric, curve_every, device, {bkey: bval})

@@ -1,0 +1,188 @@
+"""CLI commands of the encoder / translation capabilities: ``exprbench translate`` and ``exprbench encode``.
+
+    exprbench translate RUN_DIR (--image FILE | --index N) --to EMOTION [--out FILE.png] [--split test] [--data PATH]
+    exprbench translate RUN_DIR --grid K [--split test] [--seed S] [--out FILE.png]
+    exprbench encode RUN_DIR --image FILE [--out z.pt]
+
+Bad input (a missing or unreadable image, an image of the wrong size, an unknown emotion, an index
+outside the split, a run whose model lacks the capability) raises a :class:`~exprbench.errors.UserError`
+subclass: the CLI prints one line and exits 2.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
+
+import typer
+
+from .errors import UserError
+
+if TYPE_CHECKING:
+    import torch
+
+
+class CapabilityError(UserError):
+    """The run's model lacks the capability a command needs (``translate``, ``encode``)."""
+
+
+class ImageInputError(UserError):
+    """An input image is missing, unreadable, or not of the run's size and channels."""
+
+
+class LabelError(UserError):
+    """An unknown emotion name, or an index outside the chosen split."""
+
+
+def read_image(path: str | Path, spec) -> torch.Tensor:
+    """Read one image file as uint8 1 x C x H x W (C, H, W of ``spec``; gray ``L`` or ``RGB``).
+
+    Raises:
+        ImageInputError: missing file, not an image, or not of the spec's size (no resizing: a face of
+            another size would be a different input distribution).
+    """
+    import numpy as np
+    import torch
+    from PIL import Image, UnidentifiedImageError
+
+    p = Path(path)
+    if not p.is_file():
+        raise ImageInputError(f"image not found: {p}")
+    try:
+        with Image.open(p) as im:
+            im.load()
+            size = im.size
+            arr = torch.from_numpy(np.asarray(im.convert("L" if spec.channels == 1 else "RGB")).copy())
+    except (UnidentifiedImageError, OSError, ValueError) as e:
+        raise ImageInputError(f"{p}: cannot read the image ({e})") from None
+    if size != (spec.width, spec.height):
+        raise ImageInputError(f"{p}: image is {size[0]}x{size[1]}, the model takes {spec.width}x{spec.height} "
+                              "(crop/resize the face first)")
+    x = arr[None, None] if arr.dim() == 2 else arr.permute(2, 0, 1)[None]
+    return x.contiguous()
+
+
+def emotion_index(name: str, spec) -> int:
+    """Index of emotion ``name`` in the run's class names (case-insensitive).
+
+    Raises:
+        LabelError: unknown emotion (the message lists the known ones).
+    """
+    names = [n.lower() for n in spec.class_names]
+    if name.lower() not in names:
+        raise LabelError(f"unknown emotion {name!r} (known: {', '.join(spec.class_names)})")
+    return names.index(name.lower())
+
+
+def load_capable(run_dir: Path, capability: str, device: str = "cpu"):
+    """``load_trained`` plus a capability check: returns ``(cfg, model, spec, step)``.
+
+    Raises:
+        UserError: not a run directory / no checkpoint. CapabilityError: the model lacks ``capability``.
+    """
+    from .harness import load_trained, load_run_config
+    from .models import get_model
+
+    cfg = load_run_config(run_dir)
+    cls = get_model(cfg.model)
+    if capability not in cls.capabilities:
+        raise CapabilityError(f"model {cfg.model!r} of {run_dir} cannot {capability} "
+                              f"(its capabilities: {', '.join(sorted(cls.capabilities)) or 'none'})")
+    return load_trained(run_dir, device)
+
+
+def _split_images(cfg, spec, data: Optional[str], split: str):
+    from .data import load_fer2013
+
+    ds = load_fer2013(data or cfg.data.path, cfg.data.label_set).split(split)
+    if tuple(ds.class_names) != tuple(spec.class_names):
+        raise LabelError(f"the data's classes {ds.class_names} differ from the run's {spec.class_names}")
+    return ds
+
+
+def translate_cmd(
+    run_dir: Path = typer.Argument(..., help="A run directory of a model that can translate."),
+    image: Optional[Path] = typer.Option(None, "--image", help="Source face image (the run's size, e.g. 48x48 gray)."),
+    index: Optional[int] = typer.Option(None, "--index", min=0, help="Source: image N of --split of the dataset."),
+    to: Optional[str] = typer.Option(None, "--to", help="Target emotion, e.g. happy."),
+    grid: Optional[int] = typer.Option(None, "--grid", min=1, help="Grid mode: K source faces x all emotions."),
+    out: Optional[Path] = typer.Option(None, "--out", help="PNG path (default RUN_DIR/translations/...)."),
+    split: str = typer.Option("test", "--split", help="Split for --index and --grid: train, val or test."),
+    data: Optional[str] = typer.Option(None, "--data", help="Dataset path (default: the run's, $EXPRBENCH_DATA)."),
+    seed: int = typer.Option(0, "--seed", help="Seed choosing the --grid source faces."),
+    device: str = typer.Option("cpu", "--device", help="auto, cpu or cuda."),
+) -> None:
+    """Translate a face to another emotion (source | translation), or write a grid of sources x emotions."""
+    import torch
+
+    from .data import to_float, to_uint8
+    from .images import grid_image, save_png
+
+    if grid is None and (image is None) == (index is None):
+        raise UserError("give exactly one of --image FILE and --index N (or --grid K)")
+    if grid is None and to is None:
+        raise UserError("--to EMOTION is required (or use --grid K for all emotions)")
+    if grid is not None and (image is not None or index is not None or to is not None):
+        raise UserError("--grid takes its faces from --split: do not combine it with --image, --index or --to")
+    cfg, model, spec, step = load_capable(run_dir, "translate", device)
+    run_dir = Path(run_dir)
+    if grid is not None:
+        ds = _split_images(cfg, spec, data, split)
+        g = torch.Generator().manual_seed(seed)
+        idx = torch.randperm(len(ds), generator=g)[: min(grid, len(ds))]
+        src, c_src = ds.images[idx], ds.labels[idx]
+        k, n = spec.num_classes, idx.shape[0]
+        x = to_float(src).repeat(k, 1, 1, 1)
+        targets = torch.arange(k).repeat_interleave(n)
+        y = model.translate(x, targets, c_src.repeat(k))
+        imgs = torch.cat([src, to_uint8(y).cpu()])
+        rows = ["source"] + list(spec.class_names)
+        path = save_png(grid_image(imgs, n, rows), out or run_dir / "translations" / f"grid_{split}_s{seed}.png")
+        typer.echo(f"wrote {path} ({n} {split} faces x {k} emotions, checkpoint step {step})")
+        return
+    c_t = emotion_index(to, spec)
+    if image is not None:
+        src, c_src, what = read_image(image, spec), None, Path(image).stem
+    else:
+        ds = _split_images(cfg, spec, data, split)
+        if index >= len(ds):
+            raise LabelError(f"--index {index} is outside the {split} split (0..{len(ds) - 1})")
+        src, c_src, what = ds.images[index : index + 1], ds.labels[index : index + 1], f"{split}{index}"
+    y = model.translate(to_float(src), torch.tensor([c_t]), c_src)
+    path = save_png(grid_image(torch.cat([src, to_uint8(y).cpu()]), 2),
+                    out or run_dir / "translations" / f"{what}_to_{spec.class_names[c_t]}.png")
+    source = spec.class_names[int(c_src)] if c_src is not None else "unknown"
+    typer.echo(f"wrote {path} (source | translation; source emotion {source}, target {spec.class_names[c_t]}, "
+               f"checkpoint step {step})")
+
+
+def encode_cmd(
+    run_dir: Path = typer.Argument(..., help="A run directory of a model with an encoder."),
+    image: Path = typer.Option(..., "--image", help="Face image (the run's size, e.g. 48x48 gray)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Where to write z (default RUN_DIR/encodings/<image>.pt)."),
+    device: str = typer.Option("cpu", "--device", help="auto, cpu or cuda."),
+) -> None:
+    """Encode a face: print the predicted emotion (models that predict c) and write z (torch.save)."""
+    import torch
+
+    from .data import atomic_torch_save, to_float
+
+    cfg, model, spec, step = load_capable(run_dir, "encode", device)
+    x = read_image(image, spec)
+    enc = model.encode(to_float(x))
+    rec = {"z": enc["z"][0].cpu(), "image": str(image), "model": cfg.model, "step": step}
+    if "c_logits" in enc:
+        p = torch.softmax(enc["c_logits"][0].float().cpu(), dim=0)
+        k = int(p.argmax())
+        rec.update(c_logits=enc["c_logits"][0].cpu(), class_names=list(spec.class_names))
+        ranked = ", ".join(f"{spec.class_names[i]} {float(p[i]):.2f}" for i in p.argsort(descending=True)[:3].tolist())
+        typer.echo(f"predicted emotion: {spec.class_names[k]} (p={float(p[k]):.2f}; top: {ranked})")
+    path = out or Path(run_dir) / "encodings" / f"{Path(image).stem}.pt"
+    atomic_torch_save(rec, Path(path))
+    typer.echo(f"wrote z ({rec['z'].numel()} dims, |z|={float(rec['z'].norm()):.2f}) to {path}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``translate`` and ``encode`` to the main ``exprbench`` app."""
+    app.command("translate")(translate_cmd)
+    app.command("encode")(encode_cmd)

@@ -1,0 +1,164 @@
+"""Class-aware metrics: label accuracy ("GAN-test") and the Classification Accuracy Score ("GAN-train").
+
+* Label accuracy (Shmelkov et al. 2018, "How good is my GAN?", GAN-test): images generated for each
+  emotion are classified by the fixed FER2013 evaluator (hflip TTA); the fraction classified as the
+  emotion they were generated for, overall and per class, with the confusion matrix. On real test
+  images the same function gives the evaluator's test accuracy (its card).
+* Classification Accuracy Score (Ravuri & Vinyals 2019, CAS; Shmelkov et al.'s GAN-train): a fresh
+  classifier (the evaluator's recipe, :func:`exprbench.metrics.evaluator.train_classifier`, on a short
+  schedule and a narrower net) is trained only on generated images with their conditioning labels and
+  tested on real PrivateTest images. Reported with its ratio to the same recipe trained on as many
+  real training images with the same class balance (the real-data baseline, cached on disk under a
+  content-hash key).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass
+from typing import Sequence
+
+import torch
+
+from exprbench.data import FaceDataset, cache_dir
+from exprbench.errors import UserError
+
+from .evaluator import (Evaluator, NetConfig, TrainRecipe, accuracy_of, confusion_matrix, per_class_accuracy,
+                        train_classifier)
+from .fidelity import MetricInputError, check_images
+
+
+def _check_labels(labels, n: int, k: int, what: str) -> torch.Tensor:
+    if not torch.is_tensor(labels) or labels.dim() != 1 or labels.dtype not in (torch.int64, torch.int32):
+        raise MetricInputError(f"{what}: expected an int64 tensor of {n} labels")
+    if labels.shape[0] != n:
+        raise MetricInputError(f"{what}: {labels.shape[0]} labels for {n} images")
+    if n and (int(labels.min()) < 0 or int(labels.max()) >= k):
+        raise MetricInputError(f"{what}: labels outside 0..{k - 1}")
+    return labels.long().cpu()
+
+
+def label_accuracy(evaluator: Evaluator, images: torch.Tensor, labels: torch.Tensor,
+                   class_names: Sequence[str], tta: bool = True) -> dict:
+    """Fraction of images the evaluator classifies as their label (GAN-test accuracy).
+
+    Args:
+        evaluator: the loaded FER2013 evaluator.
+        images: uint8 N x 1 x 48 x 48 (0..255), generated (through ``to_uint8``) or real.
+        labels: int64 N, indices into ``class_names`` (the labels the images were generated for).
+        class_names: the label set (fer7 or fer6 names; evaluator logits of other classes are masked).
+        tta: horizontal-flip test-time averaging (as in the evaluator's card).
+
+    Returns:
+        ``{"value": accuracy in [0, 1], "per_class": {name: recall or None}, "confusion_matrix": K x K
+        counts (rows true, columns predicted), "n": N}``.
+
+    Raises:
+        MetricInputError: bad images or labels.
+    """
+    images = check_images(images, "images")
+    labels = _check_labels(labels, images.shape[0], len(class_names), "labels")
+    pred = evaluator.predict(images, class_names, tta=tta)
+    cm = confusion_matrix(labels, pred, len(class_names))
+    return {"value": float((pred == labels).float().mean()), "per_class": per_class_accuracy(cm, class_names),
+            "confusion_matrix": cm, "n": int(images.shape[0])}
+
+
+@dataclass(frozen=True)
+class CASProtocol:
+    """What defines a CAS number.
+
+    Attributes:
+        width, feat_dim: the fresh classifier (a narrow :class:`FERNet`).
+        epochs, batch_size, lr: its short schedule (rest of the recipe as the evaluator's).
+        seed: seed of the classifier's training (init, order, augmentation).
+    """
+
+    width: int = 16
+    feat_dim: int = 128
+    epochs: int = 5
+    batch_size: int = 128
+    lr: float = 0.1
+    seed: int = 0
+
+    def recipe(self) -> TrainRecipe:
+        return TrainRecipe(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, seed=self.seed)
+
+    def net(self, class_names: Sequence[str]) -> NetConfig:
+        return NetConfig(width=self.width, feat_dim=self.feat_dim, dropout=0.3, class_names=tuple(class_names))
+
+
+def classifier_accuracy_on_real(train_images: torch.Tensor, train_labels: torch.Tensor, test: FaceDataset,
+                                protocol: CASProtocol, device: torch.device | str = "cpu") -> dict:
+    """Train the CAS classifier on (images, labels) and test it on real ``test`` images (hflip TTA).
+
+    Args:
+        train_images: uint8 N x 1 x 48 x 48; train_labels: int64 N indices into ``test.class_names``.
+        test: the real test split (PrivateTest) in the same label set.
+
+    Returns:
+        ``{"value": accuracy, "per_class": {...}, "confusion_matrix": K x K, "n_train": N,
+        "n_test": M, "train_seconds": float}``.
+
+    Raises:
+        MetricInputError: bad images or labels.
+    """
+    k = len(test.class_names)
+    train_images = check_images(train_images, "CAS training images")
+    train_labels = _check_labels(train_labels, train_images.shape[0], k, "CAS training labels")
+    t0 = time.perf_counter()
+    net, _ = train_classifier(train_images, train_labels, protocol.net(test.class_names), protocol.recipe(), device)
+    secs = time.perf_counter() - t0
+    acc, pred = accuracy_of(net, test.images, test.labels, torch.device(device), tta=True)
+    cm = confusion_matrix(test.labels, pred, k)
+    return {"value": acc, "per_class": per_class_accuracy(cm, test.class_names), "confusion_matrix": cm,
+            "n_train": int(train_images.shape[0]), "n_test": int(test.images.shape[0]),
+            "train_seconds": round(secs, 2)}
+
+
+def balanced_real_subset(train: FaceDataset, per_class: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``per_class`` real training images of each class (drawn without replacement; with replacement
+    only for a class that has fewer, e.g. disgust with 436 train images), labels int64."""
+    g = torch.Generator().manual_seed(seed)
+    idx = []
+    for k in range(len(train.class_names)):
+        pool = torch.nonzero(train.labels.cpu() == k).flatten()
+        if len(pool) == 0:
+            raise UserError(f"class {train.class_names[k]!r} has no training image")
+        if len(pool) >= per_class:
+            idx.append(pool[torch.randperm(len(pool), generator=g)[:per_class]])
+        else:
+            idx.append(pool[torch.randint(len(pool), (per_class,), generator=g)])
+    idx = torch.cat(idx)
+    return train.images[idx], train.labels[idx].cpu()
+
+
+def cas_real_baseline(data: FaceDataset, per_class: int, protocol: CASProtocol,
+                      device: torch.device | str = "cpu", use_cache: bool = True) -> dict:
+    """The CAS recipe trained on real training images (``per_class`` per class), tested on real test.
+
+    Cached as JSON under ``$EXPRBENCH_CACHE/metrics/`` with a key hashing the data fingerprint,
+    label set, per-class count and the protocol, so a changed recipe or dataset never reuses it.
+
+    Returns:
+        Same dict as :func:`classifier_accuracy_on_real`, plus ``"cache_key"``.
+    """
+    key_parts = {"v": 1, "data": data.fingerprint, "label_set": data.label_set, "per_class": int(per_class),
+                 "protocol": asdict(protocol), "device_type": torch.device(device).type}
+    key = hashlib.sha256(json.dumps(key_parts, sort_keys=True).encode()).hexdigest()[:24]
+    path = cache_dir() / "metrics" / f"cas-real-{key}.json"
+    if use_cache and path.exists():
+        try:
+            return json.loads(path.read_text())
+        except json.JSONDecodeError:
+            path.unlink(missing_ok=True)
+    x, y = balanced_real_subset(data.split("train"), per_class, protocol.seed + 1)
+    res = classifier_accuracy_on_real(x, y, data.split("test"), protocol, device)
+    res["cache_key"] = key
+    if use_cache:
+        from exprbench.harness import write_json
+
+        write_json(path, res)
+    return res

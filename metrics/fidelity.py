@@ -1,0 +1,389 @@
+"""Fidelity metrics through torch-fidelity 0.4.0: FID, KID, precision/recall, intra-class FID.
+
+Nothing here computes a Fréchet distance itself: every number comes from
+``torch_fidelity.calculate_metrics`` on Datasets of pre-generated uint8 images, in one of two feature
+spaces:
+
+* ``fer-evaluator`` (always available): the penultimate features of the shipped FER2013 evaluator
+  (:mod:`exprbench.metrics.evaluator`), on 1 x 48 x 48 gray images at their native size.
+* ``inception-v3-compat`` (the standard one, Heusel et al. 2017): 2048-d pool features of
+  torch-fidelity's Inception-V3 port, on gray images repeated to 3 channels (it resizes to 299 itself).
+  Only when its weights file is present (``--inception-weights PATH`` or torch's hub cache); otherwise
+  the result is ``{"value": None, "status": "unavailable", "reason": ...}``. No download is ever tried.
+
+The torch-fidelity 0.4.0 traps are handled here: inputs are Datasets (its generator wrapper draws
+labels with ``np.int``, gone since NumPy 1.24); ``feature_extractor`` and the feature layers are always
+set explicitly (with FID + precision/recall and no extractor it would run two extractors with one
+weights path); its cache key is only the name given, so reference names carry a content hash
+(:func:`reference_cache_name`); ``save_cpu_ram=True`` keeps it from starting DataLoader worker
+processes; ``kid_subset_size`` is adapted to the smaller set (it asserts otherwise).
+
+Definitions: FID (Heusel et al. 2017, eq. 6) ``|mu1 - mu2|^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2))`` on the
+features; KID (Binkowski et al. 2018): unbiased MMD^2 with the cubic polynomial kernel, mean and std
+over random subsets; precision / recall (Kynkäänniemi et al. 2019) with k-NN (k=3) manifolds, F-score
+their harmonic mean. Convention (torch-fidelity's): input1 = generated, input2 = real.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from exprbench.data import cache_dir
+from exprbench.errors import UserError
+
+from .evaluator import EXTRACTOR_NAME, FEATURE_PENULTIMATE, file_sha256, register_with_fidelity, resolve_weights
+
+INCEPTION_NAME = "inception-v3-compat"
+INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
+INCEPTION_URL = f"https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/{INCEPTION_FILE}"
+EXTRACTORS = (EXTRACTOR_NAME, INCEPTION_NAME)
+FEATURE_LAYER = {EXTRACTOR_NAME: FEATURE_PENULTIMATE, INCEPTION_NAME: "2048"}
+KID_SUBSET_SIZE = 1000
+KID_SUBSETS = 100
+PRC_NEIGHBORHOOD = 3
+CACHE_VERSION = 1
+
+
+class MetricInputError(UserError):
+    """Images a metric cannot take: wrong type, dtype, shape or value range, or an empty set."""
+
+
+class ExtractorUnavailable(Exception):
+    """A feature extractor whose weights are not present (the metric is reported as unavailable)."""
+
+
+# --------------------------------------------------------------------------------------------
+# inputs
+
+
+def check_images(images, what: str = "images", size: tuple[int, int] | None = (48, 48)) -> torch.Tensor:
+    """Validate a set of images for the metrics and return it (on the CPU).
+
+    Args:
+        images: uint8 tensor N x C x H x W with C in {1, 3}, values 0..255 (generated images go through
+            :func:`exprbench.data.to_uint8` first, exactly like the real ones).
+        what: a name for messages ("generated images", ...).
+        size: required (H, W), or None for any size.
+
+    Raises:
+        MetricInputError: not a tensor; float images (with a hint whether they are in [-1, 1]);
+            integers of another dtype or outside 0..255; not 4-D; C not 1 or 3; wrong size; empty.
+    """
+    if not torch.is_tensor(images):
+        raise MetricInputError(f"{what}: expected a uint8 torch.Tensor N x C x H x W, got {type(images).__name__}")
+    if images.dtype != torch.uint8:
+        if images.is_floating_point():
+            if images.numel() and (float(images.min()) < -1.0 or float(images.max()) > 1.0):
+                lo, hi = float(images.min()), float(images.max())
+                raise MetricInputError(
+                    f"{what}: float images with values in [{lo:.3g}, {hi:.3g}], outside [-1, 1]; the metrics "
+                    "take uint8 images in 0..255 (float images in [-1, 1] go through exprbench.data.to_uint8)")
+            raise MetricInputError(f"{what}: got dtype {images.dtype}; the metrics take uint8 images in 0..255: "
+                                   "convert float images in [-1, 1] with exprbench.data.to_uint8")
+        if images.numel() and (int(images.min()) < 0 or int(images.max()) > 255):
+            raise MetricInputError(f"{what}: dtype {images.dtype} with values outside 0..255; expected uint8 images")
+        raise MetricInputError(f"{what}: got dtype {images.dtype}; expected uint8 (cast with .to(torch.uint8))")
+    if images.dim() != 4:
+        raise MetricInputError(f"{what}: expected a 4-D tensor N x C x H x W, got shape {tuple(images.shape)}")
+    if images.shape[0] == 0:
+        raise MetricInputError(f"{what}: empty set (0 images)")
+    if images.shape[1] not in (1, 3):
+        raise MetricInputError(f"{what}: expected 1 (gray) or 3 channels, got shape {tuple(images.shape)}")
+    if size is not None and tuple(images.shape[2:]) != tuple(size):
+        raise MetricInputError(f"{what}: expected {size[0]}x{size[1]} images, got shape {tuple(images.shape)} "
+                               "(never resize before evaluation)")
+    return images.cpu()
+
+
+class ImageDataset(Dataset):
+    """A torch Dataset over a uint8 tensor N x C x H x W, for torch-fidelity's ``input1`` / ``input2``.
+
+    Args:
+        images: uint8 N x {1,3} x H x W (checked with :func:`check_images`).
+        rgb: return 3-channel items (gray repeated) for extractors that need RGB (Inception).
+
+    Items are uint8 C x H x W tensors.
+    """
+
+    def __init__(self, images: torch.Tensor, rgb: bool = False, what: str = "images") -> None:
+        self.images = check_images(images, what, size=None).contiguous()
+        self.rgb = rgb
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        x = self.images[i]
+        if self.rgb and x.shape[0] == 1:
+            x = x.expand(3, -1, -1).contiguous()
+        return x
+
+
+def tensor_sha256(images: torch.Tensor) -> str:
+    """sha256 of a tensor's shape, dtype and bytes (content hash for cache names)."""
+    t = images.detach().cpu().contiguous()
+    h = hashlib.sha256(f"{tuple(t.shape)}|{t.dtype}|".encode())
+    h.update(t.numpy().tobytes())
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# extractors
+
+
+def inception_weights_path(explicit: str | os.PathLike | None = None) -> Path | None:
+    """Where Inception-V3 weights are, without ever downloading: ``explicit``, else torch's hub cache.
+
+    Returns None when no weights file is present.
+
+    Raises:
+        MetricInputError: an explicit path that does not exist.
+    """
+    if explicit is not None:
+        p = Path(explicit).expanduser()
+        if not p.is_file():
+            raise MetricInputError(f"--inception-weights {p}: no such file (get it from {INCEPTION_URL})")
+        return p
+    p = Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_FILE
+    return p if p.is_file() else None
+
+
+_SHA_CACHE: dict[tuple[str, int, int], str] = {}
+
+
+def _cached_file_sha(p: Path) -> str:
+    st = p.stat()
+    key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _SHA_CACHE:
+        _SHA_CACHE[key] = file_sha256(p)
+    return _SHA_CACHE[key]
+
+
+def extractor_info(extractor: str, evaluator_weights=None, inception_weights=None) -> tuple[Path, str]:
+    """``(weights path, weights sha256)`` of a feature extractor.
+
+    Raises:
+        ExtractorUnavailable: Inception weights are absent (the reason is the message).
+        MetricInputError: unknown extractor name, or an explicit weights path that does not exist.
+        EvaluatorError: the evaluator weights are missing.
+    """
+    if extractor == EXTRACTOR_NAME:
+        p = resolve_weights(evaluator_weights)
+        return p, _cached_file_sha(p)
+    if extractor == INCEPTION_NAME:
+        p = inception_weights_path(inception_weights)
+        if p is None:
+            raise ExtractorUnavailable(
+                f"Inception-V3 weights not found (looked in {Path(torch.hub.get_dir()) / 'checkpoints' / INCEPTION_FILE}); "
+                f"offline: pass --inception-weights PATH to a copy of {INCEPTION_URL}")
+        return p, _cached_file_sha(p)
+    raise MetricInputError(f"unknown feature extractor {extractor!r} (known: {', '.join(EXTRACTORS)})")
+
+
+# --------------------------------------------------------------------------------------------
+# cache names
+
+
+def fidelity_cache_root() -> Path:
+    """torch-fidelity's cache root for exprbench: ``$EXPRBENCH_CACHE/fidelity``."""
+    return cache_dir() / "fidelity"
+
+
+def reference_cache_name(data_fingerprint: str, split: str, label_set: str, extractor: str,
+                         weights_sha256: str, n_samples: int, selection: str = "all") -> str:
+    """A torch-fidelity cache name for real reference features, keyed by their content.
+
+    torch-fidelity keys its cache by the name alone, so the name carries a hash of everything the
+    features depend on: the data file's sha256, split, label set, extractor name, extractor weights
+    sha256, the number of images and how they were selected (e.g. ``class=happy``, ``seed=1``).
+    """
+    parts = {"v": CACHE_VERSION, "data": data_fingerprint, "split": split, "label_set": label_set,
+             "extractor": extractor, "weights": weights_sha256, "n": int(n_samples), "selection": selection}
+    h = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
+    return f"exprbench-real-{split}-{label_set}-n{int(n_samples)}-{h}"
+
+
+FAKE_PREFIX = "exprbench-gen-"
+
+
+def generated_cache_name(images: torch.Tensor, extractor: str, weights_sha256: str) -> str:
+    """Cache name of a generated set (content hash), so several metrics on one set extract it once.
+
+    Entries under this prefix are temporary: :func:`drop_generated_cache` removes them.
+    """
+    h = hashlib.sha256(f"{tensor_sha256(images)}|{extractor}|{weights_sha256}".encode()).hexdigest()[:24]
+    return f"{FAKE_PREFIX}{h}"
+
+
+def drop_generated_cache(names: Iterable[str], cache_root: Path | None = None) -> None:
+    """Delete torch-fidelity cache files of the given generated-set names."""
+    root = Path(cache_root or fidelity_cache_root())
+    for name in set(names):
+        for f in root.glob(f"{name}-*.pt"):
+            f.unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------------------------
+# the metrics
+
+
+def adapted_kid_subset_size(n1: int, n2: int, preferred: int = KID_SUBSET_SIZE) -> int:
+    """KID subset size: ``preferred`` (1000, Binkowski et al.), shrunk to the smaller set.
+
+    Raises:
+        MetricInputError: a set with fewer than 2 images (the unbiased MMD needs 2).
+    """
+    m = min(int(preferred), int(n1), int(n2))
+    if m < 2:
+        raise MetricInputError(f"KID needs at least 2 images per set, got {n1} and {n2}")
+    return m
+
+
+def fidelity_scores(
+    generated: torch.Tensor,
+    real: torch.Tensor,
+    metrics: Sequence[str] = ("fid", "kid", "prc"),
+    extractor: str = EXTRACTOR_NAME,
+    evaluator_weights=None,
+    inception_weights=None,
+    real_cache_name: str | None = None,
+    generated_cache: bool | str = False,
+    kid_subsets: int = KID_SUBSETS,
+    kid_subset_size: int = KID_SUBSET_SIZE,
+    prc_neighborhood: int = PRC_NEIGHBORHOOD,
+    seed: int = 2020,
+    device: torch.device | str = "cpu",
+    batch_size: int = 256,
+    cache_root: Path | None = None,
+) -> dict:
+    """FID, KID and precision/recall of ``generated`` against ``real`` via ``torch_fidelity.calculate_metrics``.
+
+    Args:
+        generated: uint8 N1 x {1,3} x 48 x 48 (input1).
+        real: uint8 N2 x {1,3} x 48 x 48 (input2).
+        metrics: any of ``fid``, ``kid``, ``prc``.
+        extractor: ``fer-evaluator`` or ``inception-v3-compat``.
+        evaluator_weights / inception_weights: weights paths (default: shipped evaluator / hub cache).
+        real_cache_name: torch-fidelity cache name for ``real``'s features (use
+            :func:`reference_cache_name`); None: not cached.
+        generated_cache: True: cache ``generated``'s features under a content-hash name (temporary,
+            see :func:`drop_generated_cache`); a string: cache them under that name (e.g. real test
+            images used in the generated role for a floor); False: no caching.
+        kid_subsets, kid_subset_size: KID subsets and preferred subset size (shrunk to the smaller set).
+        prc_neighborhood: k of the k-NN manifolds of precision/recall.
+        seed: torch-fidelity's ``rng_seed`` (KID subsets).
+
+    Returns:
+        ``{"fid": float, "kid_mean": float, "kid_std": float, "kid_subset_size": int,
+        "precision": float, "recall": float, "f_score": float, "extractor": str,
+        "extractor_sha256": str, "n_generated": int, "n_real": int}`` (keys of the metrics asked).
+        FID and KID are in squared feature units (KID unscaled, not x1000).
+
+    Raises:
+        MetricInputError: bad images (see :func:`check_images`) or an unknown metric/extractor.
+        ExtractorUnavailable: Inception weights not present.
+    """
+    import torch_fidelity
+
+    register_with_fidelity()
+    bad = [m for m in metrics if m not in ("fid", "kid", "prc")]
+    if bad or not metrics:
+        raise MetricInputError(f"unknown fidelity metric(s) {bad or metrics} (known: fid, kid, prc)")
+    wpath, wsha = extractor_info(extractor, evaluator_weights, inception_weights)
+    size = (48, 48) if extractor == EXTRACTOR_NAME else None
+    generated = check_images(generated, "generated images", size)
+    real = check_images(real, "real images", size)
+    if generated.shape[0] < 2 or real.shape[0] < 2:
+        raise MetricInputError(f"fidelity metrics need at least 2 images per set, got {generated.shape[0]} "
+                               f"generated and {real.shape[0]} real")
+    rgb = extractor == INCEPTION_NAME
+    dev = torch.device(device)
+    layer = FEATURE_LAYER[extractor]
+    out: dict = {"extractor": extractor, "extractor_sha256": wsha,
+                 "n_generated": int(generated.shape[0]), "n_real": int(real.shape[0])}
+    kwargs = dict(
+        input1=ImageDataset(generated, rgb, "generated images"),
+        input2=ImageDataset(real, rgb, "real images"),
+        fid="fid" in metrics, kid="kid" in metrics, prc="prc" in metrics,
+        feature_extractor=extractor,
+        feature_layer_fid=layer, feature_layer_kid=layer, feature_layer_prc=layer,
+        feature_extractor_weights_path=str(wpath),
+        cuda=dev.type == "cuda", batch_size=batch_size, verbose=False, save_cpu_ram=True,
+        cache=True, cache_root=str(cache_root or fidelity_cache_root()),
+        input1_cache_name=(generated_cache if isinstance(generated_cache, str) else
+                           generated_cache_name(generated, extractor, wsha) if generated_cache else None),
+        input2_cache_name=real_cache_name,
+        rng_seed=int(seed), prc_neighborhood=int(prc_neighborhood), prc_batch_size=4096,
+    )
+    if "kid" in metrics:
+        sub = adapted_kid_subset_size(generated.shape[0], real.shape[0], kid_subset_size)
+        kwargs.update(kid_subsets=int(kid_subsets), kid_subset_size=sub)
+        out["kid_subset_size"] = sub
+    if "prc" in metrics and min(generated.shape[0], real.shape[0]) <= prc_neighborhood:
+        raise MetricInputError(f"precision/recall with k={prc_neighborhood} needs more than {prc_neighborhood} "
+                               f"images per set, got {generated.shape[0]} and {real.shape[0]}")
+    with contextlib.redirect_stdout(io.StringIO()):
+        res = torch_fidelity.calculate_metrics(**kwargs)
+    if "fid" in metrics:
+        out["fid"] = float(res[torch_fidelity.KEY_METRIC_FID])
+    if "kid" in metrics:
+        out["kid_mean"] = float(res[torch_fidelity.KEY_METRIC_KID_MEAN])
+        out["kid_std"] = float(res[torch_fidelity.KEY_METRIC_KID_STD])
+    if "prc" in metrics:
+        out["precision"] = float(res[torch_fidelity.KEY_METRIC_PRECISION])
+        out["recall"] = float(res[torch_fidelity.KEY_METRIC_RECALL])
+        out["f_score"] = float(res[torch_fidelity.KEY_METRIC_F_SCORE])
+    return out
+
+
+def intra_class_fid(
+    generated: torch.Tensor,
+    generated_labels: torch.Tensor,
+    real: torch.Tensor,
+    real_labels: torch.Tensor,
+    class_names: Sequence[str],
+    real_cache_names: Sequence[str | None] | None = None,
+    **kw,
+) -> dict:
+    """Intra-class FID: FID per emotion of the generated images of that emotion against the real ones.
+
+    (Miyato & Koyama 2018; Zhang et al. 2019 "intra-FID".) Every class needs at least 2 images on
+    both sides.
+
+    Args:
+        generated, real: uint8 N x 1 x 48 x 48; generated_labels / real_labels: int64 N in 0..K-1.
+        class_names: the K class names (keys of the result).
+        real_cache_names: per-class torch-fidelity cache names of the real features (or None).
+        **kw: passed to :func:`fidelity_scores` (extractor, weights, device, ...).
+
+    Returns:
+        ``{"mean": float, "per_class": {name: float}, "n_generated": {name: int}, "n_real": {name: int}}``.
+
+    Raises:
+        MetricInputError: bad images, label/image count mismatch, or a class with fewer than 2 images.
+    """
+    generated = check_images(generated, "generated images", None)
+    real = check_images(real, "real images", None)
+    for imgs, labs, what in ((generated, generated_labels, "generated"), (real, real_labels, "real")):
+        if not torch.is_tensor(labs) or labs.dim() != 1 or labs.shape[0] != imgs.shape[0]:
+            raise MetricInputError(f"{what} labels: expected an int64 tensor of {imgs.shape[0]} labels")
+    per, ng, nr = {}, {}, {}
+    for k, name in enumerate(class_names):
+        g, r = generated[generated_labels.cpu() == k], real[real_labels.cpu() == k]
+        if g.shape[0] < 2 or r.shape[0] < 2:
+            raise MetricInputError(f"intra-class FID: class {name!r} has {g.shape[0]} generated and {r.shape[0]} "
+                                   "real images (need at least 2 each)")
+        cname = real_cache_names[k] if real_cache_names is not None else None
+        per[name] = fidelity_scores(g, r, ("fid",), real_cache_name=cname, **kw)["fid"]
+        ng[name], nr[name] = int(g.shape[0]), int(r.shape[0])
+    return {"mean": float(np.mean(list(per.values()))), "per_class": per, "n_generated": ng, "n_real": nr}

@@ -1,0 +1,247 @@
+"""Bidirectional conditional GAN (BiCoGAN, Jaiswal et al. 2019, "Bidirectional Conditional GANs",
+arXiv:1711.07461): G(z, c) -> x, E(x) -> (z, c logits), D(x, z, c).
+
+D separates (x, E_z(x), c_x) for real x from (G(z, c), z, c) for z ~ N(0, I) and c uniform; G and E are
+trained together to fool it (the BiGAN value, :func:`~.bigan.ge_loss`), and E additionally minimizes
+the extrinsic factor loss
+
+    EFL = cross-entropy(E_c(x), c_true)                          (paper sec. 3.1, for class labels)
+
+on real labelled images, weighted by the dynamically tuned importance
+
+    gamma(t) = min(alpha * exp(rho * t), phi),   t = epochs trained  (paper sec. 3.2)
+
+with t = step * batch_size / num_train_images (the harness sets ``num_train_images``). ``efl`` and
+``efl_gamma`` are returned by every ``training_step`` (and so logged in train.jsonl).
+
+c_x, the class vector paired with a real image in D, is ``model.real_c``: ``true`` (the one-hot true
+label) or ``encoded`` (the paper's E(x): a straight-through one-hot of argmax E_c(x), whose gradient
+reaches E through softmax(E_c(x)), so D sees one-hot vectors on both sides).
+
+Configs:
+    ``reference``  the FER2013 BiCoGAN of ../shared/docs/MODELS.md on ``fer6`` (6 classes; the
+                   original's index remapping is irrelevant here, class names travel with the data):
+                   G z(100) * Embedding(K, 100)(c) -> Dense(128 x H/4 x W/4)+LeakyReLU(0.2) -> 2 x
+                   ConvT(128, 4x4 s2)+LeakyReLU -> Conv(C, 12x12, same) -> tanh; E the BiGAN reference
+                   encoder (with LeakyReLU) plus a Dense(K) class head; D image branch Conv(128, 5x5 s1)
+                   + LeakyReLU then 4 x Conv(128, 5x5 s2)+LeakyReLU (3x3x128 = 1152 features at 48x48),
+                   label branch Embedding(K, H*W) (a bias-free Linear on the one-hot c), concat[z, x_feat,
+                   label] -> Dense(1). BCE, Adam 2e-4 beta1 0.5, batch 128, 18,610 iterations, rotation in
+                   [-50, 30] degrees applied to half the images (the original trained on every image plus
+                   one rotated copy), no flips, train split only (the test split stays unseen for the
+                   encoder metrics).
+                   Bugs of that implementation fixed here: (1) no EFL -> EFL with the gamma schedule;
+                   (2) no E_c head -> E predicts c; (3) inputs scaled to [0, 1] against a tanh G ->
+                   everything in [-1, 1]; (4) real images paired with random labels in G's step -> the
+                   true labels (``real_c=true``). The facts give no alpha, rho, phi: ours are alpha=1,
+                   rho=0.5, phi=10 (gamma reaches its cap after 4.6 epochs).
+    ``default``    SNGAN-style nets: G the standard-CNN generator with conditional batch norm, E a
+                   strided-conv encoder with z and class heads, D the BigBiGAN joint discriminator with
+                   unary scores and a projection term for c (Miyato & Koyama 2018); hinge loss, G EMA
+                   for sampling, horizontal flips, same EFL schedule.
+Capabilities: ``sample``, ``conditional``, ``encode``, ``translate`` (x -> E_z(x) -> G(E_z(x), c_target):
+the person is carried by z, the expression by c). Sampling uses the EMA generator when enabled;
+encode / reconstruct / translate use E and the training G (E was trained to invert that one).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from exprbench.data import DataSpec
+
+from . import register_model
+from .base import Batch, ModelPlugin
+from .bigan import ConvEncoder, JointDiscriminator, RefEncoder, RefGenerator, evaluating, joint_step, pair_losses
+from .blocks import DCGenerator
+
+REAL_C = ("true", "encoded")
+
+
+def efl_gamma(t: float, alpha: float, rho: float, phi: float) -> float:
+    """The EFL importance weight gamma(t) = min(alpha * exp(rho * t), phi) (Jaiswal et al. 2019, sec. 3.2).
+
+    Args:
+        t: epochs trained (float >= 0).
+        alpha: initial value gamma(0); rho: growth rate per epoch; phi: the cap.
+    """
+    return float(min(alpha * math.exp(min(rho * t, 700.0)), phi))
+
+
+@dataclass
+class BiCoGANConfig:
+    """Hyper-parameters of the BiCoGAN.
+
+    Attributes:
+        arch: ``sngan`` (default nets) or ``reference`` (Keras FER2013 nets, fixed widths).
+        z_dim: size of the intrinsic latent z.
+        ch: base width of the ``sngan`` nets (ignored by ``reference``).
+        loss: ``bce``, ``hinge`` or ``lsgan``.
+        unary: BigBiGAN unary scores in D (``sngan`` only).
+        real_c: class vector paired with real images in D: ``true`` or ``encoded`` (module docstring).
+        efl_alpha, efl_rho, efl_phi: the EFL weight schedule gamma = min(alpha exp(rho t), phi).
+        lr_g, lr_e, lr_d: Adam learning rates of G, E and D.
+        betas: Adam betas.
+    """
+
+    arch: str = "sngan"
+    z_dim: int = 128
+    ch: int = 64
+    loss: str = "hinge"
+    unary: bool = True
+    real_c: str = "true"
+    efl_alpha: float = 1.0
+    efl_rho: float = 0.5
+    efl_phi: float = 10.0
+    lr_g: float = 2e-4
+    lr_e: float = 2e-4
+    lr_d: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+
+
+class RefDiscriminator(nn.Module):
+    """Keras FER2013 BiCoGAN discriminator D(x, z, c) (see module docstring).
+
+    Inputs x float N x C x H x W, z float N x z_dim, c float N x K (one-hot or soft); returns ``(logit N,)``.
+    """
+
+    def __init__(self, spec: DataSpec, z_dim: int) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.Conv2d(spec.channels, 128, 5, 1, 2), nn.LeakyReLU(0.2)]
+        h, w = spec.height, spec.width
+        for _ in range(4):
+            layers += [nn.Conv2d(128, 128, 5, 2, 2), nn.LeakyReLU(0.2)]
+            h, w = (h - 1) // 2 + 1, (w - 1) // 2 + 1
+        self.image = nn.Sequential(*layers, nn.Flatten())
+        self.label = nn.Linear(spec.num_classes, spec.height * spec.width, bias=False)
+        self.out = nn.Linear(z_dim + 128 * h * w + spec.height * spec.width, 1)
+
+    def forward(self, x: torch.Tensor, z: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return (self.out(torch.cat([z, self.image(x), self.label(c)], dim=1)).squeeze(1),)
+
+
+@register_model("bicogan")
+class BiCoGAN(ModelPlugin):
+    """BiCoGAN plugin: one D update, then one joint G+E update (adversarial + gamma(t) * EFL) per step."""
+
+    name = "bicogan"
+    capabilities = frozenset({"sample", "conditional", "encode", "translate"})
+    Config = BiCoGANConfig
+    named_configs = {
+        "default": {"train.ema": True, "train.batch_size": 64, "train.steps": 20000},
+        "reference": {
+            "model.arch": "reference", "model.z_dim": 100, "model.loss": "bce", "model.unary": False,
+            "model.real_c": "true", "model.lr_g": 2e-4, "model.lr_e": 2e-4, "model.lr_d": 2e-4,
+            "model.betas": [0.5, 0.999], "train.batch_size": 128, "train.steps": 18610,
+            "data.label_set": "fer6", "data.augment.hflip": False, "data.augment.rotate": [-50, 30],
+            "data.augment.p_affine": 0.5,
+        },
+    }
+
+    def __init__(self, cfg: BiCoGANConfig, spec: DataSpec, device="cpu", channels_last: bool = False) -> None:
+        super().__init__(cfg, spec, device, channels_last)
+        if cfg.real_c not in REAL_C:
+            raise ValueError(f"model.real_c={cfg.real_c!r}: expected one of {', '.join(REAL_C)}")
+        k = spec.num_classes
+        if cfg.arch == "reference":
+            self.nets["G"] = RefGenerator(spec, cfg.z_dim, num_classes=k)
+            self.nets["E"] = RefEncoder(spec, cfg.z_dim, num_classes=k)
+            self.nets["D"] = RefDiscriminator(spec, cfg.z_dim)
+        elif cfg.arch == "sngan":
+            self.nets["G"] = DCGenerator(spec, cfg.z_dim, cfg.ch, num_classes=k)
+            self.nets["E"] = ConvEncoder(spec, cfg.z_dim, cfg.ch, num_classes=k)
+            self.nets["D"] = JointDiscriminator(spec, cfg.z_dim, cfg.ch, num_classes=k, unary=cfg.unary)
+        else:
+            raise ValueError(f"model.arch={cfg.arch!r}: expected 'sngan' or 'reference'")
+        self.place()
+        self.adam("G", cfg.lr_g, cfg.betas)
+        self.adam("E", cfg.lr_e, cfg.betas)
+        self.adam("D", cfg.lr_d, cfg.betas)
+        self._warned = False
+
+    # -- schedule ----------------------------------------------------------------------------
+    def epochs_at(self, step: int, batch_size: int) -> float:
+        """t = step * batch_size / num_train_images (0 with a one-time warning when the harness did not set it)."""
+        if not self.num_train_images:
+            if not self._warned:
+                warnings.warn("bicogan: num_train_images is not set (the harness sets it); EFL gamma uses t=0",
+                              stacklevel=2)
+                self._warned = True
+            return 0.0
+        return step * batch_size / self.num_train_images
+
+    def gamma(self, step: int, batch_size: int) -> float:
+        """The EFL weight at ``step`` (see :func:`efl_gamma`)."""
+        c = self.cfg
+        return efl_gamma(self.epochs_at(step, batch_size), c.efl_alpha, c.efl_rho, c.efl_phi)
+
+    # -- training ----------------------------------------------------------------------------
+    def _onehot(self, c: torch.Tensor) -> torch.Tensor:
+        return F.one_hot(c, self.spec.num_classes).float()
+
+    def _real_c(self, c: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        if self.cfg.real_c == "true":
+            return self._onehot(c)
+        p = F.softmax(logits.float(), dim=1)
+        return self._onehot(p.argmax(1)) + p - p.detach()  # straight-through one-hot
+
+    def training_step(self, batch: Batch, step: int) -> dict[str, float]:
+        G, E, D, kind, cfg = self.nets["G"], self.nets["E"], self.nets["D"], self.cfg.loss, self.cfg
+        x, c, n = batch.x, batch.c, batch.x.shape[0]
+        with torch.no_grad():
+            z = torch.randn(n, cfg.z_dim, device=self.device)
+            c_fake = torch.randint(0, self.spec.num_classes, (n,), device=self.device)
+            fake = G(z, c_fake)
+            z_hat, logits = E(x)
+        real_s, fake_s = D(x, z_hat, self._real_c(c, logits)), D(fake, z, self._onehot(c_fake))
+        loss_d, _ = pair_losses(kind, real_s, fake_s)
+        joint_step([self.optimizers["D"]], loss_d)
+
+        D.requires_grad_(False)
+        z = torch.randn(n, cfg.z_dim, device=self.device)
+        c_fake = torch.randint(0, self.spec.num_classes, (n,), device=self.device)
+        z_hat, logits = E(x)
+        real_g, fake_g = D(x, z_hat, self._real_c(c, logits)), D(G(z, c_fake), z, self._onehot(c_fake))
+        _, adv = pair_losses(kind, real_g, fake_g)
+        efl = F.cross_entropy(logits.float(), c)
+        gamma = self.gamma(step, n)
+        loss_ge = adv + gamma * efl
+        joint_step([self.optimizers["G"], self.optimizers["E"]], loss_ge)
+        D.requires_grad_(True)
+        return {"loss_d": loss_d.item(), "loss_ge": loss_ge.item(), "loss_adv_ge": adv.item(),
+                "efl": efl.item(), "efl_gamma": gamma,
+                "acc_enc": (logits.argmax(1) == c).float().mean().item(),
+                "d_real": real_s[0].mean().item(), "d_fake": fake_s[0].mean().item()}
+
+    # -- generation and capabilities ---------------------------------------------------------
+    def sample(self, n: int, labels: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.conditional_sample(n, self.cfg.z_dim, labels, generator)
+
+    def encode(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """E(x): ``{"z": float32 N x z_dim, "c_logits": float32 N x K}`` for float32 N x C x H x W in [-1, 1]."""
+        x, _ = self.check_images(x)
+        with evaluating(self.nets["E"]):
+            z, logits = self.nets["E"](x)
+        return {"z": z.float(), "c_logits": logits.float()}
+
+    def reconstruct(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        """G(E_z(x), c) with c = ``c`` (int64 N) or, when None, argmax E_c(x); float32 N x C x H x W in [-1, 1]."""
+        x, c = self.check_images(x, c)
+        enc = self.encode(x)
+        if c is None:
+            c = enc["c_logits"].argmax(1)
+        with evaluating(self.nets["G"]):
+            return self.nets["G"](enc["z"], c).float()
+
+    def translate(self, x: torch.Tensor, c_target: torch.Tensor, c_source: torch.Tensor | None = None) -> torch.Tensor:
+        """G(E_z(x), c_target): float32 N x C x H x W in [-1, 1]; ``c_source`` is not needed (validated only)."""
+        x, c_target = self.check_images(x, c_target)
+        if c_source is not None:
+            self.check_images(x, c_source)
+        return self.reconstruct(x, c_target)

@@ -1,0 +1,328 @@
+"""Bidirectional GAN (BiGAN, Donahue et al. 2017, "Adversarial Feature Learning", arXiv:1605.09782;
+equivalently ALI, Dumoulin et al. 2017): G(z) -> x, E(x) -> z, D(x, z).
+
+D separates the pairs (x, E(x)), x real, from (G(z), z), z ~ N(0, I); G and E are trained together to
+fool it (the paper's eq. 3 objective V(D, E, G), non-saturating for both, as in Donahue et al. sec. 3.4).
+At the optimum E inverts G, so E(x) is a feature of x learnt without labels (the linear-probe metric
+in ``metrics/capability.py`` measures how much emotion it carries).
+
+Configs:
+    ``reference``  the FER2013 BiGAN of ../shared/docs/MODELS.md: E Conv(64, 5x5 s2) -> Conv(128)+BN ->
+                   Conv(256)+BN -> Conv(512)+BN (all 5x5 s2) -> Flatten -> Dense(z); G the GAN's second
+                   reference (Dense(128 x H/4 x W/4)+LeakyReLU(0.2) -> 2 x ConvT(128, 4x4 s2)+LeakyReLU ->
+                   Conv(C, 12x12, same) -> tanh); D concat[z, flatten(x)] -> 3 x (Dense 1024 + LeakyReLU +
+                   Dropout 0.5) -> 1. 20,000 iterations, BCE, z=100. Fixed: the reference E had no
+                   activations (a linear map of x); LeakyReLU(0.2) added. Not in the facts, taken from the
+                   other Keras FER2013 references: Adam 2e-4 beta1 0.5, batch 128, no flips.
+    ``default``    SNGAN-style nets (Miyato et al. 2018): G the standard-CNN generator, E a strided-conv
+                   encoder with batch norm, D the BigBiGAN joint discriminator (Donahue & Simonyan 2019,
+                   sec. 3: an SN image trunk F(x), an SN MLP H(z), a joint MLP J(F, H), and the unary scores
+                   s_x, s_z beside the joint s_xz, each with its own loss), hinge loss, G EMA for sampling,
+                   horizontal flips.
+Capabilities: ``sample``, ``encode``. ``sample`` uses the EMA generator when enabled; ``encode`` and
+``reconstruct`` use E and the *training* G (E was trained to invert that one).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import torch
+from torch import nn
+
+from exprbench.data import DataSpec
+
+from . import register_model
+from .base import Batch, ModelPlugin
+from .blocks import DCGenerator, SNDiscriminatorTrunk, d_loss, g_loss
+
+
+# --------------------------------------------------------------------------------------------
+# losses and helpers shared with BiCoGAN
+
+
+def ge_loss(kind: str, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """Loss of G and E together from D's logits on (x, E(x)) (``real``) and (G(z), z) (``fake``), scalar.
+
+    Non-saturating for both sides (Donahue et al. 2017, sec. 3.4): G wants ``fake`` scored real, E wants
+    ``real`` scored fake. ``bce``: softplus(-fake) + softplus(real); ``hinge``: -fake + real (BigBiGAN,
+    Donahue & Simonyan 2019, eq. 4); ``lsgan``: 0.5 (fake - 1)^2 + 0.5 real^2 (targets 1 / 0).
+
+    Raises:
+        ValueError: unknown ``kind``.
+    """
+    if kind == "lsgan":
+        return g_loss(kind, fake) + 0.5 * real.pow(2).mean()
+    return g_loss(kind, fake) + g_loss(kind, -real)
+
+
+def joint_step(opts: Sequence[torch.optim.Optimizer], loss: torch.Tensor) -> None:
+    """zero_grad every optimizer in ``opts``, backward ``loss`` once, step them all (G and E together)."""
+    for o in opts:
+        o.zero_grad(set_to_none=True)
+    loss.backward()
+    for o in opts:
+        o.step()
+
+
+@contextlib.contextmanager
+def evaluating(*nets: nn.Module) -> Iterator[None]:
+    """Put ``nets`` in eval mode under ``torch.no_grad()``, restoring their modes afterwards."""
+    modes = [n.training for n in nets]
+    try:
+        for n in nets:
+            n.eval()
+        with torch.no_grad():
+            yield
+    finally:
+        for n, m in zip(nets, modes):
+            n.train(m)
+
+
+def _strided(size: int, k: int, s: int, p: int, times: int) -> int:
+    for _ in range(times):
+        size = (size + 2 * p - k) // s + 1
+    return size
+
+
+# --------------------------------------------------------------------------------------------
+# reference nets (also used by BiCoGAN's reference)
+
+
+class RefEncoder(nn.Module):
+    """Keras FER2013 BiGAN encoder, with LeakyReLU(0.2) added: 4 x Conv 5x5 s2 (64, 128+BN, 256+BN, 512+BN).
+
+    Input float N x C x H x W in [-1, 1]; output z float N x z_dim, and, with ``num_classes > 0``
+    (BiCoGAN's E_c head), class logits float N x K: ``forward`` returns ``(z, logits or None)``.
+    """
+
+    def __init__(self, spec: DataSpec, z_dim: int, num_classes: int = 0) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        cin = spec.channels
+        for i, cout in enumerate((64, 128, 256, 512)):
+            layers += [nn.Conv2d(cin, cout, 5, 2, 2), *([nn.BatchNorm2d(cout)] if i else []), nn.LeakyReLU(0.2)]
+            cin = cout
+        self.net = nn.Sequential(*layers, nn.Flatten())
+        feat = 512 * _strided(spec.height, 5, 2, 2, 4) * _strided(spec.width, 5, 2, 2, 4)
+        self.z = nn.Linear(feat, z_dim)
+        self.c = nn.Linear(feat, num_classes) if num_classes else None
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        h = self.net(x)
+        return self.z(h), (self.c(h) if self.c is not None else None)
+
+
+class RefGenerator(nn.Module):
+    """The GAN's second Keras reference: Dense(128 x H/4 x W/4)+LeakyReLU(0.2) -> 2 x ConvT(128, 4x4 s2)
+    + LeakyReLU(0.2) -> Conv(C, 12x12, same) -> tanh.
+
+    With ``num_classes > 0`` (BiCoGAN reference) z is first multiplied element-wise by
+    Embedding(K, z_dim)(c). Input z float N x z_dim (c int64 N); output float N x C x H x W in [-1, 1].
+    """
+
+    def __init__(self, spec: DataSpec, z_dim: int, num_classes: int = 0) -> None:
+        super().__init__()
+        self.bh, self.bw = spec.height // 4, spec.width // 4
+        self.embed = nn.Embedding(num_classes, z_dim) if num_classes else None
+        self.fc = nn.Sequential(nn.Linear(z_dim, 128 * self.bh * self.bw), nn.LeakyReLU(0.2))
+        self.net = nn.Sequential(
+            nn.ConvTranspose2d(128, 128, 4, 2, 1), nn.LeakyReLU(0.2),
+            nn.ConvTranspose2d(128, 128, 4, 2, 1), nn.LeakyReLU(0.2),
+            nn.ZeroPad2d((5, 6, 5, 6)),  # Keras 'same' for a 12x12 kernel
+            nn.Conv2d(128, spec.channels, 12, 1), nn.Tanh(),
+        )
+
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        if self.embed is not None:
+            z = z * self.embed(c)
+        return self.net(self.fc(z).view(-1, 128, self.bh, self.bw))
+
+
+class RefJointDiscriminator(nn.Module):
+    """Keras FER2013 BiGAN discriminator: concat[z, flatten(x)] -> 3 x (Dense 1024 + LeakyReLU(0.2) +
+    Dropout 0.5) -> Dense(1). Returns a tuple with one logit tensor (N,)."""
+
+    def __init__(self, spec: DataSpec, z_dim: int) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        cin = z_dim + spec.channels * spec.height * spec.width
+        for _ in range(3):
+            layers += [nn.Linear(cin, 1024), nn.LeakyReLU(0.2), nn.Dropout(0.5)]
+            cin = 1024
+        self.net = nn.Sequential(*layers, nn.Linear(1024, 1))
+
+    def forward(self, x: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return (self.net(torch.cat([z, x.flatten(1)], dim=1)).squeeze(1),)
+
+
+# --------------------------------------------------------------------------------------------
+# default nets (also used by BiCoGAN's default)
+
+
+class ConvEncoder(nn.Module):
+    """Strided-conv encoder: Conv(ch, 3x3) then 4 x (Conv 4x4 s2 + BN + LeakyReLU 0.2) at ch, 2ch, 4ch,
+    8ch (H/16 x W/16) -> Linear heads.
+
+    Input float N x C x H x W in [-1, 1]; ``forward`` returns ``(z float N x z_dim, class logits float
+    N x K or None)`` (the class head exists when ``num_classes > 0``).
+    """
+
+    def __init__(self, spec: DataSpec, z_dim: int, ch: int, num_classes: int = 0) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.Conv2d(spec.channels, ch, 3, 1, 1), nn.LeakyReLU(0.2)]
+        cin = ch
+        for cout in (ch, 2 * ch, 4 * ch, 8 * ch):
+            layers += [nn.Conv2d(cin, cout, 4, 2, 1), nn.BatchNorm2d(cout), nn.LeakyReLU(0.2)]
+            cin = cout
+        self.net = nn.Sequential(*layers, nn.Flatten())
+        feat = 8 * ch * _strided(spec.height, 4, 2, 1, 4) * _strided(spec.width, 4, 2, 1, 4)
+        self.z = nn.Linear(feat, z_dim)
+        self.c = nn.Linear(feat, num_classes) if num_classes else None
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        h = self.net(x)
+        return self.z(h), (self.c(h) if self.c is not None else None)
+
+
+class JointDiscriminator(nn.Module):
+    """BigBiGAN-style D(x, z[, c]) (Donahue & Simonyan 2019, sec. 3), spectrally normalized (Miyato et al. 2018).
+
+    F(x): the SNGAN trunk (8ch features); H(z): 2-layer SN MLP (8ch); J: SN MLP on [F, H] (16ch) with a
+    linear joint score s_xz, plus, with ``num_classes > 0``, a projection term <W c, J> (Miyato & Koyama
+    2018) where c is a float N x K class vector (one-hot, or a straight-through encoded one). With
+    ``unary`` the unary scores s_x = w_x . F(x) and s_z = w_z . H(z) are returned too.
+
+    Returns a tuple of logit tensors (N,): ``(s_xz,)`` or ``(s_xz, s_x, s_z)``.
+    """
+
+    def __init__(self, spec: DataSpec, z_dim: int, ch: int, num_classes: int = 0, unary: bool = True) -> None:
+        super().__init__()
+        sn = nn.utils.parametrizations.spectral_norm
+        self.F = SNDiscriminatorTrunk(spec, ch)
+        d = self.F.out_dim
+        self.H = nn.Sequential(sn(nn.Linear(z_dim, d)), nn.LeakyReLU(0.1), sn(nn.Linear(d, d)), nn.LeakyReLU(0.1))
+        self.J = nn.Sequential(sn(nn.Linear(2 * d, 2 * d)), nn.LeakyReLU(0.1))
+        self.s_xz = sn(nn.Linear(2 * d, 1))
+        self.proj = sn(nn.Linear(num_classes, 2 * d, bias=False)) if num_classes else None
+        self.unary = unary
+        if unary:
+            self.s_x, self.s_z = sn(nn.Linear(d, 1)), sn(nn.Linear(d, 1))
+
+    def forward(self, x: torch.Tensor, z: torch.Tensor, c: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+        fx, hz = self.F(x), self.H(z)
+        j = self.J(torch.cat([fx, hz], dim=1))
+        s = self.s_xz(j).squeeze(1)
+        if self.proj is not None:
+            s = s + (self.proj(c) * j).sum(dim=1)
+        if not self.unary:
+            return (s,)
+        return s, self.s_x(fx).squeeze(1), self.s_z(hz).squeeze(1)
+
+
+# --------------------------------------------------------------------------------------------
+# the plugin
+
+
+@dataclass
+class BiGANConfig:
+    """Hyper-parameters of the BiGAN.
+
+    Attributes:
+        arch: ``sngan`` (default nets) or ``reference`` (Keras FER2013 nets, fixed widths).
+        z_dim: latent size.
+        ch: base width of the ``sngan`` nets (ignored by ``reference``).
+        loss: ``bce``, ``hinge`` or ``lsgan`` (see :func:`ge_loss`).
+        unary: BigBiGAN unary scores s_x, s_z in D (``sngan`` only).
+        lr_g, lr_e, lr_d: Adam learning rates of G, E and D.
+        betas: Adam betas.
+    """
+
+    arch: str = "sngan"
+    z_dim: int = 128
+    ch: int = 64
+    loss: str = "hinge"
+    unary: bool = True
+    lr_g: float = 2e-4
+    lr_e: float = 2e-4
+    lr_d: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+
+
+def pair_losses(kind: str, real: Sequence[torch.Tensor], fake: Sequence[torch.Tensor]) -> tuple:
+    """(D loss, G/E loss): :func:`~.blocks.d_loss` and :func:`ge_loss` summed over D's scores."""
+    ld = sum(d_loss(kind, r, f) for r, f in zip(real, fake))
+    lge = sum(ge_loss(kind, r, f) for r, f in zip(real, fake))
+    return ld, lge
+
+
+@register_model("bigan")
+class BiGAN(ModelPlugin):
+    """BiGAN plugin: G(z) -> x, E(x) -> z, D(x, z) -> logit(s); one D then one joint G+E update per step."""
+
+    name = "bigan"
+    capabilities = frozenset({"sample", "encode"})
+    Config = BiGANConfig
+    named_configs = {
+        "default": {"train.ema": True, "train.batch_size": 64, "train.steps": 20000},
+        "reference": {
+            "model.arch": "reference", "model.z_dim": 100, "model.loss": "bce", "model.unary": False,
+            "model.lr_g": 2e-4, "model.lr_e": 2e-4, "model.lr_d": 2e-4, "model.betas": [0.5, 0.999],
+            "train.batch_size": 128, "train.steps": 20000, "data.augment.hflip": False,
+        },
+    }
+
+    def __init__(self, cfg: BiGANConfig, spec: DataSpec, device="cpu", channels_last: bool = False) -> None:
+        super().__init__(cfg, spec, device, channels_last)
+        if cfg.arch == "reference":
+            self.nets["G"] = RefGenerator(spec, cfg.z_dim)
+            self.nets["E"] = RefEncoder(spec, cfg.z_dim)
+            self.nets["D"] = RefJointDiscriminator(spec, cfg.z_dim)
+        elif cfg.arch == "sngan":
+            self.nets["G"] = DCGenerator(spec, cfg.z_dim, cfg.ch)
+            self.nets["E"] = ConvEncoder(spec, cfg.z_dim, cfg.ch)
+            self.nets["D"] = JointDiscriminator(spec, cfg.z_dim, cfg.ch, unary=cfg.unary)
+        else:
+            raise ValueError(f"model.arch={cfg.arch!r}: expected 'sngan' or 'reference'")
+        self.place()
+        self.adam("G", cfg.lr_g, cfg.betas)
+        self.adam("E", cfg.lr_e, cfg.betas)
+        self.adam("D", cfg.lr_d, cfg.betas)
+
+    def training_step(self, batch: Batch, step: int) -> dict[str, float]:
+        G, E, D, kind = self.nets["G"], self.nets["E"], self.nets["D"], self.cfg.loss
+        x, n = batch.x, batch.x.shape[0]
+        with torch.no_grad():
+            z = torch.randn(n, self.cfg.z_dim, device=self.device)
+            fake, z_hat = G(z), E(x)[0]
+        real_s, fake_s = D(x, z_hat), D(fake, z)
+        loss_d, _ = pair_losses(kind, real_s, fake_s)
+        joint_step([self.optimizers["D"]], loss_d)
+
+        D.requires_grad_(False)
+        z = torch.randn(n, self.cfg.z_dim, device=self.device)
+        z_hat = E(x)[0]
+        real_g, fake_g = D(x, z_hat), D(G(z), z)
+        _, loss_ge = pair_losses(kind, real_g, fake_g)
+        joint_step([self.optimizers["G"], self.optimizers["E"]], loss_ge)
+        D.requires_grad_(True)
+        return {"loss_d": float(loss_d.item()), "loss_ge": float(loss_ge.item()),
+                "d_real": real_s[0].mean().item(), "d_fake": fake_s[0].mean().item(),
+                "z_hat_std": z_hat.detach().std().item()}
+
+    def sample(self, n: int, labels: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.generate(self.randn(n, self.cfg.z_dim, generator=generator))
+
+    def encode(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """E(x): ``{"z": float32 N x z_dim}`` for float32 N x C x H x W images in [-1, 1] (see base)."""
+        x, _ = self.check_images(x)
+        with evaluating(self.nets["E"]):
+            return {"z": self.nets["E"](x)[0].float()}
+
+    def reconstruct(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        """G(E(x)) with the training G, float32 N x C x H x W in [-1, 1]; ``c`` is ignored (unconditional)."""
+        x, _ = self.check_images(x)
+        with evaluating(self.nets["E"], self.nets["G"]):
+            return self.nets["G"](self.nets["E"](x)[0]).float()

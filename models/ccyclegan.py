@@ -1,0 +1,326 @@
+"""Conditional cycle-consistent GAN for expressions (CCycleGAN, Tesei 2019, "Generating Realistic Facial
+Expressions through Conditional Cycle-Consistent Generative Adversarial Networks", OpenReview HJg6j3-oeB).
+
+Image-to-image, no paired data: G(x, c_target) -> x' keeps the person and changes the expression. G is a
+U-Net split into an encoder and a decoder, the one-hot target label joining the code at the bottleneck;
+D(x) -> (real/fake logit, class logits). Each step every real image is encoded once and decoded to
+every class (``all_targets``; otherwise to one random other class), so a batch of N gives N (K - 1)
+translations plus N reconstructions G_dec(G_enc(x), c_source). Losses:
+
+    D:  adversarial(real x, translations) + w_cls_d * class loss
+    G:  w_gan * adversarial(translations) + w_cls * class loss of the target label on translations
+        + w_rec * L1(G(x, c_source), x)  [reconstruction = the baseline's identity term]
+        + w_cyc * L1(G(G(x, c_target), c_source), x)  [cycle, optional]
+
+Class loss ``bce_null`` (the reference): sigmoid cross-entropy against one-hot targets, translations get
+the all-zero "null" target in D's loss; ``ce_real`` (StarGAN-style, Choi et al. 2018): softmax
+cross-entropy, D trained on real images only, G on its translations.
+
+Configs:
+    ``reference``  the facts of ../shared/docs/MODELS.md: G encoder 4 x [Conv 4x4 s2 (valid) + LeakyReLU
+                   0.2 + InstanceNorm] at 64/128/256/512 (48 -> 23 -> 10 -> 4 -> 1), bottleneck
+                   concat[code, one-hot c] -> Dense + LeakyReLU -> code size, decoder 3 x [ConvT 4x4 s2 +
+                   ReLU + InstanceNorm + skip] at 256/128/64 then ConvT(C, 4x4 s2) + tanh; D 4 x [Conv 4x4
+                   s2 + LeakyReLU + InstanceNorm] 64..512 with a real/fake and a class head; weights g_gan 2,
+                   g_cl 2, rec 1, no cycle; Adam 2e-4 beta1 0.5, batch 64, [-1, 1] inputs, random hflip.
+                   Fixed: an InstanceNorm over a 1 x 1 map outputs its bias whatever the input (it would cut
+                   the bottleneck off, and PyTorch refuses it), so layers whose output is 1 x 1 have none.
+                   Not in the facts: the adversarial loss (BCE: the facts reserve LSGAN for the paper's
+                   baseline) and the budget (20 epochs of the train split, 8,970 steps).
+    ``default``    the same U-Net G; D with spectral norm instead of instance norm (Miyato et al. 2018),
+                   hinge loss, ``ce_real`` class loss, the cycle term (weight 10, reconstruction 1 =
+                   the baseline's identity = 0.1 x cycle), G EMA for translation, flips.
+
+Capabilities: ``translate``, ``conditional``. It cannot generate from noise, so it does not declare
+``sample`` (no FID/CAS of samples). Its :meth:`CCycleGAN.sample` exists only for the harness's progress
+grids: it translates the first ``pool_size`` training images it saw (kept in its state) to the asked
+labels, column j of a class grid showing source image j in every emotion.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from exprbench.data import DataSpec, to_float
+
+from . import register_model
+from .base import Batch, ModelPlugin, optimizer_step
+from .blocks import d_loss, g_loss, maybe_sn
+
+CLS_LOSSES = ("bce_null", "ce_real")
+D_NORMS = ("instance", "sn")
+
+
+def _down(s: int) -> int:
+    return (s - 4) // 2 + 1  # Conv 4x4 s2, no padding
+
+
+def _out_pad(s_in: int, s_out: int) -> int:
+    """output_padding making ConvT 4x4 s2 (no padding) map s_in to s_out (0 or 1)."""
+    op = s_out - ((s_in - 1) * 2 + 4)
+    if op not in (0, 1):
+        raise ValueError(f"U-Net sizes do not invert: {s_in} -> {s_out}")
+    return op
+
+
+class UNetGenerator(nn.Module):
+    """CCycleGAN's U-Net G(x, c): 4 strided convs, label at the bottleneck, 3 ConvT with skips, ConvT + tanh.
+
+    Input x float N x C x H x W in [-1, 1], c int64 N; output float N x C x H x W in [-1, 1]. Split into
+    :meth:`encode` (the feature list) and :meth:`decode` (features, c) so one encoding serves many targets.
+
+    Raises:
+        ValueError: images too small for 4 valid 4x4 s2 convs (H, W >= 34) or sizes that do not invert.
+    """
+
+    def __init__(self, spec: DataSpec, ch: int) -> None:
+        super().__init__()
+        self.k = spec.num_classes
+        hs, ws = [spec.height], [spec.width]
+        for _ in range(4):
+            hs.append(_down(hs[-1]))
+            ws.append(_down(ws[-1]))
+        if min(hs[-1], ws[-1]) < 1:
+            raise ValueError(f"U-Net generator needs images of at least 34x34, got {spec.height}x{spec.width}")
+        chans = [spec.channels, ch, 2 * ch, 4 * ch, 8 * ch]
+        self.down = nn.ModuleList()
+        for i in range(4):
+            norm = hs[i + 1] * ws[i + 1] > 1
+            self.down.append(nn.Sequential(nn.Conv2d(chans[i], chans[i + 1], 4, 2, 0), nn.LeakyReLU(0.2),
+                                           *([nn.InstanceNorm2d(chans[i + 1], affine=True)] if norm else [])))
+        self.code_shape = (8 * ch, hs[4], ws[4])
+        code = 8 * ch * hs[4] * ws[4]
+        self.bottleneck = nn.Sequential(nn.Linear(code + self.k, code), nn.LeakyReLU(0.2))
+        self.up = nn.ModuleList()
+        cin = 8 * ch
+        for i, cout in zip((3, 2, 1), (4 * ch, 2 * ch, ch)):  # targets: skip i has size hs[i]
+            op = (_out_pad(hs[i + 1], hs[i]), _out_pad(ws[i + 1], ws[i]))
+            self.up.append(nn.Sequential(nn.ConvTranspose2d(cin, cout, 4, 2, 0, output_padding=op), nn.ReLU(),
+                                         nn.InstanceNorm2d(cout, affine=True)))
+            cin = 2 * cout
+        op = (_out_pad(hs[1], hs[0]), _out_pad(ws[1], ws[0]))
+        self.out = nn.Sequential(nn.ConvTranspose2d(cin, spec.channels, 4, 2, 0, output_padding=op), nn.Tanh())
+
+    def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The encoder's feature maps [d1, d2, d3, d4] (d4 is the code)."""
+        feats = []
+        for layer in self.down:
+            x = layer(x)
+            feats.append(x)
+        return feats
+
+    def decode(self, feats: list[torch.Tensor], c: torch.Tensor) -> torch.Tensor:
+        """Decode ``feats`` (from :meth:`encode`, batch N) with target labels ``c`` (int64 N)."""
+        d1, d2, d3, d4 = feats
+        h = torch.cat([d4.flatten(1), F.one_hot(c, self.k).to(d4.dtype)], dim=1)
+        h = self.bottleneck(h).view(-1, *self.code_shape)
+        for up, skip in zip(self.up, (d3, d2, d1)):
+            h = torch.cat([up(h), skip], dim=1)
+        return self.out(h)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x), c)
+
+
+class Discriminator(nn.Module):
+    """CCycleGAN D: 4 x [Conv 4x4 s2 + LeakyReLU 0.2 + norm] at ch..8ch, then a real/fake and a class head.
+
+    ``norm``: ``instance`` (reference; none where the map is 1 x 1) or ``sn`` (spectral norm on every
+    layer, no instance norm). Input float N x C x H x W; returns (logit float N, class logits float N x K).
+    """
+
+    def __init__(self, spec: DataSpec, ch: int, norm: str) -> None:
+        super().__init__()
+        sn = norm == "sn"
+        h, w, cin, layers = spec.height, spec.width, spec.channels, []
+        for cout in (ch, 2 * ch, 4 * ch, 8 * ch):
+            h, w = _down(h), _down(w)
+            layers += [maybe_sn(nn.Conv2d(cin, cout, 4, 2, 0), sn), nn.LeakyReLU(0.2)]
+            if not sn and h * w > 1:
+                layers.append(nn.InstanceNorm2d(cout, affine=True))
+            cin = cout
+        self.net = nn.Sequential(*layers, nn.Flatten())
+        self.adv = maybe_sn(nn.Linear(cin * h * w, 1), sn)
+        self.cls = nn.Linear(cin * h * w, spec.num_classes)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.net(x)
+        return self.adv(h).squeeze(1), self.cls(h)
+
+
+@dataclass
+class CCycleGANConfig:
+    """Hyper-parameters of CCycleGAN.
+
+    Attributes:
+        ch: base width of G and D (the reference's gf = df = 64).
+        loss: adversarial loss, ``bce``, ``hinge`` or ``lsgan``.
+        d_norm: ``instance`` or ``sn`` (see :class:`Discriminator`).
+        cls_loss: ``bce_null`` or ``ce_real`` (module docstring).
+        w_gan, w_cls: weights of G's adversarial and target-class losses.
+        w_cls_d: weight of D's class loss.
+        w_rec: weight of the reconstruction L1 |G(x, c_source) - x|.
+        w_cyc: weight of the cycle L1 |G(G(x, c_t), c_source) - x| (0 = off, saves one G pass).
+        all_targets: translate every image to every other class each step (else one random other class).
+        pool_size: training images kept for :meth:`CCycleGAN.sample` grids.
+        lr_g, lr_d: Adam learning rates; betas: Adam betas.
+    """
+
+    ch: int = 64
+    loss: str = "hinge"
+    d_norm: str = "sn"
+    cls_loss: str = "ce_real"
+    w_gan: float = 1.0
+    w_cls: float = 1.0
+    w_cls_d: float = 1.0
+    w_rec: float = 1.0
+    w_cyc: float = 10.0
+    all_targets: bool = True
+    pool_size: int = 16
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+
+
+@register_model("ccyclegan")
+class CCycleGAN(ModelPlugin):
+    """CCycleGAN plugin: G(x, c_target) -> x', D(x) -> (logit, class logits); one D then one G update per step."""
+
+    name = "ccyclegan"
+    capabilities = frozenset({"translate", "conditional"})
+    Config = CCycleGANConfig
+    named_configs = {
+        "default": {"train.ema": True, "train.batch_size": 64, "train.steps": 20000},
+        "reference": {
+            "model.ch": 64, "model.loss": "bce", "model.d_norm": "instance", "model.cls_loss": "bce_null",
+            "model.w_gan": 2.0, "model.w_cls": 2.0, "model.w_cls_d": 1.0, "model.w_rec": 1.0, "model.w_cyc": 0.0,
+            "model.all_targets": True, "model.lr_g": 2e-4, "model.lr_d": 2e-4, "model.betas": [0.5, 0.999],
+            "train.batch_size": 64, "train.steps": 8970, "data.augment.hflip": True,
+        },
+    }
+
+    def __init__(self, cfg: CCycleGANConfig, spec: DataSpec, device="cpu", channels_last: bool = False) -> None:
+        super().__init__(cfg, spec, device, channels_last)
+        if cfg.cls_loss not in CLS_LOSSES:
+            raise ValueError(f"model.cls_loss={cfg.cls_loss!r}: expected one of {', '.join(CLS_LOSSES)}")
+        if cfg.d_norm not in D_NORMS:
+            raise ValueError(f"model.d_norm={cfg.d_norm!r}: expected one of {', '.join(D_NORMS)}")
+        if spec.num_classes < 2:
+            raise ValueError("CCycleGAN needs at least 2 classes")
+        self.nets["G"] = UNetGenerator(spec, cfg.ch)
+        self.nets["D"] = Discriminator(spec, cfg.ch, cfg.d_norm)
+        self.place()
+        self.adam("G", cfg.lr_g, cfg.betas)
+        self.adam("D", cfg.lr_d, cfg.betas)
+        self.pool = torch.zeros(0, spec.channels, spec.height, spec.width, dtype=torch.uint8)
+
+    # -- training ----------------------------------------------------------------------------
+    def _targets(self, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(index of the source image, target label) of every translation (target != source)."""
+        n, k = c.shape[0], self.spec.num_classes
+        if self.cfg.all_targets:
+            src = torch.arange(n, device=c.device).repeat_interleave(k - 1)
+            offs = torch.arange(1, k, device=c.device).repeat(n)
+        else:
+            src = torch.arange(n, device=c.device)
+            offs = torch.randint(1, k, (n,), device=c.device)
+        return src, (c[src] + offs) % k
+
+    def _cls_d(self, real_cls: torch.Tensor, c: torch.Tensor, fake_cls: torch.Tensor) -> torch.Tensor:
+        if self.cfg.cls_loss == "ce_real":
+            return F.cross_entropy(real_cls.float(), c)
+        k = self.spec.num_classes
+        return (F.binary_cross_entropy_with_logits(real_cls.float(), F.one_hot(c, k).float())
+                + F.binary_cross_entropy_with_logits(fake_cls.float(), torch.zeros_like(fake_cls, dtype=torch.float)))
+
+    def _cls_g(self, fake_cls: torch.Tensor, c_t: torch.Tensor) -> torch.Tensor:
+        if self.cfg.cls_loss == "ce_real":
+            return F.cross_entropy(fake_cls.float(), c_t)
+        return F.binary_cross_entropy_with_logits(fake_cls.float(), F.one_hot(c_t, self.spec.num_classes).float())
+
+    def _remember(self, x: torch.Tensor) -> None:
+        need = self.cfg.pool_size - self.pool.shape[0]
+        if need > 0:
+            from exprbench.data import to_uint8
+
+            self.pool = torch.cat([self.pool, to_uint8(x[:need]).cpu().contiguous()])
+
+    def training_step(self, batch: Batch, step: int) -> dict[str, float]:
+        G, D, cfg, kind = self.nets["G"], self.nets["D"], self.cfg, self.cfg.loss
+        x, c = batch.x, batch.c
+        self._remember(x)
+        src, c_t = self._targets(c)
+        with torch.no_grad():
+            fake = G.decode([f[src] for f in G.encode(x)], c_t)
+        (real_adv, real_cls), (fake_adv, fake_cls) = D(x), D(fake)
+        loss_cls_d = self._cls_d(real_cls, c, fake_cls)
+        loss_d = d_loss(kind, real_adv, fake_adv) + cfg.w_cls_d * loss_cls_d
+        optimizer_step(self.optimizers["D"], loss_d)
+
+        D.requires_grad_(False)
+        feats = G.encode(x)
+        n = x.shape[0]
+        idx = torch.cat([src, torch.arange(n, device=x.device)])
+        out = G.decode([f[idx] for f in feats], torch.cat([c_t, c]))
+        fake, rec = out[: src.shape[0]], out[src.shape[0]:]
+        adv, cls = D(fake)
+        loss_adv = g_loss(kind, adv)
+        loss_cls = self._cls_g(cls, c_t)
+        loss_rec = (rec - x).abs().mean()
+        loss_g = cfg.w_gan * loss_adv + cfg.w_cls * loss_cls + cfg.w_rec * loss_rec
+        logs = {}
+        if cfg.w_cyc > 0:
+            loss_cyc = (G(fake, c[src]) - x[src]).abs().mean()
+            loss_g = loss_g + cfg.w_cyc * loss_cyc
+            logs["loss_cyc"] = loss_cyc.item()
+        optimizer_step(self.optimizers["G"], loss_g)
+        D.requires_grad_(True)
+        target_acc = (cls.argmax(1) == c_t).float().mean().item()
+        return {"loss_d": loss_d.item(), "loss_g": loss_g.item(), "loss_cls_d": loss_cls_d.item(),
+                "loss_cls_g": loss_cls.item(), "loss_rec": loss_rec.item(), **logs,
+                "acc_real": (real_cls.argmax(1) == c).float().mean().item(), "acc_target_d": target_acc,
+                "d_real": real_adv.mean().item(), "d_fake": fake_adv.mean().item()}
+
+    # -- capabilities ------------------------------------------------------------------------
+    def translate(self, x: torch.Tensor, c_target: torch.Tensor, c_source: torch.Tensor | None = None) -> torch.Tensor:
+        """G(x, c_target) with the EMA G when enabled: float32 N x C x H x W in [-1, 1] (see base).
+
+        ``c_source`` is not needed by G (it is validated when given).
+        """
+        x, c_target = self.check_images(x, c_target)
+        if c_source is not None:
+            self.check_images(x, c_source)
+        return self.generate(x, c_target)
+
+    def sample(self, n: int, labels: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Progress-grid stand-in (not the ``sample`` capability): translations of remembered training images.
+
+        The i-th image with label k translates pool image (number of earlier images with label k) mod
+        pool size to k; gray images stand in before the first training step. ``generator`` only draws
+        ``labels`` when they are None. Returns float32 n x C x H x W in [-1, 1].
+        """
+        if labels is None:
+            labels = self.random_labels(n, generator)
+        labels = labels.cpu().long()
+        pool = self.pool if self.pool.shape[0] else torch.full((1, *self.pool.shape[1:]), 128, dtype=torch.uint8)
+        seen: dict[int, int] = {}
+        idx = []
+        for k in labels.tolist():
+            idx.append(seen.get(k, 0) % pool.shape[0])
+            seen[k] = seen.get(k, 0) + 1
+        return self.translate(to_float(pool[torch.tensor(idx)]), labels)
+
+    # -- state -------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """The base state plus ``pool`` (uint8 P x C x H x W, the remembered source images)."""
+        return {**super().state_dict(), "pool": self.pool.clone()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        if "pool" in state:
+            self.pool = state["pool"].to("cpu", torch.uint8)

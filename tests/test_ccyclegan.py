@@ -1,0 +1,104 @@
+"""models/ccyclegan.py: training steps, all-targets translation, translate/sample/state, and a short real run."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import pytest
+import torch
+
+from exprbench.config import resolve_config
+from exprbench.data import FER7, DataSpec, load_fer2013, to_float, to_uint8
+from exprbench.harness import Trainer, build_model, load_trained
+from exprbench.models.base import Batch
+
+SPEC = DataSpec(1, 48, 48, FER7, "fer7")
+USER_CACHE = os.environ.get("EXPRBENCH_CACHE")  # read before conftest isolates the cache per test
+
+
+def tiny(config: str = "default", spec: DataSpec = SPEC, overrides=()):
+    torch.manual_seed(0)
+    return build_model(resolve_config("ccyclegan", config, ["model.ch=8", *overrides]), spec, torch.device("cpu"))
+
+
+@pytest.mark.parametrize("config", ["default", "reference"])
+def test_training_step_updates_g_and_d(config):
+    model = tiny(config)
+    before = {k: v.clone() for k, v in model.nets.state_dict().items()}
+    logs = model.training_step(Batch(torch.rand(4, 1, 48, 48) * 2 - 1, torch.tensor([0, 3, 3, 6])), 0)
+    assert {"loss_d", "loss_g", "loss_rec", "loss_cls_g"} <= set(logs)
+    assert ("loss_cyc" in logs) == (config == "default")
+    assert all(math.isfinite(v) for v in logs.values())
+    after = model.nets.state_dict()
+    for net in ("G", "D"):
+        assert any(not torch.equal(before[k], after[k]) for k in after if k.startswith(net + ".")), net
+
+
+def test_reference_config_facts():
+    cfg = resolve_config("ccyclegan", "reference")
+    m = cfg.model_cfg
+    assert (m.ch, m.w_gan, m.w_cls, m.w_rec, m.w_cyc, m.d_norm, m.cls_loss) == (64, 2.0, 2.0, 1.0, 0.0, "instance", "bce_null")
+    assert cfg.train.batch_size == 64 and cfg.data.augment.hflip and m.lr_g == 2e-4 and m.betas[0] == 0.5
+    model = build_model(cfg, SPEC, torch.device("cpu"))
+    feats = model.nets["G"].encode(torch.zeros(1, 1, 48, 48))
+    assert [tuple(f.shape[1:]) for f in feats] == [(64, 23, 23), (128, 10, 10), (256, 4, 4), (512, 1, 1)]
+
+
+def test_every_image_goes_to_every_other_emotion():
+    model = tiny()
+    c = torch.tensor([0, 3, 6])
+    src, tgt = model._targets(c)
+    assert src.shape == (3 * 6,) and bool((tgt != c[src]).all())
+    assert all(set(tgt[src == i].tolist()) == set(range(7)) - {int(c[i])} for i in range(3))
+    one = tiny(overrides=["model.all_targets=false"])
+    src, tgt = one._targets(c)
+    assert src.shape == (3,) and bool((tgt != c).all())
+
+
+def test_translate_sample_and_state():
+    model = tiny()
+    x = torch.rand(3, 1, 48, 48) * 2 - 1
+    y = model.translate(x, torch.tensor([1, 2, 3]))
+    assert y.shape == x.shape and y.dtype == torch.float32 and float(y.abs().max()) <= 1
+    with pytest.raises(ValueError, match="int labels in 0..6"):
+        model.translate(x, torch.tensor([1, 2, 9]))
+    with pytest.raises(NotImplementedError, match="encode"):
+        model.encode(x)
+    assert "sample" not in model.capabilities and {"translate", "conditional"} <= model.capabilities
+    assert model.sample(4).shape == (4, 1, 48, 48)  # before training: gray stand-ins
+    model.training_step(Batch(x, torch.tensor([0, 1, 2])), 0)
+    assert model.pool.shape == (3, 1, 48, 48) and model.pool.dtype == torch.uint8
+    labels = torch.arange(7).repeat_interleave(2)
+    grid = model.sample(14, labels)
+    assert torch.allclose(grid[0], model.translate(to_float(model.pool[:1]), torch.tensor([0]))[0], atol=1e-5)
+    other = tiny()
+    other.load_state_dict(model.state_dict())
+    assert torch.equal(other.pool, model.pool) and torch.equal(other.sample(14, labels), grid)
+
+
+def test_celeba_shape_from_spec():
+    spec = DataSpec(3, 64, 64, ("not_smiling", "smiling"), "celeba")
+    model = tiny("reference", spec)
+    model.training_step(Batch(torch.rand(2, 3, 64, 64) * 2 - 1, torch.tensor([0, 1])), 0)
+    assert model.translate(torch.zeros(2, 3, 64, 64), torch.tensor([1, 0])).shape == (2, 3, 64, 64)
+
+
+def test_own_emotion_translation_stays_close_after_short_real_training(real_zip, tmp_path, monkeypatch):
+    if USER_CACHE:
+        monkeypatch.setenv("EXPRBENCH_CACHE", USER_CACHE)  # the decoded zip, when the caller has it cached
+    cfg = resolve_config("ccyclegan", "default", [
+        f"data.path={real_zip}", "model.ch=8", "model.lr_g=1e-3", "train.ema=false", "train.batch_size=16",
+        "train.steps=150", "train.log_every=50", "train.sample_every=0", "train.ckpt_every=0",
+        "train.samples_per_class=2"])
+    Trainer(cfg, tmp_path / "run", progress=False).run()
+    _, model, spec, step = load_trained(tmp_path / "run")
+    test = load_fer2013(real_zip).split("test")
+    x, c = test.images[:64], test.labels[:64]
+    from exprbench.metrics.capability import l1_ssim
+
+    l1, ssim = l1_ssim(x, to_uint8(model.translate(to_float(x), c, c)))
+    l1_other_face, _ = l1_ssim(x, x.roll(1, 0))
+    assert step == 150
+    assert float(l1.mean()) < 0.2 and float(l1.mean()) < 0.6 * float(l1_other_face.mean())
+    assert float(ssim.mean()) > 0.25

@@ -1,0 +1,64 @@
+"""benchmarks/report.py + figures.py: tables, floors, bold best, determinism, figures."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+
+from exprbench.benchmarks.report import aggregate, collect, leaderboard_cells, to_latex, to_markdown, write_report
+from exprbench.cli import main
+
+
+
+def test_tables_and_baseline(bench_results):
+    out = write_report(bench_results, figures=False)
+    md = (out / "leaderboard.md").read_text()
+    lines = [ln for ln in md.splitlines() if ln.startswith("|")]
+    assert "FID ↓ (fid70_train)" in lines[0] and "ACC_GEN ↑ (acc_gen70)" in lines[0]
+    assert lines[2].startswith("| real data (floor)")
+    assert len(lines) == 2 + 1 + 2  # header, rule, floor, gan, cgan
+    assert " ± " in md and "**" in md and "CPU" in md
+    base = json.loads((out / "baseline.json").read_text())
+    assert set(base["models"]) == {"gan/default", "cgan/default"}
+    fid = base["models"]["cgan/default"]["fid70_train"]
+    assert fid["n"] == 2 and fid["std"] is not None and fid["higher_is_better"] is False
+    assert "acc_gen70" not in base["models"]["gan/default"]  # unconditional: skipped, not zero
+    tex = (out / "leaderboard.tex").read_text()
+    assert r"\textbf{" in tex and r"fid70\_train" in tex and r"$\pm$" in tex
+    assert "real data (floor)" in (out / "leaderboard.csv").read_text()
+
+
+def test_best_value_is_bold_per_direction(bench_results):
+    runs, floors, _ = collect(bench_results)
+    agg = aggregate(runs)
+    headers, rows, bold = leaderboard_cells(agg, floors)
+    col = headers.index("FID ↓ (fid70_train)")
+    means = {r[0]: float(r[col].split(" ")[0]) for r in rows[1:]}
+    best_model = min(means, key=means.get)
+    assert [r[0] for r, b in zip(rows, bold) if b[col]] == [best_model]
+    assert to_markdown(headers, rows, bold).count("**") >= 2 and to_latex(headers, rows, bold)
+
+
+def test_report_is_reproducible(bench_results, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(bench_results, copy)
+    a = write_report(copy, figures=False)
+    first = {n: (a / n).read_bytes() for n in ("leaderboard.md", "leaderboard.csv", "leaderboard.tex", "baseline.json")}
+    b = write_report(copy, figures=False)
+    assert first == {n: (b / n).read_bytes() for n in first}
+
+
+def test_figures(bench_results, tmp_path, capsys):
+    copy = tmp_path / "copy"
+    shutil.copytree(bench_results, copy)
+    assert main(["report", str(copy)]) == 0
+    figs = {p.name for p in (copy / "report" / "figures").iterdir()}
+    for name in ("samples_cgan-default", "samples_gan-default", "comparison", "curve_fid70_train",
+                 "bar_fid70_train", "confusion_cgan-default"):
+        assert f"{name}.png" in figs and f"{name}.pdf" in figs, name
+
+
+def test_report_without_runs_exits_2(tmp_path, capsys):
+    assert main(["report", str(tmp_path)]) == 2
+    assert "has no runs/ directory" in capsys.readouterr().err

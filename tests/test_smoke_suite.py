@@ -1,0 +1,27 @@
+"""The smoke suite end to end on the real FER2013 zip: bench -> report -> regress against the committed
+baseline (results/smoke/baseline.json). This is the CI gate of the suite itself."""
+
+from __future__ import annotations
+
+import json
+
+from exprbench.cli import main
+
+from .bench_helpers import need_evaluator
+from .conftest import REPO
+
+BASELINE = REPO / "results" / "smoke" / "baseline.json"
+
+
+def test_smoke_suite_bench_report_regress(real_zip, tmp_path, capsys):
+    need_evaluator()
+    out = tmp_path / "smoke"
+    assert main(["bench", "smoke", "--out", str(out), "--data", str(real_zip)]) == 0, capsys.readouterr().err
+    records = [json.loads(p.read_text()) for p in sorted(out.glob("runs/*/record.json"))]
+    assert records and all(r["status"] == "done" for r in records)
+    assert main(["report", str(out)]) == 0
+    assert (out / "report" / "leaderboard.md").exists() and (out / "report" / "figures" / "comparison.png").exists()
+    # The smoke models are barely trained (30 steps), so their metrics move with tiny numeric
+    # differences between machines; the gate checks the pipeline and catches gross breakage.
+    code = main(["regress", str(out), "--baseline", str(BASELINE), "--tolerance", "50%"])
+    assert code == 0, capsys.readouterr().out
