@@ -18,6 +18,7 @@ def bench(
     suite: str = typer.Argument(..., help="Suite name (smoke, quick, full) or a .toml path."),
     out: Optional[Path] = typer.Option(None, "--out", help="Results directory (default results/<suite>)."),
     only: List[str] = typer.Option([], "--only", help="Run only this model's grid points (repeatable)."),
+    seed: List[int] = typer.Option([], "--seed", help="Run only this seed's grid points (repeatable)."),
     device: Optional[str] = typer.Option(None, "--device", help="Override the suite's device: auto, cpu, cuda."),
     data: Optional[str] = typer.Option(None, "--data", help="Dataset path (default $EXPRBENCH_DATA, data/fer2013.*)."),
 ) -> None:
@@ -27,7 +28,7 @@ def bench(
 
     s = load_suite(suite)
     out_dir = out or Path("results") / s.name
-    records = run_suite(s, out_dir, only=only, device=device, data_path=data)
+    records = run_suite(s, out_dir, only=only, device=device, data_path=data, seeds=seed)
     console.print(f"suite {s.name}: {summary_line(records)} -> {out_dir}/runs")
     if any(r and r.get("status") == "failed" for r in records):
         raise typer.Exit(1)

@@ -115,13 +115,15 @@ def run_point(suite: Suite, point: GridPoint, run_dir: Path, data_path: str | No
 
 
 def run_suite(suite: Suite, out: Path, only: Sequence[str] = (), device: str | None = None,
-              data_path: str | None = None, progress: bool = True, console=None) -> list[dict]:
-    """Run every grid point of ``suite`` (or only those of the models in ``only``) under ``out/runs``.
+              data_path: str | None = None, progress: bool = True, console=None,
+              seeds: Sequence[int] = ()) -> list[dict]:
+    """Run every grid point of ``suite`` (or only those of the models in ``only`` and the seeds in
+    ``seeds``) under ``out/runs``. Disjoint selections may run in parallel processes.
 
     Returns the records of all selected points (skipped ones included).
 
     Raises:
-        SuiteError: ``only`` names a model that is not in the suite.
+        SuiteError: ``only`` names a model, or ``seeds`` a seed, that is not in the suite.
     """
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -131,7 +133,10 @@ def run_suite(suite: Suite, out: Path, only: Sequence[str] = (), device: str | N
     bad = [m for m in only if m not in models]
     if bad:
         raise SuiteError(f"--only {bad[0]!r} is not in suite {suite.name!r} (models: {', '.join(sorted(models))})")
-    points = [p for p in suite.grid if not only or p.model in only]
+    bad_seeds = [s for s in seeds if s not in {p.seed for p in suite.grid}]
+    if bad_seeds:
+        raise SuiteError(f"--seed {bad_seeds[0]} is not in suite {suite.name!r}")
+    points = [p for p in suite.grid if (not only or p.model in only) and (not seeds or p.seed in seeds)]
     if data_path is None:  # resolve once, so every run records the same dataset
         from exprbench.data import resolve_data_path
 

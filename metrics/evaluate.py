@@ -27,8 +27,8 @@ from exprbench.data import FaceDataset, load_fer2013, to_uint8
 from exprbench.errors import DataError, UserError
 
 from .classaware import CASProtocol, cas_real_baseline, classifier_accuracy_on_real, label_accuracy
-from .evaluator import EXTRACTOR_NAME, load_evaluator
-from .fidelity import (ExtractorUnavailable, drop_generated_cache, extractor_info, fidelity_scores,
+from .evaluator import load_evaluator
+from .fidelity import (ExtractorUnavailable, fidelity_cache_root, drop_generated_cache, extractor_info, fidelity_scores,
                        generated_cache_name, intra_class_fid, reference_cache_name)
 from .registry import PROTOCOL_VERSION, Protocol, default_protocols, resolve_protocol
 
@@ -225,6 +225,39 @@ def _run_protocol(p: Protocol, ctx: _Context, real_role: bool) -> dict:
     return e
 
 
+def _floor_key(p: Protocol, ctx: _Context) -> str:
+    """Content hash of everything a real-data floor depends on (never the model)."""
+    import hashlib
+
+    _, sha = extractor_info(p.extractor, ctx.evaluator_weights, ctx.inception_weights) if p.family != "cas" else (None, _cas_sha())
+    parts = {"protocol_version": PROTOCOL_VERSION, "protocol": asdict(p), "data": ctx.data.fingerprint,
+             "label_set": ctx.data.label_set, "evaluator": ctx.evaluator.sha256, "extractor_sha256": sha}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=sorted).encode()).hexdigest()[:24]
+
+
+def _floor(p: Protocol, ctx: _Context) -> dict:
+    """The real-data floor of ``p``, computed once per content hash and cached as JSON.
+
+    Floors do not depend on the model, so every run of a suite shares them; the cache file's name is
+    a hash of the protocol definition, data fingerprint, label set, evaluator and extractor weights.
+    """
+    from exprbench.io import write_json
+
+    try:
+        path = fidelity_cache_root() / "floors" / f"{p.name}-{_floor_key(p, ctx)}.json"
+    except ExtractorUnavailable:  # e.g. no Inception weights: the protocol reports itself unavailable
+        return _run_protocol(p, ctx, real_role=True)
+    if path.exists():
+        try:
+            return json.loads(path.read_text())
+        except json.JSONDecodeError:
+            path.unlink(missing_ok=True)
+    entry = _run_protocol(p, ctx, real_role=True)
+    if entry["status"] == "ok":
+        write_json(path, entry)
+    return entry
+
+
 def evaluate_run(
     run_dir: str | os.PathLike,
     metrics: Sequence[str] | None = None,
@@ -289,7 +322,7 @@ def evaluate_run(
     try:
         for p in protos:
             results[p.name] = _run_protocol(p, ctx, real_role=False)
-            floors[p.name] = _run_protocol(p, ctx, real_role=True)
+            floors[p.name] = _floor(p, ctx)
     finally:
         drop_generated_cache(ctx.gen_cache_names)
     train_fp = None

@@ -99,3 +99,20 @@ def test_data_path_resolution(tmp_path, monkeypatch):
     monkeypatch.delenv("EXPRBENCH_DATA")
     with pytest.raises(DataError, match="--data"):
         resolve_eval_data_path(None, str(tmp_path / "gone.zip"))
+
+
+
+def test_floors_cached_and_shared_between_runs(world, monkeypatch):
+    """Floors do not depend on the model: evaluating a second run reads them from the floor cache."""
+    import exprbench.metrics.evaluate as ev
+
+    metrics = ["fid70_train", "acc_gen70"]
+    first = evaluate_run(world["runs"]["cgan"], metrics=metrics, device="cpu", evaluator_weights=world["ev"])
+    floors_dir = ev.fidelity_cache_root() / "floors"
+    assert {p.name.split("-")[0] for p in floors_dir.glob("*.json")} >= set(metrics)
+    real_roles = []
+    real = ev._run_protocol
+    monkeypatch.setattr(ev, "_run_protocol", lambda p, ctx, real_role: real_roles.append(real_role) or real(p, ctx, real_role))
+    second = evaluate_run(world["runs"]["gan"], metrics=metrics, device="cpu", evaluator_weights=world["ev"])
+    assert True not in real_roles, "a floor was recomputed instead of read from the cache"
+    assert second["floors"] == first["floors"]

@@ -56,6 +56,20 @@ def test_failed_run_recorded_and_suite_goes_on(tmp_path):
     assert run_state(tmp_path / "out" / "runs" / "acgan-default-s0") == "failed"
 
 
+def test_seed_and_model_selection(tmp_path):
+    from exprbench.benchmarks.suite import SuiteError
+
+    p = write_suite(tmp_path / "s.toml")
+    p.write_text(p.read_text().replace("seeds = [0]", "seeds = [0, 1]"))
+    suite = load_suite(p)
+    import pytest
+
+    with pytest.raises(SuiteError, match="--seed 7 is not in suite"):
+        run_suite(suite, tmp_path / "out", seeds=[7], data_path="x")
+    with pytest.raises(SuiteError, match="--only 'vae' is not in suite"):
+        run_suite(suite, tmp_path / "out", only=["vae"], data_path="x")
+
+
 def _bench(suite: Path, out: Path, data: Path) -> list[str]:
     return [sys.executable, "-m", "exprbench", "bench", str(suite), "--out", str(out), "--data", str(data)]
 
