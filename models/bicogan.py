@@ -58,7 +58,7 @@ from exprbench.data import DataSpec
 
 from . import register_model
 from .base import Batch, ModelPlugin
-from .bigan import ConvEncoder, JointDiscriminator, RefEncoder, RefGenerator, evaluating, joint_step, pair_losses
+from .bigan import BiGANConfig, ConvEncoder, JointDiscriminator, RefEncoder, RefGenerator, evaluating, joint_step, pair_losses
 from .blocks import DCGenerator
 
 REAL_C = ("true", "encoded")
@@ -75,34 +75,19 @@ def efl_gamma(t: float, alpha: float, rho: float, phi: float) -> float:
 
 
 @dataclass
-class BiCoGANConfig:
-    """Hyper-parameters of the BiCoGAN.
+class BiCoGANConfig(BiGANConfig):
+    """Hyper-parameters of the BiCoGAN: :class:`~.bigan.BiGANConfig` (``z_dim`` is the size of the
+    intrinsic latent z) plus
 
     Attributes:
-        arch: ``sngan`` (default nets) or ``reference`` (Keras FER2013 nets, fixed widths).
-        z_dim: size of the intrinsic latent z.
-        ch: base width of the ``sngan`` nets (ignored by ``reference``).
-        loss: ``bce``, ``hinge`` or ``lsgan``.
-        unary: BigBiGAN unary scores in D (``sngan`` only).
         real_c: class vector paired with real images in D: ``true`` or ``encoded`` (module docstring).
         efl_alpha, efl_rho, efl_phi: the EFL weight schedule gamma = min(alpha exp(rho t), phi).
-        lr_g, lr_e, lr_d: Adam learning rates of G, E and D.
-        betas: Adam betas.
     """
 
-    arch: str = "sngan"
-    z_dim: int = 128
-    ch: int = 64
-    loss: str = "hinge"
-    unary: bool = True
     real_c: str = "true"
     efl_alpha: float = 1.0
     efl_rho: float = 0.5
     efl_phi: float = 10.0
-    lr_g: float = 2e-4
-    lr_e: float = 2e-4
-    lr_d: float = 2e-4
-    betas: tuple[float, float] = (0.5, 0.999)
 
 
 class RefDiscriminator(nn.Module):

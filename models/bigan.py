@@ -36,7 +36,7 @@ from exprbench.data import DataSpec
 
 from . import register_model
 from .base import Batch, ModelPlugin
-from .blocks import DCGenerator, SNDiscriminatorTrunk, d_loss, g_loss
+from .blocks import AdversarialConfig, DCGenerator, SNDiscriminatorTrunk, d_loss, g_loss
 
 
 # --------------------------------------------------------------------------------------------
@@ -227,28 +227,17 @@ class JointDiscriminator(nn.Module):
 
 
 @dataclass
-class BiGANConfig:
-    """Hyper-parameters of the BiGAN.
+class BiGANConfig(AdversarialConfig):
+    """Hyper-parameters of the BiGAN: :class:`~.blocks.AdversarialConfig` (``arch``, ``z_dim``, ``ch``,
+    ``loss`` (see :func:`ge_loss`), ``lr_g``, ``lr_d``, ``betas``) plus
 
     Attributes:
-        arch: ``sngan`` (default nets) or ``reference`` (Keras FER2013 nets, fixed widths).
-        z_dim: latent size.
-        ch: base width of the ``sngan`` nets (ignored by ``reference``).
-        loss: ``bce``, ``hinge`` or ``lsgan`` (see :func:`ge_loss`).
         unary: BigBiGAN unary scores s_x, s_z in D (``sngan`` only).
-        lr_g, lr_e, lr_d: Adam learning rates of G, E and D.
-        betas: Adam betas.
+        lr_e: Adam learning rate of E.
     """
 
-    arch: str = "sngan"
-    z_dim: int = 128
-    ch: int = 64
-    loss: str = "hinge"
     unary: bool = True
-    lr_g: float = 2e-4
     lr_e: float = 2e-4
-    lr_d: float = 2e-4
-    betas: tuple[float, float] = (0.5, 0.999)
 
 
 def pair_losses(kind: str, real: Sequence[torch.Tensor], fake: Sequence[torch.Tensor]) -> tuple:
