@@ -27,7 +27,7 @@ import pandas as pd
 from exprbench.errors import UserError
 from exprbench.io import write_json, write_text
 
-LOWER_IS_BETTER = {"fid", "kid", "ifid", "recon_l1", "bpd", "identity_l1", "fid_translate", "edit_drift"}
+LOWER_IS_BETTER = {"fid", "kid", "ifid", "recon_l1", "translate_fid", "bpd", "edit_drift"}
 FLOOR_LABEL = "real data (floor)"
 
 

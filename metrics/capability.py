@@ -314,7 +314,8 @@ def translation_metrics(tr: Translations, classifier: Classifier, features: Feat
     l1, ss = l1_ssim(src_img[other], flat[other])
     fdist = None
     if features is not None:
-        fa, fb = features(src_img[other]).float().cpu(), features(flat[other]).float().cpu()
+        src_idx = torch.arange(n).repeat_interleave(t)[other]  # each source's features once, not once per target
+        fa, fb = features(tr.source).float().cpu()[src_idx], features(flat[other]).float().cpu()
         fdist = float((fa - fb).norm(dim=1).mean())
     self_l1 = self_ssim = None
     if bool((~other).any()):

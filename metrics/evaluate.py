@@ -8,6 +8,12 @@ real images in place of generated ones (FID/KID/PR/intra-FID of the test split a
 reference, the evaluator's accuracy on real test images, CAS's real-data baseline), so every number
 has a scale.
 
+Capability protocols (``enc_acc``, ``probe``, ``recon_l1``, ``translate_acc``, ``translate_fid``; see
+:mod:`exprbench.metrics.capability`) feed a fixed random subset of real test images to the model's
+encoder or translator instead of generating. Their floors: ``enc_acc`` and ``translate_acc`` get the
+evaluator's accuracy on real test images (as ``acc_gen``); ``probe``, ``recon_l1`` and ``translate_fid``
+have no meaningful real-data counterpart and record an ``unavailable`` floor with the reason.
+
 Generated sets are shared between protocols with the same (seed, count, label draw): fid10k_train,
 kid10k_train and pr10k_train use one set and extract its features once.
 """
@@ -26,11 +32,13 @@ import torch
 from exprbench.data import FaceDataset, load_fer2013, to_uint8
 from exprbench.errors import DataError, UserError
 
+from .capability import (encoder_label_accuracy, linear_probe_accuracy, reconstruction_metrics, translate_all,
+                         translation_fid_inputs, translation_metrics)
 from .classaware import CASProtocol, cas_real_baseline, classifier_accuracy_on_real, label_accuracy
 from .evaluator import load_evaluator
-from .fidelity import (ExtractorUnavailable, fidelity_cache_root, drop_generated_cache, extractor_info, fidelity_scores,
+from .fidelity import (EXTRACTORS, ExtractorUnavailable, fidelity_cache_root, drop_generated_cache, extractor_info, fidelity_scores,
                        generated_cache_name, intra_class_fid, reference_cache_name)
-from .registry import PROTOCOL_VERSION, Protocol, default_protocols, resolve_protocol
+from .registry import PROBE_TRAIN_PER_CLASS, PROTOCOL_VERSION, Protocol, default_protocols, resolve_protocol
 
 PR_REFERENCE_SIZE = 10000  # precision/recall compare equal-sized sets (Kynkäänniemi et al. 2019)
 CAS = CASProtocol()
@@ -67,6 +75,7 @@ class _Context:
         self.k = len(data.class_names)
         self.conditional = "conditional" in model.capabilities
         self._gen: dict = {}
+        self._real: dict = {}
         self.gen_cache_names: set[str] = set()
 
     # -- generation --------------------------------------------------------------------------
@@ -99,6 +108,49 @@ class _Context:
             raise UserError(f"model generated images of shape {tuple(images.shape[1:])}, expected 1 x 48 x 48")
         self._gen[key] = (images, labels)
         return images, labels
+
+    # -- real inputs of the capability protocols ---------------------------------------------
+    def test_subset(self, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """A fixed random subset of ``min(n, len(test))`` real test images (uint8 m x 1 x 48 x 48) and
+        their int64 labels, drawn with ``seed`` (natural class distribution, order of the permutation)."""
+        key = ("test", n, seed)
+        if key not in self._real:
+            m = min(int(n), len(self.test))
+            idx = torch.randperm(len(self.test), generator=torch.Generator().manual_seed(seed))[:m]
+            self._real[key] = (self.test.images[idx], self.test.labels[idx])
+        return self._real[key]
+
+    def probe_train(self, per_class: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """A fixed class-balanced subset of the train split: ``min(per_class, n_k)`` images of each class
+        k drawn with ``seed``; uint8 images and int64 labels, sorted by class."""
+        key = ("probe", per_class, seed)
+        if key not in self._real:
+            g = torch.Generator().manual_seed(seed)
+            idx = []
+            for k in range(self.k):
+                ik = torch.nonzero(self.train.labels == k).flatten()
+                idx.append(ik[torch.randperm(len(ik), generator=g)[:per_class]])
+            idx = torch.cat(idx)
+            self._real[key] = (self.train.images[idx], self.train.labels[idx])
+        return self._real[key]
+
+    def translations(self, n: int, seed: int):
+        """:class:`~exprbench.metrics.capability.Translations` of :meth:`test_subset` ``(n, seed)`` to all K
+        classes (memoized: ``translate_acc`` and ``translate_fid`` of one count share them)."""
+        key = ("translate", n, seed)
+        if key not in self._real:
+            imgs, labs = self.test_subset(n, seed)
+            with torch.no_grad():
+                self._real[key] = translate_all(self.model, imgs, labs)
+        return self._real[key]
+
+    def classify(self, images: torch.Tensor) -> torch.Tensor:
+        """Evaluator labels (hflip TTA, as acc_gen) of uint8 images, int64 indices into the data's classes."""
+        return self.evaluator.predict(images, self.data.class_names)
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """Evaluator penultimate features of uint8 images, float32 N x feat_dim."""
+        return self.evaluator.features_and_logits(images)[0]
 
     # -- reference data ----------------------------------------------------------------------
     def ref_name(self, split: str, n: int, extractor: str, sha: str, selection: str = "all") -> str:
@@ -206,8 +258,96 @@ def _run_cas(p: Protocol, ctx: _Context, real_role: bool) -> dict:
                         "n_test": res["n_test"], "train_seconds": res["train_seconds"]}}
 
 
+# -- capability protocols (real test images through the model's encoder / translator) ----------
+NO_FLOOR = {
+    "probe": "no real-data floor: the probe measures the model's own encoder features",
+    "recon_l1": "no real-data floor: reconstructing real x by itself would give L1 = 0",
+    "translate_fid": "no meaningful real-data floor: real faces of the source emotion are not translations",
+}
+
+
+def _evaluator_floor(p: Protocol, ctx: _Context) -> dict:
+    """The evaluator's accuracy on all real test images (the acc_gen floor), recorded with its extractor."""
+    out = _run_acc(p, ctx, real_role=True)
+    out["extractor"] = "fer-evaluator"
+    return out
+
+
+def _run_enc_acc(p: Protocol, ctx: _Context, real_role: bool) -> dict:
+    """Encoder label accuracy: argmax E_c(x) vs the true label on ``min(n, len(test))`` real test images."""
+    if real_role:
+        return _evaluator_floor(p, ctx)
+    imgs, labs = ctx.test_subset(p.n_samples, p.seed)
+    with torch.no_grad():
+        res = encoder_label_accuracy(ctx.model, imgs, labs)
+    return {"value": res["value"], "n_samples": res["n"],
+            "details": {"per_class": res["per_class"], "confusion_matrix": res["confusion_matrix"],
+                        "class_names": list(ctx.data.class_names), "split": "test (PrivateTest)"}}
+
+
+def _run_probe(p: Protocol, ctx: _Context, real_role: bool) -> dict:
+    """Linear probe on E(x): logistic regression fit on the fixed class-balanced train subset, test accuracy."""
+    tr_imgs, tr_labs = ctx.probe_train(PROBE_TRAIN_PER_CLASS, p.seed)
+    te_imgs, te_labs = ctx.test_subset(p.n_samples, p.seed)
+    with torch.no_grad():
+        res = linear_probe_accuracy(ctx.model, tr_imgs, tr_labs, te_imgs, te_labs)
+    return {"value": res["value"], "n_samples": res["n_test"],
+            "details": {"train_accuracy": res["train_accuracy"], "per_class": res["per_class"],
+                        "n_train": res["n_train"], "train_per_class": PROBE_TRAIN_PER_CLASS, "z_dim": res["z_dim"],
+                        "classifier": "sklearn LogisticRegression(C=1, lbfgs, max_iter=2000) on standardized z"}}
+
+
+def _run_recon(p: Protocol, ctx: _Context, real_role: bool) -> dict:
+    """Mean L1 ([0, 1] scale) and SSIM of x vs G(E(x)) (the model's own c for conditional models)."""
+    imgs, _ = ctx.test_subset(p.n_samples, p.seed)
+    with torch.no_grad():
+        res = reconstruction_metrics(ctx.model, imgs, labels=None, classifier=ctx.classify)
+    return {"value": res["l1"], "n_samples": res["n"], "extractor_sha256": ctx.evaluator.sha256,
+            "details": {"l1": res["l1"], "ssim": res["ssim"], "label_agreement": res["label_agreement"],
+                        "c": "the encoder's own prediction (conditional models)", "scale": "[0, 1] pixels"}}
+
+
+def _run_translate_acc(p: Protocol, ctx: _Context, real_role: bool) -> dict:
+    """Evaluator target accuracy of test faces translated to every other emotion, pair matrix, identity."""
+    if real_role:
+        return _evaluator_floor(p, ctx)
+    tr = ctx.translations(p.n_samples, p.seed)
+    res = translation_metrics(tr, ctx.classify, ctx.features)
+    details = {k: v for k, v in res.items() if k != "target_accuracy"}
+    details.update(class_names=list(ctx.data.class_names), n_sources=int(tr.source.shape[0]), tta="hflip",
+                   pair_matrix_axes="rows = source class, columns = target class (None: target == source)")
+    return {"value": res["target_accuracy"], "n_samples": int(tr.source.shape[0]),
+            "extractor_sha256": ctx.evaluator.sha256, "details": details}
+
+
+def _run_translate_fid(p: Protocol, ctx: _Context, real_role: bool) -> dict:
+    """Per target emotion k: FID of the translations to k (sources of other classes) vs the train images of
+    k (fer-evaluator features, per-class references cached as ifid's); value = mean over targets with
+    at least 2 images on both sides (the others are listed in ``details.targets_left_out``)."""
+    _, sha = extractor_info(p.extractor, ctx.evaluator_weights, ctx.inception_weights)
+    tr = ctx.translations(p.n_samples, p.seed)
+    sets = translation_fid_inputs(tr, ctx.train.images, ctx.train.labels)
+    per, n_tr, n_real, left = {}, {}, {}, []
+    for k, name in enumerate(ctx.data.class_names):
+        gen, real = sets["per_target"][name]
+        if gen.shape[0] < 2 or real.shape[0] < 2:
+            left.append(name)
+            continue
+        ref = ctx.ref_name("train", real.shape[0], p.extractor, sha, f"class={name}")
+        per[name] = fidelity_scores(gen, real, ("fid",), real_cache_name=ref, **_fidelity_kw(ctx, p))["fid"]
+        n_tr[name], n_real[name] = int(gen.shape[0]), int(real.shape[0])
+    if not per:
+        return {"value": None, "status": "unavailable", "n_samples": int(tr.source.shape[0]), "extractor_sha256": sha,
+                "reason": "no target emotion has 2 translations and 2 train images"}
+    return {"value": sum(per.values()) / len(per), "n_samples": int(tr.source.shape[0]), "extractor_sha256": sha,
+            "details": {"per_target": per, "n_translated_per_target": n_tr, "n_real_per_target": n_real,
+                        "targets_left_out": left, "aggregate": "mean over target emotions of per-target FID",
+                        "reference": "train images of the target emotion"}}
+
+
 _FAMILY = {"fid": _run_fidelity, "kid": _run_fidelity, "pr": _run_fidelity, "ifid": _run_ifid,
-           "acc_gen": _run_acc, "cas": _run_cas}
+           "acc_gen": _run_acc, "cas": _run_cas, "enc_acc": _run_enc_acc, "probe": _run_probe,
+           "recon_l1": _run_recon, "translate_acc": _run_translate_acc, "translate_fid": _run_translate_fid}
 
 
 def _run_protocol(p: Protocol, ctx: _Context, real_role: bool) -> dict:
@@ -215,11 +355,13 @@ def _run_protocol(p: Protocol, ctx: _Context, real_role: bool) -> dict:
     missing = sorted(p.needs - set(ctx.model.capabilities))
     if missing and not real_role:
         return _entry(p, "skipped", reason=f"model {ctx.model.name!r} lacks capability {', '.join(missing)}")
+    if real_role and p.family in NO_FLOOR:
+        return _entry(p, "unavailable", reason=NO_FLOOR[p.family])
     try:
         res = _FAMILY[p.family](p, ctx, real_role)
     except ExtractorUnavailable as e:
         return _entry(p, "unavailable", reason=str(e))
-    e = _entry(p, "ok")
+    e = _entry(p, res.pop("status", "ok"))
     e.update(res)
     e["wall_s"] = round(time.perf_counter() - t0, 3)
     return e
@@ -229,7 +371,12 @@ def _floor_key(p: Protocol, ctx: _Context) -> str:
     """Content hash of everything a real-data floor depends on (never the model)."""
     import hashlib
 
-    _, sha = extractor_info(p.extractor, ctx.evaluator_weights, ctx.inception_weights) if p.family != "cas" else (None, _cas_sha())
+    if p.family == "cas":
+        sha = _cas_sha()
+    elif p.extractor in EXTRACTORS:
+        _, sha = extractor_info(p.extractor, ctx.evaluator_weights, ctx.inception_weights)
+    else:  # e.g. model-encoder: the floor is the evaluator's
+        sha = ctx.evaluator.sha256
     parts = {"protocol_version": PROTOCOL_VERSION, "protocol": asdict(p), "data": ctx.data.fingerprint,
              "label_set": ctx.data.label_set, "evaluator": ctx.evaluator.sha256, "extractor_sha256": sha}
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=sorted).encode()).hexdigest()[:24]
@@ -243,6 +390,8 @@ def _floor(p: Protocol, ctx: _Context) -> dict:
     """
     from exprbench.io import write_json
 
+    if p.family in NO_FLOOR:  # nothing to compute, nothing to cache
+        return _run_protocol(p, ctx, real_role=True)
     try:
         path = fidelity_cache_root() / "floors" / f"{p.name}-{_floor_key(p, ctx)}.json"
     except ExtractorUnavailable:  # e.g. no Inception weights: the protocol reports itself unavailable
@@ -314,7 +463,7 @@ def evaluate_run(
     if tuple(ds.class_names) != tuple(spec.class_names):
         raise UserError(f"the run was trained on classes {spec.class_names}, the data has {ds.class_names}")
     for p in protos:
-        if p.family in ("ifid", "acc_gen", "cas") and p.n_samples < len(ds.class_names):
+        if p.family in ("ifid", "acc_gen", "cas", "translate_acc", "translate_fid") and p.n_samples < len(ds.class_names):
             raise UserError(f"{p.name}: needs at least one sample per class ({len(ds.class_names)}), got {p.n_samples}")
     ctx = _Context(model, ds, dev, evaluator_weights, inception_weights)
     results, floors = {}, {}
@@ -336,8 +485,9 @@ def evaluate_run(
         "metrics": results,
         "floors": floors,
         "floors_note": "real data in place of generated: FID/KID/PR/intra-FID of FER2013 test (PrivateTest) vs "
-                       "the same train reference; acc_gen: evaluator accuracy on real test; cas: the CAS recipe "
-                       "trained on real train images",
+                       "the same train reference; acc_gen, enc_acc, translate_acc: evaluator accuracy on real test; "
+                       "cas: the CAS recipe trained on real train images; probe, recon_l1, translate_fid: none "
+                       "(unavailable)",
         "protocol_version": PROTOCOL_VERSION,
         "versions": {**library_versions(), "torch_fidelity": _tf_version()},
         "device": device_name(dev),
@@ -375,6 +525,13 @@ def _details_line(e: dict, fl: dict) -> str:
         return line
     if "ratio_to_real" in d:
         return f"ratio to the real-data baseline {_fmt(d['ratio_to_real'], 3)} (baseline {_fmt(d['real_baseline'], 3)})"
+    if "ssim" in d and "label_agreement" in d:
+        return f"SSIM {_fmt(d['ssim'], 3)}  evaluator label agreement {_fmt(d['label_agreement'], 3)}"
+    if "identity_l1" in d:
+        return (f"identity L1 {_fmt(d['identity_l1'], 3)}  SSIM {_fmt(d['identity_ssim'], 3)}  feature distance "
+                f"{_fmt(d['feature_distance'], 3)}  own-emotion L1 {_fmt(d['self_l1'], 3)}")
+    if "per_target" in d:
+        return "  ".join(f"{k} {_fmt(v, 3)}" for k, v in d["per_target"].items())
     if "per_class" in d:
         return "  ".join(f"{k} {_fmt(v, 3)}" for k, v in d["per_class"].items())
     return ""

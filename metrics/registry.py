@@ -5,7 +5,7 @@ extractor, the reference data and the model capabilities it needs. Names follow 
 ``fid50k_full``: ``fid10k_train`` is FID of 10,000 generated images against the full FER2013 train
 split. A name with another count is resolved on the fly (``fid1k_train``, ``kid2500_train``), and
 overriding the count (``--n-samples``) renames the protocol (``ifid_train`` -> ``ifid2k_train``,
-``acc_gen`` -> ``acc_gen700``, ``cas`` -> ``cas7k``), so numbers of different protocols never share a name.
+``acc_gen`` -> ``acc_gen700``, ``cas`` -> ``cas7k``, ``recon_test`` -> ``recon1k_test``), so numbers of different protocols never share a name.
 
 Third-party packages can register protocols through the ``exprbench.metrics`` entry-point group.
 """
@@ -41,12 +41,19 @@ class Protocol:
 
     Attributes:
         name: the protocol name as recorded in eval.json.
-        family: ``fid``, ``kid``, ``pr``, ``ifid``, ``acc_gen`` or ``cas``.
-        needs: model capabilities required (``sample``, ``conditional``); skipped with a reason otherwise.
-        n_samples: generated images in total (per-class protocols use ``n_samples // K`` per class).
-        seed: seed of the generation (latents and labels), fixed per protocol.
-        extractor: ``fer-evaluator`` or ``inception-v3-compat`` (CAS: its own fresh classifier).
-        reference: the real data compared with (``train`` split; CAS and acc floors use ``test``).
+        family: ``fid``, ``kid``, ``pr``, ``ifid``, ``acc_gen``, ``cas``, or a capability family:
+            ``enc_acc``, ``probe``, ``recon_l1``, ``translate_acc``, ``translate_fid``.
+        needs: model capabilities required (``sample``, ``conditional``, ``encode``, ``translate``);
+            skipped with a reason otherwise.
+        n_samples: generated images in total (per-class protocols use ``n_samples // K`` per class);
+            for the capability protocols, the real test images fed to the model (a fixed random
+            subset of ``min(n, len(test))`` PrivateTest images drawn with ``seed``).
+        seed: seed of the generation (latents and labels), fixed per protocol; capability protocols
+            share one seed so they all see the same test images (and share translations).
+        extractor: ``fer-evaluator`` or ``inception-v3-compat`` (CAS: its own fresh classifier;
+            ``model-encoder``: the number comes from the model's own encoder).
+        reference: the real data compared with (``train`` split; CAS, acc and capability protocols
+            use ``test``).
         default: part of the default set of ``exprbench evaluate``.
         summary: one line for ``exprbench metrics``.
         name_pattern: the name with ``{n}`` for the count (used to rename on a count override).
@@ -102,6 +109,34 @@ for _p in (
 ):
     _register(_p)
 
+# Capability protocols (issue 5): real test images through the model's encoder / translator.
+# Seed 4 is shared: every capability protocol of one count uses the same test subset.
+CAPABILITY_SEED = 4
+PROBE_TRAIN_PER_CLASS = 300  # linear probe: fixed class-balanced train subset, <= 300 per class (seed 4)
+E, EC, T = frozenset({"encode"}), frozenset({"encode", "conditional"}), frozenset({"translate"})
+for _p in (
+    Protocol("enc_acc_test", "enc_acc", EC, 700, CAPABILITY_SEED, extractor="model-encoder", reference="test",
+             summary="encoder label accuracy: argmax E_c(x) on n real test images (floor: the evaluator's accuracy)",
+             name_pattern="enc_acc{n}_test"),
+    Protocol("probe_test", "probe", E, 700, CAPABILITY_SEED, extractor="model-encoder", reference="test",
+             summary=f"linear probe: logistic regression on E(x) of <= {PROBE_TRAIN_PER_CLASS}/class train images, "
+                     "accuracy on n test images",
+             name_pattern="probe{n}_test"),
+    Protocol("recon_test", "recon_l1", E, 700, CAPABILITY_SEED, reference="test",
+             summary="reconstruction: mean L1 of x vs G(E(x)) on n test images ([0, 1] scale, lower is better); "
+                     "SSIM, evaluator label agreement",
+             name_pattern="recon{n}_test"),
+    Protocol("translate_acc_test", "translate_acc", T, 700, CAPABILITY_SEED, reference="test",
+             summary="translation target accuracy: n test faces to every other emotion, read by the evaluator; "
+                     "pair matrix, identity L1/SSIM/feature distance",
+             name_pattern="translate_acc{n}_test"),
+    Protocol("translate_fid_test", "translate_fid", T, 700, CAPABILITY_SEED,
+             summary="translation FID: per target emotion, translations of n test faces vs that emotion's train "
+                     "images (fer-evaluator); mean over targets",
+             name_pattern="translate_fid{n}_test"),
+):
+    _register(_p)
+
 
 def default_protocols() -> list[str]:
     """Names of the protocols ``exprbench evaluate`` runs by default, in registry order of definition."""
@@ -110,7 +145,8 @@ def default_protocols() -> list[str]:
 
 
 _ORDER = ["fid10k_train", "kid10k_train", "pr10k_train", "ifid_train", "acc_gen", "cas", "fid10k_train_inception",
-          "kid10k_train_inception"]
+          "kid10k_train_inception", "enc_acc_test", "probe_test", "recon_test", "translate_acc_test",
+          "translate_fid_test"]
 
 
 def resolve_protocol(name: str) -> Protocol:
