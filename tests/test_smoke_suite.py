@@ -4,6 +4,10 @@ baseline (results/smoke/baseline.json). This is the CI gate of the suite itself.
 from __future__ import annotations
 
 import json
+import os
+
+import pytest
+import torch
 
 from exprbench.cli import main
 
@@ -13,7 +17,16 @@ from .conftest import REPO
 BASELINE = REPO / "results" / "smoke" / "baseline.json"
 
 
-def test_smoke_suite_bench_report_regress(real_zip, tmp_path, capsys):
+@pytest.fixture
+def all_cores():
+    """The smoke suite is the one heavy test: let it use every core (the others run single-threaded)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(os.cpu_count() or 1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_smoke_suite_bench_report_regress(real_zip, tmp_path, capsys, all_cores):
     need_evaluator()
     out = tmp_path / "smoke"
     assert main(["bench", "smoke", "--out", str(out), "--data", str(real_zip)]) == 0, capsys.readouterr().err
