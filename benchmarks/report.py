@@ -228,10 +228,15 @@ def write_report(results_dir: str | Path, figures: bool = True) -> Path:
     out = results_dir / "report"
     out.mkdir(parents=True, exist_ok=True)
     headers, rows, bold = leaderboard_cells(agg, floors)
-    suite = (_read(results_dir / "suite.json") or {}).get("suite", results_dir.name)
-    hw = sorted(set(runs["device_name"].dropna()))
-    note = (f"Suite `{suite}`: {len(runs[runs['status'] == 'done'])} completed runs; mean ± std over seeds; "
+    suite_info = _read(results_dir / "suite.json") or {}
+    suite = suite_info.get("suite", results_dir.name)
+    done_runs = runs[runs["status"] == "done"]
+    hw = sorted(set(done_runs["device_name"].dropna()))
+    note = (f"Suite `{suite}`: {len(done_runs)} completed runs; mean ± std over seeds; "
             f"hardware: {', '.join(hw) or 'unknown'}. Floors: real FER2013 test images in place of generated ones.\n\n")
+    pending = [g for g in suite_info.get("grid", []) if g not in set(done_runs["run"])]
+    if pending:
+        note += f"Not completed yet ({len(pending)} of {len(suite_info['grid'])} grid points): {', '.join(pending)}.\n\n"
     write_text(out / "leaderboard.md", note + to_markdown(headers, rows, bold))
     write_text(out / "leaderboard.tex", to_latex(headers, rows, bold))
     csv = agg.copy()

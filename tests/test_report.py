@@ -27,6 +27,17 @@ def test_tables_and_baseline(bench_results):
     tex = (out / "leaderboard.tex").read_text()
     assert r"\textbf{" in tex and r"fid70\_train" in tex and r"$\pm$" in tex
     assert "real data (floor)" in (out / "leaderboard.csv").read_text()
+    assert "Not completed yet" not in md
+
+
+def test_pending_grid_points_are_listed(bench_results, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(bench_results, copy)
+    info = json.loads((copy / "suite.json").read_text())
+    info["grid"].append("acgan-default-s0")
+    (copy / "suite.json").write_text(json.dumps(info))
+    md = (write_report(copy, figures=False) / "leaderboard.md").read_text()
+    assert "Not completed yet (1 of 5 grid points): acgan-default-s0." in md
 
 
 def test_best_value_is_bold_per_direction(bench_results):
