@@ -44,8 +44,11 @@ def _first_runs(runs: pd.DataFrame) -> dict[tuple[str, str], str]:
     return {(m, c): g.iloc[0]["run"] for (m, c), g in done.groupby(["model", "config"], sort=True)}
 
 
-def _samples(run_dir: Path) -> tuple[torch.Tensor, list[str], bool]:
+def _samples(run_dir: Path) -> tuple[torch.Tensor, list[str], bool] | None:
+    """The fixed-latent class grid of a run, or None for a model that cannot sample (e.g. CCycleGAN)."""
     _, model, spec, _ = load_trained(run_dir, "cpu")
+    if "sample" not in model.capabilities:
+        return None
     imgs, rows = class_grid(model, spec, PER_CLASS, GRID_SEED)
     return imgs, list(spec.class_names), rows is not None
 
@@ -61,7 +64,10 @@ def sample_grids(results_dir: Path, runs: pd.DataFrame, out: Path) -> dict:
     """One figure per model/config: rows = emotions, PER_CLASS columns, fixed latents."""
     cache = {}
     for (model, config), run in _first_runs(runs).items():
-        imgs, names, conditional = _samples(results_dir / "runs" / run)
+        got = _samples(results_dir / "runs" / run)
+        if got is None:
+            continue
+        imgs, names, conditional = got
         cache[(model, config)] = (imgs, names, conditional)
         k = len(names)
         fig, ax = plt.subplots(figsize=(PER_CLASS * 0.5 + 1.0, k * 0.5 + 0.4))
@@ -125,7 +131,7 @@ def bars(runs: pd.DataFrame, floors: dict, out: Path) -> None:
         ax.set_xlabel("")
         ax.set_ylabel(f"{family_of(m).upper()} {'↑' if higher_is_better(m) else '↓'} ({m})")
         ax.tick_params(axis="x", rotation=30)
-        _save(fig, out, f"bar_{m}")
+        _save(fig, out, f"bar_{m.replace(':', '-')}")
 
 
 def confusion(results_dir: Path, runs: pd.DataFrame, out: Path) -> None:
@@ -155,6 +161,36 @@ def confusion(results_dir: Path, runs: pd.DataFrame, out: Path) -> None:
         _save(fig, out, f"confusion_{model}-{config}")
 
 
+def translation_grids(results_dir: Path, runs: pd.DataFrame, out: Path) -> None:
+    """Per model with ``translate``: rows = one real test face per emotion (the first of each, in file
+    order), columns = the source then its translation to every emotion."""
+    from exprbench.data import load_fer2013, to_float, to_uint8
+
+    for (model_name, config), run in _first_runs(runs).items():
+        cfg, model, spec, _ = load_trained(results_dir / "runs" / run, "cpu")
+        if "translate" not in model.capabilities:
+            continue
+        try:
+            test = load_fer2013(cfg.data.path, cfg.data.label_set).split("test")
+        except Exception as e:  # noqa: BLE001  (the data may not be here when reporting elsewhere)
+            print(f"translation grid of {run} skipped: {e}")
+            continue
+        k = spec.num_classes
+        idx = torch.stack([torch.nonzero(test.labels == c)[0, 0] for c in range(k)])
+        x = to_float(test.images[idx])
+        cols = [to_uint8(x)] + [to_uint8(model.translate(x, torch.full((k,), t, dtype=torch.long)).cpu())
+                                for t in range(k)]
+        grid = torch.stack(cols, dim=1).reshape(-1, *x.shape[1:])
+        fig, ax = plt.subplots(figsize=((k + 1) * 0.5 + 1.0, k * 0.5 + 0.6))
+        ax.imshow(_tile(grid, k, k + 1), cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+        h = x.shape[2]
+        ax.set_yticks([h * (i + 0.5) for i in range(k)], list(spec.class_names))
+        ax.set_xticks([h * (i + 0.5) for i in range(k + 1)], ["source", *spec.class_names], rotation=60, fontsize=6)
+        ax.grid(False)
+        ax.set_title(f"{model_name} / {config}: translations of test faces", fontsize=8)
+        _save(fig, out, f"translation_{model_name}-{config}")
+
+
 def write_figures(results_dir: Path, runs: pd.DataFrame, agg: pd.DataFrame, floors: dict,
                   curve_df: pd.DataFrame, out: Path) -> None:
     """Write every figure of the report into ``out``."""
@@ -164,3 +200,4 @@ def write_figures(results_dir: Path, runs: pd.DataFrame, agg: pd.DataFrame, floo
     curves(curve_df, out)
     bars(runs, floors, out)
     confusion(results_dir, runs, out)
+    translation_grids(results_dir, runs, out)

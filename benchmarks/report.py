@@ -7,6 +7,9 @@ Reads every run under ``RESULTS_DIR/runs/`` (``config.json``, ``record.json``, `
   over seeds (sample std, ddof=1; "±0" with one seed is shown as "(1 seed)"), protocol names in the
   column headers with the direction (↓ lower is better, ↑ higher), the real-data floors as the first
   row, the best model value per column in bold, training cost (device minutes per run, img/s);
+* ``capabilities.md`` / ``.tex``: the encoder and translation leaderboard (encoder accuracy, linear
+  probe, reconstruction L1/SSIM, translation target accuracy, identity L1/SSIM, translation FID) of
+  the models that have those capabilities;
 * ``baseline.json``: the same numbers for ``exprbench regress``;
 * ``figures/``: PNG and PDF, seaborn "paper" context: a sample grid per model (rows = emotions,
   fixed latents), one comparison sheet of all models per emotion, the curve of the periodic metric
@@ -28,11 +31,18 @@ from exprbench.errors import UserError
 from exprbench.io import write_json, write_text
 
 LOWER_IS_BETTER = {"fid", "kid", "ifid", "recon_l1", "translate_fid", "bpd", "edit_drift"}
+# metric families of encoders and translators: their own table, beside the generation leaderboard
+CAPABILITY_FAMILIES = {"enc_acc", "probe", "recon_l1", "translate_acc", "translate_fid"}
+# detail values promoted to columns "<protocol>:<key>" (key -> higher is better)
+DERIVED = {"translate_acc": {"identity_l1": False, "identity_ssim": True}, "recon_l1": {"ssim": True}}
 FLOOR_LABEL = "real data (floor)"
 
 
 def family_of(protocol: str) -> str:
-    """The metric family of a protocol name (``fid1k_train`` -> ``fid``); the name itself if unknown."""
+    """The metric family of a protocol name (``fid1k_train`` -> ``fid``); the name itself if unknown.
+    A derived column ``<protocol>:<key>`` has the family ``<key>``."""
+    if ":" in protocol:
+        return protocol.split(":", 1)[1]
     try:
         from exprbench.metrics.registry import resolve_protocol
 
@@ -42,7 +52,16 @@ def family_of(protocol: str) -> str:
 
 
 def higher_is_better(protocol: str) -> bool:
+    """Direction of a protocol (or of a derived ``<protocol>:<key>`` column)."""
+    if ":" in protocol:
+        base, key = protocol.split(":", 1)
+        return DERIVED.get(family_of(base), {}).get(key, True)
     return family_of(protocol) not in LOWER_IS_BETTER
+
+
+def is_capability_metric(column: str) -> bool:
+    """True for encoder/translation metrics (and their derived columns)."""
+    return family_of(column.split(":", 1)[0]) in CAPABILITY_FAMILIES
 
 
 def _read(path: Path) -> dict | None:
@@ -82,6 +101,10 @@ def collect(results_dir: str | Path) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
         for name, entry in (ev.get("metrics") or {}).items():
             if entry.get("status") == "ok" and entry.get("value") is not None:
                 row[name] = float(entry["value"])
+                details = entry.get("details") or {}
+                for key in DERIVED.get(family_of(name), {}):
+                    if isinstance(details.get(key), (int, float)):
+                        row[f"{name}:{key}"] = float(details[key])
         for name, entry in (ev.get("floors") or {}).items():
             if entry.get("status") == "ok" and entry.get("value") is not None:
                 floors.setdefault(name, float(entry["value"]))
@@ -144,12 +167,16 @@ def _fmt(v: float) -> str:
 
 
 def _header(metric: str) -> str:
-    return f"{family_of(metric).upper()} {'↑' if higher_is_better(metric) else '↓'} ({metric})"
+    return f"{family_of(metric).upper()} {'↑' if higher_is_better(metric) else '↓'} ({metric.split(':')[0]})"
 
 
-def leaderboard_cells(agg: pd.DataFrame, floors: dict) -> tuple[list[str], list[list[str]], list[list[bool]]]:
-    """Headers, cell strings and bold flags of the leaderboard (floor row first)."""
-    metrics = sorted({c.split("|")[0] for c in agg.columns if "|" in c})
+def leaderboard_cells(agg: pd.DataFrame, floors: dict, capability: bool = False
+                      ) -> tuple[list[str], list[list[str]], list[list[bool]]]:
+    """Headers, cell strings and bold flags of the leaderboard (floor row first): the generation
+    metrics, or with ``capability`` the encoder/translation ones (rows of models that have none are dropped)."""
+    metrics = sorted(m for m in {c.split("|")[0] for c in agg.columns if "|" in c} if is_capability_metric(m) == capability)
+    if capability:
+        agg = agg[agg[[f"{m}|n" for m in metrics]].sum(axis=1) > 0] if metrics else agg.iloc[0:0]
     headers = ["model", "config", "seeds", *[_header(m) for m in metrics], "train minutes", "img/s"]
     best = {}
     for m in metrics:
@@ -239,6 +266,10 @@ def write_report(results_dir: str | Path, figures: bool = True) -> Path:
         note += f"Not completed yet ({len(pending)} of {len(suite_info['grid'])} grid points): {', '.join(pending)}.\n\n"
     write_text(out / "leaderboard.md", note + to_markdown(headers, rows, bold))
     write_text(out / "leaderboard.tex", to_latex(headers, rows, bold))
+    cheaders, crows, cbold = leaderboard_cells(agg, floors, capability=True)
+    if len(crows) > 1:  # encoder / translation leaderboard of the models that have those capabilities
+        write_text(out / "capabilities.md", note + to_markdown(cheaders, crows, cbold))
+        write_text(out / "capabilities.tex", to_latex(cheaders, crows, cbold))
     csv = agg.copy()
     csv.insert(0, "row", "model")
     floor_row = {"row": "floor", "model": FLOOR_LABEL, "config": ""}

@@ -73,3 +73,28 @@ def test_figures(bench_results, tmp_path, capsys):
 def test_report_without_runs_exits_2(tmp_path, capsys):
     assert main(["report", str(tmp_path)]) == 2
     assert "has no runs/ directory" in capsys.readouterr().err
+
+
+def test_capability_leaderboard_and_translation_grids(tmp_path):
+    """Encoder/translation metrics get their own table; translating models get a translation grid;
+    a model that cannot sample (CCycleGAN) gets no sample grid."""
+    from exprbench.benchmarks.runner import run_suite
+    from exprbench.benchmarks.suite import load_suite
+
+    from .bench_helpers import need_evaluator, write_suite
+    from .conftest import write_csv
+
+    need_evaluator()
+    data = write_csv(tmp_path / "fer2013.csv", per_class=10)
+    suite = write_suite(tmp_path / "s.toml", models=("bicogan", "ccyclegan"), curve="",
+                        metrics='["fid70_train", "enc_acc70_test", "recon70_test", "translate_acc70_test"]')
+    run_suite(load_suite(suite), tmp_path / "out", data_path=str(data), progress=False)
+    out = write_report(tmp_path / "out")
+    cap = (out / "capabilities.md").read_text()
+    assert "TRANSLATE_ACC ↑ (translate_acc70_test)" in cap and "IDENTITY_L1 ↓ (translate_acc70_test)" in cap
+    assert "ENC_ACC ↑ (enc_acc70_test)" in cap and "RECON_L1 ↓ (recon70_test)" in cap
+    assert "| bicogan |" in cap and "| ccyclegan |" in cap
+    assert "enc_acc" not in (out / "leaderboard.md").read_text()
+    figs = {p.name for p in (out / "figures").iterdir()}
+    assert {"translation_bicogan-default.png", "translation_ccyclegan-default.png", "samples_bicogan-default.png"} <= figs
+    assert "samples_ccyclegan-default.png" not in figs
