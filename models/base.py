@@ -81,19 +81,26 @@ class ModelPlugin:
         self.optimizers[net] = opt
         return opt
 
-    def init_adversarial(self, builders: dict[str, Callable[[], tuple[nn.Module, nn.Module]]]) -> None:
-        """Build ``G`` and ``D`` with ``builders[self.cfg.arch]``, place them, and create their Adam
-        optimizers from ``cfg.lr_g``, ``cfg.lr_d`` and ``cfg.betas`` (an ``AdversarialConfig``).
+    def init_nets(self, builders: dict[str, Callable[[], dict[str, nn.Module]]], lrs: dict[str, float]) -> None:
+        """Build the nets of ``builders[self.cfg.arch]`` (name -> module) into ``self.nets``, place
+        them, and create one Adam optimizer per entry of ``lrs`` (net name -> learning rate) with
+        ``cfg.betas``.
 
         Raises:
             ValueError: ``cfg.arch`` is not a key of ``builders``.
         """
         if self.cfg.arch not in builders:
             raise ValueError(f"model.arch={self.cfg.arch!r}: expected one of {', '.join(map(repr, builders))}")
-        self.nets["G"], self.nets["D"] = builders[self.cfg.arch]()
+        for name, net in builders[self.cfg.arch]().items():
+            self.nets[name] = net
         self.place()
-        self.adam("G", self.cfg.lr_g, self.cfg.betas)
-        self.adam("D", self.cfg.lr_d, self.cfg.betas)
+        for name, lr in lrs.items():
+            self.adam(name, lr, self.cfg.betas)
+
+    def init_adversarial(self, builders: dict[str, Callable[[], tuple[nn.Module, nn.Module]]]) -> None:
+        """:meth:`init_nets` for a (G, D) pair with ``cfg.lr_g`` and ``cfg.lr_d`` (an ``AdversarialConfig``)."""
+        self.init_nets({arch: (lambda make=make: dict(zip(("G", "D"), make()))) for arch, make in builders.items()},
+                       {"G": self.cfg.lr_g, "D": self.cfg.lr_d})
 
     def enable_ema(self, decay: float) -> None:
         """Keep an EMA copy of ``self.nets[self.ema_net]`` (buffers averaged too) for sampling.

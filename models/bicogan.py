@@ -134,20 +134,14 @@ class BiCoGAN(ModelPlugin):
         if cfg.real_c not in REAL_C:
             raise ValueError(f"model.real_c={cfg.real_c!r}: expected one of {', '.join(REAL_C)}")
         k = spec.num_classes
-        if cfg.arch == "reference":
-            self.nets["G"] = RefGenerator(spec, cfg.z_dim, num_classes=k)
-            self.nets["E"] = RefEncoder(spec, cfg.z_dim, num_classes=k)
-            self.nets["D"] = RefDiscriminator(spec, cfg.z_dim)
-        elif cfg.arch == "sngan":
-            self.nets["G"] = DCGenerator(spec, cfg.z_dim, cfg.ch, num_classes=k)
-            self.nets["E"] = ConvEncoder(spec, cfg.z_dim, cfg.ch, num_classes=k)
-            self.nets["D"] = JointDiscriminator(spec, cfg.z_dim, cfg.ch, num_classes=k, unary=cfg.unary)
-        else:
-            raise ValueError(f"model.arch={cfg.arch!r}: expected 'sngan' or 'reference'")
-        self.place()
-        self.adam("G", cfg.lr_g, cfg.betas)
-        self.adam("E", cfg.lr_e, cfg.betas)
-        self.adam("D", cfg.lr_d, cfg.betas)
+        self.init_nets({
+            "reference": lambda: {"G": RefGenerator(spec, cfg.z_dim, num_classes=k),
+                                  "E": RefEncoder(spec, cfg.z_dim, num_classes=k),
+                                  "D": RefDiscriminator(spec, cfg.z_dim)},
+            "sngan": lambda: {"G": DCGenerator(spec, cfg.z_dim, cfg.ch, num_classes=k),
+                              "E": ConvEncoder(spec, cfg.z_dim, cfg.ch, num_classes=k),
+                              "D": JointDiscriminator(spec, cfg.z_dim, cfg.ch, num_classes=k, unary=cfg.unary)},
+        }, {"G": cfg.lr_g, "E": cfg.lr_e, "D": cfg.lr_d})
         self._warned = False
 
     # -- schedule ----------------------------------------------------------------------------

@@ -265,20 +265,12 @@ class BiGAN(ModelPlugin):
 
     def __init__(self, cfg: BiGANConfig, spec: DataSpec, device="cpu", channels_last: bool = False) -> None:
         super().__init__(cfg, spec, device, channels_last)
-        if cfg.arch == "reference":
-            self.nets["G"] = RefGenerator(spec, cfg.z_dim)
-            self.nets["E"] = RefEncoder(spec, cfg.z_dim)
-            self.nets["D"] = RefJointDiscriminator(spec, cfg.z_dim)
-        elif cfg.arch == "sngan":
-            self.nets["G"] = DCGenerator(spec, cfg.z_dim, cfg.ch)
-            self.nets["E"] = ConvEncoder(spec, cfg.z_dim, cfg.ch)
-            self.nets["D"] = JointDiscriminator(spec, cfg.z_dim, cfg.ch, unary=cfg.unary)
-        else:
-            raise ValueError(f"model.arch={cfg.arch!r}: expected 'sngan' or 'reference'")
-        self.place()
-        self.adam("G", cfg.lr_g, cfg.betas)
-        self.adam("E", cfg.lr_e, cfg.betas)
-        self.adam("D", cfg.lr_d, cfg.betas)
+        self.init_nets({
+            "reference": lambda: {"G": RefGenerator(spec, cfg.z_dim), "E": RefEncoder(spec, cfg.z_dim),
+                                  "D": RefJointDiscriminator(spec, cfg.z_dim)},
+            "sngan": lambda: {"G": DCGenerator(spec, cfg.z_dim, cfg.ch), "E": ConvEncoder(spec, cfg.z_dim, cfg.ch),
+                              "D": JointDiscriminator(spec, cfg.z_dim, cfg.ch, unary=cfg.unary)},
+        }, {"G": cfg.lr_g, "E": cfg.lr_e, "D": cfg.lr_d})
 
     def training_step(self, batch: Batch, step: int) -> dict[str, float]:
         G, E, D, kind = self.nets["G"], self.nets["E"], self.nets["D"], self.cfg.loss
