@@ -136,13 +136,13 @@ def bars(runs: pd.DataFrame, floors: dict, out: Path) -> None:
 
 def confusion(results_dir: Path, runs: pd.DataFrame, out: Path) -> None:
     """Row-normalized label-accuracy confusion matrices (summed over seeds) per conditional model."""
-    import json
+    from exprbench.io import read_json
 
     done = runs[runs["status"] == "done"]
     for (model, config), g in done.groupby(["model", "config"], sort=True):
         total, names, proto = None, None, None
         for run in g["run"]:
-            ev = json.loads((results_dir / "runs" / run / "eval.json").read_text())
+            ev = read_json(results_dir / "runs" / run / "eval.json") or {}
             for name, e in ev.get("metrics", {}).items():
                 det = e.get("details") or {}
                 if e.get("status") == "ok" and family_of(name) == "acc_gen" and "confusion_matrix" in det:

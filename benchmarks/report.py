@@ -28,7 +28,7 @@ from pathlib import Path
 import pandas as pd
 
 from exprbench.errors import UserError
-from exprbench.io import write_json, write_text
+from exprbench.io import read_json, write_json, write_text
 
 LOWER_IS_BETTER = {"fid", "kid", "ifid", "recon_l1", "translate_fid", "bpd", "edit_drift"}
 # metric families of encoders and translators: their own table, beside the generation leaderboard
@@ -64,13 +64,6 @@ def is_capability_metric(column: str) -> bool:
     return family_of(column.split(":", 1)[0]) in CAPABILITY_FAMILIES
 
 
-def _read(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-
-
 def collect(results_dir: str | Path) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
     """Read all runs of a results directory.
 
@@ -88,12 +81,12 @@ def collect(results_dir: str | Path) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
         raise UserError(f"{results_dir} has no runs/ directory (run `exprbench bench SUITE --out {results_dir}` first)")
     rows, floors, curves = [], {}, []
     for run in sorted(p for p in runs_dir.iterdir() if p.is_dir()):
-        cfg = _read(run / "config.json")
+        cfg = read_json(run / "config.json")
         if cfg is None:
             continue
-        rec = _read(run / "record.json") or {}
-        ev = _read(run / "eval.json") or {}
-        status = _read(run / "status.json") or {}
+        rec = read_json(run / "record.json") or {}
+        ev = read_json(run / "eval.json") or {}
+        status = read_json(run / "status.json") or {}
         row = {"run": run.name, "model": cfg["model"], "config": cfg["config_name"], "seed": cfg["train"]["seed"],
                "status": rec.get("status", "partial"), "device": status.get("device", ""),
                "device_name": status.get("device_name", ""), "steps": status.get("step"),
@@ -255,7 +248,7 @@ def write_report(results_dir: str | Path, figures: bool = True) -> Path:
     out = results_dir / "report"
     out.mkdir(parents=True, exist_ok=True)
     headers, rows, bold = leaderboard_cells(agg, floors)
-    suite_info = _read(results_dir / "suite.json") or {}
+    suite_info = read_json(results_dir / "suite.json") or {}
     suite = suite_info.get("suite", results_dir.name)
     done_runs = runs[runs["status"] == "done"]
     hw = sorted(set(done_runs["device_name"].dropna()))

@@ -17,7 +17,6 @@ A failing point is recorded with its error and the suite goes on; it is retried 
 
 from __future__ import annotations
 
-import json
 import resource
 import time
 import traceback
@@ -29,23 +28,16 @@ import torch
 from exprbench.data import load_fer2013
 from exprbench.errors import TrainingDiverged, UserError
 from exprbench.harness import Trainer, device_name, library_versions, resolve_device
-from exprbench.io import write_json
+from exprbench.io import read_json, write_json
 
 from .suite import GridPoint, Suite, SuiteError
 
 DONE, FAILED, DIVERGED = "done", "failed", "diverged"
 
 
-def _read_json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-
-
 def run_state(run_dir: Path) -> str:
     """``done``, ``failed``, ``diverged`` (from record.json), ``partial`` or ``new``."""
-    rec = _read_json(run_dir / "record.json")
+    rec = read_json(run_dir / "record.json")
     if rec and rec.get("status") in (DONE, FAILED, DIVERGED):
         return rec["status"]
     return "partial" if run_dir.exists() else "new"
@@ -85,7 +77,7 @@ def run_point(suite: Suite, point: GridPoint, run_dir: Path, data_path: str | No
                     "versions": library_versions()}
     t0 = time.perf_counter()
     try:
-        status = _read_json(run_dir / "status.json") or {}
+        status = read_json(run_dir / "status.json") or {}
         if dev.type == "cuda":
             torch.cuda.reset_peak_memory_stats(dev)
         if status.get("status") != "completed":
@@ -93,7 +85,7 @@ def run_point(suite: Suite, point: GridPoint, run_dir: Path, data_path: str | No
             hook = curve_hook(suite, data, dev)
             Trainer(cfg, run_dir, resume=True, dataset=data, progress=progress, eval_hook=hook,
                     eval_every=suite.curve_every).run()
-            status = _read_json(run_dir / "status.json") or {}
+            status = read_json(run_dir / "status.json") or {}
         t1 = time.perf_counter()
         ev = evaluate_run(run_dir, metrics=suite.metrics or None, device=str(dev), data=cfg.data.path)
         record.update(
@@ -153,7 +145,7 @@ def run_suite(suite: Suite, out: Path, only: Sequence[str] = (), device: str | N
             run_dir = runs / point.name
             state = run_state(run_dir)
             if state in (DONE, DIVERGED):
-                records.append(_read_json(run_dir / "record.json"))
+                records.append(read_json(run_dir / "record.json"))
                 bar.advance(task)
                 continue
             bar.update(task, description=f"suite {suite.name}: {point.name} ({'resume' if state != 'new' else 'new'})")

@@ -249,13 +249,14 @@ def resolve_config(model: str, config_name: str = "default", overrides: Mapping[
     return cfg
 
 
-def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested mapping -> ``{"a.b.c": value}``; tuples become lists, as they are in JSON."""
     out: dict[str, Any] = {}
     for k, v in d.items():
         if isinstance(v, Mapping):
-            out.update(_flatten(v, f"{prefix}{k}."))
+            out.update(flatten(v, f"{prefix}{k}."))
         else:
-            out[f"{prefix}{k}"] = v
+            out[f"{prefix}{k}"] = list(v) if isinstance(v, tuple) else v
     return out
 
 
@@ -270,9 +271,9 @@ def config_from_dict(d: Mapping[str, Any]) -> RunConfig:
     try:
         cls = get_model(d["model"])
         cfg = RunConfig(model=d["model"], config_name=d["config_name"], model_cfg=cls.Config())
-        flat = {"model." + k: v for k, v in _flatten(d["model_cfg"]).items()}
-        flat.update({"train." + k: v for k, v in _flatten(d["train"]).items()})
-        flat.update({"data." + k: v for k, v in _flatten(d["data"]).items()})
+        flat = {"model." + k: v for k, v in flatten(d["model_cfg"]).items()}
+        flat.update({"train." + k: v for k, v in flatten(d["train"]).items()})
+        flat.update({"data." + k: v for k, v in flatten(d["data"]).items()})
     except (KeyError, TypeError, AttributeError) as e:
         raise ConfigError(f"config is missing field {e}") from None
     return apply_overrides(cfg, flat)

@@ -32,7 +32,7 @@ import torch
 
 from . import __version__
 from .augment import augment, build_augment
-from .config import RunConfig, config_from_dict
+from .config import RunConfig, config_from_dict, flatten
 from .data import DataSpec, FaceDataset, atomic_torch_save, load_fer2013, to_float, to_uint8
 from .errors import CheckpointError, ConfigError, TrainingDiverged, UserError
 from .images import grid_image, save_png
@@ -175,21 +175,15 @@ def default_run_dir(cfg: RunConfig, root: str | os.PathLike = "results/runs") ->
     return Path(root) / f"{cfg.model}-{cfg.config_name}-s{cfg.train.seed}"
 
 
-def _flat(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = list(v) if isinstance(v, tuple) else v
-    return out
+def _dotted(cfg: RunConfig) -> dict:
+    """A run config as ``{"model.z_dim": ..., "train.steps": ..., "name.model": ...}``."""
+    d = cfg.to_dict()
+    return flatten({"model": d["model_cfg"], "train": d["train"], "data": d["data"],
+                    "name": {"model": cfg.model, "config": cfg.config_name}})
 
 
 def _check_same_config(stored: RunConfig, given: RunConfig, run_dir: Path) -> None:
-    a = _flat({"model": stored.to_dict()["model_cfg"], "train": stored.to_dict()["train"],
-               "data": stored.to_dict()["data"], "name": {"model": stored.model, "config": stored.config_name}})
-    b = _flat({"model": given.to_dict()["model_cfg"], "train": given.to_dict()["train"],
-               "data": given.to_dict()["data"], "name": {"model": given.model, "config": given.config_name}})
+    a, b = _dotted(stored), _dotted(given)
     diff = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k) and k not in RESUMABLE_CHANGES]
     if diff:
         k = diff[0]

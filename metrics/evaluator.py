@@ -21,14 +21,12 @@ trained on FER2013 (train split), selected on val (PublicTest), reported on test
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
-import math
 import platform
 import shlex
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -38,6 +36,7 @@ from torch import nn
 
 from exprbench.data import FER7, FaceDataset, to_float
 from exprbench.errors import UserError
+from exprbench.io import file_sha256
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 DEFAULT_WEIGHTS = WEIGHTS_DIR / "fer_evaluator.pt"
@@ -120,15 +119,6 @@ class FERNet(nn.Module):
 
 # --------------------------------------------------------------------------------------------
 # files: weights + card
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 (hex) of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def card_path(weights: Path) -> Path:
