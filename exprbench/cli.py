@@ -34,15 +34,15 @@ def models_cmd() -> None:
 
 @data_app.command("info")
 def data_info(
-    data: Optional[str] = typer.Option(None, "--data", help="FER2013 zip, csv or folder (default: $EXPRBENCH_DATA)."),
-    label_set: str = typer.Option("fer7", "--label-set", help="fer7 or fer6."),
+    data: Optional[str] = typer.Option(None, "--data", help="FER2013 zip, csv or folder, or a CelebA folder (default: $EXPRBENCH_DATA)."),
+    label_set: Optional[str] = typer.Option(None, "--label-set", help="fer7 or fer6 (FER2013; default fer7), celeba or celeba-<Attribute> (CelebA; default celeba)."),
 ) -> None:
     """Print image counts per split and emotion, and the dataset fingerprint."""
-    from .data import SPLITS, load_fer2013
+    from .data import SPLITS, load_dataset
 
-    ds = load_fer2013(data, label_set)
+    ds = load_dataset(data, label_set)
     counts = ds.counts()
-    table = Table("split", *ds.class_names, "total", title=f"{ds.source} ({label_set})")
+    table = Table("split", *ds.class_names, "total", title=f"{ds.source} ({ds.label_set})")
     for s in SPLITS:
         row = counts[s]
         table.add_row(s, *[str(row[n]) for n in ds.class_names], str(sum(row.values())))

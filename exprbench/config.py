@@ -74,7 +74,9 @@ class DataConfig:
     Attributes:
         path: dataset path (None: ``$EXPRBENCH_DATA`` or ``data/fer2013.*``); not part of a run's
             identity, the content fingerprint is.
-        label_set: ``fer7`` or ``fer6``.
+        label_set: ``fer7`` or ``fer6`` (FER2013), ``celeba`` (= ``celeba-Smiling``) or
+            ``celeba-<Attribute>`` (CelebA, any attribute of ``list_attr_celeba.txt``); checked when the
+            data is loaded (:func:`exprbench.data.load_dataset`).
         augment: augmentation of real training images.
     """
 

@@ -33,7 +33,7 @@ import torch
 from . import __version__
 from .augment import augment, build_augment
 from .config import RunConfig, config_from_dict, flatten
-from .data import DataSpec, FaceDataset, atomic_torch_save, load_fer2013, to_float, to_uint8
+from .data import DataSpec, FaceDataset, atomic_torch_save, load_dataset, to_float, to_uint8
 from .errors import CheckpointError, ConfigError, TrainingDiverged, UserError
 from .images import grid_image, save_png
 from .io import file_sha256, write_json, write_text
@@ -328,7 +328,7 @@ class Trainer:
         if tc.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
             torch.backends.cudnn.benchmark = False
-        data = self._dataset or load_fer2013(cfg.data.path, cfg.data.label_set)
+        data = self._dataset or load_dataset(cfg.data.path, cfg.data.label_set)
         train = data.split(tc.split).to(device)
         spec = data.spec
         model = build_model(cfg, spec, device)
