@@ -17,4 +17,4 @@ def get_model(name: str):
     return MODELS.get(name)
 
 
-from . import acgan, bicogan, bigan, ccyclegan, cgan, gan  # noqa: E402,F401  (registration side effects)
+from . import acgan, bicogan, bigan, ccyclegan, cgan, flow, gan, interfacegan, vae  # noqa: E402,F401  (registration side effects)

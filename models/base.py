@@ -194,6 +194,88 @@ class ModelPlugin:
         """
         raise NotImplementedError(f"model {self.name!r} cannot translate images (capability 'translate')")
 
+    # -- likelihood (capability ``likelihood``) ---------------------------------------------
+    #: True when :meth:`bits_per_dim` is an exact likelihood (flows), False for a bound (VAE ELBO)
+    likelihood_exact: ClassVar[bool] = False
+
+    def bits_per_dim(self, x: torch.Tensor, c: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Negative log-likelihood of real images in bits per dimension (capability ``likelihood``).
+
+        The images are the uint8 values 0..255 mapped to [-1, 1]; the density is over the discrete
+        values (uniform dequantization: ``-log2 p(x) / D`` with ``D = C * H * W``, Theis et al. 2016),
+        so numbers are comparable across models. Exact for flows, an upper bound (the negative ELBO)
+        for VAEs: see :attr:`likelihood_exact`.
+
+        Args:
+            x: float32 N x C x H x W in [-1, 1] (multiples of 2/255 offset by -1).
+            c: int64 N labels (conditional models), None for unconditional ones.
+            generator: CPU generator for the dequantization / posterior noise (reproducible numbers).
+
+        Returns:
+            float32 N bits/dim (on ``self.device``).
+
+        Raises:
+            NotImplementedError: the model has no likelihood. ValueError: bad shapes or labels.
+        """
+        raise NotImplementedError(f"model {self.name!r} has no likelihood (capability 'likelihood')")
+
+    # -- editing (capability ``edit``) -------------------------------------------------------
+    #: ``distance``: strength is the signed distance to the boundary the latent is moved to
+    #: (InterFaceGAN, z' = z + (d - z.n) n); ``offset``: strength scales an attribute vector (z' = z + f v)
+    edit_mode: ClassVar[str] = "offset"
+    #: the strength the edit leaderboard reports success at
+    edit_reference_strength: ClassVar[float] = 1.0
+
+    def edit_fit(self, x: torch.Tensor, c: torch.Tensor) -> None:
+        """Derive the edit directions from labelled real images where the model needs them (attribute
+        vectors: mean latent of one emotion minus the mean of the others). Models whose directions
+        are part of the trained run (InterFaceGAN's SVM boundaries) ignore it.
+
+        Args:
+            x: float32 N x C x H x W in [-1, 1]; c: int64 N labels.
+        """
+
+    def edit_start(self, n: int, generator: torch.Generator | None = None, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """``n`` random start latents (float32 n x D on ``self.device``) for generative edits."""
+        raise NotImplementedError(f"model {self.name!r} cannot edit (capability 'edit')")
+
+    def edit_encode(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        """Latents (float32 N x D) of real images x (float32 N x C x H x W in [-1, 1]) to edit.
+
+        Raises:
+            NotImplementedError: the model cannot edit given images (no encoder: InterFaceGAN).
+        """
+        raise NotImplementedError(f"model {self.name!r} cannot edit a given image (no encoder); use a seed")
+
+    def edit_direction(self, target: int, keep: int | None = None) -> torch.Tensor:
+        """The edit direction toward class ``target`` (float32 D): InterFaceGAN's unit normal n_target;
+        an attribute vector for ``offset`` models. With ``keep``, the component along class ``keep``'s
+        direction is projected out (conditional manipulation, Shen et al. 2020 sec. 2.3) and the result
+        renormalized to the original length.
+
+        Raises:
+            ValueError: ``target``/``keep`` not a class index, or ``keep == target``.
+        """
+        raise NotImplementedError(f"model {self.name!r} cannot edit (capability 'edit')")
+
+    def edit_move(self, z: torch.Tensor, target: int, strength: float, keep: int | None = None) -> torch.Tensor:
+        """Move latents z (float32 N x D) along :meth:`edit_direction`: ``distance`` mode sets the signed
+        distance to ``strength`` (z + (d - z.n) n), ``offset`` mode adds ``strength`` times the vector."""
+        v = self.edit_direction(target, keep).to(z.device, z.dtype)
+        if self.edit_mode == "distance":
+            return z + (strength - z @ v).unsqueeze(1) * v
+        return z + strength * v
+
+    def edit_decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Images of latents z (float32 N x D): float32 N x C x H x W in [-1, 1] on ``self.device``."""
+        raise NotImplementedError(f"model {self.name!r} cannot edit (capability 'edit')")
+
+    def check_class(self, k: int, what: str = "class") -> int:
+        """``k`` as a class index; raises ValueError naming the value otherwise."""
+        if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < self.spec.num_classes:
+            raise ValueError(f"{what} {k!r}: expected a class index 0..{self.spec.num_classes - 1}")
+        return k
+
     def check_images(self, x: torch.Tensor, c: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Validate capability-API inputs and move them to the device (x float32, c int64).
 

@@ -1,0 +1,639 @@
+"""Conditional variational autoencoder (cVAE): encoder E(x, c) -> q(z | x, c) = N(mu, diag exp(logvar)),
+decoder D(z, c) -> p(x | z, c), prior p(z) = N(0, I).
+
+Sources: Kingma & Welling 2014, "Auto-Encoding Variational Bayes", arXiv:1312.6114 (the ELBO and the
+reparameterization z = mu + sigma * eps); Sohn et al. 2015, "Learning Structured Output Representation
+using Deep Conditional Generative Models" (NeurIPS; the conditional form, c fed to E and D); Higgins et
+al. 2017, "beta-VAE" (ICLR; the KL weight beta); Burda et al. 2016, "Importance Weighted Autoencoders",
+arXiv:1509.00519 (the K-sample bound and the active-units count); Kingma et al. 2016, arXiv:1606.04934
+(free bits); Salimans et al. 2017, PixelCNN++, arXiv:1701.05517 (the discretized logistic).
+
+c enters E as K constant one-hot label maps concatenated to the image channels, and D concatenated to
+z (the ``resnet`` decoder also through class-conditional batch norm). Net names: the decoder D(z, c)
+is stored as ``nets["G"]`` and the encoder as ``nets["E"]``: the suite's generator EMA
+(``ModelPlugin.ema_net = "G"``), ``sampling_net`` and the sample grids address the generator as "G",
+and "D" means a discriminator everywhere else. All decoding (sample, reconstruct, translate, edits,
+likelihoods) uses :meth:`~.base.ModelPlugin.sampling_net`, i.e. the EMA decoder when ``train.ema`` is
+on (the ELBO stays a valid bound for any encoder), and E in eval mode.
+
+Training minimizes, per step and per image (nats, averaged over the batch),
+
+    loss = recon(x; D(z, c)) + beta_eff(step) * KL_term,   z = mu(x, c) + exp(logvar / 2) * eps,
+
+    KL(q || p) = 1/2 sum_j (mu_j^2 + exp(logvar_j) - 1 - logvar_j)                 (analytic)
+    beta_eff(step) = beta * min(1, step / kl_warmup_steps)   (= beta when kl_warmup_steps = 0)
+    KL_term = sum_j max(free_bits, mean_batch KL_j)  when free_bits > 0, else mean_batch KL.
+
+Pixel models (``model.likelihood``):
+    ``bernoulli``    D outputs logits l (C channels); recon = BCE(sigmoid(l), (x + 1) / 2) summed over
+                     pixels (continuous targets: the reference's loss); image = 2 sigmoid(l) - 1. For
+                     likelihoods the same mean p = sigmoid(l) defines a proper discrete model over the 256
+                     pixel values, Binomial(255, p): BCE(p, k / 255) = -[k log p + (255 - k) log(1 - p)] / 255
+                     is its log-likelihood up to a constant and a factor 1/255, so the reference trains the
+                     binomial ELBO with the KL weighted 255 * beta. Its bits/dim are honest but loose (the
+                     variance 255 p (1 - p) is tied to the mean) and can exceed 8 (the uniform model).
+    ``discretized``  D outputs a per-pixel location m and log-scale s (2C channels): the discretized
+                     logistic over 256 bins of width 2/255 with open edge bins (PixelCNN++, one component,
+                     s >= -7); recon = -log p(x | z, c); image = clamp(m, -1, 1) (the location).
+
+Configs:
+    ``reference``  the deeper VAE of ../shared/docs/MODELS.md adapted to 48x48x1 and made conditional:
+                   E [x | K label maps] -> 4 x [Conv 4x4 s2 + BN + ReLU] 32/64/128/256 -> Dense(2 x 100);
+                   D [z | onehot c] -> Dense(256 x H/16 x W/16) + ReLU -> 3 x [ConvT 4x4 s2 + BN + ReLU]
+                   128/64/32 -> ConvT 4x4 s2 -> sigmoid (Bernoulli); loss (BCE sum + beta KL) / batch,
+                   beta 1, no warm-up, no free bits; Adam 1e-3 (0.9, 0.999), batch 256, no flips. The facts
+                   give no budget: 20 epochs of the 28,709 training images (112.1 steps/epoch) = 2,243 steps.
+    ``default``    residual nets (pre-activation blocks, SiLU, one per resolution, conditional batch norm in
+                   D), z 128, discretized-logistic pixels (real bits/dim, a learnt per-pixel scale instead
+                   of the fixed-variance Bernoulli), KL warm-up over 5,000 steps, free bits 0.05 nats per
+                   latent dimension, Adam 1e-3, batch 128, 20,000 steps, horizontal flips. Not tuned
+                   (no GPU time when it was written).
+
+Capabilities: ``sample``, ``conditional``, ``encode`` (z = the posterior mean; without labels the class
+is inferred from per-class ELBOs, see :meth:`VAE.encode`), ``translate`` (encode under the source label,
+decode under the target), ``likelihood`` (:meth:`VAE.bits_per_dim`, a bound: ``likelihood_exact`` is
+False; :meth:`VAE.iw_bits_per_dim` the tighter IWAE bound) and ``edit`` (attribute vectors, ``offset``
+mode, see :meth:`VAE.edit_fit`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from exprbench.data import DataSpec
+
+from . import register_model
+from .base import Batch, ModelPlugin
+from .bigan import evaluating, joint_step
+from .blocks import CondBatchNorm2d
+
+LIKELIHOODS = ("bernoulli", "discretized")
+MIN_LOG_SCALE = -7.0  # PixelCNN++'s floor on the logistic log-scale
+BIN = 1.0 / 255.0  # half a bin width in [-1, 1]
+LOG_2PI = math.log(2 * math.pi)
+DECODE_CHUNK = 2048  # images per decoder call in the likelihood bounds
+
+
+@dataclass
+class VAEConfig:
+    """Hyper-parameters of the conditional VAE (see the module docstring for the objective).
+
+    Attributes:
+        arch: ``resnet`` (the default nets) or ``reference`` (the plain conv VAE of the facts).
+        z_dim: latent size.
+        channels: encoder widths, one per stride-2 stage (the decoder mirrors them); H and W must be
+            divisible by 2 ** len(channels).
+        ch: when > 0, the widths are ``ch * 2**i`` for the ``len(channels)`` stages instead (the
+            ``model.ch`` width knob shared with the GAN plugins; tests use it).
+        beta: KL weight (beta-VAE; 1 = the ELBO).
+        kl_warmup_steps: steps of the linear KL warm-up from 0 to ``beta`` (0 = off).
+        free_bits: per-latent-dimension floor on the batch-mean KL in nats (0 = off).
+        likelihood: pixel model, ``bernoulli`` or ``discretized``.
+        lr, betas: Adam settings of E and D (one optimizer each, stepped together).
+        edit_labels: attribute vectors include the label part of the edit latent (see
+            :meth:`VAE.edit_fit`); False keeps the label fixed and moves z only.
+    """
+
+    arch: str = "resnet"
+    z_dim: int = 128
+    channels: tuple[int, ...] = (32, 64, 128, 256)
+    ch: int = 0
+    beta: float = 1.0
+    kl_warmup_steps: int = 5000
+    free_bits: float = 0.05
+    likelihood: str = "discretized"
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.999)
+    edit_labels: bool = True
+
+    def widths(self) -> tuple[int, ...]:
+        return tuple(self.ch * 2**i for i in range(len(self.channels))) if self.ch > 0 else tuple(self.channels)
+
+
+# --------------------------------------------------------------------------------------------
+# distributions (all float32, nats)
+
+
+def kl_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, exp(logvar)) || N(0, 1)) per dimension, nats, same shape as ``mu``."""
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)
+
+
+def quantize(x: torch.Tensor) -> torch.Tensor:
+    """Snap images in [-1, 1] to the 256 levels k / 127.5 - 1 (k = 0..255)."""
+    return ((x + 1.0) * 127.5).round().clamp(0, 255) / 127.5 - 1.0
+
+
+def discretized_logistic_log_prob(x: torch.Tensor, loc: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
+    """log P(x) of the discretized logistic over 256 bins (PixelCNN++), elementwise, nats.
+
+    ``x`` in [-1, 1] (bin centres k / 127.5 - 1; off-grid values get the bin around them); bins have
+    width 2/255, the first and last are open to -inf and +inf.
+    """
+    log_scale = log_scale.clamp(min=MIN_LOG_SCALE)
+    centered, inv_s = x - loc, torch.exp(-log_scale)
+    plus_in, min_in = inv_s * (centered + BIN), inv_s * (centered - BIN)
+    log_cdf_plus = plus_in - F.softplus(plus_in)  # log sigmoid(plus_in): the edge bin at -1
+    log_one_minus_cdf_min = -F.softplus(min_in)  # log(1 - sigmoid(min_in)): the edge bin at +1
+    cdf_delta = torch.sigmoid(plus_in) - torch.sigmoid(min_in)
+    mid_in = inv_s * centered
+    log_pdf_mid = mid_in - log_scale - 2.0 * F.softplus(mid_in) - math.log(127.5)  # density x bin width
+    inner = torch.where(cdf_delta > 1e-5, torch.log(cdf_delta.clamp(min=1e-12)), log_pdf_mid)
+    return torch.where(x < -0.999, log_cdf_plus, torch.where(x > 0.999, log_one_minus_cdf_min, inner))
+
+
+def binomial_log_prob(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """log Binomial(k; 255, sigmoid(logits)) with k = round((x + 1) 127.5), elementwise, nats."""
+    k = ((x + 1.0) * 127.5).round().clamp(0, 255)
+    log_choose = math.lgamma(256.0) - torch.lgamma(k + 1.0) - torch.lgamma(256.0 - k)
+    return log_choose + k * F.logsigmoid(logits) + (255.0 - k) * F.logsigmoid(-logits)
+
+
+# --------------------------------------------------------------------------------------------
+# nets
+
+
+def label_vector(c: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """int64 N labels -> float32 N x K one-hot; float N x K label vectors (soft, for edits) pass through."""
+    return c.float() if c.is_floating_point() else F.one_hot(c, num_classes).float()
+
+
+def label_maps(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """[x | y as K constant maps]: float N x (C + K) x H x W."""
+    return torch.cat([x, y.to(x.dtype)[:, :, None, None].expand(-1, -1, x.shape[2], x.shape[3])], dim=1)
+
+
+def fp32_out(layer: nn.Module, h: torch.Tensor) -> torch.Tensor:
+    """``layer(h)`` in float32 outside autocast (bf16 resolves ~1/128, a bin is 2/255 wide)."""
+    with torch.autocast(h.device.type, enabled=False):
+        return layer(h.float())
+
+
+def cond_bn(norm: CondBatchNorm2d, h: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+    """``norm(h, c)`` for label vectors y (N x K): gain/bias = y @ table, equal to the lookup for one-hot y."""
+    if not norm.num_classes:
+        return norm(h, None)
+    h = norm.bn(h)
+    return h * (y @ norm.gain.weight)[:, :, None, None] + (y @ norm.bias.weight)[:, :, None, None]
+
+
+def _encoder_head(spec: DataSpec, width: int, stages: int, z_dim: int) -> nn.Linear:
+    return nn.Linear(width * (spec.height >> stages) * (spec.width >> stages), 2 * z_dim)
+
+
+def _split(out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    mu, logvar = out.float().chunk(2, dim=1)
+    return mu, logvar.clamp(-30.0, 20.0)
+
+
+class RefEncoder(nn.Module):
+    """E(x, c): [x | K label maps] -> [Conv 4x4 s2 + BN + ReLU] per width -> Dense -> (mu, logvar).
+
+    Inputs x float N x C x H x W, y float N x K; outputs two float32 N x z_dim.
+    """
+
+    def __init__(self, spec: DataSpec, z_dim: int, widths: tuple[int, ...]) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        cin = spec.channels + spec.num_classes
+        for w in widths:
+            layers += [nn.Conv2d(cin, w, 4, 2, 1), nn.BatchNorm2d(w), nn.ReLU()]
+            cin = w
+        self.net = nn.Sequential(*layers, nn.Flatten())
+        self.head = _encoder_head(spec, cin, len(widths), z_dim)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return _split(self.head(self.net(label_maps(x, y))))
+
+
+class RefDecoder(nn.Module):
+    """D(z, c): [z | onehot c] -> Dense + ReLU -> [ConvT 4x4 s2 + BN + ReLU] -> ConvT 4x4 s2 -> params.
+
+    Inputs z float N x z_dim, c int64 N or float N x K; output float32 N x (m C) x H x W (m = 1 logits,
+    m = 2 location and log-scale).
+    """
+
+    def __init__(self, spec: DataSpec, z_dim: int, widths: tuple[int, ...], m: int) -> None:
+        super().__init__()
+        L, self.k = len(widths), spec.num_classes
+        self.c0, self.h0, self.w0 = widths[-1], spec.height >> L, spec.width >> L
+        self.fc = nn.Sequential(nn.Linear(z_dim + self.k, self.c0 * self.h0 * self.w0), nn.ReLU())
+        rev, layers = widths[::-1], []
+        for a, b in zip(rev[:-1], rev[1:]):
+            layers += [nn.ConvTranspose2d(a, b, 4, 2, 1), nn.BatchNorm2d(b), nn.ReLU()]
+        self.net = nn.Sequential(*layers)
+        self.out = nn.ConvTranspose2d(widths[0], m * spec.channels, 4, 2, 1)
+
+    def forward(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        y = label_vector(c, self.k)
+        h = self.fc(torch.cat([z, y.to(z.dtype)], dim=1)).view(-1, self.c0, self.h0, self.w0)
+        return fp32_out(self.out, self.net(h))
+
+
+class ResBlock(nn.Module):
+    """Pre-activation residual block x + Conv3x3(SiLU(BN(Conv3x3(SiLU(BN(x)))))); class-conditional
+    BNs (label vectors y) when ``num_classes > 0``."""
+
+    def __init__(self, ch: int, num_classes: int = 0) -> None:
+        super().__init__()
+        self.n1, self.n2 = CondBatchNorm2d(ch, num_classes), CondBatchNorm2d(ch, num_classes)
+        self.c1, self.c2 = nn.Conv2d(ch, ch, 3, 1, 1), nn.Conv2d(ch, ch, 3, 1, 1)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.c1(F.silu(cond_bn(self.n1, x, y)))
+        return x + self.c2(F.silu(cond_bn(self.n2, h, y)))
+
+
+class ResEncoder(nn.Module):
+    """E(x, c): Conv3x3 on [x | K label maps], per width a ResBlock then Conv 4x4 s2, BN + SiLU, Dense.
+
+    Inputs x float N x C x H x W, y float N x K; outputs two float32 N x z_dim (mu, logvar).
+    """
+
+    def __init__(self, spec: DataSpec, z_dim: int, widths: tuple[int, ...]) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.Conv2d(spec.channels + spec.num_classes, widths[0], 3, 1, 1)]
+        for i, w in enumerate(widths):
+            layers += [ResBlock(w), nn.Conv2d(w, widths[min(i + 1, len(widths) - 1)], 4, 2, 1)]
+        layers += [nn.BatchNorm2d(widths[-1]), nn.SiLU(), nn.Flatten()]
+        self.net = nn.Sequential(*layers)
+        self.head = _encoder_head(spec, widths[-1], len(widths), z_dim)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return _split(self.head(self.net(label_maps(x, y))))
+
+
+class ResDecoder(nn.Module):
+    """D(z, c): Dense([z | onehot c]) at H / 2^L, per width (reversed) ConvT 4x4 s2 then a class-conditional
+    ResBlock, cBN + SiLU, Conv3x3 -> params (see :class:`RefDecoder` for shapes)."""
+
+    def __init__(self, spec: DataSpec, z_dim: int, widths: tuple[int, ...], m: int) -> None:
+        super().__init__()
+        L, k = len(widths), spec.num_classes
+        self.k, self.c0, self.h0, self.w0 = k, widths[-1], spec.height >> L, spec.width >> L
+        self.fc = nn.Linear(z_dim + k, self.c0 * self.h0 * self.w0)
+        self.ups = nn.ModuleList([nn.ConvTranspose2d(widths[min(i + 1, L - 1)], widths[i], 4, 2, 1)
+                                  for i in reversed(range(L))])
+        self.blocks = nn.ModuleList([ResBlock(widths[i], k) for i in reversed(range(L))])
+        self.norm = CondBatchNorm2d(widths[0], k)
+        self.out = nn.Conv2d(widths[0], m * spec.channels, 3, 1, 1)
+
+    def forward(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        y = label_vector(c, self.k)
+        h = self.fc(torch.cat([z, y.to(z.dtype)], dim=1)).view(-1, self.c0, self.h0, self.w0)
+        for up, block in zip(self.ups, self.blocks):
+            h = block(up(h), y)
+        return fp32_out(self.out, F.silu(cond_bn(self.norm, h, y)))
+
+
+# --------------------------------------------------------------------------------------------
+# plugin
+
+
+@register_model("vae")
+class VAE(ModelPlugin):
+    """Conditional (beta-)VAE plugin: one joint E + D update of the (weighted) negative ELBO per step."""
+
+    name = "vae"
+    capabilities = frozenset({"sample", "conditional", "encode", "translate", "likelihood", "edit"})
+    Config = VAEConfig
+    named_configs = {
+        "default": {"train.batch_size": 128, "train.steps": 20000},
+        "reference": {
+            "model.arch": "reference", "model.z_dim": 100, "model.channels": [32, 64, 128, 256],
+            "model.likelihood": "bernoulli", "model.beta": 1.0, "model.kl_warmup_steps": 0,
+            "model.free_bits": 0.0, "model.lr": 1e-3, "model.betas": [0.9, 0.999],
+            "train.batch_size": 256, "train.steps": 2243, "data.augment.hflip": False,
+        },
+    }
+    likelihood_exact = False
+    edit_mode = "offset"
+    edit_reference_strength = 1.0
+
+    def __init__(self, cfg: VAEConfig, spec: DataSpec, device="cpu", channels_last: bool = False) -> None:
+        super().__init__(cfg, spec, device, channels_last)
+        widths, L = cfg.widths(), len(cfg.channels)
+        if cfg.likelihood not in LIKELIHOODS:
+            raise ValueError(f"model.likelihood={cfg.likelihood!r}: expected one of {', '.join(LIKELIHOODS)}")
+        if cfg.z_dim < 1 or not widths or min(widths) < 1:
+            raise ValueError(f"model.z_dim={cfg.z_dim}, widths {widths}: expected positive sizes and >= 1 stage")
+        if cfg.beta < 0 or cfg.free_bits < 0 or cfg.kl_warmup_steps < 0:
+            raise ValueError("model.beta, model.free_bits and model.kl_warmup_steps must be >= 0")
+        if spec.height % 2**L or spec.width % 2**L:
+            raise ValueError(f"vae: H and W must be divisible by 2^{L} (len(model.channels)), "
+                             f"got {spec.height}x{spec.width}")
+        m = 1 if cfg.likelihood == "bernoulli" else 2
+        self.init_nets({
+            "reference": lambda: {"E": RefEncoder(spec, cfg.z_dim, widths),
+                                  "G": RefDecoder(spec, cfg.z_dim, widths, m)},
+            "resnet": lambda: {"E": ResEncoder(spec, cfg.z_dim, widths),
+                               "G": ResDecoder(spec, cfg.z_dim, widths, m)},
+        }, {"E": cfg.lr, "G": cfg.lr})
+        self.dims = spec.channels * spec.height * spec.width
+        #: attribute vectors (float32 K x (z_dim + K)) from :meth:`edit_fit`, None before it
+        self.edit_vectors: torch.Tensor | None = None
+
+    # -- pieces ------------------------------------------------------------------------------
+    def beta_at(self, step: int) -> float:
+        """The KL weight at (0-based) ``step``: beta * min(1, step / kl_warmup_steps), beta without warm-up."""
+        c = self.cfg
+        return c.beta if c.kl_warmup_steps <= 0 else c.beta * min(1.0, step / c.kl_warmup_steps)
+
+    def _onehot(self, c: torch.Tensor) -> torch.Tensor:
+        return F.one_hot(c.to(self.device), self.spec.num_classes).float()
+
+    def log_px(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """log p(x | z, c) of the discrete pixel model (binomial / discretized logistic), float32 N nats."""
+        params, C = params.float(), self.spec.channels
+        if self.cfg.likelihood == "bernoulli":
+            lp = binomial_log_prob(x.float(), params)
+        else:
+            lp = discretized_logistic_log_prob(x.float(), params[:, :C], params[:, C:])
+        return lp.flatten(1).sum(1)
+
+    def image(self, params: torch.Tensor) -> torch.Tensor:
+        """Decoder output -> its mean image (Bernoulli) / location (logistic), float32 in [-1, 1]."""
+        params = params.float()
+        if self.cfg.likelihood == "bernoulli":
+            return torch.sigmoid(params) * 2.0 - 1.0
+        return params[:, : self.spec.channels].clamp(-1.0, 1.0)
+
+    def decode(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """D(z, c) mean images, float32 N x C x H x W in [-1, 1] (the EMA decoder when enabled, eval mode).
+
+        Args:
+            z: float N x z_dim; c: int64 N labels or float N x K label vectors.
+        """
+        G = self.sampling_net()
+        with evaluating(G):
+            return self.image(G(z.float().to(self.device), c.to(self.device)))
+
+    def _labels(self, c: torch.Tensor, n: int) -> torch.Tensor:
+        c = torch.as_tensor(c)
+        K = self.spec.num_classes
+        if c.shape != (n,) or c.is_floating_point() or (n and (int(c.min()) < 0 or int(c.max()) >= K)):
+            raise ValueError(f"expected {n} int labels in 0..{K - 1}, got {tuple(c.shape)} {c.dtype}")
+        return c.long().to(self.device)
+
+    # -- training ----------------------------------------------------------------------------
+    def training_step(self, batch: Batch, step: int) -> dict[str, float]:
+        """One Adam step of E and D on the weighted negative ELBO. Returns floats: ``loss``; ``recon`` (the
+        training reconstruction term, nats per image: BCE sum or -log p); ``kl`` (true KL, nats per image);
+        ``beta_eff``; ``bpd`` (the batch's negative ELBO under the discrete pixel model, bits/dim, one
+        posterior sample, unquantized augmented inputs); ``active_dims`` (latent dims whose posterior
+        mean varies over the batch, Var > 0.01, Burda et al. 2016)."""
+        cfg, x, c = self.cfg, batch.x, batch.c
+        y = self._onehot(c)
+        mu, logvar = self.nets["E"](x, y)
+        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+        params = self.nets["G"](z, y).float()
+        if cfg.likelihood == "bernoulli":  # trains on the BCE; the binomial log-likelihood is only logged
+            target = (x.float() + 1.0) / 2.0
+            recon = F.binary_cross_entropy_with_logits(params, target, reduction="none").flatten(1).sum(1)
+            with torch.no_grad():
+                log_px = self.log_px(params, x)
+        else:
+            log_px = self.log_px(params, x)
+            recon = -log_px
+        kl = kl_normal(mu, logvar)
+        kl_term = kl.mean(0).clamp(min=cfg.free_bits).sum() if cfg.free_bits > 0 else kl.sum(1).mean()
+        beta = self.beta_at(step)
+        loss = recon.mean() + beta * kl_term
+        joint_step([self.optimizers["E"], self.optimizers["G"]], loss)
+        kl_img = kl.detach().sum(1)
+        return {"loss": loss.item(), "recon": recon.mean().item(), "kl": kl_img.mean().item(), "beta_eff": float(beta),
+                "bpd": ((kl_img - log_px.detach()).mean() / (self.dims * math.log(2))).item(),
+                "active_dims": float((mu.detach().var(0, unbiased=False) > 0.01).sum())}
+
+    def sample(self, n: int, labels: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+        """D(z, c) mean images for z ~ N(0, I) drawn on the CPU with ``generator`` (then the labels, when
+        None, uniform): float32 n x C x H x W in [-1, 1] on the device. Raises ValueError for bad labels."""
+        z = self.randn(n, self.cfg.z_dim, generator=generator)
+        labels = self.random_labels(n, generator) if labels is None else labels
+        return self.decode(z, self._labels(labels, n))
+
+    # -- encoder -----------------------------------------------------------------------------
+    def encode_with(self, x: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """q(z | x, c): (mu, logvar), float32 N x z_dim each, for float N x C x H x W in [-1, 1] and int64 N.
+
+        Raises:
+            ValueError: bad image shape/dtype or labels (``c`` is required).
+        """
+        if c is None:
+            raise ValueError("encode_with needs labels c (int64 N); encode(x) infers them")
+        x, c = self.check_images(x, c)
+        with evaluating(self.nets["E"]):
+            return self.nets["E"](x, self._onehot(c))
+
+    @torch.no_grad()
+    def class_elbos(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-class deterministic ELBOs and posterior means of validated images ``x`` (on the device).
+
+        ``scores[:, k] = log p(x_q | z = mu_k, k) - KL(q(z | x, k) || p(z)) + log(1 / K)`` in nats, with
+        x_q the images quantized to 256 levels and mu_k the posterior mean under label k: the ELBO with
+        the mean instead of a posterior sample, plus the uniform class prior, i.e. an approximate
+        log p(x, c = k); softmax over k approximates p(c | x) (typically near one-hot: the scores differ
+        by many nats). Returns (scores float32 N x K, mus float32 K x N x z_dim). Costs K passes of E and D.
+        """
+        E, G, K = self.nets["E"], self.sampling_net(), self.spec.num_classes
+        xq, scores, mus = quantize(x), [], []
+        with evaluating(E, G):
+            for k in range(K):
+                y = self._onehot(torch.full((x.shape[0],), k, dtype=torch.long))
+                mu, logvar = E(x, y)
+                scores.append(self.log_px(G(mu, y), xq) - kl_normal(mu, logvar).sum(1) - math.log(K))
+                mus.append(mu)
+        return torch.stack(scores, 1), torch.stack(mus)
+
+    def _infer(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        scores, mus = self.class_elbos(x)
+        c = scores.argmax(1)
+        return mus[c, torch.arange(x.shape[0], device=c.device)], scores, c
+
+    def encode(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``{"z": float32 N x z_dim, "c_logits": float32 N x K}`` for float32 N x C x H x W in [-1, 1].
+
+        The encoder needs c: ``c_logits`` are the per-class ELBOs of :meth:`class_elbos` (nats, an
+        approximate log p(x, c); argmax = the inferred class) and ``z`` is the posterior mean under the
+        inferred class. With known labels use :meth:`encode_with`. Raises ValueError for bad images.
+        """
+        x, _ = self.check_images(x)
+        z, scores, _ = self._infer(x)
+        return {"z": z, "c_logits": scores}
+
+    def _mu(self, x: torch.Tensor, c: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        if c is None:
+            z, _, c = self._infer(x)
+            return z, c
+        with evaluating(self.nets["E"]):
+            return self.nets["E"](x, self._onehot(c))[0], c
+
+    def reconstruct(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        """D(mu(x, c), c), float32 N x C x H x W in [-1, 1]; c int64 N, or None for the inferred class."""
+        x, c = self.check_images(x, c)
+        z, c = self._mu(x, c)
+        return self.decode(z, c)
+
+    def translate(self, x: torch.Tensor, c_target: torch.Tensor, c_source: torch.Tensor | None = None) -> torch.Tensor:
+        """D(mu(x, c_source), c_target): encode under the source label (inferred when None), decode under
+        the target. float32 N x C x H x W in [-1, 1]. Raises ValueError for bad images or labels."""
+        x, c_target = self.check_images(x, c_target)
+        _, c_source = self.check_images(x, c_source)
+        z, _ = self._mu(x, c_source)
+        return self.decode(z, c_target)
+
+    # -- likelihood ----------------------------------------------------------------------------
+    @torch.no_grad()
+    def _log_bound(self, x: torch.Tensor, c: torch.Tensor | None, k: int, generator: torch.Generator | None,
+                   iw: bool) -> torch.Tensor:
+        """Lower bound on log p(x_q) (nats, float32 N): the ELBO with ``k`` posterior samples averaged
+        (analytic KL) or, with ``iw``, the IWAE bound log mean_k p(x, z_k) / q(z_k | x). c None: the
+        class-marginal bound log sum_c p(c) exp(bound_c) (K times the work)."""
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"samples/k={k!r}: expected an int >= 1")
+        x, c = self.check_images(x, c)
+        n, K = x.shape[0], self.spec.num_classes
+        xq = quantize(x)
+        E, G = self.nets["E"], self.sampling_net()
+        per_class = []
+        with evaluating(E, G):
+            classes = [c] if c is not None else [torch.full((n,), j, dtype=torch.long, device=self.device)
+                                                 for j in range(K)]
+            for cc in classes:
+                y = self._onehot(cc)
+                mu, logvar = E(xq, y)
+                std = torch.exp(0.5 * logvar)
+                eps = torch.randn(k, n, self.cfg.z_dim, generator=generator).to(self.device)
+                terms = []
+                for e in eps.split(max(1, DECODE_CHUNK // max(n, 1))):
+                    j = e.shape[0]
+                    z = mu + std * e
+                    lp = self.log_px(G(z.flatten(0, 1), y.repeat(j, 1)), xq.repeat(j, 1, 1, 1)).view(j, n)
+                    if iw:  # + log p(z) - log q(z | x)
+                        lp = lp - 0.5 * z.pow(2).sum(2) + 0.5 * (logvar + e.pow(2)).sum(2)
+                    terms.append(lp)
+                lw = torch.cat(terms)
+                if iw:
+                    per_class.append(torch.logsumexp(lw, 0) - math.log(k))
+                else:
+                    per_class.append(lw.mean(0) - kl_normal(mu, logvar).sum(1))
+        if c is not None:
+            return per_class[0]
+        return torch.logsumexp(torch.stack(per_class), 0) - math.log(K)
+
+    def bits_per_dim(self, x: torch.Tensor, c: torch.Tensor | None = None, generator: torch.Generator | None = None,
+                     samples: int = 1) -> torch.Tensor:
+        """The negative ELBO in bits/dim, an upper bound on -log2 p(x) / D (``likelihood_exact`` is False).
+
+        -ELBO = E_q[-log p(x_q | z, c)] + KL(q(z | x, c) || p(z)) with the expectation estimated from
+        ``samples`` posterior draws (eps on the CPU from ``generator``; an unbiased estimate of the bound)
+        and the KL analytic; x_q = ``x`` snapped to the 256 pixel levels; p(x | z, c) is the discrete
+        pixel model (discretized logistic, or Binomial(255, p) for ``bernoulli``: see the module
+        docstring). With ``c`` None the bound is class-marginal, -log sum_c (1/K) exp(ELBO_c).
+
+        Args:
+            x: float32 N x C x H x W in [-1, 1]; c: int64 N or None; generator: CPU generator;
+            samples: posterior samples per image (int >= 1).
+
+        Returns:
+            float32 N bits/dim on the device.
+
+        Raises:
+            ValueError: bad images, labels or ``samples``.
+        """
+        return -self._log_bound(x, c, samples, generator, iw=False) / (self.dims * math.log(2))
+
+    def iw_bits_per_dim(self, x: torch.Tensor, c: torch.Tensor | None = None, k: int = 64,
+                        generator: torch.Generator | None = None) -> torch.Tensor:
+        """The importance-weighted bound in bits/dim (Burda et al. 2016): -log2 mean_k [p(x_q, z_k | c) /
+        q(z_k | x, c)] / D with z_k ~ q (eps from ``generator``). Tighter than :meth:`bits_per_dim` in
+        expectation and non-increasing in ``k``; still an upper bound on -log2 p(x) / D. Same arguments,
+        returns and errors as :meth:`bits_per_dim` (``k`` an int >= 1)."""
+        return -self._log_bound(x, c, k, generator, iw=True) / (self.dims * math.log(2))
+
+    # -- editing ---------------------------------------------------------------------------------
+    def edit_fit(self, x: torch.Tensor, c: torch.Tensor) -> None:
+        """Store the attribute vectors v_e from labelled real images (mu under each image's own label).
+
+        Edit latents are w = [z | y], float32 N x (z_dim + K): z the latent, y a label vector (one-hot from
+        :meth:`edit_start` / :meth:`edit_encode`). The decoder takes y linearly (concatenated to z; the
+        cBN gains and biases are y @ table), so any real y decodes and :meth:`edit_decode` needs nothing
+        but w (no hidden state). The attribute vector is the documented recipe (mean latent with the
+        attribute minus mean latent without) applied to the cVAE's whole latent:
+
+            v_e = mean w(class e) - mean w(others) = [mean mu difference | onehot(e) - p_others],
+
+        p_others the class frequencies among the other images. In a cVAE z carries little expression
+        (c does; the KL pushes label information out of z), so z-only vectors (``model.edit_labels=false``,
+        label part 0) barely edit. With the label part, strength f gives y' = onehot(src) + f (onehot(e)
+        - p_others): its entries still sum to 1, and at f = 1 the largest is e. Strength 0 is the identity.
+        A class without images (or without other images) gets no vector.
+
+        Args:
+            x: float32 N x C x H x W in [-1, 1]; c: int64 N labels (required).
+
+        Raises:
+            ValueError: bad images or labels.
+        """
+        if c is None:
+            raise ValueError("edit_fit needs labels c (int64 N)")
+        x, c = self.check_images(x, c)
+        mus = [self.encode_with(xb, cb)[0] for xb, cb in zip(x.split(512), c.split(512))]
+        w = torch.cat([torch.cat(mus), self._onehot(c) * float(self.cfg.edit_labels)], dim=1)
+        vecs = torch.full((self.spec.num_classes, w.shape[1]), float("nan"), device=self.device)
+        for e in range(self.spec.num_classes):
+            pos = c == e
+            if pos.any() and (~pos).any():
+                vecs[e] = w[pos].mean(0) - w[~pos].mean(0)
+        self.edit_vectors = vecs
+
+    def _check_latents(self, w: torch.Tensor) -> torch.Tensor:
+        d = self.cfg.z_dim + self.spec.num_classes
+        if not torch.is_tensor(w) or not w.is_floating_point() or w.dim() != 2 or w.shape[1] != d:
+            raise ValueError(f"expected float edit latents N x {d} ([z | label vector]), got "
+                             f"{tuple(w.shape) if torch.is_tensor(w) else type(w).__name__}")
+        return w.float().to(self.device)
+
+    def edit_start(self, n: int, generator: torch.Generator | None = None, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """[z | onehot c] with z ~ N(0, I) then (when None) uniform labels drawn with ``generator`` (the
+        draws of :meth:`sample`, so ``edit_decode(edit_start(...))`` equals ``sample(...)``): float32
+        n x (z_dim + K). Raises ValueError for bad labels."""
+        z = self.randn(n, self.cfg.z_dim, generator=generator)
+        labels = self.random_labels(n, generator) if labels is None else labels
+        return torch.cat([z, self._onehot(self._labels(labels, n))], dim=1)
+
+    def edit_encode(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        """[mu(x, c) | onehot c] for real images (c inferred when None): float32 N x (z_dim + K)."""
+        x, c = self.check_images(x, c)
+        z, c = self._mu(x, c)
+        return torch.cat([z, self._onehot(c)], dim=1)
+
+    def edit_direction(self, target: int, keep: int | None = None) -> torch.Tensor:
+        """Attribute vector v_target (float32 z_dim + K); with ``keep``, its component along v_keep is
+        removed and the length restored. Raises ValueError for bad classes or ``keep == target``,
+        RuntimeError before :meth:`edit_fit` or for a class it saw no images of."""
+        self.check_class(target, "target")
+        if self.edit_vectors is None:
+            raise RuntimeError("vae: call edit_fit(x, c) with labelled images before editing")
+        v = self.edit_vectors[target]
+        if keep is not None:
+            if self.check_class(keep, "keep") == target:
+                raise ValueError(f"keep {keep} must differ from target {target}")
+            u = self.edit_vectors[keep]
+            if torch.isfinite(u).all() and float(u @ u) > 0:
+                length = v.norm()
+                v = v - (v @ u) / (u @ u) * u
+                v = v * (length / v.norm().clamp(min=1e-12))
+        if not torch.isfinite(v).all():
+            raise RuntimeError(f"vae: edit_fit saw no images of class {target} (or only those)")
+        return v
+
+    def edit_decode(self, z: torch.Tensor) -> torch.Tensor:
+        """D(z, y) of edit latents [z | y]: float32 N x C x H x W in [-1, 1]. Raises ValueError for bad shapes."""
+        w = self._check_latents(z)
+        return self.decode(w[:, : self.cfg.z_dim], w[:, self.cfg.z_dim:])
