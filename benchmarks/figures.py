@@ -191,6 +191,60 @@ def translation_grids(results_dir: Path, runs: pd.DataFrame, out: Path) -> None:
         _save(fig, out, f"translation_{model_name}-{config}")
 
 
+def edit_figures(results_dir: Path, runs: pd.DataFrame, out: Path, seed: int = GRID_SEED) -> None:
+    """Per model with ``edit``: one fixed latent edited toward every emotion (rows) over the model's
+    strength sweep (columns); and, over all of them, edit success vs relative strength from eval.json."""
+    from exprbench.data import load_dataset, to_uint8
+    from exprbench.io import read_json
+    from exprbench.metrics.editing import edit_strengths, fit_edit_directions
+    from exprbench.metrics.registry import EDIT_FIT_PER_CLASS, EDIT_SEED
+
+    curves_rows = []
+    for (model_name, config), run in _first_runs(runs).items():
+        cfg, model, spec, _ = load_trained(results_dir / "runs" / run, "cpu")
+        if "edit" not in model.capabilities:
+            continue
+        try:
+            if model.edit_mode == "offset":
+                train = load_dataset(cfg.data.path, cfg.data.label_set).split("train")
+                fit_edit_directions(model, train.images, train.labels, EDIT_FIT_PER_CLASS, EDIT_SEED)
+        except Exception as e:  # noqa: BLE001  (the data may not be here when reporting elsewhere)
+            print(f"edit figure of {run} skipped: {e}")
+            continue
+        sweep, k = edit_strengths(model), spec.num_classes
+        with torch.no_grad():
+            z = model.edit_start(1, torch.Generator().manual_seed(seed)).repeat(k, 1)
+            cols = [to_uint8(torch.cat([model.edit_decode(model.edit_move(z[i : i + 1], i, s)) for i in range(k)])).cpu()
+                    for s in sweep]
+        grid = torch.stack(cols, dim=1).reshape(-1, *cols[0].shape[1:])
+        fig, ax = plt.subplots(figsize=(len(sweep) * 0.5 + 1.2, k * 0.5 + 0.6))
+        ax.imshow(_tile(grid, k, len(sweep)), cmap="gray" if spec.channels == 1 else None, vmin=0, vmax=255,
+                  interpolation="nearest")
+        h, w = spec.height, spec.width
+        ax.set_yticks([h * (i + 0.5) for i in range(k)], [f"to {n}" for n in spec.class_names])
+        ax.set_xticks([w * (i + 0.5) for i in range(len(sweep))], [f"{s + 0.0:.2g}" for s in sweep], fontsize=6)
+        ax.set_xlabel("signed distance d" if model.edit_mode == "distance" else "attribute-vector multiple f")
+        ax.grid(False)
+        ax.set_title(f"{model_name} / {config}: edits of one latent", fontsize=8)
+        _save(fig, out, f"edit_{model_name}-{config}")
+        for r in runs[(runs["model"] == model_name) & (runs["config"] == config)]["run"]:
+            ev = (results_dir / "runs" / r / "eval.json")
+            for name, e in ((read_json(ev) or {}).get("metrics") or {}).items():
+                if family_of(name) == "edit" and e.get("status") == "ok":
+                    sw = e["details"]["sweep"]
+                    ref = e["details"]["reference_strength"]
+                    curves_rows += [{"model": f"{model_name}/{config}", "strength": s / ref, "success": v}
+                                    for s, v in zip(sw["strengths"], sw["success_mean"])]
+    if curves_rows:
+        fig, ax = plt.subplots(figsize=(4.5, 3))
+        sns.lineplot(data=pd.DataFrame(curves_rows), x="strength", y="success", hue="model", errorbar="sd",
+                     marker="o", ax=ax)
+        ax.set_xlabel("edit strength / the model's reference strength")
+        ax.set_ylabel("edit success (evaluator), mean over emotions")
+        ax.legend(fontsize=7)
+        _save(fig, out, "edit_success_vs_strength")
+
+
 def write_figures(results_dir: Path, runs: pd.DataFrame, agg: pd.DataFrame, floors: dict,
                   curve_df: pd.DataFrame, out: Path) -> None:
     """Write every figure of the report into ``out``."""
@@ -201,3 +255,4 @@ def write_figures(results_dir: Path, runs: pd.DataFrame, agg: pd.DataFrame, floo
     bars(runs, floors, out)
     confusion(results_dir, runs, out)
     translation_grids(results_dir, runs, out)
+    edit_figures(results_dir, runs, out)

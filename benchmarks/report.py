@@ -10,6 +10,9 @@ Reads every run under ``RESULTS_DIR/runs/`` (``config.json``, ``record.json``, `
 * ``capabilities.md`` / ``.tex``: the encoder and translation leaderboard (encoder accuracy, linear
   probe, reconstruction L1/SSIM, translation target accuracy, identity L1/SSIM, translation FID) of
   the models that have those capabilities;
+* ``editing.md`` / ``.tex``: the edit leaderboard (success at the model's reference strength, identity
+  drift L1/SSIM/feature distance, entanglement) of the models with ``edit``; the likelihood (bits/dim,
+  marked exact or bound, and the IWAE bound where there is one) is a column of the main leaderboard;
 * ``baseline.json``: the same numbers for ``exprbench regress``;
 * ``figures/``: PNG and PDF, seaborn "paper" context: a sample grid per model (rows = emotions,
   fixed latents), one comparison sheet of all models per emotion, the curve of the periodic metric
@@ -30,11 +33,16 @@ import pandas as pd
 from exprbench.errors import UserError
 from exprbench.io import read_json, write_json, write_text
 
-LOWER_IS_BETTER = {"fid", "kid", "ifid", "recon_l1", "translate_fid", "bpd", "edit_drift"}
-# metric families of encoders and translators: their own table, beside the generation leaderboard
-CAPABILITY_FAMILIES = {"enc_acc", "probe", "recon_l1", "translate_acc", "translate_fid"}
+LOWER_IS_BETTER = {"fid", "kid", "ifid", "recon_l1", "translate_fid", "bpd"}
+# metric families with a table of their own beside the generation leaderboard
+TABLES = {"capabilities": {"enc_acc", "probe", "recon_l1", "translate_acc", "translate_fid"}, "editing": {"edit"}}
+CAPABILITY_FAMILIES = TABLES["capabilities"]
 # detail values promoted to columns "<protocol>:<key>" (key -> higher is better)
-DERIVED = {"translate_acc": {"identity_l1": False, "identity_ssim": True}, "recon_l1": {"ssim": True}}
+DERIVED = {"translate_acc": {"identity_l1": False, "identity_ssim": True}, "recon_l1": {"ssim": True},
+           "edit": {"identity_l1": False, "identity_ssim": True, "feature_distance": False, "entanglement": False},
+           "bpd": {"iw_bpd": False}}
+RUN_COLUMNS = {"run", "model", "config", "seed", "status", "device", "device_name", "steps", "train_seconds",
+               "img_per_s", "bpd_kind"}
 FLOOR_LABEL = "real data (floor)"
 
 
@@ -61,7 +69,13 @@ def higher_is_better(protocol: str) -> bool:
 
 def is_capability_metric(column: str) -> bool:
     """True for encoder/translation metrics (and their derived columns)."""
-    return family_of(column.split(":", 1)[0]) in CAPABILITY_FAMILIES
+    return table_of(column) == "capabilities"
+
+
+def table_of(column: str) -> str:
+    """The leaderboard a metric column belongs to: ``generation``, ``capabilities`` or ``editing``."""
+    fam = family_of(column.split(":", 1)[0])
+    return next((t for t, fams in TABLES.items() if fam in fams), "generation")
 
 
 def collect(results_dir: str | Path) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
@@ -98,6 +112,8 @@ def collect(results_dir: str | Path) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
                 for key in DERIVED.get(family_of(name), {}):
                     if isinstance(details.get(key), (int, float)):
                         row[f"{name}:{key}"] = float(details[key])
+                if "exact" in details and family_of(name) == "bpd":
+                    row["bpd_kind"] = "exact" if details["exact"] else "bound"
         for name, entry in (ev.get("floors") or {}).items():
             if entry.get("status") == "ok" and entry.get("value") is not None:
                 floors.setdefault(name, float(entry["value"]))
@@ -117,8 +133,7 @@ def collect(results_dir: str | Path) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
 
 
 def metric_columns(runs: pd.DataFrame) -> list[str]:
-    fixed = {"run", "model", "config", "seed", "status", "device", "device_name", "steps", "train_seconds", "img_per_s"}
-    return sorted(c for c in runs.columns if c not in fixed)
+    return sorted(c for c in runs.columns if c not in RUN_COLUMNS)
 
 
 def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
@@ -140,6 +155,8 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
         row["train_hours"] = float(g["train_seconds"].fillna(0).mean()) / 3600
         row["device_type"] = "GPU" if g["device"].astype(str).str.startswith("cuda").any() else "CPU"
         row["img_per_s"] = float(g["img_per_s"].mean())
+        kinds = g["bpd_kind"].dropna().unique() if "bpd_kind" in g else []
+        row["bpd_kind"] = kinds[0] if len(kinds) else ""
         out.append(row)
     if not out:
         raise UserError("no completed run (record.json status 'done') to report")
@@ -163,12 +180,15 @@ def _header(metric: str) -> str:
     return f"{family_of(metric).upper()} {'↑' if higher_is_better(metric) else '↓'} ({metric.split(':')[0]})"
 
 
-def leaderboard_cells(agg: pd.DataFrame, floors: dict, capability: bool = False
+def leaderboard_cells(agg: pd.DataFrame, floors: dict, capability: bool = False, table: str | None = None
                       ) -> tuple[list[str], list[list[str]], list[list[bool]]]:
     """Headers, cell strings and bold flags of the leaderboard (floor row first): the generation
-    metrics, or with ``capability`` the encoder/translation ones (rows of models that have none are dropped)."""
-    metrics = sorted(m for m in {c.split("|")[0] for c in agg.columns if "|" in c} if is_capability_metric(m) == capability)
-    if capability:
+    metrics (``table="generation"``, the default), the encoder/translation ones (``capabilities``, or
+    ``capability=True``) or the editing ones (``editing``); the side tables drop the rows of models that
+    have none of their metrics. Likelihood cells say whether they are exact or a bound."""
+    table = table or ("capabilities" if capability else "generation")
+    metrics = sorted(m for m in {c.split("|")[0] for c in agg.columns if "|" in c} if table_of(m) == table)
+    if table != "generation":
         agg = agg[agg[[f"{m}|n" for m in metrics]].sum(axis=1) > 0] if metrics else agg.iloc[0:0]
     headers = ["model", "config", "seeds", *[_header(m) for m in metrics], "train minutes", "img/s"]
     best = {}
@@ -185,6 +205,8 @@ def leaderboard_cells(agg: pd.DataFrame, floors: dict, capability: bool = False
             cell = _fmt(mean)
             if not math.isnan(mean):
                 cell += f" ± {_fmt(std)}" if not math.isnan(std) else " (1 seed)"
+                if family_of(m) == "bpd" and r.get("bpd_kind"):
+                    cell += f" [{r['bpd_kind']}]"
             cells.append(cell)
             flags.append(m in best and not math.isnan(mean) and mean == best[m])
         cells += [f"{r['train_hours'] * 60:.2f} {r['device_type']}", f"{r['img_per_s']:.0f}"]
@@ -259,10 +281,11 @@ def write_report(results_dir: str | Path, figures: bool = True) -> Path:
         note += f"Not completed yet ({len(pending)} of {len(suite_info['grid'])} grid points): {', '.join(pending)}.\n\n"
     write_text(out / "leaderboard.md", note + to_markdown(headers, rows, bold))
     write_text(out / "leaderboard.tex", to_latex(headers, rows, bold))
-    cheaders, crows, cbold = leaderboard_cells(agg, floors, capability=True)
-    if len(crows) > 1:  # encoder / translation leaderboard of the models that have those capabilities
-        write_text(out / "capabilities.md", note + to_markdown(cheaders, crows, cbold))
-        write_text(out / "capabilities.tex", to_latex(cheaders, crows, cbold))
+    for table in TABLES:  # encoder / translation and editing leaderboards of the models that have them
+        cheaders, crows, cbold = leaderboard_cells(agg, floors, table=table)
+        if len(crows) > 1:
+            write_text(out / f"{table}.md", note + to_markdown(cheaders, crows, cbold))
+            write_text(out / f"{table}.tex", to_latex(cheaders, crows, cbold))
     csv = agg.copy()
     csv.insert(0, "row", "model")
     floor_row = {"row": "floor", "model": FLOOR_LABEL, "config": ""}

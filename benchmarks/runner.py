@@ -25,7 +25,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from exprbench.data import load_fer2013
+from exprbench.data import LABEL_SETS, load_dataset
 from exprbench.errors import TrainingDiverged, UserError
 from exprbench.harness import Trainer, device_name, library_versions, resolve_device
 from exprbench.io import read_json, write_json
@@ -68,7 +68,7 @@ def run_point(suite: Suite, point: GridPoint, run_dir: Path, data_path: str | No
     """
     from exprbench.metrics.evaluate import evaluate_run
 
-    cfg = suite.run_config(point, data_path)
+    cfg = suite.run_config(point, data_path, runs_dir=run_dir.parent)
     if device:
         cfg.train.device = device
     dev = resolve_device(cfg.train.device)
@@ -81,13 +81,16 @@ def run_point(suite: Suite, point: GridPoint, run_dir: Path, data_path: str | No
         if dev.type == "cuda":
             torch.cuda.reset_peak_memory_stats(dev)
         if status.get("status") != "completed":
-            data = load_fer2013(cfg.data.path, cfg.data.label_set)
+            data = load_dataset(cfg.data.path, cfg.data.label_set)
             hook = curve_hook(suite, data, dev)
             Trainer(cfg, run_dir, resume=True, dataset=data, progress=progress, eval_hook=hook,
                     eval_every=suite.curve_every).run()
             status = read_json(run_dir / "status.json") or {}
         t1 = time.perf_counter()
-        ev = evaluate_run(run_dir, metrics=suite.metrics or None, device=str(dev), data=cfg.data.path)
+        if suite.metrics or cfg.data.label_set in LABEL_SETS:
+            ev = evaluate_run(run_dir, metrics=suite.metrics or None, device=str(dev), data=cfg.data.path)
+        else:  # no FER2013 metric applies to other data (CelebA): a suite without metrics only trains
+            ev = {}
         record.update(
             status=DONE, train_wall_s=status.get("train_seconds"), steps=status.get("step"),
             img_per_s=status.get("img_per_s"), eval_wall_s=ev.get("wall_s"),

@@ -25,6 +25,9 @@ A suite file (``benchmarks/suites/<name>.toml``)::
     name = "cgan"
     configs = ["default"]
     set = { "model.ch" = 8 }             # model.* / train.* / data.* overrides
+    # values may use {runs} (the suite's run directory) and {seed}: another grid point's run, e.g.
+    # [[models]] name = "interfacegan", set = { "model.base_run" = "{runs}/gan-default-s{seed}" }
+    # (list the base model first: the grid runs in file order)
 
 :func:`load_suite` validates everything up front (unknown model, config, key, bad budget) and raises
 :class:`SuiteError` (CLI exit code 2) naming the file and the offending entry.
@@ -85,10 +88,18 @@ class Suite:
     device: str = "auto"
     budget: dict[str, Any] = field(default_factory=dict)
 
-    def run_config(self, point: GridPoint, data: str | None = None) -> RunConfig:
-        """The resolved :class:`RunConfig` of ``point`` (``data`` sets ``data.path``)."""
+    def run_config(self, point: GridPoint, data: str | None = None, runs_dir: str | Path | None = None) -> RunConfig:
+        """The resolved :class:`RunConfig` of ``point`` (``data`` sets ``data.path``).
+
+        Override values may name other runs of the suite: ``{runs}`` is replaced by ``runs_dir`` (the
+        suite's run directory, when given) and ``{seed}`` by the point's seed, e.g. InterFaceGAN's
+        ``model.base_run = "{runs}/gan-default-s{seed}"``.
+        """
         extra = [f"data.path={data}"] if data else []
-        return resolve_config(point.model, point.config, [*point.overrides, *extra])
+        overrides = [o.replace("{seed}", str(point.seed)) for o in point.overrides]
+        if runs_dir is not None:
+            overrides = [o.replace("{runs}", str(runs_dir)) for o in overrides]
+        return resolve_config(point.model, point.config, [*overrides, *extra])
 
 
 def _kv(section: dict, prefix: str) -> list[str]:

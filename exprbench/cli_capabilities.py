@@ -3,6 +3,7 @@
     exprbench translate RUN_DIR (--image FILE | --index N) --to EMOTION [--out FILE.png] [--split test] [--data PATH]
     exprbench translate RUN_DIR --grid K [--split test] [--seed S] [--out FILE.png]
     exprbench encode RUN_DIR --image FILE [--out z.pt]
+    exprbench edit RUN_DIR --to EMOTION [--strength -3:3:7] [--seed S --rows N | --image FILE] [--keep EMOTION] [--out FILE.png]
 
 Bad input (a missing or unreadable image, an image of the wrong size, an unknown emotion, an index
 outside the split, a run whose model lacks the capability) raises a :class:`~exprbench.errors.UserError`
@@ -182,7 +183,62 @@ def encode_cmd(
     typer.echo(f"wrote z ({rec['z'].numel()} dims, |z|={float(rec['z'].norm()):.2f}) to {path}")
 
 
+def edit_cmd(
+    run_dir: Path = typer.Argument(..., help="A run directory of a model that can edit (interfacegan, flow, vae)."),
+    to: str = typer.Option(..., "--to", help="Emotion to edit toward, e.g. happy."),
+    strength: Optional[str] = typer.Option(None, "--strength",
+                                           help="START:STOP:COUNT or a list; default: the model's sweep "
+                                                "(InterFaceGAN signed distance -3:3:7, attribute vectors -1:1:7)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the first row's latent (rows use seed, seed+1, ...)."),
+    rows: int = typer.Option(4, "--rows", min=1, help="Rows (one latent each) when editing sampled latents."),
+    image: Optional[Path] = typer.Option(None, "--image", help="Edit this face instead (models with an encoder)."),
+    keep: Optional[str] = typer.Option(None, "--keep", help="Hold this emotion fixed (conditional manipulation)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="PNG path (default RUN_DIR/edits/<to>_s<seed>.png)."),
+    data: Optional[str] = typer.Option(None, "--data", help="Dataset for attribute vectors (default: the run's)."),
+    device: str = typer.Option("cpu", "--device", help="auto, cpu or cuda."),
+) -> None:
+    """Write an edit strip: rows = latents (seeds or the --image), columns = edit strength toward --to."""
+    import torch
+
+    from .data import to_float, to_uint8
+    from .images import grid_image, save_png
+    from .metrics.editing import edit_strengths, fit_edit_directions, parse_strengths
+    from .metrics.registry import EDIT_FIT_PER_CLASS, EDIT_SEED
+
+    cfg, model, spec, step = load_capable(run_dir, "edit", device)
+    target = emotion_index(to, spec)
+    held = emotion_index(keep, spec) if keep is not None else None
+    if held == target:
+        raise LabelError(f"--keep {keep!r} is the --to emotion: nothing would change")
+    try:
+        sweep = parse_strengths(strength) if strength is not None else edit_strengths(model)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    if model.edit_mode == "offset":  # attribute vectors come from labelled real images
+        ds = _split_images(cfg, spec, data, "train")
+        fit_edit_directions(model, ds.images, ds.labels, EDIT_FIT_PER_CLASS, EDIT_SEED)
+    with torch.no_grad():
+        if image is not None:
+            try:
+                z = model.edit_encode(to_float(read_image(image, spec)))
+            except NotImplementedError as e:
+                raise CapabilityError(f"{run_dir}: {e}") from None
+            labels, what = ["image"], Path(image).stem
+        else:
+            z = torch.cat([model.edit_start(1, torch.Generator().manual_seed(seed + r)) for r in range(rows)])
+            labels, what = [f"seed {seed + r}" for r in range(rows)], f"s{seed}"
+        cols = [to_uint8(model.edit_decode(model.edit_move(z, target, s, held))).cpu() for s in sweep]
+    imgs = torch.stack(cols, dim=1).flatten(0, 1)
+    head = [f"{s + 0.0:g}" for s in sweep]  # + 0.0: no "-0"
+    name = f"{spec.class_names[target]}_{what}" + (f"_keep_{spec.class_names[held]}" if held is not None else "")
+    path = save_png(grid_image(imgs, len(sweep), labels, col_labels=head), out or Path(run_dir) / "edits" / f"{name}.png")
+    unit = "signed distance" if model.edit_mode == "distance" else "attribute-vector multiple"
+    typer.echo(f"wrote {path} ({len(labels)} rows x {len(sweep)} strengths ({unit}) toward {spec.class_names[target]}, "
+               f"checkpoint step {step})")
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``translate`` and ``encode`` to the main ``exprbench`` app."""
+    """Add ``translate``, ``encode`` and ``edit`` to the main ``exprbench`` app."""
     app.command("translate")(translate_cmd)
     app.command("encode")(encode_cmd)
+    app.command("edit")(edit_cmd)

@@ -13,14 +13,31 @@ from torchvision.utils import make_grid
 from .io import atomic_open
 
 
-def grid_image(images: torch.Tensor, nrow: int, row_labels: Sequence[str] | None = None, padding: int = 2) -> Image.Image:
+def grid_image(images: torch.Tensor, nrow: int, row_labels: Sequence[str] | None = None, padding: int = 2,
+               col_labels: Sequence[str] | None = None) -> Image.Image:
     """Tile uint8 images (N x C x H x W, 0..255, C in {1, 3}) into a PIL image, ``nrow`` per row.
 
-    With ``row_labels`` (one per row) a left margin names each row, e.g. the emotion.
+    With ``row_labels`` (one per row) a left margin names each row, e.g. the emotion; with
+    ``col_labels`` (one per column) a top margin names each column, e.g. the edit strength.
 
     Raises:
-        ValueError: non-uint8 input or a wrong number of row labels.
+        ValueError: non-uint8 input or a wrong number of row or column labels.
     """
+    if col_labels:
+        if len(col_labels) != nrow:
+            raise ValueError(f"{len(col_labels)} column labels for {nrow} columns")
+        body = grid_image(images, nrow, row_labels, padding)
+        font = ImageFont.load_default()
+        white = 255 if body.mode == "L" else (255, 255, 255)
+        out = Image.new(body.mode, (body.width, body.height + 14), white)
+        out.paste(body, (0, 14))
+        draw = ImageDraw.Draw(out)
+        cell, left = images.shape[3] + padding, body.width - (images.shape[3] + padding) * nrow - padding
+        for c, label in enumerate(col_labels):
+            w = draw.textlength(label, font=font)
+            draw.text((left + padding + c * cell + (cell - padding - w) / 2, 1), label,
+                      fill=0 if body.mode == "L" else (0, 0, 0), font=font)
+        return out
     if images.dtype != torch.uint8:
         raise ValueError(f"grid_image expects uint8 images, got {images.dtype}")
     grid = make_grid(images.cpu(), nrow=nrow, padding=padding, pad_value=255)

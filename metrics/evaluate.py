@@ -35,10 +35,11 @@ from exprbench.errors import DataError, UserError
 from .capability import (encoder_label_accuracy, linear_probe_accuracy, reconstruction_metrics, translate_all,
                          translation_fid_inputs, translation_metrics)
 from .classaware import CASProtocol, cas_real_baseline, classifier_accuracy_on_real, label_accuracy
+from .editing import at_strength, balanced_subset, edit_metrics, fit_edit_directions, likelihood_metrics
 from .evaluator import load_evaluator
 from .fidelity import (EXTRACTORS, ExtractorUnavailable, fidelity_cache_root, drop_generated_cache, extractor_info, fidelity_scores,
                        generated_cache_name, intra_class_fid, reference_cache_name)
-from .registry import PROBE_TRAIN_PER_CLASS, PROTOCOL_VERSION, Protocol, default_protocols, resolve_protocol
+from .registry import BPD_IW_K, EDIT_FIT_PER_CLASS, PROBE_TRAIN_PER_CLASS, PROTOCOL_VERSION, Protocol, default_protocols, resolve_protocol
 
 PR_REFERENCE_SIZE = 10000  # precision/recall compare equal-sized sets (Kynkäänniemi et al. 2019)
 CAS = CASProtocol()
@@ -125,12 +126,7 @@ class _Context:
         k drawn with ``seed``; uint8 images and int64 labels, sorted by class."""
         key = ("probe", per_class, seed)
         if key not in self._real:
-            g = torch.Generator().manual_seed(seed)
-            idx = []
-            for k in range(self.k):
-                ik = torch.nonzero(self.train.labels == k).flatten()
-                idx.append(ik[torch.randperm(len(ik), generator=g)[:per_class]])
-            idx = torch.cat(idx)
+            idx = balanced_subset(self.train.labels, self.k, per_class, seed)
             self._real[key] = (self.train.images[idx], self.train.labels[idx])
         return self._real[key]
 
@@ -263,6 +259,7 @@ NO_FLOOR = {
     "probe": "no real-data floor: the probe measures the model's own encoder features",
     "recon_l1": "no real-data floor: reconstructing real x by itself would give L1 = 0",
     "translate_fid": "no meaningful real-data floor: real faces of the source emotion are not translations",
+    "bpd": "no real-data floor: bits/dim is the model's own density of real images",
 }
 
 
@@ -345,9 +342,45 @@ def _run_translate_fid(p: Protocol, ctx: _Context, real_role: bool) -> dict:
                         "reference": "train images of the target emotion"}}
 
 
+def _run_edit(p: Protocol, ctx: _Context, real_role: bool) -> dict:
+    """Edit n sampled latents toward every emotion over the model's strength sweep (see
+    :mod:`exprbench.metrics.editing`); value = success at the reference strength, mean over emotions.
+    Attribute-vector models first fit their vectors on a fixed class-balanced train subset."""
+    if real_role:
+        return _evaluator_floor(p, ctx)
+    model = ctx.model
+    g = torch.Generator().manual_seed(p.seed)
+    fit_edit_directions(model, ctx.train.images, ctx.train.labels, EDIT_FIT_PER_CLASS, p.seed)
+    with torch.no_grad():
+        z = model.edit_start(p.n_samples, generator=g)
+        res = edit_metrics(model, z, lambda im: ctx.evaluator.probs(im, ctx.data.class_names), ctx.features)
+    ref = float(model.edit_reference_strength)
+    summary = {key: at_strength(res, ref, f"{key}_mean") for key in ("success", "l1", "ssim", "feat_dist", "entanglement")}
+    per_target = {name: at_strength({"strengths": res["strengths"], "v": vals}, ref, "v")
+                  for name, vals in res["success"].items()}
+    return {"value": summary["success"], "n_samples": p.n_samples, "extractor_sha256": ctx.evaluator.sha256,
+            "details": {"reference_strength": ref, "edit_mode": model.edit_mode, "at_reference": summary,
+                        "identity_l1": summary["l1"], "identity_ssim": summary["ssim"],
+                        "feature_distance": summary["feat_dist"], "entanglement": summary["entanglement"],
+                        "per_target": per_target, "sweep": res,
+                        "start": "model.edit_start (sampled latents)", "tta": "hflip",
+                        "fit": f"edit_fit on <= {EDIT_FIT_PER_CLASS}/class train images (attribute-vector models)"}}
+
+
+def _run_bpd(p: Protocol, ctx: _Context, real_role: bool) -> dict:
+    """Mean bits/dim of real test images (exact for flows, ELBO for VAEs) plus the IWAE bound where available."""
+    imgs, labs = ctx.test_subset(p.n_samples, p.seed)
+    res = likelihood_metrics(ctx.model, imgs, labs, iw_k=BPD_IW_K, seed=p.seed)
+    kind = "exact" if res["exact"] else "bound (negative ELBO)"
+    return {"value": res["bpd"], "n_samples": res["n"],
+            "details": {"kind": kind, "exact": res["exact"], "bpd_std_over_images": res["bpd_std"],
+                        "iw_bpd": res["iw_bpd"], "iw_k": res["iw_k"], "split": "test (PrivateTest)",
+                        "units": "bits per dimension (C x H x W), 8-bit discrete pixel values"}}
+
+
 _FAMILY = {"fid": _run_fidelity, "kid": _run_fidelity, "pr": _run_fidelity, "ifid": _run_ifid,
            "acc_gen": _run_acc, "cas": _run_cas, "enc_acc": _run_enc_acc, "probe": _run_probe,
-           "recon_l1": _run_recon, "translate_acc": _run_translate_acc, "translate_fid": _run_translate_fid}
+           "recon_l1": _run_recon, "translate_acc": _run_translate_acc, "translate_fid": _run_translate_fid, "edit": _run_edit, "bpd": _run_bpd}
 
 
 def _run_protocol(p: Protocol, ctx: _Context, real_role: bool) -> dict:
@@ -486,7 +519,8 @@ def evaluate_run(
         "floors": floors,
         "floors_note": "real data in place of generated: FID/KID/PR/intra-FID of FER2013 test (PrivateTest) vs "
                        "the same train reference; acc_gen, enc_acc, translate_acc: evaluator accuracy on real test; "
-                       "cas: the CAS recipe trained on real train images; probe, recon_l1, translate_fid: none "
+                       "cas: the CAS recipe trained on real train images; edit: evaluator accuracy on real test; "
+                       "probe, recon_l1, translate_fid, bpd: none "
                        "(unavailable)",
         "protocol_version": PROTOCOL_VERSION,
         "versions": {**library_versions(), "torch_fidelity": _tf_version()},
@@ -530,6 +564,12 @@ def _details_line(e: dict, fl: dict) -> str:
     if "identity_l1" in d:
         return (f"identity L1 {_fmt(d['identity_l1'], 3)}  SSIM {_fmt(d['identity_ssim'], 3)}  feature distance "
                 f"{_fmt(d['feature_distance'], 3)}  own-emotion L1 {_fmt(d['self_l1'], 3)}")
+    if "at_reference" in d:
+        a = d["at_reference"]
+        return (f"at strength {d['reference_strength']:g}: identity L1 {_fmt(a['l1'], 3)}  SSIM {_fmt(a['ssim'], 3)}  "
+                f"feature distance {_fmt(a['feat_dist'], 3)}  entanglement {_fmt(a['entanglement'], 3)}")
+    if "iw_bpd" in d:
+        return f"{d['kind']}" + (f"; IWAE bound (K={d['iw_k']}) {_fmt(d['iw_bpd'], 4)}" if d.get("iw_bpd") is not None else "")
     if "per_target" in d:
         return "  ".join(f"{k} {_fmt(v, 3)}" for k, v in d["per_target"].items())
     if "per_class" in d:

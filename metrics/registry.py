@@ -42,7 +42,7 @@ class Protocol:
     Attributes:
         name: the protocol name as recorded in eval.json.
         family: ``fid``, ``kid``, ``pr``, ``ifid``, ``acc_gen``, ``cas``, or a capability family:
-            ``enc_acc``, ``probe``, ``recon_l1``, ``translate_acc``, ``translate_fid``.
+            ``enc_acc``, ``probe``, ``recon_l1``, ``translate_acc``, ``translate_fid``, ``edit``, ``bpd``.
         needs: model capabilities required (``sample``, ``conditional``, ``encode``, ``translate``);
             skipped with a reason otherwise.
         n_samples: generated images in total (per-class protocols use ``n_samples // K`` per class);
@@ -138,6 +138,24 @@ for _p in (
     _register(_p)
 
 
+# Editing and likelihood protocols (issue 6).
+EDIT_SEED, BPD_SEED = 5, 6
+EDIT_FIT_PER_CLASS = 500  # attribute vectors: mean latent of <= 500 train images per class (seed 5)
+BPD_IW_K = 64  # importance samples of the IWAE bound (models with iw_bits_per_dim: the VAE)
+for _p in (
+    Protocol("edit_success", "edit", frozenset({"edit"}), 350, EDIT_SEED, reference="generated",
+             summary="editing: n sampled latents edited toward every emotion over the model's strength sweep; "
+                     "evaluator success at the reference strength (mean over emotions), identity drift, entanglement",
+             name_pattern="edit_success{n}"),
+    Protocol("bpd_test", "bpd", frozenset({"likelihood"}), 3589, BPD_SEED, extractor="model-likelihood",
+             reference="test",
+             summary=f"bits/dim of n real test images (exact for flows, ELBO bound for VAEs, plus the IWAE bound "
+                     f"with K={BPD_IW_K}); lower is better",
+             name_pattern="bpd{n}_test"),
+):
+    _register(_p)
+
+
 def default_protocols() -> list[str]:
     """Names of the protocols ``exprbench evaluate`` runs by default, in registry order of definition."""
     return [n for n in _ORDER if n in PROTOCOLS and PROTOCOLS.get(n).default] + [
@@ -146,7 +164,7 @@ def default_protocols() -> list[str]:
 
 _ORDER = ["fid10k_train", "kid10k_train", "pr10k_train", "ifid_train", "acc_gen", "cas", "fid10k_train_inception",
           "kid10k_train_inception", "enc_acc_test", "probe_test", "recon_test", "translate_acc_test",
-          "translate_fid_test"]
+          "translate_fid_test", "edit_success", "bpd_test"]
 
 
 def resolve_protocol(name: str) -> Protocol:

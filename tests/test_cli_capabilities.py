@@ -30,6 +30,10 @@ def runs(tmp_path_factory):
     for model in ("bicogan", "ccyclegan", "bigan", "gan"):
         assert main(["train", model, "--data", str(data), "--out", str(root / model), "--steps", "1", *TINY]) == 0
         out[model] = root / model
+    assert main(["train", "interfacegan", "--data", str(data), "--out", str(root / "interfacegan"),
+                 "--set", f"model.base_run={root / 'gan'}", "--set", "model.n_latents=300", "--set", "model.ratio=0.1",
+                 "--set", "train.samples_per_class=1"]) == 0
+    out["interfacegan"] = root / "interfacegan"
     rng = np.random.default_rng(0)
     Image.fromarray(rng.integers(0, 256, (48, 48), dtype=np.uint8)).save(root / "face.png")
     Image.fromarray(rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)).save(root / "face_rgb.png")
@@ -111,3 +115,32 @@ def test_bad_inputs_exit_2_with_one_line(runs, argv, message, tmp_path, capsys):
         return
     assert code == 2, err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_edit_strip_rows_by_strengths(runs, capsys, tmp_path):
+    code, out, _ = run(["edit", runs["interfacegan"], "--to", "happy", "--rows", "3", "--strength", "-2:2:5",
+                        "--out", tmp_path / "strip.png"], capsys)
+    assert code == 0 and "3 rows x 5 strengths (signed distance) toward happy" in out
+    with Image.open(tmp_path / "strip.png") as im:
+        # 5 columns of 48 px + padding, a left margin for row labels, a top margin for the strengths
+        assert im.height == 3 * 50 + 2 + 14 and im.width > 5 * 50 + 2
+    code, out, _ = run(["edit", runs["interfacegan"], "--to", "surprise", "--keep", "happy", "--seed", "7",
+                        "--strength", "0,3"], capsys)
+    assert code == 0 and (runs["interfacegan"] / "edits" / "surprise_s7_keep_happy.png").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--to", "joy"], "unknown emotion 'joy'"),
+    (["--to", "happy", "--strength", "3:1"], "--strength '3:1': expected START:STOP:COUNT"),
+    (["--to", "happy", "--keep", "happy"], "--keep 'happy' is the --to emotion"),
+    (["--to", "happy", "--image", "FACE"], "cannot edit a given image (no encoder)"),
+])
+def test_edit_bad_input_exit_2(runs, capsys, argv, message):
+    argv = [str(runs["root"] / "face.png") if a == "FACE" else a for a in argv]
+    code, _, err = run(["edit", runs["interfacegan"], *argv], capsys)
+    assert code == 2 and message in err
+
+
+def test_edit_needs_the_capability(runs, capsys):
+    code, _, err = run(["edit", runs["bicogan"], "--to", "happy"], capsys)
+    assert code == 2 and "cannot edit" in err

@@ -1,0 +1,198 @@
+"""Editing and likelihood metrics: models with ``edit`` and ``likelihood`` (issue 6).
+
+Editing (InterFaceGAN, Shen et al. 2020; attribute vectors, e.g. Kingma & Dhariwal 2018 sec. 5.2): start
+latents z_0 (``model.edit_start``: random latents, so every edit-capable model is measured on its own
+samples) are moved toward each emotion e with ``model.edit_move(z_0, e, s)`` over a sweep of strengths s,
+decoded, quantized to uint8 like real images, and read by a classifier (the FER evaluator):
+
+* success(e, s): fraction of edited images the classifier reads as e (hflip TTA);
+* identity drift(e, s): mean L1 and SSIM ([0, 1] pixel scale) and the classifier-feature distance
+  (L2 of penultimate features) between the edited image and the unedited start image G(z_0);
+* entanglement(e, s): how much the edit changes the *other* emotions: the total-variation distance
+  between the start's and the edit's probabilities over the classes other than e, each renormalized
+  to sum to 1 (0: the edit only moves mass to or from e; 1: it swaps which other emotion the face shows).
+  Renormalizing removes the mass that necessarily leaves the other classes when p(e) rises.
+
+The strengths are ``model.edit_reference_strength`` times ``linspace(-1, 1, steps)``: signed distances
+[-3, 3] for InterFaceGAN (``edit_mode = "distance"``), attribute-vector multiples [-1, 1] otherwise.
+The leaderboard number is the success at the reference strength, averaged over target emotions.
+
+Likelihood: mean test bits/dim from ``model.bits_per_dim`` (exact for flows, the negative ELBO for
+VAEs), and the importance-weighted bound (Burda et al. 2016) with K samples where the model has
+``iw_bits_per_dim``.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+
+from exprbench.data import to_float, to_uint8
+
+from .capability import _images, _labels, _need, l1_ssim
+
+Probs = Callable[[torch.Tensor], torch.Tensor]  # uint8 N x C x H x W -> float N x K probabilities
+Features = Callable[[torch.Tensor], torch.Tensor]  # uint8 N x C x H x W -> float N x D
+
+
+def balanced_subset(labels: torch.Tensor, k: int, per_class: int, seed: int) -> torch.Tensor:
+    """Indices (int64, sorted by class) of ``min(per_class, n_c)`` random items of each class c in 0..k-1,
+    drawn with ``seed`` (the fixed train subsets of the probe and of the attribute vectors)."""
+    g = torch.Generator().manual_seed(seed)
+    labels = labels.cpu()
+    idx = []
+    for c in range(k):
+        ic = torch.nonzero(labels == c).flatten()
+        idx.append(ic[torch.randperm(len(ic), generator=g)[:per_class]])
+    return torch.cat(idx)
+
+
+@torch.no_grad()
+def fit_edit_directions(model, images: torch.Tensor, labels: torch.Tensor, per_class: int, seed: int) -> int:
+    """``model.edit_fit`` on a class-balanced subset (:func:`balanced_subset`) of uint8 real images N x C x H x W
+    with int64 labels N; returns the number of images used. A no-op for models whose directions are
+    part of the run (InterFaceGAN)."""
+    idx = balanced_subset(labels, model.spec.num_classes, per_class, seed)
+    model.edit_fit(to_float(images[idx]).to(model.device), labels[idx].to(model.device))
+    return int(idx.numel())
+
+
+def parse_strengths(text: str) -> list[float]:
+    """``"a:b:n"`` -> n evenly spaced strengths from a to b (n >= 2), or ``"a,b,c"`` -> that list.
+
+    Raises:
+        ValueError: anything else (the message names the text).
+    """
+    try:
+        if ":" in text:
+            a, b, n = text.split(":")
+            n = int(n)
+            if n < 2:
+                raise ValueError
+            return [round(float(v), 6) for v in torch.linspace(float(a), float(b), n)]
+        vals = [float(v) for v in text.split(",") if v.strip()]
+        if not vals:
+            raise ValueError
+        return vals
+    except ValueError:
+        raise ValueError(f"--strength {text!r}: expected START:STOP:COUNT (COUNT >= 2, e.g. -3:3:7) "
+                         "or a comma-separated list") from None
+
+
+def edit_strengths(model, steps: int = 7) -> list[float]:
+    """The strength sweep of ``model``: ``edit_reference_strength * linspace(-1, 1, steps)`` (floats)."""
+    r = float(model.edit_reference_strength)
+    return [round(r * float(t), 6) for t in torch.linspace(-1, 1, steps)]
+
+
+def _entanglement(p0: torch.Tensor, p1: torch.Tensor, target: int) -> torch.Tensor:
+    """Per-image TV distance of the non-target probabilities (renormalized), float N in [0, 1]."""
+    keep = [k for k in range(p0.shape[1]) if k != target]
+    a, b = p0[:, keep], p1[:, keep]
+    a = a / a.sum(1, keepdim=True).clamp_min(1e-12)
+    b = b / b.sum(1, keepdim=True).clamp_min(1e-12)
+    return 0.5 * (a - b).abs().sum(1)
+
+
+@torch.no_grad()
+def edit_metrics(model, z: torch.Tensor, probs: Probs, features: Features | None = None,
+                 strengths: Sequence[float] | None = None, targets: Sequence[int] | None = None,
+                 batch_size: int = 500) -> dict:
+    """Success, identity drift and entanglement of edits of latents ``z`` toward every target emotion.
+
+    Args:
+        model: a plugin with ``edit`` (its directions fitted: ``edit_fit`` called where needed).
+        z: float32 N x D start latents (``model.edit_start`` or ``model.edit_encode``).
+        probs: uint8 images -> float N x K class probabilities in the model's label set.
+        features: uint8 images -> float N x F features (None skips the feature distance).
+        strengths: the sweep (default :func:`edit_strengths`).
+        targets: class indices edited toward (default all K).
+
+    Returns:
+        ``{"strengths": [...], "targets": [names], "success": {name: [per strength]},
+        "l1" / "ssim" / "feat_dist" / "entanglement": {name: [per strength]} (feat_dist None without
+        ``features``), "success_mean" / "l1_mean" / "ssim_mean" / "feat_dist_mean" / "entanglement_mean":
+        [per strength, mean over targets], "start_accuracy": {name: fraction of unedited starts already
+        read as that class}, "n": N}``. All fractions in [0, 1]; L1 on the [0, 1] pixel scale.
+
+    Raises:
+        CapabilityMetricError: the model lacks ``edit``.
+    """
+    _need(model, "edit")
+    k = model.spec.num_classes
+    names = list(model.spec.class_names)
+    targets = list(range(k)) if targets is None else [model.check_class(int(t), "target") for t in targets]
+    strengths = edit_strengths(model) if strengths is None else [float(s) for s in strengths]
+
+    def decode(lat: torch.Tensor) -> torch.Tensor:
+        return torch.cat([to_uint8(model.edit_decode(lat[i : i + batch_size])).cpu()
+                          for i in range(0, lat.shape[0], batch_size)])
+
+    start = decode(z)
+    p0 = probs(start).float().cpu()
+    f0 = features(start).float().cpu() if features is not None else None
+    out: dict = {"strengths": strengths, "targets": [names[t] for t in targets], "n": int(z.shape[0]),
+                 "start_accuracy": {names[t]: float((p0.argmax(1) == t).float().mean()) for t in targets}}
+    keys = ("success", "l1", "ssim", "feat_dist", "entanglement")
+    for key in keys:
+        out[key] = {}
+    for t in targets:
+        rows: dict[str, list] = {key: [] for key in keys}
+        for s in strengths:
+            img = decode(model.edit_move(z, t, s))
+            p1 = probs(img).float().cpu()
+            l1, ss = l1_ssim(start, img)
+            rows["success"].append(float((p1.argmax(1) == t).float().mean()))
+            rows["l1"].append(float(l1.mean()))
+            rows["ssim"].append(float(ss.mean()))
+            rows["feat_dist"].append(float((features(img).float().cpu() - f0).norm(dim=1).mean()) if f0 is not None else None)
+            rows["entanglement"].append(float(_entanglement(p0, p1, t).mean()))
+        for key in keys:
+            out[key][names[t]] = rows[key]
+    for key in keys:
+        cols = list(zip(*out[key].values()))
+        out[f"{key}_mean"] = [None if any(v is None for v in c) else sum(c) / len(c) for c in cols]
+    return out
+
+
+def at_strength(result: dict, strength: float, key: str = "success_mean"):
+    """The value of ``result[key]`` (a per-strength list) at ``strength`` (nearest sweep point)."""
+    s = result["strengths"]
+    i = min(range(len(s)), key=lambda j: abs(s[j] - strength))
+    return result[key][i]
+
+
+@torch.no_grad()
+def likelihood_metrics(model, images: torch.Tensor, labels: torch.Tensor, iw_k: int = 0, seed: int = 0,
+                       batch_size: int = 256) -> dict:
+    """Mean bits/dim of real images under the model (capability ``likelihood``).
+
+    Args:
+        model: a plugin with ``likelihood`` (``bits_per_dim``; ``iw_bits_per_dim`` optional).
+        images: uint8 N x C x H x W real images; labels: int64 N (conditional models).
+        iw_k: importance samples for the IWAE bound (0 = skip; only models with ``iw_bits_per_dim``).
+        seed: seed of the dequantization / posterior noise.
+
+    Returns:
+        ``{"bpd": mean bits/dim, "bpd_std": std over images, "exact": bool, "iw_bpd": float | None,
+        "iw_k": int | None, "n": N}``.
+
+    Raises:
+        CapabilityMetricError: no ``likelihood`` capability or bad inputs.
+    """
+    _need(model, "likelihood")
+    images = _images(images, model.spec, "images")
+    labels = _labels(labels, images.shape[0], model.spec.num_classes, "labels")
+    g = torch.Generator().manual_seed(seed)
+    bpd = torch.cat([model.bits_per_dim(to_float(images[i : i + batch_size]), labels[i : i + batch_size],
+                                        generator=g).float().cpu() for i in range(0, images.shape[0], batch_size)])
+    iw = None
+    if iw_k and hasattr(model, "iw_bits_per_dim"):
+        g = torch.Generator().manual_seed(seed)
+        iw = float(torch.cat([model.iw_bits_per_dim(to_float(images[i : i + batch_size]), labels[i : i + batch_size],
+                                                    k=iw_k, generator=g).float().cpu()
+                              for i in range(0, images.shape[0], batch_size)]).mean())
+    return {"bpd": float(bpd.mean()), "bpd_std": float(bpd.std()) if bpd.numel() > 1 else 0.0,
+            "exact": bool(model.likelihood_exact), "iw_bpd": iw, "iw_k": int(iw_k) if iw is not None else None,
+            "n": int(images.shape[0])}
