@@ -3,7 +3,7 @@
     exprbench translate RUN_DIR (--image FILE | --index N) --to EMOTION [--out FILE.png] [--split test] [--data PATH]
     exprbench translate RUN_DIR --grid K [--split test] [--seed S] [--out FILE.png]
     exprbench encode RUN_DIR --image FILE [--out z.pt]
-    exprbench edit RUN_DIR --to EMOTION [--strength -3:3:7] [--seed S --rows N | --image FILE] [--keep EMOTION] [--out FILE.png]
+    exprbench edit RUN_DIR --to EMOTION [--strength -3:3:7] [--seed S --rows N | --image FILE] [--from EMOTION] [--keep EMOTION] [--out FILE.png]
 
 Bad input (a missing or unreadable image, an image of the wrong size, an unknown emotion, an index
 outside the split, a run whose model lacks the capability) raises a :class:`~exprbench.errors.UserError`
@@ -193,6 +193,9 @@ def edit_cmd(
     rows: int = typer.Option(4, "--rows", min=1, help="Rows (one latent each) when editing sampled latents."),
     image: Optional[Path] = typer.Option(None, "--image", help="Edit this face instead (models with an encoder)."),
     keep: Optional[str] = typer.Option(None, "--keep", help="Hold this emotion fixed (conditional manipulation)."),
+    start_from: Optional[str] = typer.Option(None, "--from",
+                                             help="First move the sampled latents to this emotion (by the model's "
+                                                  "reference strength), e.g. --from neutral --to happy."),
     out: Optional[Path] = typer.Option(None, "--out", help="PNG path (default RUN_DIR/edits/<to>_s<seed>.png)."),
     data: Optional[str] = typer.Option(None, "--data", help="Dataset for attribute vectors (default: the run's)."),
     device: str = typer.Option("cpu", "--device", help="auto, cpu or cuda."),
@@ -208,6 +211,9 @@ def edit_cmd(
     cfg, model, spec, step = load_capable(run_dir, "edit", device)
     target = emotion_index(to, spec)
     held = emotion_index(keep, spec) if keep is not None else None
+    source = emotion_index(start_from, spec) if start_from is not None else None
+    if source is not None and image is not None:
+        raise UserError("--from moves sampled latents: do not combine it with --image")
     if held == target:
         raise LabelError(f"--keep {keep!r} is the --to emotion: nothing would change")
     try:
@@ -227,6 +233,9 @@ def edit_cmd(
         else:
             z = torch.cat([model.edit_start(1, torch.Generator().manual_seed(seed + r)) for r in range(rows)])
             labels, what = [f"seed {seed + r}" for r in range(rows)], f"s{seed}"
+            if source is not None:
+                z = model.edit_move(z, source, float(model.edit_reference_strength))
+                what = f"from_{spec.class_names[source]}_{what}"
         cols = [to_uint8(model.edit_decode(model.edit_move(z, target, s, held))).cpu() for s in sweep]
     imgs = torch.stack(cols, dim=1).flatten(0, 1)
     head = [f"{s + 0.0:g}" for s in sweep]  # + 0.0: no "-0"

@@ -127,6 +127,8 @@ def test_edit_strip_rows_by_strengths(runs, capsys, tmp_path):
     code, out, _ = run(["edit", runs["interfacegan"], "--to", "surprise", "--keep", "happy", "--seed", "7",
                         "--strength", "0,3"], capsys)
     assert code == 0 and (runs["interfacegan"] / "edits" / "surprise_s7_keep_happy.png").exists()
+    code, out, _ = run(["edit", runs["interfacegan"], "--to", "happy", "--from", "neutral", "--strength", "0:3:4"], capsys)
+    assert code == 0 and (runs["interfacegan"] / "edits" / "happy_from_neutral_s0.png").exists()
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -134,6 +136,7 @@ def test_edit_strip_rows_by_strengths(runs, capsys, tmp_path):
     (["--to", "happy", "--strength", "3:1"], "--strength '3:1': expected START:STOP:COUNT"),
     (["--to", "happy", "--keep", "happy"], "--keep 'happy' is the --to emotion"),
     (["--to", "happy", "--image", "FACE"], "cannot edit a given image (no encoder)"),
+    (["--to", "happy", "--from", "sad", "--image", "FACE"], "--from moves sampled latents"),
 ])
 def test_edit_bad_input_exit_2(runs, capsys, argv, message):
     argv = [str(runs["root"] / "face.png") if a == "FACE" else a for a in argv]
