@@ -83,7 +83,7 @@ def parse_strengths(text: str) -> list[float]:
 def edit_strengths(model, steps: int = 7) -> list[float]:
     """The strength sweep of ``model``: ``edit_reference_strength * linspace(-1, 1, steps)`` (floats)."""
     r = float(model.edit_reference_strength)
-    return [round(r * float(t), 6) for t in torch.linspace(-1, 1, steps)]
+    return [round(r * float(t), 6) + 0.0 for t in torch.linspace(-1, 1, steps)]  # + 0.0: no -0.0
 
 
 def _entanglement(p0: torch.Tensor, p1: torch.Tensor, target: int) -> torch.Tensor:

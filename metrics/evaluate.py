@@ -561,13 +561,13 @@ def _details_line(e: dict, fl: dict) -> str:
         return f"ratio to the real-data baseline {_fmt(d['ratio_to_real'], 3)} (baseline {_fmt(d['real_baseline'], 3)})"
     if "ssim" in d and "label_agreement" in d:
         return f"SSIM {_fmt(d['ssim'], 3)}  evaluator label agreement {_fmt(d['label_agreement'], 3)}"
-    if "identity_l1" in d:
-        return (f"identity L1 {_fmt(d['identity_l1'], 3)}  SSIM {_fmt(d['identity_ssim'], 3)}  feature distance "
-                f"{_fmt(d['feature_distance'], 3)}  own-emotion L1 {_fmt(d['self_l1'], 3)}")
     if "at_reference" in d:
         a = d["at_reference"]
         return (f"at strength {d['reference_strength']:g}: identity L1 {_fmt(a['l1'], 3)}  SSIM {_fmt(a['ssim'], 3)}  "
                 f"feature distance {_fmt(a['feat_dist'], 3)}  entanglement {_fmt(a['entanglement'], 3)}")
+    if "identity_l1" in d:
+        return (f"identity L1 {_fmt(d['identity_l1'], 3)}  SSIM {_fmt(d['identity_ssim'], 3)}  feature distance "
+                f"{_fmt(d['feature_distance'], 3)}  own-emotion L1 {_fmt(d['self_l1'], 3)}")
     if "iw_bpd" in d:
         return f"{d['kind']}" + (f"; IWAE bound (K={d['iw_k']}) {_fmt(d['iw_bpd'], 4)}" if d.get("iw_bpd") is not None else "")
     if "per_target" in d:

@@ -147,3 +147,9 @@ def test_edit_bad_input_exit_2(runs, capsys, argv, message):
 def test_edit_needs_the_capability(runs, capsys):
     code, _, err = run(["edit", runs["bicogan"], "--to", "happy"], capsys)
     assert code == 2 and "cannot edit" in err
+
+
+def test_evaluate_prints_the_edit_protocol(runs, capsys):
+    code, out, err = run(["evaluate", runs["interfacegan"], "--metrics", "edit_success14"], capsys)
+    assert code == 0, err
+    assert "edit_success14" in out and "at strength 3: identity L1" in out and "entanglement" in out
