@@ -23,11 +23,12 @@ def run(argv, capsys):
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """Tiny trained runs (1 step) of bicogan, ccyclegan, bigan and gan on a tiny CSV, plus face images."""
+    """Tiny trained runs (1 step) of bicogan, ccyclegan, bigan, gan, flow and an InterFaceGAN on the gan, on a tiny
+    CSV, plus face images."""
     root = tmp_path_factory.mktemp("capruns")
     data = write_csv(root / "fer2013.csv", per_class=4)
     out = {"data": data}
-    for model in ("bicogan", "ccyclegan", "bigan", "gan"):
+    for model in ("bicogan", "ccyclegan", "bigan", "gan", "flow"):
         assert main(["train", model, "--data", str(data), "--out", str(root / model), "--steps", "1", *TINY]) == 0
         out[model] = root / model
     assert main(["train", "interfacegan", "--data", str(data), "--out", str(root / "interfacegan"),
@@ -153,3 +154,13 @@ def test_evaluate_prints_the_edit_protocol(runs, capsys):
     code, out, err = run(["evaluate", runs["interfacegan"], "--metrics", "edit_success14"], capsys)
     assert code == 0, err
     assert "edit_success14" in out and "at strength 3: identity L1" in out and "entanglement" in out
+
+
+def test_edit_a_given_face_with_attribute_vectors(runs, capsys, tmp_path):
+    """The flow edits a real image: its attribute vectors come from the run's data (the tiny CSV)."""
+    code, out, err = run(["edit", runs["flow"], "--to", "surprise", "--image", runs["root"] / "face.png",
+                          "--strength", "0:1:3", "--out", tmp_path / "face_edit.png"], capsys)
+    assert code == 0, err
+    assert "1 rows x 3 strengths (attribute-vector multiple) toward surprise" in out
+    with Image.open(tmp_path / "face_edit.png") as im:
+        assert im.height == 50 + 2 + 14
