@@ -21,9 +21,9 @@ step; the harness's batch is not used). The run directory then holds G (a copy o
 sampling generator, so the run stands alone once trained) and the boundaries; building the plugin
 still reads the base run's ``config.json`` (the architecture of G), so keep the base run with it.
 
-Configs: ``reference`` and ``default`` are the paper's protocol (N = 10,000, ratio 0.02, 70/30, linear
-SVC, C = 1) and differ only in nothing: the method has no training recipe to improve on here; change
-``model.base_run`` (required) to the GAN run to interpret.
+Configs: ``reference`` and ``default`` are the same, the paper's protocol (N = 10,000, ratio 0.02,
+70/30, linear SVC, C = 1): there is no training recipe to improve on here. ``model.base_run`` (required)
+names the GAN run to interpret.
 Capabilities: ``sample``, ``conditional``, ``edit`` (``edit_mode = "distance"``).
 """
 
