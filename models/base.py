@@ -263,12 +263,24 @@ class ModelPlugin:
         distance to ``strength`` (z + (d - z.n) n), ``offset`` mode adds ``strength`` times the vector."""
         v = self.edit_direction(target, keep).to(z.device, z.dtype)
         if self.edit_mode == "distance":
-            return z + (strength - z @ v).unsqueeze(1) * v
+            return move_to_distance(z, v, strength)
         return z + strength * v
 
     def edit_decode(self, z: torch.Tensor) -> torch.Tensor:
         """Images of latents z (float32 N x D): float32 N x C x H x W in [-1, 1] on ``self.device``."""
         raise NotImplementedError(f"model {self.name!r} cannot edit (capability 'edit')")
+
+    def check_labels(self, c: torch.Tensor, n: int) -> torch.Tensor:
+        """``c`` as int64 n labels on the device.
+
+        Raises:
+            ValueError: ``c`` not n integer labels in 0..K-1 (the message gives its shape and dtype).
+        """
+        c = torch.as_tensor(c)
+        k = self.spec.num_classes
+        if c.shape != (n,) or c.is_floating_point() or (n and (int(c.min()) < 0 or int(c.max()) >= k)):
+            raise ValueError(f"expected {n} int labels in 0..{k - 1}, got {tuple(c.shape)} {c.dtype}")
+        return c.long().to(self.device)
 
     def check_class(self, k: int, what: str = "class") -> int:
         """``k`` as a class index; raises ValueError naming the value otherwise."""
@@ -287,10 +299,7 @@ class ModelPlugin:
             shape = tuple(x.shape) if torch.is_tensor(x) else type(x).__name__
             raise ValueError(f"expected float images N x {s.channels} x {s.height} x {s.width} in [-1, 1], got {shape}")
         if c is not None:
-            c = torch.as_tensor(c)
-            if c.shape != (x.shape[0],) or c.is_floating_point() or (c.numel() and (int(c.min()) < 0 or int(c.max()) >= s.num_classes)):
-                raise ValueError(f"expected {x.shape[0]} int labels in 0..{s.num_classes - 1}, got {tuple(c.shape)} {c.dtype}")
-            c = c.long().to(self.device)
+            c = self.check_labels(c, x.shape[0])
         x = x.float().to(self.device)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -351,6 +360,35 @@ class ModelPlugin:
     def num_parameters(self) -> dict[str, int]:
         """Parameter count per net."""
         return {k: sum(p.numel() for p in m.parameters()) for k, m in self.nets.items()}
+
+
+def move_to_distance(z: torch.Tensor, n: torch.Tensor, d: float) -> torch.Tensor:
+    """z + (d - z.n) n: latents z (float N x D) moved along unit normals n (D, or N x D: one per row) to
+    the signed distance d from the hyperplane z.n = 0 (InterFaceGAN, Shen et al. 2020, sec. 2.2)."""
+    return z + (d - (z * n).sum(-1, keepdim=True)) * n
+
+
+def class_mean_differences(w: torch.Tensor, c: torch.Tensor, k: int) -> torch.Tensor:
+    """Attribute vectors v_e = mean w(class e) - mean w(other classes) (Kingma & Dhariwal 2018, sec. 5.2;
+    the VAE recipe of ../shared/docs/MODELS.md) of latents w (float N x D) with labels c (int64 N).
+
+    Returns a K x D tensor of ``w``'s dtype; the row of a class without images, or without images of
+    other classes, is NaN.
+    """
+    n = torch.bincount(c, minlength=k).to(w.dtype).unsqueeze(1)
+    sums = torch.zeros(k, w.shape[1], dtype=w.dtype, device=w.device).index_add_(0, c, w)
+    return sums / n - (w.sum(0) - sums) / (len(w) - n)  # 0/0 = NaN for an absent class
+
+
+def project_out(v: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """v without its component along u, rescaled to the length of v (float D): InterFaceGAN's conditional
+    manipulation n_A - (n_A.n_B) n_B, renormalized (Shen et al. 2020, sec. 2.3), for any vectors.
+    A zero or non-finite u leaves v as it is."""
+    uu = u @ u
+    if not bool(torch.isfinite(u).all()) or float(uu) <= 0:
+        return v
+    w = v - (v @ u) / uu * u
+    return w * (v.norm() / w.norm().clamp_min(1e-12))
 
 
 def optimizer_step(opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:

@@ -53,7 +53,7 @@ from torch import nn
 from exprbench.data import DataSpec
 
 from . import register_model
-from .base import Batch, ModelPlugin
+from .base import Batch, ModelPlugin, class_mean_differences, project_out
 
 SCALE_MAPS = ("sigmoid", "exp")
 SPLIT_MODES = ("channel", "checkerboard")
@@ -300,13 +300,6 @@ class Flow(ModelPlugin):
         return {"loss": bpd, "bpd": bpd, "grad_norm": float(norm) if ok else -1.0, "skipped": float(not ok), "lr": lr}
 
     # -- generation --------------------------------------------------------------------------
-    def _check_labels(self, labels: torch.Tensor, n: int) -> torch.Tensor:
-        labels = torch.as_tensor(labels)
-        k = self.spec.num_classes
-        if labels.shape != (n,) or labels.is_floating_point() or (n and (int(labels.min()) < 0 or int(labels.max()) >= k)):
-            raise ValueError(f"expected {n} int labels in 0..{k - 1}, got {tuple(labels.shape)} {labels.dtype}")
-        return labels.long().to(self.device)
-
     def sample(self, n: int, labels: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
         """``n`` images (float32 n x C x H x W in [-1, 1]) from the class-conditional prior at ``cfg.temperature``;
         equal to ``edit_decode(edit_start(n, generator, labels))``. Raises ValueError for bad labels."""
@@ -385,9 +378,7 @@ class Flow(ModelPlugin):
             missing = [self.spec.class_names[i] for i in range(k) if counts[i] == 0]
             raise ValueError(f"edit_fit: no images of class(es) {', '.join(missing)}")
         z = torch.cat([self.encode(x[i:i + 256])["z"] for i in range(0, len(x), 256)]).double()
-        sums = torch.zeros(k, z.shape[1], dtype=z.dtype, device=z.device).index_add_(0, c, z)
-        counts = counts.to(z.dtype).unsqueeze(1)
-        self.edit_vectors = (sums / counts - (z.sum(0) - sums) / (len(z) - counts)).float()
+        self.edit_vectors = class_mean_differences(z, c, k).float()
 
     def edit_start(self, n: int, generator: torch.Generator | None = None, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Latents z = mu_c + temperature * sigma_c * eps (float32 n x D on ``self.device``) from the prior
@@ -395,7 +386,7 @@ class Flow(ModelPlugin):
         the CPU with ``generator`` (in that order)."""
         eps = self.randn(n, self.dim, generator=generator)
         labels = self.random_labels(n, generator) if labels is None else labels
-        labels = self._check_labels(labels, n)
+        labels = self.check_labels(labels, n)
         with torch.no_grad():
             loc, log_scale = self.net.prior_params(labels)
             return (loc + self.cfg.temperature * log_scale.exp() * eps).float()
@@ -419,11 +410,7 @@ class Flow(ModelPlugin):
         if self.edit_vectors is None:
             raise RuntimeError("call edit_fit first: the flow's edit directions come from labelled images")
         v = self.edit_vectors[t]
-        if keep is None:
-            return v.clone()
-        vk = self.edit_vectors[keep]
-        w = v - (v @ vk) / (vk @ vk).clamp_min(1e-12) * vk
-        return w * (v.norm() / w.norm().clamp_min(1e-12))
+        return v.clone() if keep is None else project_out(v, self.edit_vectors[keep])
 
     @torch.no_grad()
     def edit_decode(self, z: torch.Tensor) -> torch.Tensor:

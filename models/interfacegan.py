@@ -40,7 +40,7 @@ from torch import nn
 from exprbench.data import DataSpec, to_uint8
 
 from . import register_model
-from .base import Batch, ModelPlugin
+from .base import Batch, ModelPlugin, move_to_distance, project_out
 
 SVMS = ("svc", "linear_svc")
 
@@ -250,9 +250,7 @@ class InterFaceGAN(ModelPlugin):
             return n
         if self.check_class(keep, "keep") == target:
             raise ValueError(f"keep={keep} equals target={target}: nothing to hold fixed")
-        nb = normals[keep]
-        v = n - (n @ nb) * nb
-        return v / v.norm().clamp_min(1e-12)
+        return project_out(n, normals[keep])
 
     def edit_start(self, n: int, generator: torch.Generator | None = None, labels: torch.Tensor | None = None) -> torch.Tensor:
         """n latents z ~ N(0, I) (float32 n x z_dim), drawn on the CPU with ``generator``; ``labels`` unused."""
@@ -277,12 +275,8 @@ class InterFaceGAN(ModelPlugin):
         z = self.edit_start(n, generator)
         if labels is None:
             labels = self.random_labels(n, generator)
-        labels = torch.as_tensor(labels).long()
-        if labels.shape != (n,) or (n and (int(labels.min()) < 0 or int(labels.max()) >= self.spec.num_classes)):
-            raise ValueError(f"expected {n} int labels in 0..{self.spec.num_classes - 1}, got {tuple(labels.shape)}")
-        normals = self._normals()[labels.to(self.device)]
-        z = z + (self.cfg.cond_distance - (z * normals).sum(1, keepdim=True)) * normals
-        return self.edit_decode(z)
+        normals = self._normals()[self.check_labels(labels, n)]
+        return self.edit_decode(move_to_distance(z, normals, self.cfg.cond_distance))
 
     def num_parameters(self) -> dict[str, int]:
         return {"G": sum(p.numel() for p in self.nets["G"].parameters()), "boundary": self.nets["boundary"].normals.numel()}

@@ -68,7 +68,7 @@ from torch import nn
 from exprbench.data import DataSpec
 
 from . import register_model
-from .base import Batch, ModelPlugin
+from .base import Batch, ModelPlugin, class_mean_differences, project_out
 from .bigan import evaluating, joint_step
 from .blocks import CondBatchNorm2d
 
@@ -373,13 +373,6 @@ class VAE(ModelPlugin):
         with evaluating(G):
             return self.image(G(z.float().to(self.device), c.to(self.device)))
 
-    def _labels(self, c: torch.Tensor, n: int) -> torch.Tensor:
-        c = torch.as_tensor(c)
-        K = self.spec.num_classes
-        if c.shape != (n,) or c.is_floating_point() or (n and (int(c.min()) < 0 or int(c.max()) >= K)):
-            raise ValueError(f"expected {n} int labels in 0..{K - 1}, got {tuple(c.shape)} {c.dtype}")
-        return c.long().to(self.device)
-
     # -- training ----------------------------------------------------------------------------
     def training_step(self, batch: Batch, step: int) -> dict[str, float]:
         """One Adam step of E and D on the weighted negative ELBO. Returns floats: ``loss``; ``recon`` (the
@@ -415,7 +408,7 @@ class VAE(ModelPlugin):
         None, uniform): float32 n x C x H x W in [-1, 1] on the device. Raises ValueError for bad labels."""
         z = self.randn(n, self.cfg.z_dim, generator=generator)
         labels = self.random_labels(n, generator) if labels is None else labels
-        return self.decode(z, self._labels(labels, n))
+        return self.decode(z, self.check_labels(labels, n))
 
     # -- encoder -----------------------------------------------------------------------------
     def encode_with(self, x: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -585,12 +578,7 @@ class VAE(ModelPlugin):
         x, c = self.check_images(x, c)
         mus = [self.encode_with(xb, cb)[0] for xb, cb in zip(x.split(512), c.split(512))]
         w = torch.cat([torch.cat(mus), self._onehot(c) * float(self.cfg.edit_labels)], dim=1)
-        vecs = torch.full((self.spec.num_classes, w.shape[1]), float("nan"), device=self.device)
-        for e in range(self.spec.num_classes):
-            pos = c == e
-            if pos.any() and (~pos).any():
-                vecs[e] = w[pos].mean(0) - w[~pos].mean(0)
-        self.edit_vectors = vecs
+        self.edit_vectors = class_mean_differences(w, c, self.spec.num_classes)
 
     def _check_latents(self, w: torch.Tensor) -> torch.Tensor:
         d = self.cfg.z_dim + self.spec.num_classes
@@ -605,7 +593,7 @@ class VAE(ModelPlugin):
         n x (z_dim + K). Raises ValueError for bad labels."""
         z = self.randn(n, self.cfg.z_dim, generator=generator)
         labels = self.random_labels(n, generator) if labels is None else labels
-        return torch.cat([z, self._onehot(self._labels(labels, n))], dim=1)
+        return torch.cat([z, self._onehot(self.check_labels(labels, n))], dim=1)
 
     def edit_encode(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         """[mu(x, c) | onehot c] for real images (c inferred when None): float32 N x (z_dim + K)."""
@@ -624,11 +612,7 @@ class VAE(ModelPlugin):
         if keep is not None:
             if self.check_class(keep, "keep") == target:
                 raise ValueError(f"keep {keep} must differ from target {target}")
-            u = self.edit_vectors[keep]
-            if torch.isfinite(u).all() and float(u @ u) > 0:
-                length = v.norm()
-                v = v - (v @ u) / (u @ u) * u
-                v = v * (length / v.norm().clamp(min=1e-12))
+            v = project_out(v, self.edit_vectors[keep])
         if not torch.isfinite(v).all():
             raise RuntimeError(f"vae: edit_fit saw no images of class {target} (or only those)")
         return v
