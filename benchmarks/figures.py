@@ -164,14 +164,14 @@ def confusion(results_dir: Path, runs: pd.DataFrame, out: Path) -> None:
 def translation_grids(results_dir: Path, runs: pd.DataFrame, out: Path) -> None:
     """Per model with ``translate``: rows = one real test face per emotion (the first of each, in file
     order), columns = the source then its translation to every emotion."""
-    from exprbench.data import load_fer2013, to_float, to_uint8
+    from exprbench.data import load_dataset, to_float, to_uint8
 
     for (model_name, config), run in _first_runs(runs).items():
         cfg, model, spec, _ = load_trained(results_dir / "runs" / run, "cpu")
         if "translate" not in model.capabilities:
             continue
         try:
-            test = load_fer2013(cfg.data.path, cfg.data.label_set).split("test")
+            test = load_dataset(cfg.data.path, cfg.data.label_set).split("test")
         except Exception as e:  # noqa: BLE001  (the data may not be here when reporting elsewhere)
             print(f"translation grid of {run} skipped: {e}")
             continue
@@ -197,7 +197,6 @@ def edit_figures(results_dir: Path, runs: pd.DataFrame, out: Path, seed: int = G
     from exprbench.data import load_dataset, to_uint8
     from exprbench.io import read_json
     from exprbench.metrics.editing import edit_strengths, fit_edit_directions
-    from exprbench.metrics.registry import EDIT_FIT_PER_CLASS, EDIT_SEED
 
     curves_rows = []
     for (model_name, config), run in _first_runs(runs).items():
@@ -207,7 +206,7 @@ def edit_figures(results_dir: Path, runs: pd.DataFrame, out: Path, seed: int = G
         try:
             if model.edit_mode == "offset":
                 train = load_dataset(cfg.data.path, cfg.data.label_set).split("train")
-                fit_edit_directions(model, train.images, train.labels, EDIT_FIT_PER_CLASS, EDIT_SEED)
+                fit_edit_directions(model, train.images, train.labels)
         except Exception as e:  # noqa: BLE001  (the data may not be here when reporting elsewhere)
             print(f"edit figure of {run} skipped: {e}")
             continue

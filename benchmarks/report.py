@@ -36,7 +36,6 @@ from exprbench.io import read_json, write_json, write_text
 LOWER_IS_BETTER = {"fid", "kid", "ifid", "recon_l1", "translate_fid", "bpd"}
 # metric families with a table of their own beside the generation leaderboard
 TABLES = {"capabilities": {"enc_acc", "probe", "recon_l1", "translate_acc", "translate_fid"}, "editing": {"edit"}}
-CAPABILITY_FAMILIES = TABLES["capabilities"]
 # detail values promoted to columns "<protocol>:<key>" (key -> higher is better)
 DERIVED = {"translate_acc": {"identity_l1": False, "identity_ssim": True}, "recon_l1": {"ssim": True},
            "edit": {"identity_l1": False, "identity_ssim": True, "feature_distance": False, "entanglement": False},
@@ -65,11 +64,6 @@ def higher_is_better(protocol: str) -> bool:
         base, key = protocol.split(":", 1)
         return DERIVED.get(family_of(base), {}).get(key, True)
     return family_of(protocol) not in LOWER_IS_BETTER
-
-
-def is_capability_metric(column: str) -> bool:
-    """True for encoder/translation metrics (and their derived columns)."""
-    return table_of(column) == "capabilities"
 
 
 def table_of(column: str) -> str:
@@ -180,13 +174,12 @@ def _header(metric: str) -> str:
     return f"{family_of(metric).upper()} {'↑' if higher_is_better(metric) else '↓'} ({metric.split(':')[0]})"
 
 
-def leaderboard_cells(agg: pd.DataFrame, floors: dict, capability: bool = False, table: str | None = None
+def leaderboard_cells(agg: pd.DataFrame, floors: dict, table: str = "generation"
                       ) -> tuple[list[str], list[list[str]], list[list[bool]]]:
     """Headers, cell strings and bold flags of the leaderboard (floor row first): the generation
-    metrics (``table="generation"``, the default), the encoder/translation ones (``capabilities``, or
-    ``capability=True``) or the editing ones (``editing``); the side tables drop the rows of models that
-    have none of their metrics. Likelihood cells say whether they are exact or a bound."""
-    table = table or ("capabilities" if capability else "generation")
+    metrics (``table="generation"``), the encoder/translation ones (``capabilities``) or the editing
+    ones (``editing``); the side tables drop the rows of models that have none of their metrics.
+    Likelihood cells say whether they are exact or a bound."""
     metrics = sorted(m for m in {c.split("|")[0] for c in agg.columns if "|" in c} if table_of(m) == table)
     if table != "generation":
         agg = agg[agg[[f"{m}|n" for m in metrics]].sum(axis=1) > 0] if metrics else agg.iloc[0:0]

@@ -93,9 +93,9 @@ def load_capable(run_dir: Path, capability: str, device: str = "cpu"):
 
 
 def _split_images(cfg, spec, data: Optional[str], split: str):
-    from .data import load_fer2013
+    from .data import load_dataset
 
-    ds = load_fer2013(data or cfg.data.path, cfg.data.label_set).split(split)
+    ds = load_dataset(data or cfg.data.path, cfg.data.label_set).split(split)
     if tuple(ds.class_names) != tuple(spec.class_names):
         raise LabelError(f"the data's classes {ds.class_names} differ from the run's {spec.class_names}")
     return ds
@@ -206,7 +206,6 @@ def edit_cmd(
     from .data import to_float, to_uint8
     from .images import grid_image, save_png
     from .metrics.editing import edit_strengths, fit_edit_directions, parse_strengths
-    from .metrics.registry import EDIT_FIT_PER_CLASS, EDIT_SEED
 
     cfg, model, spec, step = load_capable(run_dir, "edit", device)
     target = emotion_index(to, spec)
@@ -222,7 +221,7 @@ def edit_cmd(
         raise UserError(str(e)) from None
     if model.edit_mode == "offset":  # attribute vectors come from labelled real images
         ds = _split_images(cfg, spec, data, "train")
-        fit_edit_directions(model, ds.images, ds.labels, EDIT_FIT_PER_CLASS, EDIT_SEED)
+        fit_edit_directions(model, ds.images, ds.labels)
     with torch.no_grad():
         if image is not None:
             try:

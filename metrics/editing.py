@@ -31,6 +31,7 @@ import torch
 from exprbench.data import to_float, to_uint8
 
 from .capability import _images, _labels, _need, l1_ssim
+from .registry import EDIT_FIT_PER_CLASS, EDIT_SEED
 
 Probs = Callable[[torch.Tensor], torch.Tensor]  # uint8 N x C x H x W -> float N x K probabilities
 Features = Callable[[torch.Tensor], torch.Tensor]  # uint8 N x C x H x W -> float N x D
@@ -49,10 +50,11 @@ def balanced_subset(labels: torch.Tensor, k: int, per_class: int, seed: int) -> 
 
 
 @torch.no_grad()
-def fit_edit_directions(model, images: torch.Tensor, labels: torch.Tensor, per_class: int, seed: int) -> int:
-    """``model.edit_fit`` on a class-balanced subset (:func:`balanced_subset`) of uint8 real images N x C x H x W
-    with int64 labels N; returns the number of images used. A no-op for models whose directions are
-    part of the run (InterFaceGAN)."""
+def fit_edit_directions(model, images: torch.Tensor, labels: torch.Tensor, per_class: int = EDIT_FIT_PER_CLASS,
+                        seed: int = EDIT_SEED) -> int:
+    """``model.edit_fit`` on a class-balanced subset (:func:`balanced_subset`, by default the ``edit_success``
+    protocol's: <= 500 per class, seed 5) of uint8 real images N x C x H x W with int64 labels N; returns
+    the number of images used. A no-op for models whose directions are part of the run (InterFaceGAN)."""
     idx = balanced_subset(labels, model.spec.num_classes, per_class, seed)
     model.edit_fit(to_float(images[idx]).to(model.device), labels[idx].to(model.device))
     return int(idx.numel())
@@ -156,11 +158,14 @@ def edit_metrics(model, z: torch.Tensor, probs: Probs, features: Features | None
     return out
 
 
+def strength_index(strengths: Sequence[float], strength: float) -> int:
+    """Index of the sweep point nearest to ``strength``."""
+    return min(range(len(strengths)), key=lambda j: abs(strengths[j] - strength))
+
+
 def at_strength(result: dict, strength: float, key: str = "success_mean"):
     """The value of ``result[key]`` (a per-strength list) at ``strength`` (nearest sweep point)."""
-    s = result["strengths"]
-    i = min(range(len(s)), key=lambda j: abs(s[j] - strength))
-    return result[key][i]
+    return result[key][strength_index(result["strengths"], strength)]
 
 
 @torch.no_grad()

@@ -35,7 +35,7 @@ from exprbench.errors import DataError, UserError
 from .capability import (encoder_label_accuracy, linear_probe_accuracy, reconstruction_metrics, translate_all,
                          translation_fid_inputs, translation_metrics)
 from .classaware import CASProtocol, cas_real_baseline, classifier_accuracy_on_real, label_accuracy
-from .editing import at_strength, balanced_subset, edit_metrics, fit_edit_directions, likelihood_metrics
+from .editing import balanced_subset, edit_metrics, fit_edit_directions, likelihood_metrics, strength_index
 from .evaluator import load_evaluator
 from .fidelity import (EXTRACTORS, ExtractorUnavailable, fidelity_cache_root, drop_generated_cache, extractor_info, fidelity_scores,
                        generated_cache_name, intra_class_fid, reference_cache_name)
@@ -350,14 +350,14 @@ def _run_edit(p: Protocol, ctx: _Context, real_role: bool) -> dict:
         return _evaluator_floor(p, ctx)
     model = ctx.model
     g = torch.Generator().manual_seed(p.seed)
-    fit_edit_directions(model, ctx.train.images, ctx.train.labels, EDIT_FIT_PER_CLASS, p.seed)
+    fit_edit_directions(model, ctx.train.images, ctx.train.labels, seed=p.seed)
     with torch.no_grad():
         z = model.edit_start(p.n_samples, generator=g)
         res = edit_metrics(model, z, lambda im: ctx.evaluator.probs(im, ctx.data.class_names), ctx.features)
     ref = float(model.edit_reference_strength)
-    summary = {key: at_strength(res, ref, f"{key}_mean") for key in ("success", "l1", "ssim", "feat_dist", "entanglement")}
-    per_target = {name: at_strength({"strengths": res["strengths"], "v": vals}, ref, "v")
-                  for name, vals in res["success"].items()}
+    i = strength_index(res["strengths"], ref)
+    summary = {key: res[f"{key}_mean"][i] for key in ("success", "l1", "ssim", "feat_dist", "entanglement")}
+    per_target = {name: vals[i] for name, vals in res["success"].items()}
     return {"value": summary["success"], "n_samples": p.n_samples, "extractor_sha256": ctx.evaluator.sha256,
             "details": {"reference_strength": ref, "edit_mode": model.edit_mode, "at_reference": summary,
                         "identity_l1": summary["l1"], "identity_ssim": summary["ssim"],
