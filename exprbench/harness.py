@@ -247,16 +247,24 @@ def load_trained(run_dir: str | os.PathLike, device: str | torch.device = "cpu")
 
 
 def class_grid(model, spec: DataSpec, per_class: int, seed: int) -> tuple[torch.Tensor, list[str] | None]:
-    """A grid of samples, one row per class, from fixed latents (CPU generator seeded with ``seed``).
+    """A grid of samples from fixed latents: K rows x ``per_class`` columns.
 
-    Returns uint8 images (K*per_class x C x H x W) and the row labels (None for unconditional models).
+    Conditional models: one row per class and one noise draw per column, repeated down the rows
+    (cell (r, j) is ``model.sample(1, [r])`` with a CPU generator seeded ``seed + j``), so a column
+    shows one latent under every label and rows are comparable. Unconditional models: K * per_class
+    independent samples from one generator seeded with ``seed``.
+
+    Returns uint8 images (K*per_class x C x H x W, row-major) and the row labels (None for
+    unconditional models).
     """
     k = spec.num_classes
-    labels = torch.arange(k).repeat_interleave(per_class)
-    gen = torch.Generator().manual_seed(seed)
-    x = model.sample(k * per_class, labels=labels, generator=gen)
-    rows = list(spec.class_names) if "conditional" in model.capabilities else None
-    return to_uint8(x), rows
+    if "conditional" not in model.capabilities:
+        gen = torch.Generator().manual_seed(seed)
+        labels = torch.arange(k).repeat_interleave(per_class)
+        return to_uint8(model.sample(k * per_class, labels=labels, generator=gen)), None
+    cells = [model.sample(1, labels=torch.tensor([r]), generator=torch.Generator().manual_seed(seed + j))
+             for r in range(k) for j in range(per_class)]
+    return to_uint8(torch.cat(cells)), list(spec.class_names)
 
 
 # --------------------------------------------------------------------------------------------
@@ -332,7 +340,6 @@ class Trainer:
         train = data.split(tc.split).to(device)
         spec = data.spec
         model = build_model(cfg, spec, device)
-        model.num_train_images = len(train)  # t in epochs for epoch-based schedules (BiCoGAN's EFL weight)
         sampler = EpochSampler(len(train), tc.batch_size, tc.seed)
         aug = build_augment(cfg.data.augment).to(device)
         step, train_seconds = 0, 0.0
@@ -396,8 +403,11 @@ class Trainer:
                 x = augment(to_float(train.images[idx]), aug)
                 if tc.channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)
+                progress = max(step / tc.steps if tc.steps else 0.0, train_seconds / budget_s)
+                epoch = sampler.epochs_done - tc.batch_size / sampler.n  # epochs consumed before this batch
                 with amp:
-                    logs = model.training_step(Batch(x, train.labels[idx]), step)
+                    logs = model.training_step(Batch(x, train.labels[idx], epoch=max(epoch, 0.0),
+                                                     progress=min(progress, 1.0)), step)
                 bad = {k: v for k, v in logs.items() if not math.isfinite(v)}
                 if bad:
                     self._status("diverged", step=step, losses=logs)

@@ -1,7 +1,8 @@
 """Bidirectional conditional GAN (BiCoGAN, Jaiswal et al. 2019, "Bidirectional Conditional GANs",
 arXiv:1711.07461): G(z, c) -> x, E(x) -> (z, c logits), D(x, z, c).
 
-D separates (x, E_z(x), c_x) for real x from (G(z, c), z, c) for z ~ N(0, I) and c uniform; G and E are
+D separates (x, E_z(x), c_x) for real x from (G(z, c), z, c) for z ~ N(0, I) and c the real batch's
+labels (the training-label distribution; uniform fake labels let D score label frequency); G and E are
 trained together to fool it (the BiGAN value, :func:`~.bigan.ge_loss`), and E additionally minimizes
 the extrinsic factor loss
 
@@ -11,7 +12,7 @@ on real labelled images, weighted by the dynamically tuned importance
 
     gamma(t) = min(alpha * exp(rho * t), phi),   t = epochs trained  (paper sec. 3.2)
 
-with t = step * batch_size / num_train_images (the harness sets ``num_train_images``). ``efl`` and
+with t = ``Batch.epoch`` (epochs consumed, from the harness). ``efl`` and
 ``efl_gamma`` are returned by every ``training_step`` (and so logged in train.jsonl).
 
 c_x, the class vector paired with a real image in D, is ``model.real_c``: ``true`` (the one-hot true
@@ -26,14 +27,18 @@ Configs:
                    encoder (with LeakyReLU) plus a Dense(K) class head; D image branch Conv(128, 5x5 s1)
                    + LeakyReLU then 4 x Conv(128, 5x5 s2)+LeakyReLU (3x3x128 = 1152 features at 48x48),
                    label branch Embedding(K, H*W) (a bias-free Linear on the one-hot c), concat[z, x_feat,
-                   label] -> Dense(1). BCE, Adam 2e-4 beta1 0.5, batch 128, 18,610 iterations, rotation in
+                   label] -> Dense(1024)+LeakyReLU(0.2) -> Dense(1) (the paper's D has hidden layers
+                   after the concatenation; see bug 5). BCE, Adam 2e-4 beta1 0.5, batch 128, 18,610 iterations, rotation in
                    [-50, 30] degrees applied to half the images (the original trained on every image plus
                    one rotated copy), no flips, train split only (the test split stays unseen for the
                    encoder metrics).
                    Bugs of that implementation fixed here: (1) no EFL -> EFL with the gamma schedule;
                    (2) no E_c head -> E predicts c; (3) inputs scaled to [0, 1] against a tanh G ->
                    everything in [-1, 1]; (4) real images paired with random labels in G's step -> the
-                   true labels (``real_c=true``). The facts give no alpha, rho, phi: ours are alpha=1,
+                   true labels (``real_c=true``); (5) D a single Dense(1) on concat[z, x_feat, label]:
+                   its score is a sum of separate x, z and c terms, so it cannot check image-label or
+                   x-z consistency (changing c shifts every score by the same amount) -> one hidden
+                   layer before the output. The facts give no alpha, rho, phi: ours are alpha=1,
                    rho=0.5, phi=10 (gamma reaches its cap after 4.6 epochs).
     ``default``    SNGAN-style nets: G the standard-CNN generator with conditional batch norm, E a
                    strided-conv encoder with z and class heads, D the BigBiGAN joint discriminator with
@@ -47,7 +52,6 @@ encode / reconstruct / translate use E and the training G (E was trained to inve
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 
 import torch
@@ -96,7 +100,7 @@ class RefDiscriminator(nn.Module):
     Inputs x float N x C x H x W, z float N x z_dim, c float N x K (one-hot or soft); returns ``(logit N,)``.
     """
 
-    def __init__(self, spec: DataSpec, z_dim: int) -> None:
+    def __init__(self, spec: DataSpec, z_dim: int, hidden: int = 1024) -> None:
         super().__init__()
         layers: list[nn.Module] = [nn.Conv2d(spec.channels, 128, 5, 1, 2), nn.LeakyReLU(0.2)]
         h, w = spec.height, spec.width
@@ -105,7 +109,8 @@ class RefDiscriminator(nn.Module):
             h, w = (h - 1) // 2 + 1, (w - 1) // 2 + 1
         self.image = nn.Sequential(*layers, nn.Flatten())
         self.label = nn.Linear(spec.num_classes, spec.height * spec.width, bias=False)
-        self.out = nn.Linear(z_dim + 128 * h * w + spec.height * spec.width, 1)
+        self.out = nn.Sequential(nn.Linear(z_dim + 128 * h * w + spec.height * spec.width, hidden), nn.LeakyReLU(0.2),
+                                 nn.Linear(hidden, 1))
 
     def forward(self, x: torch.Tensor, z: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return (self.out(torch.cat([z, self.image(x), self.label(c)], dim=1)).squeeze(1),)
@@ -142,23 +147,12 @@ class BiCoGAN(ModelPlugin):
                               "E": ConvEncoder(spec, cfg.z_dim, cfg.ch, num_classes=k),
                               "D": JointDiscriminator(spec, cfg.z_dim, cfg.ch, num_classes=k, unary=cfg.unary)},
         }, {"G": cfg.lr_g, "E": cfg.lr_e, "D": cfg.lr_d})
-        self._warned = False
 
     # -- schedule ----------------------------------------------------------------------------
-    def epochs_at(self, step: int, batch_size: int) -> float:
-        """t = step * batch_size / num_train_images (0 with a one-time warning when the harness did not set it)."""
-        if not self.num_train_images:
-            if not self._warned:
-                warnings.warn("bicogan: num_train_images is not set (the harness sets it); EFL gamma uses t=0",
-                              stacklevel=2)
-                self._warned = True
-            return 0.0
-        return step * batch_size / self.num_train_images
-
-    def gamma(self, step: int, batch_size: int) -> float:
-        """The EFL weight at ``step`` (see :func:`efl_gamma`)."""
+    def gamma(self, epoch: float) -> float:
+        """The EFL weight after ``epoch`` epochs of training (see :func:`efl_gamma`)."""
         c = self.cfg
-        return efl_gamma(self.epochs_at(step, batch_size), c.efl_alpha, c.efl_rho, c.efl_phi)
+        return efl_gamma(epoch, c.efl_alpha, c.efl_rho, c.efl_phi)
 
     # -- training ----------------------------------------------------------------------------
     def _onehot(self, c: torch.Tensor) -> torch.Tensor:
@@ -175,7 +169,7 @@ class BiCoGAN(ModelPlugin):
         x, c, n = batch.x, batch.c, batch.x.shape[0]
         with torch.no_grad():
             z = torch.randn(n, cfg.z_dim, device=self.device)
-            c_fake = torch.randint(0, self.spec.num_classes, (n,), device=self.device)
+            c_fake = c
             fake = G(z, c_fake)
             z_hat, logits = E(x)
         real_s, fake_s = D(x, z_hat, self._real_c(c, logits)), D(fake, z, self._onehot(c_fake))
@@ -184,12 +178,12 @@ class BiCoGAN(ModelPlugin):
 
         D.requires_grad_(False)
         z = torch.randn(n, cfg.z_dim, device=self.device)
-        c_fake = torch.randint(0, self.spec.num_classes, (n,), device=self.device)
+        c_fake = c
         z_hat, logits = E(x)
         real_g, fake_g = D(x, z_hat, self._real_c(c, logits)), D(G(z, c_fake), z, self._onehot(c_fake))
         _, adv = pair_losses(kind, real_g, fake_g)
         efl = F.cross_entropy(logits.float(), c)
-        gamma = self.gamma(step, n)
+        gamma = self.gamma(batch.epoch)
         loss_ge = adv + gamma * efl
         joint_step([self.optimizers["G"], self.optimizers["E"]], loss_ge)
         D.requires_grad_(True)
@@ -199,6 +193,9 @@ class BiCoGAN(ModelPlugin):
                 "d_real": real_s[0].mean().item(), "d_fake": fake_s[0].mean().item()}
 
     # -- generation and capabilities ---------------------------------------------------------
+    def bn_calibration_inputs(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+        return self.latent_inputs(n, self.cfg.z_dim, generator)
+
     def sample(self, n: int, labels: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
         return self.conditional_sample(n, self.cfg.z_dim, labels, generator)
 

@@ -293,6 +293,9 @@ class BiGAN(ModelPlugin):
                 "d_real": real_s[0].mean().item(), "d_fake": fake_s[0].mean().item(),
                 "z_hat_std": z_hat.detach().std().item()}
 
+    def bn_calibration_inputs(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+        return self.latent_inputs(n, self.cfg.z_dim, generator)
+
     def sample(self, n: int, labels: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
         return self.generate(self.randn(n, self.cfg.z_dim, generator=generator))
 

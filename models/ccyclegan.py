@@ -300,20 +300,16 @@ class CCycleGAN(ModelPlugin):
     def sample(self, n: int, labels: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
         """Progress-grid stand-in (not the ``sample`` capability): translations of remembered training images.
 
-        The i-th image with label k translates pool image (number of earlier images with label k) mod
-        pool size to k; gray images stand in before the first training step. ``generator`` only draws
-        ``labels`` when they are None. Returns float32 n x C x H x W in [-1, 1].
+        Each image translates a pool image drawn with ``generator`` (its "latent": the same seed picks
+        the same source face, so a sample-grid column shows one face under every label) to its label;
+        gray images stand in before the first training step. ``generator`` also draws ``labels`` when
+        they are None. Returns float32 n x C x H x W in [-1, 1].
         """
+        pool = self.pool if self.pool.shape[0] else torch.full((1, *self.pool.shape[1:]), 128, dtype=torch.uint8)
+        idx = torch.randint(0, pool.shape[0], (n,), generator=generator)
         if labels is None:
             labels = self.random_labels(n, generator)
-        labels = labels.cpu().long()
-        pool = self.pool if self.pool.shape[0] else torch.full((1, *self.pool.shape[1:]), 128, dtype=torch.uint8)
-        seen: dict[int, int] = {}
-        idx = []
-        for k in labels.tolist():
-            idx.append(seen.get(k, 0) % pool.shape[0])
-            seen[k] = seen.get(k, 0) + 1
-        return self.translate(to_float(pool[torch.tensor(idx)]), labels)
+        return self.translate(to_float(pool[idx]), labels.cpu().long())
 
     # -- state -------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

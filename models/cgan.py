@@ -87,7 +87,8 @@ class ProjectionDiscriminator(nn.Module):
 class CGAN(ModelPlugin):
     """Class-conditional GAN plugin: G(z, c) -> x, D(x, c) -> logit; one D then one G update per step.
 
-    Fakes in both updates use labels drawn uniformly over the classes.
+    Fakes in both updates carry the real batch's labels (the training-label distribution, see
+    :meth:`~.base.ModelPlugin.draw_fake`).
     """
 
     name = "cgan"
@@ -112,20 +113,22 @@ class CGAN(ModelPlugin):
 
     def training_step(self, batch: Batch, step: int) -> dict[str, float]:
         D, kind = self.nets["D"], self.cfg.loss
-        n = batch.x.shape[0]
         with torch.no_grad():
-            fake, c_fake = self.draw_fake(n, self.cfg.z_dim)
+            fake, c_fake = self.draw_fake(batch.c, self.cfg.z_dim)
         real_logit, fake_logit = D(batch.x, batch.c), D(fake, c_fake)
         loss_d = d_loss(kind, real_logit, fake_logit)
         optimizer_step(self.optimizers["D"], loss_d)
 
         D.requires_grad_(False)
-        fake, c_fake = self.draw_fake(n, self.cfg.z_dim)
+        fake, c_fake = self.draw_fake(batch.c, self.cfg.z_dim)
         loss_g = g_loss(kind, D(fake, c_fake))
         optimizer_step(self.optimizers["G"], loss_g)
         D.requires_grad_(True)
         return {"loss_d": loss_d.item(), "loss_g": loss_g.item(),
                 "d_real": real_logit.mean().item(), "d_fake": fake_logit.mean().item()}
+
+    def bn_calibration_inputs(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+        return self.latent_inputs(n, self.cfg.z_dim, generator)
 
     def sample(self, n: int, labels: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
         return self.conditional_sample(n, self.cfg.z_dim, labels, generator)

@@ -114,5 +114,8 @@ class GAN(ModelPlugin):
         return {"loss_d": loss_d.item(), "loss_g": loss_g.item(),
                 "d_real": real_logit.mean().item(), "d_fake": fake_logit.mean().item()}
 
+    def bn_calibration_inputs(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+        return self.latent_inputs(n, self.cfg.z_dim, generator)
+
     def sample(self, n: int, labels: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
         return self.generate(self.randn(n, self.cfg.z_dim, generator=generator))

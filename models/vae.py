@@ -18,10 +18,10 @@ on (the ELBO stays a valid bound for any encoder), and E in eval mode.
 
 Training minimizes, per step and per image (nats, averaged over the batch),
 
-    loss = recon(x; D(z, c)) + beta_eff(step) * KL_term,   z = mu(x, c) + exp(logvar / 2) * eps,
+    loss = recon(x; D(z, c)) + beta_eff(p) * KL_term,   z = mu(x, c) + exp(logvar / 2) * eps,
 
     KL(q || p) = 1/2 sum_j (mu_j^2 + exp(logvar_j) - 1 - logvar_j)                 (analytic)
-    beta_eff(step) = beta * min(1, step / kl_warmup_steps)   (= beta when kl_warmup_steps = 0)
+    beta_eff(p) = beta * min(1, p / kl_warmup)   (= beta when kl_warmup = 0), p = fraction of the budget spent
     KL_term = sum_j max(free_bits, mean_batch KL_j)  when free_bits > 0, else mean_batch KL.
 
 Pixel models (``model.likelihood``):
@@ -91,7 +91,8 @@ class VAEConfig:
         ch: when > 0, the widths are ``ch * 2**i`` for the ``len(channels)`` stages instead (the
             ``model.ch`` width knob shared with the GAN plugins; tests use it).
         beta: KL weight (beta-VAE; 1 = the ELBO).
-        kl_warmup_steps: steps of the linear KL warm-up from 0 to ``beta`` (0 = off).
+        kl_warmup: fraction of the run's budget (``Batch.progress``) over which the KL weight rises
+            linearly from 0 to ``beta`` (0 = off), so a run of any length ends on the ELBO it reports.
         free_bits: per-latent-dimension floor on the batch-mean KL in nats (0 = off).
         likelihood: pixel model, ``bernoulli`` or ``discretized``.
         lr, betas: Adam settings of E and D (one optimizer each, stepped together).
@@ -104,7 +105,7 @@ class VAEConfig:
     channels: tuple[int, ...] = (32, 64, 128, 256)
     ch: int = 0
     beta: float = 1.0
-    kl_warmup_steps: int = 5000
+    kl_warmup: float = 0.3
     free_bits: float = 0.05
     likelihood: str = "discretized"
     lr: float = 1e-3
@@ -306,7 +307,7 @@ class VAE(ModelPlugin):
         "default": {"train.batch_size": 128, "train.steps": 20000},
         "reference": {
             "model.arch": "reference", "model.z_dim": 100, "model.channels": [32, 64, 128, 256],
-            "model.likelihood": "bernoulli", "model.beta": 1.0, "model.kl_warmup_steps": 0,
+            "model.likelihood": "bernoulli", "model.beta": 1.0, "model.kl_warmup": 0.0,
             "model.free_bits": 0.0, "model.lr": 1e-3, "model.betas": [0.9, 0.999],
             "train.batch_size": 256, "train.steps": 2243, "data.augment.hflip": False,
         },
@@ -322,8 +323,8 @@ class VAE(ModelPlugin):
             raise ValueError(f"model.likelihood={cfg.likelihood!r}: expected one of {', '.join(LIKELIHOODS)}")
         if cfg.z_dim < 1 or not widths or min(widths) < 1:
             raise ValueError(f"model.z_dim={cfg.z_dim}, widths {widths}: expected positive sizes and >= 1 stage")
-        if cfg.beta < 0 or cfg.free_bits < 0 or cfg.kl_warmup_steps < 0:
-            raise ValueError("model.beta, model.free_bits and model.kl_warmup_steps must be >= 0")
+        if cfg.beta < 0 or cfg.free_bits < 0 or not 0 <= cfg.kl_warmup <= 1:
+            raise ValueError("model.beta and model.free_bits must be >= 0, model.kl_warmup in [0, 1]")
         if spec.height % 2**L or spec.width % 2**L:
             raise ValueError(f"vae: H and W must be divisible by 2^{L} (len(model.channels)), "
                              f"got {spec.height}x{spec.width}")
@@ -339,10 +340,11 @@ class VAE(ModelPlugin):
         self.edit_vectors: torch.Tensor | None = None
 
     # -- pieces ------------------------------------------------------------------------------
-    def beta_at(self, step: int) -> float:
-        """The KL weight at (0-based) ``step``: beta * min(1, step / kl_warmup_steps), beta without warm-up."""
+    def beta_at(self, progress: float) -> float:
+        """The KL weight when ``progress`` (fraction in [0, 1]) of the budget is spent:
+        beta * min(1, progress / kl_warmup), beta without warm-up."""
         c = self.cfg
-        return c.beta if c.kl_warmup_steps <= 0 else c.beta * min(1.0, step / c.kl_warmup_steps)
+        return c.beta if c.kl_warmup <= 0 else c.beta * min(1.0, progress / c.kl_warmup)
 
     def _onehot(self, c: torch.Tensor) -> torch.Tensor:
         return F.one_hot(c.to(self.device), self.spec.num_classes).float()
@@ -395,7 +397,7 @@ class VAE(ModelPlugin):
             recon = -log_px
         kl = kl_normal(mu, logvar)
         kl_term = kl.mean(0).clamp(min=cfg.free_bits).sum() if cfg.free_bits > 0 else kl.sum(1).mean()
-        beta = self.beta_at(step)
+        beta = self.beta_at(batch.progress)
         loss = recon.mean() + beta * kl_term
         joint_step([self.optimizers["E"], self.optimizers["G"]], loss)
         kl_img = kl.detach().sum(1)

@@ -23,4 +23,4 @@ def test_state_roundtrip():
 
 def test_class_loss_logged():
     logs = one_step("acgan", "default", ["model.cls_weight=2.0"])
-    assert {"loss_cls_d", "loss_cls_g", "acc_real"} <= set(logs)
+    assert {"loss_cls_d", "loss_cls_g", "d_acc_real", "d_acc_fake"} <= set(logs)
