@@ -4,7 +4,8 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-DATA ?= $(or $(EXPRBENCH_DATA),../shared/data/fer2013.zip)
+# the dataset: $(EXPRBENCH_DATA), else data/fer2013.* (zip, csv or folder) in this repository, else ../shared/
+DATA ?= $(or $(EXPRBENCH_DATA),$(firstword $(wildcard data/fer2013.zip data/fer2013.csv data/fer2013)),../shared/data/fer2013.zip)
 TRAIN_ARGS ?= --set model.ch=32 --steps 3000
 
 .PHONY: install train test perf clean

@@ -12,6 +12,7 @@ subclass: the CLI prints one line and exits 2.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
@@ -40,7 +41,8 @@ def read_image(path: str | Path, spec) -> torch.Tensor:
 
     Raises:
         ImageInputError: missing file, not an image, or not of the spec's size (no resizing: a face of
-            another size would be a different input distribution).
+            another size would be a different input distribution). The size is checked from the header,
+            before any pixel is decoded, so a huge image (a decompression bomb) costs nothing.
     """
     import numpy as np
     import torch
@@ -51,16 +53,35 @@ def read_image(path: str | Path, spec) -> torch.Tensor:
         raise ImageInputError(f"image not found: {p}")
     try:
         with Image.open(p) as im:
-            im.load()
             size = im.size
+            if size != (spec.width, spec.height):
+                raise ImageInputError(f"{p}: image is {size[0]}x{size[1]}, the model takes {spec.width}x{spec.height} "
+                                      "(crop/resize the face first)")
+            im.load()
             arr = torch.from_numpy(np.asarray(im.convert("L" if spec.channels == 1 else "RGB")).copy())
-    except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise ImageInputError(f"{p}: cannot read the image ({e})") from None
-    if size != (spec.width, spec.height):
-        raise ImageInputError(f"{p}: image is {size[0]}x{size[1]}, the model takes {spec.width}x{spec.height} "
-                              "(crop/resize the face first)")
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as e:
+        raise ImageInputError(f"{p}: cannot read the image ({_one_line(e)})") from None
     x = arr[None, None] if arr.dim() == 2 else arr.permute(2, 0, 1)[None]
     return x.contiguous()
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
+
+
+def out_path(out: Optional[Path], default: Path, run_dir: Optional[Path] = None) -> Path:
+    """The output file (``--out``, else ``default`` inside ``run_dir``), checked for writability before
+    any work starts.
+
+    Raises:
+        UserError: ``run_dir`` is not a run directory (when the default is used), the path is a folder,
+            or its folder cannot be written.
+    """
+    from .io import check_writable_file
+
+    if out is None and run_dir is not None and not (Path(run_dir) / "config.json").exists():
+        raise UserError(f"{run_dir} is not a run directory (no config.json)")
+    return check_writable_file(out or default, "--out" if out else "output")
 
 
 def emotion_index(name: str, spec) -> int:
@@ -108,10 +129,11 @@ def translate_cmd(
     to: Optional[str] = typer.Option(None, "--to", help="Target emotion, e.g. happy."),
     grid: Optional[int] = typer.Option(None, "--grid", min=1, help="Grid mode: K source faces x all emotions."),
     out: Optional[Path] = typer.Option(None, "--out", help="PNG path (default RUN_DIR/translations/...)."),
+    scale: int = typer.Option(1, "--scale", min=1, max=16, help="Upscale the image N x (nearest neighbour) for print; a .pdf --out writes a PDF."),
     split: str = typer.Option("test", "--split", help="Split for --index and --grid: train, val or test."),
     data: Optional[str] = typer.Option(None, "--data", help="Dataset path (default: the run's, $EXPRBENCH_DATA)."),
     seed: int = typer.Option(0, "--seed", help="Seed choosing the --grid source faces."),
-    device: str = typer.Option("cpu", "--device", help="auto, cpu or cuda."),
+    device: str = typer.Option("auto", "--device", help="auto (CUDA when available, else CPU), cpu or cuda[:i]."),
 ) -> None:
     """Translate a face to another emotion (source | translation), or write a grid of sources x emotions."""
     import torch
@@ -125,6 +147,8 @@ def translate_cmd(
         raise UserError("--to EMOTION is required (or use --grid K for all emotions)")
     if grid is not None and (image is not None or index is not None or to is not None):
         raise UserError("--grid takes its faces from --split: do not combine it with --image, --index or --to")
+    if out is not None:
+        out_path(out, out)
     cfg, model, spec, step = load_capable(run_dir, "translate", device)
     run_dir = Path(run_dir)
     if grid is not None:
@@ -138,7 +162,7 @@ def translate_cmd(
         y = model.translate(x, targets, c_src.repeat(k))
         imgs = torch.cat([src, to_uint8(y).cpu()])
         rows = ["source"] + list(spec.class_names)
-        path = save_png(grid_image(imgs, n, rows), out or run_dir / "translations" / f"grid_{split}_s{seed}.png")
+        path = save_png(grid_image(imgs, n, rows), out_path(out, run_dir / "translations" / f"grid_{split}_s{seed}.png", run_dir), scale=scale)
         typer.echo(f"wrote {path} ({n} {split} faces x {k} emotions, checkpoint step {step})")
         return
     c_t = emotion_index(to, spec)
@@ -151,7 +175,7 @@ def translate_cmd(
         src, c_src, what = ds.images[index : index + 1], ds.labels[index : index + 1], f"{split}{index}"
     y = model.translate(to_float(src), torch.tensor([c_t]), c_src)
     path = save_png(grid_image(torch.cat([src, to_uint8(y).cpu()]), 2),
-                    out or run_dir / "translations" / f"{what}_to_{spec.class_names[c_t]}.png")
+                    out_path(out, run_dir / "translations" / f"{what}_to_{spec.class_names[c_t]}.png", run_dir), scale=scale)
     source = spec.class_names[int(c_src)] if c_src is not None else "unknown"
     typer.echo(f"wrote {path} (source | translation; source emotion {source}, target {spec.class_names[c_t]}, "
                f"checkpoint step {step})")
@@ -161,13 +185,14 @@ def encode_cmd(
     run_dir: Path = typer.Argument(..., help="A run directory of a model with an encoder."),
     image: Path = typer.Option(..., "--image", help="Face image (the run's size, e.g. 48x48 gray)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Where to write z (default RUN_DIR/encodings/<image>.pt)."),
-    device: str = typer.Option("cpu", "--device", help="auto, cpu or cuda."),
+    device: str = typer.Option("auto", "--device", help="auto (CUDA when available, else CPU), cpu or cuda[:i]."),
 ) -> None:
     """Encode a face: print the predicted emotion (models that predict c) and write z (torch.save)."""
     import torch
 
     from .data import atomic_torch_save, to_float
 
+    path = out_path(out, Path(run_dir) / "encodings" / f"{Path(image).stem}.pt", run_dir)
     cfg, model, spec, step = load_capable(run_dir, "encode", device)
     x = read_image(image, spec)
     enc = model.encode(to_float(x))
@@ -178,8 +203,7 @@ def encode_cmd(
         rec.update(c_logits=enc["c_logits"][0].cpu(), class_names=list(spec.class_names))
         ranked = ", ".join(f"{spec.class_names[i]} {float(p[i]):.2f}" for i in p.argsort(descending=True)[:3].tolist())
         typer.echo(f"predicted emotion: {spec.class_names[k]} (p={float(p[k]):.2f}; top: {ranked})")
-    path = out or Path(run_dir) / "encodings" / f"{Path(image).stem}.pt"
-    atomic_torch_save(rec, Path(path))
+    atomic_torch_save(rec, path)
     typer.echo(f"wrote z ({rec['z'].numel()} dims, |z|={float(rec['z'].norm()):.2f}) to {path}")
 
 
@@ -197,8 +221,9 @@ def edit_cmd(
                                              help="First move the sampled latents to this emotion (by the model's "
                                                   "reference strength), e.g. --from neutral --to happy."),
     out: Optional[Path] = typer.Option(None, "--out", help="PNG path (default RUN_DIR/edits/<to>_s<seed>.png)."),
+    scale: int = typer.Option(1, "--scale", min=1, max=16, help="Upscale the image N x (nearest neighbour) for print; a .pdf --out writes a PDF."),
     data: Optional[str] = typer.Option(None, "--data", help="Dataset for attribute vectors (default: the run's)."),
-    device: str = typer.Option("cpu", "--device", help="auto, cpu or cuda."),
+    device: str = typer.Option("auto", "--device", help="auto (CUDA when available, else CPU), cpu or cuda[:i]."),
 ) -> None:
     """Write an edit strip: rows = latents (seeds or the --image), columns = edit strength toward --to."""
     import torch
@@ -207,6 +232,17 @@ def edit_cmd(
     from .images import grid_image, save_png
     from .metrics.editing import edit_strengths, fit_edit_directions, parse_strengths
 
+    if out is not None:
+        out_path(out, out)
+    given = None
+    if strength is not None:  # checked before the run is loaded
+        try:
+            given = parse_strengths(strength)
+        except ValueError as e:
+            raise UserError(str(e)) from None
+        bad = [s for s in given if not math.isfinite(s)]
+        if bad:
+            raise UserError(f"--strength {strength}: {bad[0]} is not a finite number")
     cfg, model, spec, step = load_capable(run_dir, "edit", device)
     target = emotion_index(to, spec)
     held = emotion_index(keep, spec) if keep is not None else None
@@ -215,10 +251,7 @@ def edit_cmd(
         raise UserError("--from moves sampled latents: do not combine it with --image")
     if held == target:
         raise LabelError(f"--keep {keep!r} is the --to emotion: nothing would change")
-    try:
-        sweep = parse_strengths(strength) if strength is not None else edit_strengths(model)
-    except ValueError as e:
-        raise UserError(str(e)) from None
+    sweep = given if given is not None else edit_strengths(model)
     if model.edit_mode == "offset":  # attribute vectors come from labelled real images
         ds = _split_images(cfg, spec, data, "train")
         fit_edit_directions(model, ds.images, ds.labels)
@@ -239,7 +272,7 @@ def edit_cmd(
     imgs = torch.stack(cols, dim=1).flatten(0, 1)
     head = [f"{s + 0.0:g}" for s in sweep]  # + 0.0: no "-0"
     name = f"{spec.class_names[target]}_{what}" + (f"_keep_{spec.class_names[held]}" if held is not None else "")
-    path = save_png(grid_image(imgs, len(sweep), labels, col_labels=head), out or Path(run_dir) / "edits" / f"{name}.png")
+    path = save_png(grid_image(imgs, len(sweep), labels, col_labels=head), out_path(out, Path(run_dir) / "edits" / f"{name}.png", run_dir), scale=scale)
     unit = "signed distance" if model.edit_mode == "distance" else "attribute-vector multiple"
     typer.echo(f"wrote {path} ({len(labels)} rows x {len(sweep)} strengths ({unit}) toward {spec.class_names[target]}, "
                f"checkpoint step {step})")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -47,24 +48,27 @@ class TrainConfig:
         keep_ckpts: how many recent checkpoints are kept.
         samples_per_class: columns of the sample grid (one row per class).
         split: data split trained on.
+
+    Ranges are declared on the fields (``metadata``, see :func:`check_range`) and checked whenever a
+    value is set, so a bad value is refused with one line before a run starts.
     """
 
-    steps: int = 2000
-    minutes: float | None = None
-    batch_size: int = 64
-    seed: int = 0
+    steps: int = field(default=2000, metadata={"min": 1})
+    minutes: float | None = field(default=None, metadata={"gt": 0})
+    batch_size: int = field(default=64, metadata={"min": 1})
+    seed: int = field(default=0, metadata={"min": 0, "max": 2**63 - 1})
     device: str = "auto"
     amp: bool = True
     channels_last: bool = True
     deterministic: bool = True
     ema: bool = False
-    ema_decay: float = 0.999
-    log_every: int = 50
-    sample_every: int = 500
-    ckpt_every: int = 500
-    keep_ckpts: int = 2
-    samples_per_class: int = 8
-    split: str = "train"
+    ema_decay: float = field(default=0.999, metadata={"min": 0, "max": 1})
+    log_every: int = field(default=50, metadata={"min": 1})
+    sample_every: int = field(default=500, metadata={"min": 0})
+    ckpt_every: int = field(default=500, metadata={"min": 0})
+    keep_ckpts: int = field(default=2, metadata={"min": 1})
+    samples_per_class: int = field(default=8, metadata={"min": 1})
+    split: str = field(default="train", metadata={"choices": ("train", "val", "test", "all")})
 
 
 @dataclass
@@ -167,6 +171,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key}={value!r}: expected a number")
+        if not math.isfinite(value):
+            raise ConfigError(f"{key}={value!r}: expected a finite number")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
@@ -186,11 +192,53 @@ def _field_types(obj: Any) -> dict[str, Any]:
     return typing.get_type_hints(type(obj))
 
 
-def set_key(obj: Any, dotted: str, value: Any, prefix: str = "") -> None:
-    """Set ``obj.<dotted>`` to ``value`` coerced to the field's declared type, in place.
+RANGE_KEYS = ("min", "max", "gt", "lt", "choices")
+
+
+def check_range(value: Any, meta: Mapping[str, Any], key: str) -> None:
+    """Check a coerced value against the range a dataclass field declares in its ``metadata``.
+
+    ``metadata`` keys: ``min`` / ``max`` (inclusive), ``gt`` / ``lt`` (exclusive), ``choices`` (allowed
+    values). None (an optional field left unset) always passes; a list or tuple is checked element-wise.
+    Declare them as ``field(default=64, metadata={"min": 1})``.
 
     Raises:
-        ConfigError: unknown key (the message lists the valid ones) or a value of the wrong type.
+        ConfigError: one line naming the key and the value, e.g. ``train.log_every=0: must be >= 1``.
+    """
+    if value is None or not any(k in meta for k in RANGE_KEYS):
+        return
+    for v in value if isinstance(value, (list, tuple)) else (value,):
+        if "choices" in meta and v not in meta["choices"]:
+            raise ConfigError(f"{key}={value!r}: expected one of {', '.join(map(str, meta['choices']))}")
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            continue
+        for name, ok, word in (("min", lambda a, b: a >= b, ">="), ("max", lambda a, b: a <= b, "<="),
+                               ("gt", lambda a, b: a > b, ">"), ("lt", lambda a, b: a < b, "<")):
+            if name in meta and not ok(v, meta[name]):
+                raise ConfigError(f"{key}={value!r}: must be {word} {meta[name]}")
+
+
+def check_ranges(obj: Any, prefix: str = "") -> None:
+    """Check every field of a config dataclass (recursively) against its declared range.
+
+    Raises:
+        ConfigError: the first field out of its range (see :func:`check_range`).
+    """
+    for f in dataclasses.fields(obj):
+        v = getattr(obj, f.name)
+        if dataclasses.is_dataclass(v):
+            check_ranges(v, f"{prefix}{f.name}.")
+        else:
+            check_range(v, f.metadata, f"{prefix}{f.name}")
+
+
+def set_key(obj: Any, dotted: str, value: Any, prefix: str = "") -> None:
+    """Set ``obj.<dotted>`` to ``value`` coerced to the field's declared type, in place, after checking
+    the range the field declares (:func:`check_range`).
+
+    Raises:
+        ConfigError: unknown key (the message lists the valid ones), a value of the wrong type, a
+            non-finite float, or a value outside the field's range.
     """
     head, _, rest = dotted.partition(".")
     if not dataclasses.is_dataclass(obj):
@@ -202,7 +250,10 @@ def set_key(obj: Any, dotted: str, value: Any, prefix: str = "") -> None:
     if rest:
         set_key(getattr(obj, head), rest, value, prefix=f"{prefix}{head}.")
     else:
-        setattr(obj, head, _coerce(value, types_[head], f"{prefix}{head}"))
+        coerced = _coerce(value, types_[head], f"{prefix}{head}")
+        meta = next(f.metadata for f in dataclasses.fields(obj) if f.name == head)
+        check_range(coerced, meta, f"{prefix}{head}")
+        setattr(obj, head, coerced)
 
 
 _SECTION = {"model": "model_cfg", "train": "train", "data": "data"}
@@ -236,7 +287,8 @@ def resolve_config(model: str, config_name: str = "default", overrides: Mapping[
     """Build the :class:`RunConfig` of plugin ``model`` from its named config and the overrides.
 
     Raises:
-        RegistryError: unknown model. ConfigError: unknown config name, key or bad value.
+        RegistryError: unknown model. ConfigError: unknown config name, key, bad value or a value
+        outside its field's declared range.
     """
     from .models import get_model  # late import: plugins register on import
 
@@ -248,6 +300,9 @@ def resolve_config(model: str, config_name: str = "default", overrides: Mapping[
     cfg = RunConfig(model=model, config_name=config_name, model_cfg=cls.Config())
     apply_overrides(cfg, cls.named_configs[config_name])
     apply_overrides(cfg, overrides)
+    check_ranges(cfg.model_cfg, "model.")
+    check_ranges(cfg.train, "train.")
+    check_ranges(cfg.data, "data.")
     return cfg
 
 

@@ -35,6 +35,7 @@ import hashlib
 import io
 import os
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Iterable, Iterator
@@ -43,8 +44,8 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from .errors import DataError
-from .io import atomic_open, file_sha256
+from .errors import DataError, UserError
+from .io import atomic_open, check_writable_dir, file_sha256
 
 FER7 = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 LABEL_SETS: dict[str, tuple[str, ...]] = {
@@ -57,6 +58,10 @@ _FOLDER_TO_SPLIT = {"train": 0, "test": 2}
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 CACHE_VERSION = 1
 SIZE = 48
+# Largest file an image / the CSV may be (checked before reading or inflating it: a 48x48 face is a few
+# KiB; fer2013.csv is 287 MiB). Anything larger is not FER2013 and would only exhaust memory.
+MAX_IMAGE_BYTES = 16 * 2**20
+MAX_CSV_BYTES = 1 * 2**30
 DOWNLOAD_HINT = (
     "download FER2013 from https://www.kaggle.com/datasets/msambare/fer2013 (image folders) or "
     "https://www.kaggle.com/c/challenges-in-representation-learning-facial-expression-recognition-challenge "
@@ -232,26 +237,54 @@ def _strip_root(rel: PurePosixPath) -> PurePosixPath | None:
     return None
 
 
+def _check_size(size: int, limit: int, where: str, what: str) -> None:
+    if size > limit:
+        raise DataError(f"{where}: {size:,} bytes, more than the {limit:,} a FER2013 {what} can have")
+
+
+_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, OSError)
+
+
+def _zip_entry_error(path: Path, name: str, e: BaseException) -> DataError:
+    msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+    return DataError(f"{path}:{name}: corrupt zip entry ({msg})")
+
+
 def _read_zip(path: Path):
+    """Decode a FER2013 zip (image folders or one CSV). Every entry's uncompressed size (``ZipInfo.file_size``,
+    which also bounds what ``zipfile`` inflates) is checked before anything is read; a corrupt entry
+    (bad CRC, broken deflate stream) is reported by name."""
     try:
         zf = zipfile.ZipFile(path)
-    except zipfile.BadZipFile as e:
+    except (zipfile.BadZipFile, OSError) as e:
         raise DataError(f"{path}: not a readable zip ({e})") from None
     with zf:
-        names = [n for n in zf.namelist() if not n.endswith("/")]
+        infos = {i.filename: i for i in zf.infolist() if not i.is_dir()}
+        names = list(infos)
         csvs = [n for n in names if n.lower().endswith(".csv")]
         imgs = [n for n in names if PurePosixPath(n).suffix.lower() in _IMAGE_SUFFIXES]
         if imgs:
+            for n in sorted(imgs):
+                _check_size(infos[n].file_size, MAX_IMAGE_BYTES, f"{path}:{n}", "image")
+
             def entries() -> Iterator[tuple[PurePosixPath, bytes]]:
                 for n in sorted(imgs):
                     rel = _strip_root(PurePosixPath(n))
                     if rel is None:
                         raise DataError(f"{path}:{n}: not under a train/ or test/ folder")
-                    yield rel, zf.read(n)
+                    try:
+                        raw = zf.read(n)
+                    except _ZIP_ERRORS as e:
+                        raise _zip_entry_error(path, n, e) from None
+                    yield rel, raw
             return _decode_folder_entries(entries(), str(path))
         if len(csvs) == 1:
-            with zf.open(csvs[0]) as fh:
-                return _parse_csv(io.TextIOWrapper(fh, encoding="utf-8", newline=""), f"{path}:{csvs[0]}")
+            _check_size(infos[csvs[0]].file_size, MAX_CSV_BYTES, f"{path}:{csvs[0]}", "CSV")
+            try:
+                with zf.open(csvs[0]) as fh:
+                    return _parse_csv(io.TextIOWrapper(fh, encoding="utf-8", newline=""), f"{path}:{csvs[0]}")
+            except _ZIP_ERRORS as e:
+                raise _zip_entry_error(path, csvs[0], e) from None
         raise DataError(f"{path}: zip holds neither FER2013 image folders nor one fer2013.csv")
 
 
@@ -264,6 +297,9 @@ def _read_folder(path: Path):
         if len(csvs) == 1:
             return _read_csv(csvs[0])
         raise DataError(f"{path}: no FER2013 images (train/<emotion>/*.jpg) nor fer2013.csv found")
+
+    for f in files:
+        _check_size(f.stat().st_size, MAX_IMAGE_BYTES, str(f), "image")
 
     def entries() -> Iterator[tuple[PurePosixPath, bytes]]:
         for f in files:
@@ -377,6 +413,26 @@ def cache_dir() -> Path:
     return Path(os.environ.get("EXPRBENCH_CACHE") or Path.home() / ".cache" / "exprbench")
 
 
+def check_cache_writable(folder: Path) -> None:
+    """Check, before a long decode, that a cache entry can be written into ``folder``.
+
+    Raises:
+        DataError: the folder cannot be created or written (the message names it and the way out).
+    """
+    what = "$EXPRBENCH_CACHE" if os.environ.get("EXPRBENCH_CACHE") else "the cache (~/.cache/exprbench)"
+    try:
+        check_writable_dir(folder, what=f"{what} folder")
+    except UserError as e:
+        raise DataError(f"{e}; set EXPRBENCH_CACHE to a writable folder") from None
+
+
+def _drop_cache_entry(cfile: Path) -> None:
+    try:
+        cfile.unlink(missing_ok=True)
+    except OSError:  # a read-only shared cache: the damaged entry is just not used
+        pass
+
+
 def _cache_file(path: Path) -> Path:
     key = hashlib.sha256(
         repr((CACHE_VERSION, str(path.resolve()), _stat_files(path))).encode()
@@ -405,7 +461,9 @@ def _load_raw(path: Path, use_cache: bool) -> dict:
         try:
             return torch.load(cfile, map_location="cpu", weights_only=True)
         except Exception:  # a damaged cache entry is rebuilt, never trusted
-            cfile.unlink(missing_ok=True)
+            _drop_cache_entry(cfile)
+    if use_cache:
+        check_cache_writable(cfile.parent)
     images, labels, splits = _decode(path)
     raw = {
         "version": CACHE_VERSION,
@@ -727,7 +785,9 @@ def _load_celeba_raw(root: Path, attribute: str, crop: int, size: int, use_cache
                 return raw
         except Exception:  # a damaged cache entry is rebuilt, never trusted
             pass
-        cfile.unlink(missing_ok=True)
+        _drop_cache_entry(cfile)
+    if use_cache:
+        check_cache_writable(cfile.parent)
     lists = _read_celeba_lists(root)
     _attribute_index(lists.names, attribute, root / CELEBA_ATTR_FILE)  # fail before decoding
     images, digests = _decode_celeba(root, lists, crop, size, workers)

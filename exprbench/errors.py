@@ -30,3 +30,9 @@ class RegistryError(UserError):
 
 class TrainingDiverged(RuntimeError):
     """A loss became NaN or infinite; the run directory is marked diverged (CLI exit code 1)."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a training run; the message says at which step and where its checkpoint is
+    (CLI: that one line on stderr, exit code 130). A KeyboardInterrupt, so whatever stops on Ctrl-C
+    (the benchmark runner) still stops."""

@@ -4,7 +4,7 @@ It knows nothing about GANs: it draws batches, calls ``plugin.training_step(batc
 what comes back. A run directory holds::
 
     config.json          the resolved RunConfig (see exprbench.config)
-    status.json          running | completed | diverged | failed, step, img/s, device, versions
+    status.json          running | completed | interrupted | diverged | failed, step, img/s, device, versions
     train.jsonl          one record per log interval: step, epoch, losses (mean over the interval), img_s
     tb/                  TensorBoard events (same scalars)
     samples/step_XXXXXX.png   grids, one row per class, fixed z (the same latents at every step)
@@ -19,24 +19,29 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
+import io
 import json
 import math
 import os
 import platform
+import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import torch
 
 from . import __version__
 from .augment import augment, build_augment
 from .config import RunConfig, config_from_dict, flatten
 from .data import DataSpec, FaceDataset, atomic_torch_save, load_dataset, to_float, to_uint8
-from .errors import CheckpointError, ConfigError, TrainingDiverged, UserError
+from .errors import CheckpointError, ConfigError, TrainingDiverged, TrainingInterrupted, UserError
 from .images import grid_image, save_png
-from .io import file_sha256, write_json, write_text
+from .io import check_writable_dir, file_sha256, remove_stale_temps, write_json, write_text
 from .models.base import Batch
 
 CKPT_GLOB = "step_*.pt"
@@ -92,10 +97,25 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
     return sorted((run_dir / "checkpoints").glob(CKPT_GLOB))
 
 
+CKPT_FORMAT = "exprbench-checkpoint/2"
+
+
 def save_checkpoint(state: dict, run_dir: Path, step: int, keep: int) -> Path:
-    """Write ``checkpoints/step_XXXXXX.pt`` atomically with a sha256 sidecar; keep the newest ``keep``."""
+    """Write ``checkpoints/step_XXXXXX.pt`` atomically, carrying its own hash; keep the newest ``keep``.
+
+    The file holds ``{"format": CKPT_FORMAT, "payload_sha256": hex, "payload": uint8 tensor}``, where
+    ``payload`` is the ``torch.save`` serialization of ``state`` and ``payload_sha256`` its sha256, so
+    the file verifies itself (:func:`load_checkpoint`). A ``.sha256`` sidecar with the file's sha256 is
+    written beside it too (for tools outside exprbench).
+    """
     path = run_dir / "checkpoints" / f"step_{step:06d}.pt"
-    atomic_torch_save(state, path)
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    payload = buf.getbuffer()
+    wrapped = {"format": CKPT_FORMAT, "payload_sha256": hashlib.sha256(payload).hexdigest(),
+               "payload": torch.frombuffer(payload, dtype=torch.uint8)}
+    atomic_torch_save(wrapped, path)
+    del wrapped, payload
     write_text(path.with_suffix(".sha256"), file_sha256(path) + "\n")
     for old in list_checkpoints(run_dir)[: -max(keep, 1)]:
         old.unlink(missing_ok=True)
@@ -103,22 +123,53 @@ def save_checkpoint(state: dict, run_dir: Path, step: int, keep: int) -> Path:
     return path
 
 
+class _Unverifiable(ValueError):
+    """An old-format checkpoint without its sidecar."""
+
+
+def _unwrap_checkpoint(obj: Any, side_ok: bool, map_location) -> dict:
+    """The state dict inside a loaded checkpoint file, after checking its hash."""
+    if isinstance(obj, dict) and "payload_sha256" in obj:
+        payload = obj.get("payload")
+        if not isinstance(payload, torch.Tensor) or payload.dtype != torch.uint8 or payload.dim() != 1:
+            raise ValueError("malformed payload")
+        raw = payload.contiguous().numpy()
+        if hashlib.sha256(raw).hexdigest() != obj["payload_sha256"]:
+            raise ValueError("its content does not match the sha256 stored inside it")
+        return torch.load(io.BytesIO(raw.tobytes()), map_location=map_location, weights_only=True)
+    if not side_ok:  # an old checkpoint (no embedded hash) needs its sidecar to be verified
+        raise _Unverifiable("it carries no sha256 of its own and its .sha256 file is missing")
+    return obj
+
+
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict:
-    """Load a checkpoint with ``weights_only=True`` after checking its sha256 sidecar.
+    """Load a checkpoint with ``weights_only=True`` after checking its hash.
+
+    A checkpoint of :func:`save_checkpoint` is checked against the sha256 stored inside it (and against
+    its ``.sha256`` sidecar when one is there). An older checkpoint (a plain ``torch.save`` of the state)
+    loads only with a matching sidecar. A checkpoint that fails is never loaded, so a resumed run can
+    never write (and re-sign) a successor of a damaged one.
 
     Raises:
-        CheckpointError: the file is truncated or corrupt (names the file and the previous one kept).
+        CheckpointError: the file is truncated, corrupt, fails its hash, or cannot be verified (names
+            the file and the previous one kept).
     """
     side = path.with_suffix(".sha256")
     try:
-        if side.exists() and side.read_text().strip() != file_sha256(path):
+        side_ok = side.exists()
+        if side_ok and side.read_text().strip() != file_sha256(path):
             raise ValueError("sha256 does not match its .sha256 file")
-        return torch.load(path, map_location=map_location, weights_only=True)
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+        state = _unwrap_checkpoint(obj, side_ok, map_location)
+        if state is obj and torch.device(map_location) != torch.device("cpu"):
+            state = torch.load(path, map_location=map_location, weights_only=True)
+        return state
     except Exception as e:  # torch raises several types for truncated zips
         older = [p for p in list_checkpoints(path.parent.parent) if p != path and p.name < path.name]
         keep = f"; the previous checkpoint {older[-1].name} is kept: delete {path.name} to resume from it" if older else ""
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({msg}){keep}") from None
+        what = "cannot be verified" if isinstance(e, _Unverifiable) else "is corrupt or truncated"
+        raise CheckpointError(f"checkpoint {path} {what} ({msg}){keep}") from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -226,18 +277,31 @@ def build_model(cfg: RunConfig, spec: DataSpec, device: torch.device):
 def load_trained(run_dir: str | os.PathLike, device: str | torch.device = "cpu"):
     """Load a run's config and its newest checkpoint into a plugin, ready for sampling.
 
+    A run directory without checkpoints but with published weights (``weights.safetensors``, see
+    :mod:`exprbench.weights`: the committed results of a suite) loads those instead.
+
     Returns:
         ``(cfg, model, spec, step)``.
 
     Raises:
-        UserError: not a run directory, no checkpoint; CheckpointError: corrupt checkpoint.
+        UserError: not a run directory, no checkpoint and no weights; CheckpointError: corrupt
+            checkpoint or weights that fail their hash.
     """
+    from .weights import FILENAME, load_weights, weights_spec
+
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir)
     ckpts = list_checkpoints(run_dir)
-    if not ckpts:
-        raise UserError(f"{run_dir} has no checkpoint yet (checkpoints/step_*.pt)")
     dev = resolve_device(str(device))
+    if not ckpts:
+        if not (run_dir / FILENAME).exists():
+            raise UserError(f"{run_dir} has no checkpoint yet (checkpoints/step_*.pt) and no {FILENAME}")
+        raw = weights_spec(run_dir / FILENAME)
+        spec = DataSpec(**{**raw, "class_names": tuple(raw["class_names"])})
+        model = build_model(cfg, spec, dev)
+        step = load_weights(model, run_dir / FILENAME)
+        model.train(False)
+        return cfg, model, spec, step
     state = load_checkpoint(ckpts[-1], map_location=dev)
     spec = DataSpec(**{**state["spec"], "class_names": tuple(state["spec"]["class_names"])})
     model = build_model(cfg, spec, dev)
@@ -271,6 +335,37 @@ def class_grid(model, spec: DataSpec, per_class: int, seed: int) -> tuple[torch.
 # the loop
 
 
+class _StopOnSigint:
+    """While installed, the first Ctrl-C (SIGINT) only sets ``requested`` (the training loop stops at
+    the end of the current step and saves it); a second one raises KeyboardInterrupt at once.
+
+    Installed only in the main thread and only over Python's default SIGINT handler (a process that
+    ignores SIGINT, or set its own handler, keeps it).
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._installed = False
+
+    def install(self) -> "_StopOnSigint":
+        if threading.current_thread() is threading.main_thread() and \
+                signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            signal.signal(signal.SIGINT, self._handle)
+            self._installed = True
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            self.restore()
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def restore(self) -> None:
+        if self._installed:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            self._installed = False
+
+
 class Trainer:
     """Runs one training run into ``run_dir``.
 
@@ -295,6 +390,7 @@ class Trainer:
 
     # -- setup ---------------------------------------------------------------------------
     def _prepare_dir(self) -> dict | None:
+        check_writable_dir(self.run_dir, "run directory")  # before any file is written (bench included)
         ckpts = list_checkpoints(self.run_dir)
         cfg_path = self.run_dir / "config.json"
         if cfg_path.exists() and not self.resume:
@@ -302,6 +398,7 @@ class Trainer:
         if cfg_path.exists():
             _check_same_config(load_run_config(self.run_dir), self.cfg, self.run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(self.run_dir / "checkpoints")  # left by checkpoint writes that were killed
         write_json(cfg_path, self.cfg.to_dict())
         if self.resume and ckpts:
             return load_checkpoint(ckpts[-1])
@@ -309,6 +406,18 @@ class Trainer:
 
     def _status(self, status: str, **extra: Any) -> None:
         write_json(self.run_dir / "status.json", {"status": status, **self.info, **extra})
+
+    def _interrupted(self, step: int, train_seconds: float, saved: Path | None) -> TrainingInterrupted:
+        """Mark the run ``interrupted`` and build the one-line error saying where its checkpoint is."""
+        ckpts = list_checkpoints(self.run_dir)
+        newest = saved or (ckpts[-1] if ckpts else None)
+        self._status("interrupted", step=step, train_seconds=round(train_seconds, 3),
+                     checkpoint=str(newest) if newest else None)
+        if saved is not None:
+            where = f"checkpoint saved: {saved}"
+        else:
+            where = f"stopped mid-step, not saved; newest checkpoint: {newest or 'none'}"
+        return TrainingInterrupted(f"interrupted at step {step}: {where} (continue with --resume)")
 
     def _trim_logs(self, step: int) -> None:
         """Drop log records past ``step`` (written after the checkpoint a resumed run starts from)."""
@@ -328,6 +437,8 @@ class Trainer:
         Raises:
             UserError: bad config/data/run dir. CheckpointError: corrupt checkpoint on resume.
             TrainingDiverged: a loss became NaN/inf (status.json says ``diverged``).
+            TrainingInterrupted: Ctrl-C; the first one stops at the end of the current step and saves a
+                checkpoint there, a second one stops at once without saving (status.json says ``interrupted``).
         """
         cfg, tc = self.cfg, self.cfg.train
         device = resolve_device(tc.device)
@@ -368,7 +479,11 @@ class Trainer:
 
         def grid(at: int) -> None:
             imgs, rows = class_grid(model, spec, tc.samples_per_class, tc.seed + 12345)
-            save_png(grid_image(imgs, tc.samples_per_class, rows), self.run_dir / "samples" / f"step_{at:06d}.png")
+            sheet = grid_image(imgs, tc.samples_per_class, rows)
+            save_png(sheet, self.run_dir / "samples" / f"step_{at:06d}.png")
+            # the same sheet in TensorBoard's Images tab (HWC uint8; gray sheets get a channel axis)
+            arr = np.asarray(sheet)
+            writer.add_image("samples", arr if arr.ndim == 3 else arr[:, :, None], at, dataformats="HWC")
 
         from torch.utils.tensorboard import SummaryWriter
         from tqdm.auto import tqdm
@@ -396,8 +511,9 @@ class Trainer:
         n_acc, t_window, img_s = 0, time.perf_counter(), 0.0
         budget_s = tc.minutes * 60 if tc.minutes is not None else math.inf
         logf = open(self.run_dir / "train.jsonl", "a")
+        sigint = _StopOnSigint().install()  # Ctrl-C: stop at the end of the current step and save it
         try:
-            while step < tc.steps and train_seconds < budget_s:
+            while step < tc.steps and train_seconds < budget_s and not sigint.requested:
                 t0 = time.perf_counter()
                 idx = sampler.next().to(device)
                 x = augment(to_float(train.images[idx]), aug)
@@ -411,9 +527,11 @@ class Trainer:
                 bad = {k: v for k, v in logs.items() if not math.isfinite(v)}
                 if bad:
                     self._status("diverged", step=step, losses=logs)
+                    kept = list_checkpoints(self.run_dir)
                     raise TrainingDiverged(
                         f"{cfg.model}: loss {', '.join(f'{k}={v}' for k, v in bad.items())} at step {step}; "
-                        f"run marked diverged in {self.run_dir / 'status.json'}, last good checkpoint kept"
+                        f"run marked diverged in {self.run_dir / 'status.json'}, "
+                        + (f"last good checkpoint {kept[-1].name} kept" if kept else "no checkpoint was written before it")
                     )
                 model.update_ema()
                 step += 1
@@ -441,11 +559,19 @@ class Trainer:
                     run_hook(step)
                 if tc.ckpt_every and step % tc.ckpt_every == 0:
                     checkpoint(step)
+            if sigint.requested:
+                checkpoint(step)
+                raise self._interrupted(step, train_seconds, self.run_dir / "checkpoints" / f"step_{step:06d}.pt")
             checkpoint(step)
             grid(step)
             if self.eval_hook and self.eval_every and last_hook[0] != step:
                 run_hook(step)
+        except TrainingInterrupted:
+            raise
+        except KeyboardInterrupt:  # a second Ctrl-C, or one raised mid-step: the state may be torn, not saved
+            raise self._interrupted(step, train_seconds, None) from None
         finally:
+            sigint.restore()
             logf.close()
             bar.close()
             writer.close()

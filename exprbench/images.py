@@ -59,8 +59,22 @@ def grid_image(images: torch.Tensor, nrow: int, row_labels: Sequence[str] | None
     return out
 
 
-def save_png(img: Image.Image, path: str | os.PathLike) -> Path:
-    """Save ``img`` as PNG at ``path`` atomically; returns the path."""
+def save_png(img: Image.Image, path: str | os.PathLike, scale: int = 1) -> Path:
+    """Save ``img`` atomically at ``path``: PDF when the name ends in ``.pdf`` (one page, 72 dpi per
+    upscaled pixel, for papers), else PNG; ``scale`` > 1 upscales by that integer factor with
+    nearest-neighbour sampling first (sharp pixels in print). Returns the path.
+
+    Raises:
+        ValueError: ``scale`` < 1.
+    """
+    if scale < 1:
+        raise ValueError(f"scale {scale}: must be an integer >= 1")
+    if scale > 1:
+        img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+    pdf = str(path).lower().endswith(".pdf")
     with atomic_open(path, "wb") as fh:
-        img.save(fh, format="PNG")
+        if pdf:
+            img.convert("RGB" if img.mode not in ("L", "RGB") else img.mode).save(fh, format="PDF", resolution=72.0)
+        else:
+            img.save(fh, format="PNG")
     return Path(path)

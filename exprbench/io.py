@@ -10,10 +10,29 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
 from typing import IO, Any, Iterator
+
+from .errors import UserError
+
+TEMP_PATTERN = ".*.tmp"  # what :func:`atomic_open` names its temporary files (``.<name>.<random>.tmp``)
+
+
+def current_umask() -> int:
+    """The process's umask (read from ``/proc/self/status`` on Linux, else by setting and restoring it)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
 
 
 @contextlib.contextmanager
@@ -25,6 +44,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp makes 0600; a normal file is 0666 minus the umask
         with os.fdopen(fd, mode) as fh:
             yield fh
             fh.flush()
@@ -41,11 +61,30 @@ def write_text(path: str | os.PathLike, text: str) -> None:
         fh.write(text)
 
 
+def json_safe(obj: Any) -> Any:
+    """``obj`` with every non-finite float (NaN, +-inf, also numpy's) replaced by None, recursively
+    through dicts, lists and tuples (tuples become lists), so the result is strict JSON."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if type(obj).__module__ == "numpy" and hasattr(obj, "item") and getattr(obj, "ndim", None) == 0:
+        return json_safe(obj.item())
+    return obj
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
-    """Write ``obj`` as indented, key-sorted JSON atomically."""
+    """Write ``obj`` as indented, key-sorted, strict JSON atomically: NaN and +-inf are written as
+    ``null`` (a bare ``NaN`` is not JSON; see :func:`json_safe`).
+
+    Raises:
+        ValueError: ``obj`` holds something JSON cannot represent.
+    """
+    text = json.dumps(json_safe(obj), indent=2, sort_keys=True, allow_nan=False)
     with atomic_open(path) as fh:
-        json.dump(obj, fh, indent=2, sort_keys=True)
-        fh.write("\n")
+        fh.write(text + "\n")
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -63,3 +102,73 @@ def read_json(path: str | os.PathLike) -> Any | None:
         return json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError):
         return None
+
+
+def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files that killed :func:`atomic_open` writes left in ``folder`` (not recursive).
+
+    Only call it where no other process writes at the same time (e.g. a run directory being started).
+    Returns the removed paths.
+    """
+    removed = []
+    for p in Path(folder).glob(TEMP_PATTERN):
+        if p.is_file():
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
+
+
+def _nearest_existing(path: Path) -> Path:
+    p = path.absolute()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return p
+
+
+def _can_create_in(folder: Path) -> bool:
+    try:
+        with tempfile.TemporaryFile(dir=folder, prefix=".exprbench-probe-"):
+            return True
+    except OSError:
+        return False
+
+
+def check_writable_dir(path: str | os.PathLike, what: str = "--out") -> Path:
+    """Check, before any work starts, that the folder ``path`` can be created (if missing) and written.
+
+    Nothing is created: the nearest existing ancestor is probed with an anonymous temporary file.
+
+    Args:
+        path: the folder that will be written.
+        what: how the user gave it (``--out``, ``$EXPRBENCH_CACHE``), for the message.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        UserError: ``path`` is a file, or its folder cannot be written (no permission, read-only).
+    """
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise UserError(f"{what} {p}: is a file, expected a folder")
+    anc = _nearest_existing(p)
+    if not anc.is_dir():
+        raise UserError(f"{what} {p}: {anc} is a file, so the folder cannot be created")
+    if not _can_create_in(anc):
+        where = "" if anc == p.absolute() else f" (its nearest existing folder {anc})"
+        raise UserError(f"{what} {p}: cannot write there{where}: permission denied or read-only")
+    return p
+
+
+def check_writable_file(path: str | os.PathLike, what: str = "--out") -> Path:
+    """Check, before any work starts, that the file ``path`` can be written atomically (its folder
+    can be created and written, and ``path`` is not a folder).
+
+    Raises:
+        UserError: ``path`` is a folder, or its folder cannot be written.
+    """
+    p = Path(path)
+    if p.is_dir():
+        raise UserError(f"{what} {p}: is a folder, expected a file name (e.g. {p / 'out.png'})")
+    check_writable_dir(p.parent, what=f"{what} {p}: folder")
+    return p

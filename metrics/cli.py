@@ -21,7 +21,9 @@ evaluator_app = typer.Typer(no_args_is_help=True, help="The FER2013 evaluator ne
 def evaluator_train(
     data: Optional[str] = typer.Option(None, "--data", help="FER2013 zip, csv or folder (default: $EXPRBENCH_DATA)."),
     epochs: int = typer.Option(16, "--epochs", min=1, help="Training epochs (one-cycle schedule)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Weights path (.pt; default metrics/weights/fer_evaluator.pt); the card goes beside it."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Weights path (.pt; default metrics/weights/fer_evaluator-w<width>-e<epochs>-s<seed>.pt, "
+                                                         "never the shipped evaluator); the card goes beside it."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing weights file (without --out: the shipped evaluator)."),
     width: int = typer.Option(24, "--width", min=4, help="Channels of the first stage (stages: x1, x2, x4, x8)."),
     feat_dim: int = typer.Option(256, "--feat-dim", min=8, help="Size of the penultimate feature layer."),
     dropout: float = typer.Option(0.3, "--dropout", min=0.0, max=0.9, help="Dropout in the head."),
@@ -37,11 +39,17 @@ def evaluator_train(
 
     from .evaluator import DEFAULT_WEIGHTS, NetConfig, TrainRecipe, train_evaluator
 
-    dev = resolve_device(device)
-    ds = load_fer2013(data, "fer7")
-    dest = out or DEFAULT_WEIGHTS
+    from exprbench.io import check_writable_file
+
+    if out is None:
+        out = DEFAULT_WEIGHTS if overwrite else DEFAULT_WEIGHTS.with_name(f"fer_evaluator-w{width}-e{epochs}-s{seed}.pt")
+    dest = check_writable_file(out, "--out")
     if dest.suffix != ".pt":
         raise UserError(f"--out {dest}: the weights file must end in .pt")
+    if dest.exists() and not overwrite:
+        raise UserError(f"--out {dest} exists: pass --overwrite to replace it, or choose another --out")
+    dev = resolve_device(device)
+    ds = load_fer2013(data, "fer7")
     recipe = TrainRecipe(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, threads=threads)
     cfg = NetConfig(width=width, feat_dim=feat_dim, dropout=dropout)
     command = "exprbench " + " ".join(sys.argv[1:])
@@ -80,22 +88,55 @@ def evaluator_info(
 
 
 def evaluate_cmd(
-    run_dir: Path = typer.Argument(..., help="A run directory with a checkpoint."),
+    run_dir: Optional[Path] = typer.Argument(None, help="A run directory with a checkpoint (or use --images).", show_default=False),
     metrics: List[str] = typer.Option([], "--metrics", help="Protocol names (repeatable or comma-separated; default: the default set)."),
     n_samples: Optional[int] = typer.Option(None, "--n-samples", min=1, help="Override every protocol's sample count (recorded in the name)."),
+    checkpoint: str = typer.Option("latest", "--checkpoint", help="Which checkpoint of the run: a step number or 'latest'."),
+    images: Optional[Path] = typer.Option(None, "--images", help="Score images instead of a run: a folder of PNGs, or an .npz with 'images' (uint8 N x H x W or N x C x H x W) and optional 'labels'."),
+    labels: Optional[Path] = typer.Option(None, "--labels", help="With --images: one class index or emotion name per image (.npy, .txt, .csv)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="With --images: the directory for eval.json and source.json (default results/runs/NAME, else results/runs/images-<stem>)."),
+    name: Optional[str] = typer.Option(None, "--name", help="With --images: the name shown for these images in tables (default images-<folder or file stem>)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     data: Optional[str] = typer.Option(None, "--data", help="Dataset path (default: the run's data.path, else $EXPRBENCH_DATA)."),
     inception_weights: Optional[Path] = typer.Option(None, "--inception-weights", help="torch-fidelity Inception-V3 weights (.pth)."),
     evaluator_weights: Optional[Path] = typer.Option(None, "--evaluator-weights", help="Evaluator weights (default: the shipped ones)."),
+    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bars (default: on a terminal only)."),
 ) -> None:
-    """Evaluate a trained run: write RUN_DIR/eval.json and print the metrics with the real-data floors."""
-    from .evaluate import evaluate_run, print_eval
+    """Evaluate a trained run (or score images from any source with --images): merge the results into
+    eval.json and print them with the real-data values. Progress goes to stderr, one line per protocol."""
+    from rich.console import Console
+
+    from .evaluate import evaluate_images, evaluate_run, print_eval
+    from .progress import ConsoleReporter
 
     names = [m.strip() for item in metrics for m in item.split(",") if m.strip()] or None
-    result = evaluate_run(run_dir, metrics=names, n_samples=n_samples, device=device, data=data,
-                          inception_weights=inception_weights, evaluator_weights=evaluator_weights)
-    print_eval(result, console)
-    console.print(f"wrote {Path(run_dir) / 'eval.json'} ({result['wall_s']:.1f} s)")
+    if images is not None and run_dir is not None:
+        raise UserError(f"give a run directory ({run_dir}) or --images {images}, not both")
+    if images is None:
+        if run_dir is None:
+            raise UserError("evaluate needs a run directory, or --images DIR|FILE.npz to score images")
+        for opt, val in (("--labels", labels), ("--out", out), ("--name", name)):
+            if val is not None:
+                raise UserError(f"{opt} goes with --images; a run writes RUN_DIR/eval.json")
+    elif checkpoint != "latest":
+        raise UserError("--checkpoint goes with a run directory, not with --images")
+    reporter = ConsoleReporter(Console(stderr=True), bars=progress)
+    if images is not None:
+        result = evaluate_images(images, labels=labels, out=out, name=name, metrics=names, n_samples=n_samples,
+                                 device=device, data=data, inception_weights=inception_weights,
+                                 evaluator_weights=evaluator_weights, reporter=reporter,
+                                 command="exprbench " + " ".join(sys.argv[1:]))
+        from .evaluate import images_out_dir
+
+        dest = images_out_dir(images, out, name)
+    else:
+        result = evaluate_run(run_dir, metrics=names, n_samples=n_samples, device=device, data=data,
+                              inception_weights=inception_weights, evaluator_weights=evaluator_weights,
+                              checkpoint=checkpoint, reporter=reporter)
+        dest = Path(run_dir)
+    print_eval(result, console, only=result["evaluations"][-1]["protocols"])
+    extra = " and source.json" if images is not None else ""
+    console.print(f"wrote {dest / 'eval.json'}{extra} ({result['wall_s']:.1f} s)", highlight=False, soft_wrap=True)
 
 
 def metrics_cmd() -> None:

@@ -40,7 +40,7 @@ from exprbench.io import file_sha256
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 DEFAULT_WEIGHTS = WEIGHTS_DIR / "fer_evaluator.pt"
-EXTRACTOR_NAME = "fer-evaluator"
+from .names import EXTRACTOR_NAME  # noqa: E402  (re-exported)
 FEATURE_PENULTIMATE = "penultimate"
 FEATURE_LOGITS = "logits"
 CARD_VERSION = 1

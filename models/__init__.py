@@ -1,4 +1,6 @@
-"""Model plugins. Importing this package registers the built-in models.
+"""Model plugins. The built-in models are registered lazily: a plugin's module (and torch) is imported
+the first time its name is looked up (:func:`get_model`), so listing them (:func:`plugin_info`,
+``exprbench models``) imports nothing heavy.
 
 A plugin is a :class:`~exprbench.models.base.ModelPlugin` subclass registered with
 ``@register_model("name")``; see ``models/base.py`` for the contract.
@@ -6,10 +8,18 @@ A plugin is a :class:`~exprbench.models.base.ModelPlugin` subclass registered wi
 
 from __future__ import annotations
 
+import ast
+import importlib
+import sys
+from pathlib import Path
+
 from exprbench.registry import Registry
 
 MODELS: Registry = Registry("model", entry_point_group="exprbench.models")
 register_model = MODELS.register
+
+# the modules of the built-in plugins (each registers one model with @register_model)
+BUILTIN_MODULES = ("acgan", "bicogan", "bigan", "ccyclegan", "cgan", "flow", "gan", "interfacegan", "vae")
 
 
 def get_model(name: str):
@@ -17,4 +27,67 @@ def get_model(name: str):
     return MODELS.get(name)
 
 
-from . import acgan, bicogan, bigan, ccyclegan, cgan, flow, gan, interfacegan, vae  # noqa: E402,F401  (registration side effects)
+def _summary(doc: str | None) -> str:
+    return (doc or "").strip().split(" (")[0]
+
+
+def _static_info(module: str) -> dict[str, dict]:
+    """``{name: info}`` of the plugins a built-in module registers, read from its source with ``ast``
+    (the ``@register_model`` name, the ``capabilities`` and ``named_configs`` literals, the module
+    docstring), without importing it."""
+    tree = ast.parse((Path(__file__).parent / f"{module}.py").read_text(encoding="utf-8"))
+    out = {}
+    for node in tree.body:
+        if not isinstance(node, ast.ClassDef):
+            continue
+        names = [d.args[0].value for d in node.decorator_list
+                 if isinstance(d, ast.Call) and getattr(d.func, "id", None) == "register_model"
+                 and d.args and isinstance(d.args[0], ast.Constant)]
+        if not names:
+            continue
+        info = {"module": f"{__name__}.{module}", "summary": _summary(ast.get_docstring(tree))}
+        for stmt in node.body:
+            if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)):
+                continue
+            key, value = stmt.targets[0].id, stmt.value
+            try:
+                if key == "capabilities":
+                    if isinstance(value, ast.Call) and getattr(value.func, "id", None) in ("frozenset", "set"):
+                        value = value.args[0] if value.args else ast.Set(elts=[])
+                    info["capabilities"] = sorted(ast.literal_eval(value))
+                elif key == "named_configs" and isinstance(value, ast.Dict):
+                    info["configs"] = [ast.literal_eval(k) for k in value.keys]
+            except ValueError:  # not a literal: the listing imports the module instead
+                pass
+        out[names[0]] = info
+    return out
+
+
+_STATIC: dict[str, dict] = {}
+for _mod in BUILTIN_MODULES:
+    for _name, _info in _static_info(_mod).items():
+        _STATIC[_name] = _info
+        MODELS.register_lazy(_name, _info["module"])
+del _mod, _name, _info
+
+
+def plugin_info(name: str) -> dict:
+    """What ``exprbench models`` shows of plugin ``name``: ``{"capabilities": [...], "configs": [...],
+    "summary": str}``; read from the source for a built-in plugin that is not imported yet, else from
+    the class.
+
+    Raises:
+        RegistryError: unknown name.
+    """
+    info = _STATIC.get(name, {})
+    if {"capabilities", "configs"} <= set(info) and not MODELS.is_loaded(name):
+        return {"capabilities": info["capabilities"], "configs": info["configs"], "summary": info["summary"]}
+    cls = MODELS.get(name)
+    return {"capabilities": sorted(cls.capabilities), "configs": list(cls.named_configs),
+            "summary": _summary(sys.modules[cls.__module__].__doc__)}
+
+
+def __getattr__(name: str):
+    if name in BUILTIN_MODULES:  # ``exprbench.models.cgan`` without an import statement
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -12,7 +12,7 @@ accuracy on the real batch) and ``d_acc_fake`` are logged so the collusion is vi
 CrossEntropyLoss is avoided).
 
 Configs:
-    ``reference``  the Keras FER2013 ACGAN (../shared/docs/MODELS.md): D Conv32(3x3 s2)+LeakyReLU+Dropout 0.5
+    ``reference``  the Keras FER2013 ACGAN (docs/MODELS.md): D Conv32(3x3 s2)+LeakyReLU+Dropout 0.5
                    -> Conv64(s2)+BN -> Conv128(s2)+BN -> Conv256(s1)+BN (LeakyReLU 0.2, Dropout 0.5 each)
                    -> two heads; G [Dense(384 x H/4 x W/4)+ReLU | label map] -> ConvT192(5x5 s2)+BN+ReLU
                    -> ConvT(C, 5x5 s2) -> tanh; BCE + CE, Adam 2e-4 beta1 0.5, batch 64. No budget in the
@@ -24,7 +24,7 @@ Capabilities: ``sample``, ``conditional``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -43,8 +43,8 @@ class ACGANConfig(AdversarialConfig):
     class cross-entropy in both losses, and ``cls_fake_d``, the weight of the fake-image class term in
     D's loss (relative to the real-image term; 1 = the paper, 0 = dropped, see the module docstring)."""
 
-    cls_weight: float = 1.0
-    cls_fake_d: float = 0.0
+    cls_weight: float = field(default=1.0, metadata={'min': 0})
+    cls_fake_d: float = field(default=0.0, metadata={'min': 0})
 
 
 class RefGenerator(nn.Module):

@@ -64,6 +64,8 @@ class ModelPlugin:
     ema_net: ClassVar[str | None] = "G"  # the net whose EMA copy is used for sampling
     #: batches x images drawn to recompute the EMA net's BatchNorm statistics (see :meth:`recalibrate_ema`)
     ema_bn_batches: ClassVar[tuple[int, int]] = (8, 256)
+    #: nets needed only to train (left out of published weights, see :mod:`exprbench.weights`)
+    training_only_nets: ClassVar[frozenset[str]] = frozenset({"D"})
 
     def __init__(self, cfg: Any, spec: DataSpec, device: torch.device | str = "cpu", channels_last: bool = False) -> None:
         self.cfg = cfg
@@ -442,7 +444,7 @@ def move_to_distance(z: torch.Tensor, n: torch.Tensor, d: float) -> torch.Tensor
 
 def class_mean_differences(w: torch.Tensor, c: torch.Tensor, k: int) -> torch.Tensor:
     """Attribute vectors v_e = mean w(class e) - mean w(other classes) (Kingma & Dhariwal 2018, sec. 5.2;
-    the VAE recipe of ../shared/docs/MODELS.md) of latents w (float N x D) with labels c (int64 N).
+    the VAE recipe of docs/MODELS.md) of latents w (float N x D) with labels c (int64 N).
 
     Returns a K x D tensor of ``w``'s dtype; the row of a class without images, or without images of
     other classes, is NaN.

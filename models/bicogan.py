@@ -20,7 +20,7 @@ label) or ``encoded`` (the paper's E(x): a straight-through one-hot of argmax E_
 reaches E through softmax(E_c(x)), so D sees one-hot vectors on both sides).
 
 Configs:
-    ``reference``  the FER2013 BiCoGAN of ../shared/docs/MODELS.md on ``fer6`` (6 classes; the
+    ``reference``  the FER2013 BiCoGAN of docs/MODELS.md on ``fer6`` (6 classes; the
                    original's index remapping is irrelevant here, class names travel with the data):
                    G z(100) * Embedding(K, 100)(c) -> Dense(128 x H/4 x W/4)+LeakyReLU(0.2) -> 2 x
                    ConvT(128, 4x4 s2)+LeakyReLU -> Conv(C, 12x12, same) -> tanh; E the BiGAN reference
@@ -52,7 +52,7 @@ encode / reconstruct / translate use E and the training G (E was trained to inve
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -88,10 +88,10 @@ class BiCoGANConfig(BiGANConfig):
         efl_alpha, efl_rho, efl_phi: the EFL weight schedule gamma = min(alpha exp(rho t), phi).
     """
 
-    real_c: str = "true"
-    efl_alpha: float = 1.0
+    real_c: str = field(default="true", metadata={'choices': ['true', 'encoded']})
+    efl_alpha: float = field(default=1.0, metadata={'min': 0})
     efl_rho: float = 0.5
-    efl_phi: float = 10.0
+    efl_phi: float = field(default=10.0, metadata={'min': 0})
 
 
 class RefDiscriminator(nn.Module):

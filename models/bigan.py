@@ -7,7 +7,7 @@ At the optimum E inverts G, so E(x) is a feature of x learnt without labels (the
 in ``metrics/capability.py`` measures how much emotion it carries).
 
 Configs:
-    ``reference``  the FER2013 BiGAN of ../shared/docs/MODELS.md: E Conv(64, 5x5 s2) -> Conv(128)+BN ->
+    ``reference``  the FER2013 BiGAN of docs/MODELS.md: E Conv(64, 5x5 s2) -> Conv(128)+BN ->
                    Conv(256)+BN -> Conv(512)+BN (all 5x5 s2) -> Flatten -> Dense(z); G the GAN's second
                    reference (Dense(128 x H/4 x W/4)+LeakyReLU(0.2) -> 2 x ConvT(128, 4x4 s2)+LeakyReLU ->
                    Conv(C, 12x12, same) -> tanh); D concat[z, flatten(x)] -> 3 x (Dense 1024 + LeakyReLU +
@@ -26,7 +26,7 @@ Capabilities: ``sample``, ``encode``. ``sample`` uses the EMA generator when ena
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
 import torch
@@ -237,7 +237,7 @@ class BiGANConfig(AdversarialConfig):
     """
 
     unary: bool = True
-    lr_e: float = 2e-4
+    lr_e: float = field(default=2e-4, metadata={'gt': 0})
 
 
 def pair_losses(kind: str, real: Sequence[torch.Tensor], fake: Sequence[torch.Tensor]) -> tuple:

@@ -8,7 +8,7 @@ hinge loss (Lim & Ye 2017).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -31,14 +31,17 @@ class AdversarialConfig:
         loss: ``bce``, ``hinge`` or ``lsgan`` (see :func:`d_loss`).
         lr_g, lr_d: Adam learning rates of G and D.
         betas: Adam betas.
+
+    Ranges (checked by :mod:`exprbench.config` when a value is set): ``z_dim`` and ``ch`` >= 1,
+    learning rates > 0.
     """
 
     arch: str = "sngan"
-    z_dim: int = 128
-    ch: int = 64
+    z_dim: int = field(default=128, metadata={"min": 1})
+    ch: int = field(default=64, metadata={"min": 1})
     loss: str = "hinge"
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
+    lr_g: float = field(default=2e-4, metadata={"gt": 0})
+    lr_d: float = field(default=2e-4, metadata={"gt": 0})
     betas: tuple[float, float] = (0.5, 0.999)
 
 

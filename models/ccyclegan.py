@@ -17,7 +17,7 @@ the all-zero "null" target in D's loss; ``ce_real`` (StarGAN-style, Choi et al. 
 cross-entropy, D trained on real images only, G on its translations.
 
 Configs:
-    ``reference``  the facts of ../shared/docs/MODELS.md: G encoder 4 x [Conv 4x4 s2 (valid) + LeakyReLU
+    ``reference``  the facts of docs/MODELS.md: G encoder 4 x [Conv 4x4 s2 (valid) + LeakyReLU
                    0.2 + InstanceNorm] at 64/128/256/512 (48 -> 23 -> 10 -> 4 -> 1), bottleneck
                    concat[code, one-hot c] -> Dense + LeakyReLU -> code size, decoder 3 x [ConvT 4x4 s2 +
                    ReLU + InstanceNorm + skip] at 256/128/64 then ConvT(C, 4x4 s2) + tanh; D 4 x [Conv 4x4
@@ -39,7 +39,7 @@ labels, column j of a class grid showing source image j in every emotion.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -171,19 +171,19 @@ class CCycleGANConfig:
         lr_g, lr_d: Adam learning rates; betas: Adam betas.
     """
 
-    ch: int = 64
+    ch: int = field(default=64, metadata={'min': 1})
     loss: str = "hinge"
     d_norm: str = "sn"
     cls_loss: str = "ce_real"
-    w_gan: float = 1.0
-    w_cls: float = 1.0
-    w_cls_d: float = 1.0
-    w_rec: float = 1.0
-    w_cyc: float = 10.0
+    w_gan: float = field(default=1.0, metadata={'min': 0})
+    w_cls: float = field(default=1.0, metadata={'min': 0})
+    w_cls_d: float = field(default=1.0, metadata={'min': 0})
+    w_rec: float = field(default=1.0, metadata={'min': 0})
+    w_cyc: float = field(default=10.0, metadata={'min': 0})
     all_targets: bool = True
-    pool_size: int = 16
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
+    pool_size: int = field(default=16, metadata={'min': 1})
+    lr_g: float = field(default=2e-4, metadata={'gt': 0})
+    lr_d: float = field(default=2e-4, metadata={'gt': 0})
     betas: tuple[float, float] = (0.5, 0.999)
 
 

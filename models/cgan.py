@@ -1,7 +1,7 @@
 """Conditional GAN (Mirza & Osindero 2014, arXiv:1411.1784): G(z, c) and D(x, c).
 
 Configs:
-    ``reference``  the Keras FER2013 cGAN (../shared/docs/MODELS.md): label maps from
+    ``reference``  the Keras FER2013 cGAN (docs/MODELS.md): label maps from
                    Embedding(K, 50) -> Dense concatenated as an extra channel in G (at H/4) and D
                    (at H); G Dense(128*12*12)+LeakyReLU -> ConvT(128, 4x4, s2)+LeakyReLU x2 ->
                    Conv(1, 12x12, same) -> tanh; D Conv(128, 3x3, s2)+LeakyReLU(0.2) x2 -> Dropout 0.4

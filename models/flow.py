@@ -22,7 +22,7 @@ so bits/dim = -log p_y(y) / (D ln 2) + 8 with D = C*H*W; log p_y is exact (chang
 Training minimizes the mean of this (one noise draw per image), ``bits_per_dim`` reports it.
 
 Configs:
-    ``reference``  the Glow facts of ../shared/docs/MODELS.md adapted to 48x48x1 on ``fer7``: K=32
+    ``reference``  the Glow facts of docs/MODELS.md adapted to 48x48x1 on ``fer7``: K=32
                    steps, L=3 levels, 512 hidden channels, affine coupling (sigmoid scale, as the
                    official code), invertible 1x1 conv (LU), actnorm in the coupling nets, class-
                    conditional prior, Adam 1e-3 (0.9, 0.999), batch 64, 20,000 steps, sampling
@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import normflows as nf
 import torch
@@ -77,17 +77,17 @@ class FlowConfig:
         temperature: scale of the prior's standard deviation when sampling (Glow: 0.3-0.7).
     """
 
-    levels: int = 3
-    steps_per_level: int = 8
-    ch: int = 128
-    scale_map: str = "sigmoid"
-    split_mode: str = "channel"
+    levels: int = field(default=3, metadata={'min': 1})
+    steps_per_level: int = field(default=8, metadata={'min': 1})
+    ch: int = field(default=128, metadata={'min': 1})
+    scale_map: str = field(default="sigmoid", metadata={'choices': ['sigmoid', 'exp']})
+    split_mode: str = field(default="channel", metadata={'choices': ['channel', 'checkerboard']})
     net_actnorm: bool = True
-    lr: float = 1e-3
+    lr: float = field(default=1e-3, metadata={'gt': 0})
     betas: tuple[float, float] = (0.9, 0.999)
-    warmup_steps: int = 500
-    grad_clip: float = 50.0
-    temperature: float = 0.7
+    warmup_steps: int = field(default=500, metadata={'min': 0})
+    grad_clip: float = field(default=50.0, metadata={'min': 0})
+    temperature: float = field(default=0.7, metadata={'gt': 0})
 
 
 def latent_shapes(spec: DataSpec, levels: int) -> list[tuple[int, int, int]]:

@@ -2,7 +2,7 @@
 arXiv:1511.06434).
 
 Configs:
-    ``reference``  the TensorFlow DCGAN tutorial adapted to 48x48 (../shared/docs/MODELS.md):
+    ``reference``  the TensorFlow DCGAN tutorial adapted to 48x48 (docs/MODELS.md):
                    G Dense(12*12*256)+BN+LeakyReLU -> ConvT 128 (s1), 64 (s2), 1 (s2), 5x5 -> tanh;
                    D Conv 64, 128 (5x5 s2) + LeakyReLU + Dropout 0.3 -> Dense(1) logits; BCE,
                    Adam 1e-4 (betas 0.9, 0.999), batch 256, 100 epochs (11,215 steps).

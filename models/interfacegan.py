@@ -30,7 +30,7 @@ Capabilities: ``sample``, ``conditional``, ``edit`` (``edit_mode = "distance"``)
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -62,13 +62,13 @@ class InterFaceGANConfig:
     """
 
     base_run: str = ""
-    n_latents: int = 10000
-    ratio: float = 0.02
-    val_fraction: float = 0.3
-    svm: str = "svc"
-    svm_c: float = 1.0
+    n_latents: int = field(default=10000, metadata={'min': 2})
+    ratio: float = field(default=0.02, metadata={'gt': 0, 'max': 0.5})
+    val_fraction: float = field(default=0.3, metadata={'min': 0, 'lt': 1})
+    svm: str = field(default="svc", metadata={'choices': ['svc', 'linear_svc']})
+    svm_c: float = field(default=1.0, metadata={'gt': 0})
     cond_distance: float = 3.0
-    score_batch: int = 500
+    score_batch: int = field(default=500, metadata={'min': 1})
     evaluator_weights: str = ""
 
 

@@ -37,7 +37,7 @@ Pixel models (``model.likelihood``):
                      s >= -7); recon = -log p(x | z, c); image = clamp(m, -1, 1) (the location).
 
 Configs:
-    ``reference``  the deeper VAE of ../shared/docs/MODELS.md adapted to 48x48x1 and made conditional:
+    ``reference``  the deeper VAE of docs/MODELS.md adapted to 48x48x1 and made conditional:
                    E [x | K label maps] -> 4 x [Conv 4x4 s2 + BN + ReLU] 32/64/128/256 -> Dense(2 x 100);
                    D [z | onehot c] -> Dense(256 x H/16 x W/16) + ReLU -> 3 x [ConvT 4x4 s2 + BN + ReLU]
                    128/64/32 -> ConvT 4x4 s2 -> sigmoid (Bernoulli); loss (BCE sum + beta KL) / batch,
@@ -59,7 +59,7 @@ mode, see :meth:`VAE.edit_fit`).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -101,14 +101,14 @@ class VAEConfig:
     """
 
     arch: str = "resnet"
-    z_dim: int = 128
+    z_dim: int = field(default=128, metadata={'min': 1})
     channels: tuple[int, ...] = (32, 64, 128, 256)
-    ch: int = 0
-    beta: float = 1.0
-    kl_warmup: float = 0.3
-    free_bits: float = 0.05
-    likelihood: str = "discretized"
-    lr: float = 1e-3
+    ch: int = field(default=0, metadata={'min': 0})
+    beta: float = field(default=1.0, metadata={'min': 0})
+    kl_warmup: float = field(default=0.3, metadata={'min': 0, 'max': 1})
+    free_bits: float = field(default=0.05, metadata={'min': 0})
+    likelihood: str = field(default="discretized", metadata={'choices': ['bernoulli', 'discretized']})
+    lr: float = field(default=1e-3, metadata={'gt': 0})
     betas: tuple[float, float] = (0.9, 0.999)
     edit_labels: bool = True
 

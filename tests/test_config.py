@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -64,3 +65,75 @@ def test_overrides_apply_in_order():
     cfg = resolve_config("gan")
     apply_overrides(cfg, ["train.steps=5", "train.steps=7"])
     assert cfg.train.steps == 7
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("train.log_every=0", "train.log_every=0: must be >= 1"),
+    ("model.ch=-2", "model.ch=-2: must be >= 1"),
+    ("model.z_dim=0", "model.z_dim=0: must be >= 1"),
+    ("model.lr_g=0", "model.lr_g=0.0: must be > 0"),
+    ("model.lr_d=NaN", "model.lr_d=nan: expected a finite number"),
+    ("train.steps=-5", "train.steps=-5: must be >= 1"),
+    ("train.steps=0", "train.steps=0: must be >= 1"),
+    ("train.minutes=0", "train.minutes=0.0: must be > 0"),
+    ("train.minutes=-1", "train.minutes=-1.0: must be > 0"),
+    ("train.batch_size=0", "train.batch_size=0: must be >= 1"),
+    ("train.ema_decay=1.5", "train.ema_decay=1.5: must be <= 1"),
+    ("train.keep_ckpts=0", "train.keep_ckpts=0: must be >= 1"),
+    ("train.sample_every=-1", "train.sample_every=-1: must be >= 0"),
+    ("train.seed=-1", "train.seed=-1: must be >= 0"),
+    ("train.samples_per_class=0", "train.samples_per_class=0: must be >= 1"),
+    ("train.split=holdout", "train.split='holdout': expected one of train, val, test, all"),
+])
+def test_out_of_range_values_refused(bad, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        resolve_config("cgan", overrides=[bad])
+
+
+def test_range_edges_accepted():
+    cfg = resolve_config("cgan", overrides=["train.steps=1", "train.log_every=1", "train.sample_every=0",
+                                            "train.ckpt_every=0", "model.ch=1", "train.ema_decay=0"])
+    assert cfg.train.steps == 1 and cfg.model_cfg.ch == 1
+    assert resolve_config("gan", overrides=["train.minutes=null"]).train.minutes is None
+
+
+def test_every_numeric_train_field_declares_a_range():
+    import dataclasses
+    import typing
+
+    from exprbench.config import RANGE_KEYS, TrainConfig
+
+    hints = typing.get_type_hints(TrainConfig)
+    for f in dataclasses.fields(TrainConfig):
+        if hints[f.name] in (int, float, float | None, int | None):
+            assert any(k in f.metadata for k in RANGE_KEYS), f"train.{f.name} has no declared range"
+
+
+def test_adversarial_ranges_reach_every_gan_family_model():
+    for model in ("gan", "cgan", "acgan", "bigan", "bicogan"):
+        with pytest.raises(ConfigError, match="model.ch=-2: must be >= 1"):
+            resolve_config(model, overrides=["model.ch=-2"])
+
+
+def test_every_named_config_is_in_range():
+    from exprbench.models import MODELS
+
+    for model in MODELS.names():
+        for name in MODELS.get(model).named_configs:
+            resolve_config(model, name)  # raises ConfigError when a shipped config is out of range
+
+
+def test_stored_config_out_of_range_refused():
+    d = resolve_config("gan").to_dict()
+    d["train"]["log_every"] = 0
+    with pytest.raises(ConfigError, match="train.log_every=0: must be >= 1"):
+        config_from_dict(d)
+
+
+def test_check_range_mechanism():
+    from exprbench.config import check_range
+
+    check_range(None, {"min": 1}, "k")  # unset optional values pass
+    check_range((0.5, 0.9), {"min": 0, "lt": 1}, "k")
+    with pytest.raises(ConfigError, match=r"k=\(0.5, 1.0\): must be < 1"):
+        check_range((0.5, 1.0), {"min": 0, "lt": 1}, "k")

@@ -205,3 +205,114 @@ def test_uint8_float_roundtrip():
     assert to_uint8(torch.tensor([-2.0, 2.0])).tolist() == [0, 255]
     with pytest.raises(ValueError, match="float"):
         to_uint8(x)
+
+
+# -- corrupt and oversized archives, unwritable caches ---------------------------------------------
+
+
+def _zip_with_bad_crc(path):
+    """A stored (uncompressed) image-folder zip with one byte of one entry's data flipped."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as zf:
+        from .conftest import folder_entries
+
+        entries = list(folder_entries())
+        for rel, raw in entries:
+            zf.writestr(rel, raw)
+    victim = entries[3][0]
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo(victim)
+    raw = bytearray(path.read_bytes())
+    offset = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra) + 40
+    raw[offset] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    return victim
+
+
+def test_zip_entry_with_bad_crc_names_the_entry(tmp_path):
+    p = tmp_path / "fer2013.zip"
+    victim = _zip_with_bad_crc(p)
+    with pytest.raises(DataError, match=rf"fer2013.zip:{victim}: corrupt zip entry \(Bad CRC-32"):
+        load_fer2013(p)
+
+
+def test_zip_csv_entry_with_bad_crc(tmp_path):
+    csv = write_csv(tmp_path / "fer2013.csv")
+    p = tmp_path / "fer2013.zip"
+    with zipfile.ZipFile(p, "w", compression=zipfile.ZIP_STORED) as zf:
+        zf.write(csv, "fer2013.csv")
+    raw = bytearray(p.read_bytes())
+    raw[30 + len("fer2013.csv") + 5000] ^= 0x01  # a pixel digit inside the data: only the CRC notices
+    p.write_bytes(bytes(raw))
+    with pytest.raises(DataError, match=r"fer2013.zip:fer2013.csv: corrupt zip entry"):
+        load_fer2013(p)
+
+
+def test_zip_entry_size_checked_before_inflating(tmp_path, monkeypatch):
+    p = write_zip(tmp_path / "fer2013.zip")
+    with zipfile.ZipFile(p, "a") as zf:
+        zf.writestr("train/happy/Training_big.png", b"\0" * 5000)  # declares 5,000 bytes uncompressed
+    monkeypatch.setattr(D, "MAX_IMAGE_BYTES", 4096)
+    read = []
+    monkeypatch.setattr(zipfile.ZipFile, "read", lambda self, name, pwd=None: read.append(name))
+    with pytest.raises(DataError, match=r"fer2013.zip:train/happy/Training_big.png: 5,000 bytes, more than the "
+                                        r"4,096 a FER2013 image can have"):
+        load_fer2013(p)
+    assert read == []  # refused before any entry was inflated
+
+
+def test_zip_csv_size_checked(tmp_path, monkeypatch):
+    p = tmp_path / "fer2013.zip"
+    with zipfile.ZipFile(p, "w") as zf:
+        zf.write(write_csv(tmp_path / "fer2013.csv"), "fer2013.csv")
+    monkeypatch.setattr(D, "MAX_CSV_BYTES", 1000)
+    with pytest.raises(DataError, match=r"fer2013.csv: [\d,]+ bytes, more than the 1,000 a FER2013 CSV can have"):
+        load_fer2013(p)
+
+
+def test_folder_image_size_checked(tmp_path, monkeypatch):
+    root = write_folder(tmp_path / "fer2013")
+    monkeypatch.setattr(D, "MAX_IMAGE_BYTES", 10)
+    with pytest.raises(DataError, match="bytes, more than the 10 a FER2013 image can have"):
+        load_fer2013(root)
+
+
+def test_unwritable_cache_is_a_clear_error_before_decoding(tmp_path, monkeypatch):
+    src = write_csv(tmp_path / "fer2013.csv")
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("x")
+    monkeypatch.setenv("EXPRBENCH_CACHE", str(blocker / "cache"))
+    real_decode = D._decode
+    monkeypatch.setattr(D, "_decode", lambda path: pytest.fail("decoded although the cache cannot be written"))
+    with pytest.raises(DataError, match=r"\$EXPRBENCH_CACHE folder .*: .* is a file, so the folder cannot be created; "
+                                        "set EXPRBENCH_CACHE to a writable folder"):
+        load_fer2013(src)
+    monkeypatch.setattr(D, "_decode", real_decode)
+    assert load_fer2013(src, use_cache=False).images.shape[0] == 42  # without the cache it works
+
+
+def test_read_only_cache_still_serves_its_entries(tmp_path, monkeypatch):
+    from exprbench import io as xio
+
+    src = write_csv(tmp_path / "fer2013.csv")
+    load_fer2013(src)  # fills the cache
+    monkeypatch.setattr(xio, "_can_create_in", lambda folder: False)  # now read-only (e.g. a shared cache)
+    assert load_fer2013(src).images.shape[0] == 42
+    src.write_text(src.read_text())  # a changed source needs a new entry: refused with one clear line
+    import os
+
+    os.utime(src, ns=(1, 1))
+    with pytest.raises(DataError, match=r"\$EXPRBENCH_CACHE folder .*: cannot write there: permission denied or read-only; set EXPRBENCH_CACHE"):
+        load_fer2013(src)
+
+
+def test_cache_file_mode_respects_umask(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        load_fer2013(write_csv(tmp_path / "fer2013.csv"))
+    finally:
+        os.umask(old)
+    (entry,) = (D.cache_dir() / "data").iterdir()
+    assert stat.S_IMODE(entry.stat().st_mode) == 0o644

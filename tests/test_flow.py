@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from exprbench.cli import main
+from exprbench.errors import ConfigError
 from exprbench.config import resolve_config
 from exprbench.data import FER7, DataSpec
 from exprbench.harness import build_model, load_trained
@@ -242,7 +243,7 @@ def test_bad_inputs_raise_value_error():
         latent_shapes(SPEC, 5)
     assert latent_shapes(SPEC, 4)[0] == (32, 3, 3)  # 48 = 16 * 3: four levels fit
     for key in ("model.scale_map=tanh", "model.split_mode=diagonal", "model.temperature=0"):
-        with pytest.raises(ValueError, match=key.split("=")[0]):
+        with pytest.raises(ConfigError, match=key.split("=")[0]):  # refused by the declared range
             Flow(resolve_config("flow", "default", [*TINY, key]).model_cfg, SPEC)
 
 

@@ -179,3 +179,145 @@ def test_ema_warms_up_and_lags():
     assert not torch.equal(w, e), "EMA must lag the live weights"
     # after 3 updates the warm-up decay is at most (1+2)/(10+2) = 0.25: the EMA is near the live weights
     assert (w - e).abs().mean() < (w - tiny_model("gan", "default").nets["G"].fc.weight).abs().mean()
+
+
+# -- integrity: checkpoints carry their own hash -------------------------------------------------
+
+
+def _flip(path: Path) -> None:
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2] ^= 0x01
+    path.write_bytes(bytes(raw))
+
+
+def test_checkpoint_verifies_itself_without_sidecar(tmp_path, tiny_dataset):
+    run = tmp_path / "r"
+    Trainer(cfg_for(steps=2), run, dataset=tiny_dataset, progress=False).run()
+    (ck,) = list_checkpoints(run)
+    ck.with_suffix(".sha256").unlink()
+    assert load_checkpoint(ck)["step"] == 2  # a missing sidecar alone is fine: the hash is inside
+    _flip(ck)
+    with pytest.raises(CheckpointError, match="does not match the sha256 stored inside it"):
+        load_checkpoint(ck)
+
+
+def test_damaged_checkpoint_is_never_resigned_on_resume(tmp_path, tiny_dataset):
+    run = tmp_path / "r"
+    Trainer(cfg_for(steps=2), run, dataset=tiny_dataset, progress=False).run()
+    (ck,) = list_checkpoints(run)
+    ck.with_suffix(".sha256").unlink()
+    _flip(ck)
+    damaged = ck.read_bytes()
+    with pytest.raises(CheckpointError, match="step_000002.pt is corrupt"):
+        Trainer(cfg_for(steps=4), run, resume=True, dataset=tiny_dataset, progress=False).run()
+    assert list_checkpoints(run) == [ck] and ck.read_bytes() == damaged
+    assert not ck.with_suffix(".sha256").exists()  # no fresh sidecar vouches for it
+
+
+def test_old_format_checkpoint_needs_its_sidecar(tmp_path, tiny_dataset):
+    """Checkpoints written before the embedded hash (a plain torch.save) load with a matching sidecar."""
+    from exprbench.io import file_sha256
+
+    run = tmp_path / "r"
+    Trainer(cfg_for(steps=2), run, dataset=tiny_dataset, progress=False).run()
+    (ck,) = list_checkpoints(run)
+    state = load_checkpoint(ck)
+    torch.save(state, ck)  # the old format
+    ck.with_suffix(".sha256").write_text(file_sha256(ck) + "\n")
+    assert load_checkpoint(ck)["step"] == 2
+    _, _, _, step = load_trained(run)
+    assert step == 2
+    ck.with_suffix(".sha256").unlink()
+    with pytest.raises(CheckpointError, match="cannot be verified .*no sha256 of its own and its .sha256 file is missing"):
+        load_checkpoint(ck)
+
+
+def test_stale_temp_files_cleaned_on_start(tmp_path, tiny_dataset):
+    run = tmp_path / "r"
+    Trainer(cfg_for(steps=2), run, dataset=tiny_dataset, progress=False).run()
+    stale = run / "checkpoints" / ".step_000004.pt.x1y2z3.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    Trainer(cfg_for(steps=4), run, resume=True, dataset=tiny_dataset, progress=False).run()
+    assert not stale.exists()
+    assert [p.name for p in (run / "checkpoints").iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_files_are_group_and_world_readable(tmp_path, tiny_dataset):
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        Trainer(cfg_for(steps=2), tmp_path / "r", dataset=tiny_dataset, progress=False).run()
+    finally:
+        os.umask(old)
+    run = tmp_path / "r"
+    for p in [run / "config.json", run / "status.json", *list_checkpoints(run), *(run / "samples").iterdir()]:
+        assert stat.S_IMODE(p.stat().st_mode) == 0o644, p
+
+
+def test_status_json_is_strict_json_after_divergence(tmp_path, tiny_dataset, monkeypatch):
+    from exprbench.models.gan import GAN
+
+    real_step = GAN.training_step
+    monkeypatch.setattr(GAN, "training_step",
+                        lambda self, b, s: {**real_step(self, b, s), "loss_d": float("nan")} if s == 1 else real_step(self, b, s))
+    with pytest.raises(TrainingDiverged):
+        Trainer(cfg_for(steps=4), tmp_path / "r", dataset=tiny_dataset, progress=False).run()
+
+    def refuse(c):
+        raise AssertionError(f"status.json holds {c}, which is not JSON")
+
+    status = json.loads((tmp_path / "r" / "status.json").read_text(), parse_constant=refuse)
+    assert status["status"] == "diverged" and status["losses"]["loss_d"] is None
+
+
+# -- Ctrl-C ----------------------------------------------------------------------------------
+
+
+def _sigint_at(target: int):
+    def hook(step, model):
+        if step == target:
+            os.kill(os.getpid(), signal.SIGINT)
+        return {}
+    return hook
+
+
+def test_ctrl_c_saves_a_checkpoint_and_resumes_exactly(tmp_path, tiny_dataset):
+    from exprbench.errors import TrainingInterrupted
+
+    steps = 6
+    Trainer(cfg_for(steps=steps), tmp_path / "straight", dataset=tiny_dataset, progress=False).run()
+    run = tmp_path / "r"
+    with pytest.raises(TrainingInterrupted, match=r"interrupted at step 2: checkpoint saved: .*step_000002.pt"):
+        Trainer(cfg_for(steps=steps), run, dataset=tiny_dataset, progress=False,
+                eval_hook=_sigint_at(2), eval_every=1).run()
+    assert [p.name for p in list_checkpoints(run)] == ["step_000002.pt"]
+    status = json.loads((run / "status.json").read_text())
+    assert status["status"] == "interrupted" and status["step"] == 2 and status["checkpoint"].endswith("step_000002.pt")
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
+    Trainer(cfg_for(steps=steps), run, resume=True, dataset=tiny_dataset, progress=False).run()
+    a = load_checkpoint(list_checkpoints(tmp_path / "straight")[-1])["model"]["nets"]
+    b = load_checkpoint(list_checkpoints(run)[-1])["model"]["nets"]
+    assert all(torch.equal(a[k], b[k]) for k in a), "interrupt + resume must equal an uninterrupted run"
+
+
+def test_keyboard_interrupt_mid_step_is_not_saved(tmp_path, tiny_dataset, monkeypatch):
+    """A KeyboardInterrupt raised inside a step (a second Ctrl-C) stops at once: that step's state may be
+    torn, so nothing is saved; the newest checkpoint is named."""
+    from exprbench.errors import TrainingInterrupted
+    from exprbench.models.gan import GAN
+
+    real_step = GAN.training_step
+
+    def step_fn(self, batch, step):
+        if step == 3:
+            raise KeyboardInterrupt
+        return real_step(self, batch, step)
+
+    monkeypatch.setattr(GAN, "training_step", step_fn)
+    run = tmp_path / "r"
+    with pytest.raises(TrainingInterrupted, match=r"interrupted at step 3: stopped mid-step, not saved; "
+                                                  r"newest checkpoint: .*step_000002.pt"):
+        Trainer(cfg_for(steps=6, extra=["train.ckpt_every=2"]), run, dataset=tiny_dataset, progress=False).run()
+    assert [p.name for p in list_checkpoints(run)] == ["step_000002.pt"]
+    assert json.loads((run / "status.json").read_text())["status"] == "interrupted"
