@@ -53,7 +53,8 @@ def label_accuracy(evaluator: Evaluator, images: torch.Tensor, labels: torch.Ten
 
     Returns:
         ``{"value": accuracy in [0, 1], "per_class": {name: recall or None}, "confusion_matrix": K x K
-        counts (rows true, columns predicted), "n": N}``.
+        counts (rows true, columns predicted), "n": N, "balanced_acc": mean per-class recall,
+        "correct": [bool] * N}``.
 
     Raises:
         MetricInputError: bad images or labels.
@@ -62,8 +63,40 @@ def label_accuracy(evaluator: Evaluator, images: torch.Tensor, labels: torch.Ten
     labels = _check_labels(labels, images.shape[0], len(class_names), "labels")
     pred = evaluator.predict(images, class_names, tta=tta)
     cm = confusion_matrix(labels, pred, len(class_names))
-    return {"value": float((pred == labels).float().mean()), "per_class": per_class_accuracy(cm, class_names),
-            "confusion_matrix": cm, "n": int(images.shape[0])}
+    per = per_class_accuracy(cm, class_names)
+    return {"value": float((pred == labels).float().mean()), "per_class": per,
+            "confusion_matrix": cm, "n": int(images.shape[0]), "balanced_acc": balanced_accuracy(per),
+            "correct": (pred == labels).tolist()}
+
+
+def balanced_accuracy(per_class: dict) -> float | None:
+    """Class-balanced accuracy: the mean per-class recall over the classes that have images (None if none).
+
+    Args:
+        per_class: ``{name: recall or None}`` (as :func:`per_class_accuracy` returns).
+    """
+    vals = [v for v in per_class.values() if v is not None]
+    return float(sum(vals) / len(vals)) if vals else None
+
+
+def accuracy_baselines(train_labels: torch.Tensor, eval_labels: torch.Tensor, class_names: Sequence[str]) -> dict:
+    """What trivial classifiers score on a labelled set: chance and always answering the train majority.
+
+    Args:
+        train_labels: int64 labels of the training split (its most frequent class is the majority).
+        eval_labels: int64 labels of the evaluated set.
+        class_names: the K class names.
+
+    Returns:
+        ``{"chance": 1/K, "majority_class": name, "majority_acc": plain accuracy of always answering it
+        on the evaluated set, "majority_balanced_acc": 1/K (its class-balanced accuracy)}``.
+    """
+    k = len(class_names)
+    maj = int(torch.bincount(train_labels.cpu().long(), minlength=k).argmax())
+    ev = eval_labels.cpu().long()
+    return {"chance": 1.0 / k, "majority_class": class_names[maj],
+            "majority_acc": float((ev == maj).double().mean()) if ev.numel() else None,
+            "majority_balanced_acc": 1.0 / k}
 
 
 @dataclass(frozen=True)
@@ -100,7 +133,8 @@ def classifier_accuracy_on_real(train_images: torch.Tensor, train_labels: torch.
 
     Returns:
         ``{"value": accuracy, "per_class": {...}, "confusion_matrix": K x K, "n_train": N,
-        "n_test": M, "train_seconds": float}``.
+        "n_test": M, "train_seconds": float, "balanced_acc": mean per-class recall on test,
+        "correct": [0/1] * M (per test image)}``.
 
     Raises:
         MetricInputError: bad images or labels.
@@ -113,9 +147,11 @@ def classifier_accuracy_on_real(train_images: torch.Tensor, train_labels: torch.
     secs = time.perf_counter() - t0
     acc, pred = accuracy_of(net, test.images, test.labels, torch.device(device), tta=True)
     cm = confusion_matrix(test.labels, pred, k)
-    return {"value": acc, "per_class": per_class_accuracy(cm, test.class_names), "confusion_matrix": cm,
+    per = per_class_accuracy(cm, test.class_names)
+    return {"value": acc, "per_class": per, "confusion_matrix": cm,
             "n_train": int(train_images.shape[0]), "n_test": int(test.images.shape[0]),
-            "train_seconds": round(secs, 2)}
+            "train_seconds": round(secs, 2), "balanced_acc": balanced_accuracy(per),
+            "correct": (pred.cpu() == test.labels.cpu()).long().tolist()}
 
 
 def balanced_real_subset(train: FaceDataset, per_class: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -16,6 +16,13 @@ have no meaningful real-data counterpart and record an ``unavailable`` floor wit
 
 Generated sets are shared between protocols with the same (seed, count, label draw): fid10k_train,
 kid10k_train and pr10k_train use one set and extract its features once.
+
+``eval.json`` is merged, never replaced (:func:`merge_eval`): a re-run protocol replaces its entry and
+keeps the earlier value in the entry's ``history``; other entries stay. ``--checkpoint`` picks the
+step (:func:`select_checkpoint`). A protocol skipped for the model computes nothing (no reference,
+no floor). :func:`evaluate_images` scores images from any source (a folder, an .npz) with the
+protocols that apply and writes the same eval.json plus ``source.json`` into a directory of its own.
+Progress goes through an :class:`~exprbench.metrics.progress.EvalReporter` (silent by default).
 """
 
 from __future__ import annotations
@@ -34,11 +41,16 @@ from exprbench.errors import DataError, UserError
 
 from .capability import (encoder_label_accuracy, linear_probe_accuracy, reconstruction_metrics, translate_all,
                          translation_fid_inputs, translation_metrics)
-from .classaware import CASProtocol, cas_real_baseline, classifier_accuracy_on_real, label_accuracy
+from .bootstrap import CI_DRAWS, CI_SEED, fid_ci, fid_infinity, kid_ci, mean_ci, stratified_fid_ci
+from .classaware import (CASProtocol, accuracy_baselines, balanced_accuracy, cas_real_baseline,
+                         classifier_accuracy_on_real, label_accuracy)
+from .coverage import DC_NEIGHBORHOOD, density_coverage, precision_recall_ci
 from .editing import balanced_subset, edit_metrics, fit_edit_directions, likelihood_metrics, strength_index
 from .evaluator import load_evaluator
-from .fidelity import (EXTRACTORS, ExtractorUnavailable, fidelity_cache_root, drop_generated_cache, extractor_info, fidelity_scores,
-                       generated_cache_name, intra_class_fid, reference_cache_name)
+from .fidelity import (EXTRACTORS, ExtractorUnavailable, fidelity_cache_root, drop_generated_cache, extractor_info, fidelity_features,
+                       fidelity_scores, generated_cache_name, intra_class_fid, reference_cache_name)
+from .memorisation import MEM_QUANTILE, N_PAIRS, duplicate_mask, memorisation, pairs_grid
+from .progress import EvalReporter
 from .registry import BPD_IW_K, EDIT_FIT_PER_CLASS, PROBE_TRAIN_PER_CLASS, PROTOCOL_VERSION, Protocol, default_protocols, resolve_protocol
 
 PR_REFERENCE_SIZE = 10000  # precision/recall compare equal-sized sets (Kynkäänniemi et al. 2019)
@@ -68,7 +80,8 @@ def resolve_eval_data_path(data, cfg_path) -> str:
 class _Context:
     """Everything the protocols of one evaluation share: model, data, evaluator, generated sets."""
 
-    def __init__(self, model, data: FaceDataset, device: torch.device, evaluator_weights, inception_weights) -> None:
+    def __init__(self, model, data: FaceDataset, device: torch.device, evaluator_weights, inception_weights,
+                 reporter: EvalReporter | None = None) -> None:
         self.model, self.data, self.device = model, data, device
         self.evaluator_weights, self.inception_weights = evaluator_weights, inception_weights
         self.evaluator = load_evaluator(evaluator_weights, device)
@@ -78,6 +91,32 @@ class _Context:
         self._gen: dict = {}
         self._real: dict = {}
         self.gen_cache_names: set[str] = set()
+        self.reporter = reporter or EvalReporter()
+        self.image_words = "generated images"  # what the protocols' images are, for the start lines
+        self.at = (0, 0, "")  # (index, total, protocol name) of the protocol running, for the reporter
+        self.out_dir: Path | None = None  # where figure inputs go (RUN/figures_input/); None: not written
+        self.ci_draws = CI_DRAWS  # bootstrap draws of the intervals; 0: no intervals (training curves)
+        self._stats: dict = {}
+
+    # -- what is said while it runs ------------------------------------------------------------
+    def note(self, text: str) -> None:
+        """A line about the current protocol (a one-time computation, a phase)."""
+        self.reporter.note(*self.at, text)
+
+    def bar(self, desc: str, total: int):
+        """A progress bar of the current protocol: context manager yielding ``advance(n)``."""
+        return self.reporter.bar(f"{self.at[2]}: {desc}" if self.at[2] else desc, total)
+
+    def fidelity_progress(self, role: str, total: int):
+        """The ``progress`` of :func:`~exprbench.metrics.fidelity.fidelity_scores`: a bar per feature extraction."""
+        return self.bar(f"features of {total:,} {role} images", total)
+
+    def skip_reason(self, p: Protocol) -> str | None:
+        """Why ``p`` cannot run here (a capability the model lacks), or None."""
+        missing = sorted(p.needs - set(self.model.capabilities))
+        if missing:
+            return f"model {self.model.name!r} lacks capability {', '.join(missing)}"
+        return None
 
     # -- generation --------------------------------------------------------------------------
     def generate(self, n: int, seed: int, per_class: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -99,11 +138,14 @@ class _Context:
             labels = None
         out = []
         bs = 500
-        for i in range(0, len(labels) if labels is not None else n, bs):
-            m = min(bs, (len(labels) if labels is not None else n) - i)
-            lab = labels[i : i + m] if labels is not None else None
-            x = self.model.sample(m, labels=lab, generator=g)
-            out.append(to_uint8(x).cpu())
+        total = len(labels) if labels is not None else n
+        with self.bar(f"generating {total:,} images", total) as advance:
+            for i in range(0, total, bs):
+                m = min(bs, total - i)
+                lab = labels[i : i + m] if labels is not None else None
+                x = self.model.sample(m, labels=lab, generator=g)
+                out.append(to_uint8(x).cpu())
+                advance(m)
         images = torch.cat(out)
         if images.shape[1:] != (1, 48, 48):
             raise UserError(f"model generated images of shape {tuple(images.shape[1:])}, expected 1 x 48 x 48")
@@ -152,6 +194,25 @@ class _Context:
     def ref_name(self, split: str, n: int, extractor: str, sha: str, selection: str = "all") -> str:
         return reference_cache_name(self.data.fingerprint, split, self.data.label_set, extractor, sha, n, selection)
 
+    def fidelity_feats(self, p: Protocol, images: torch.Tensor, cache_name: str | None, role: str) -> torch.Tensor:
+        """torch-fidelity's features of ``images`` in ``p``'s extractor (cached under ``cache_name``)."""
+        return fidelity_features(images, cache_name, p.extractor, self.evaluator_weights, self.inception_weights,
+                                 self.device, progress=self.fidelity_progress, role=role)
+
+    def train_statistics(self, p: Protocol, ref_name: str) -> dict:
+        """FID statistics (mu, sigma) of the full train split's features, as torch-fidelity computes them."""
+        from torch_fidelity.metric_fid import fid_features_to_statistics
+
+        if ref_name not in self._stats:
+            self._stats[ref_name] = fid_features_to_statistics(self.fidelity_feats(p, self.train.images, ref_name, "real"))
+        return self._stats[ref_name]
+
+    def test_duplicates(self) -> torch.Tensor:
+        """bool mask of the test images that are exact pixel copies of a train image (memoized)."""
+        if "test_dups" not in self._real:
+            self._real["test_dups"] = duplicate_mask(self.test.images, self.train.images)
+        return self._real["test_dups"]
+
     def pr_reference(self, n: int) -> tuple[torch.Tensor, str]:
         """A fixed random subset of ``min(n, len(train))`` train images (seed 0) for precision/recall."""
         m = min(n, len(self.train))
@@ -168,7 +229,12 @@ def _entry(p: Protocol, status: str, value=None, **extra) -> dict:
 
 def _fidelity_kw(ctx: _Context, p: Protocol) -> dict:
     return dict(extractor=p.extractor, evaluator_weights=ctx.evaluator_weights,
-                inception_weights=ctx.inception_weights, device=ctx.device)
+                inception_weights=ctx.inception_weights, device=ctx.device, progress=ctx.fidelity_progress)
+
+
+def _cached(name: str | None) -> bool:
+    """Whether torch-fidelity's cache holds features or statistics under ``name``."""
+    return name is not None and any(fidelity_cache_root().glob(f"{name}-*.pt"))
 
 
 def _run_fidelity(p: Protocol, ctx: _Context, real_role: bool) -> dict:
@@ -178,6 +244,8 @@ def _run_fidelity(p: Protocol, ctx: _Context, real_role: bool) -> dict:
     if real_role:
         cand, n_c = ctx.test.images, len(ctx.test)
         test_name = ctx.ref_name("test", n_c, p.extractor, sha)
+        if not _cached(test_name):
+            ctx.note(f"real test features for the real-data value, one-time, {n_c:,} images")
     else:
         cand, _ = ctx.generate(p.n_samples, p.seed, per_class=False)
         n_c = cand.shape[0]
@@ -187,9 +255,15 @@ def _run_fidelity(p: Protocol, ctx: _Context, real_role: bool) -> dict:
         ref, sel = ctx.pr_reference(PR_REFERENCE_SIZE)
         ref_name = ctx.ref_name("train", ref.shape[0], p.extractor, sha, sel)
         metrics = ("prc",)
+        if not _cached(ref_name):
+            ctx.note(f"train reference features (random {ref.shape[0]:,} of train, seed 0), one-time, "
+                     f"{ref.shape[0]:,} images")
     else:
         ref, ref_name = ctx.train.images, ctx.ref_name("train", len(ctx.train), p.extractor, sha)
         metrics = ("fid",) if p.family == "fid" else ("kid",)
+        if not _cached(ref_name):
+            ctx.note(f"train reference {'statistics' if p.family == 'fid' else 'features'}, one-time, "
+                     f"{ref.shape[0]:,} images")
     gen_cache = test_name if real_role else True  # real test features are cached like a reference
     res = fidelity_scores(cand, ref, metrics, real_cache_name=ref_name, generated_cache=gen_cache, seed=2020, **kw)
     out = {"n_samples": n_c, "extractor_sha256": sha}
@@ -201,21 +275,145 @@ def _run_fidelity(p: Protocol, ctx: _Context, real_role: bool) -> dict:
     else:
         out.update(value=res["f_score"], details={"precision": res["precision"], "recall": res["recall"],
                                                   "f_score": res["f_score"], "k": 3, "n_real": res["n_real"]})
+    if ctx.ci_draws:  # intervals (and FID at infinite N) from the features torch-fidelity cached
+        gen_feats = ctx.fidelity_feats(p, cand, test_name if real_role else generated_cache_name(cand, p.extractor, sha),
+                                       "generated")
+        if p.family == "fid":
+            stats = ctx.train_statistics(p, ref_name)
+            out.update(fid_ci(gen_feats, stats, res["fid"], ctx.ci_draws, CI_SEED))
+            out["details"].update(fid_infinity(gen_feats, stats), fid_inf_note=(
+                "linear fit of FID at N, N/2, N/4 (nested random subsets) in 1/N (Chong & Forsyth 2020)"))
+        elif p.family == "kid":
+            out.update(kid_ci(gen_feats, ctx.fidelity_feats(p, ref, ref_name, "real"), res["kid_mean"],
+                              ctx.ci_draws, CI_SEED))
+        else:
+            cis = precision_recall_ci(ctx.fidelity_feats(p, ref, ref_name, "real"), gen_feats, res, k=3,
+                                      draws=ctx.ci_draws, seed=CI_SEED)
+            out.update(cis["f_score"])
+            out["details"].update(precision_ci95=cis["precision"]["ci95"], recall_ci95=cis["recall"]["ci95"],
+                                  ci_note="k-NN radii of the full sets kept fixed over the draws")
     return out
+
+
+def _scored_set(p: Protocol, ctx: _Context, real_role: bool, sha: str) -> tuple[torch.Tensor, str]:
+    """The images a feature-space protocol scores and their features' cache name: the generated set of
+    ``(n, seed)`` (shared with fid/kid/pr, dropped after the evaluation), or the real test split for the
+    real-data value (cached like a reference)."""
+    if real_role:
+        return ctx.test.images, ctx.ref_name("test", len(ctx.test), p.extractor, sha)
+    cand, _ = ctx.generate(p.n_samples, p.seed, per_class=False)
+    name = generated_cache_name(cand, p.extractor, sha)
+    ctx.gen_cache_names.add(name)
+    return cand, name
+
+
+def _run_dc(p: Protocol, ctx: _Context, real_role: bool) -> dict:
+    """Density and coverage (Naeem et al. 2020, k=5) against the precision/recall reference (10k train
+    images, seed 0); value = coverage (bounded in [0, 1], falls when modes are dropped; density, which is
+    unbounded and rewards crowding dense regions, goes to details)."""
+    _, sha = extractor_info(p.extractor, ctx.evaluator_weights, ctx.inception_weights)
+    cand, cand_name = _scored_set(p, ctx, real_role, sha)
+    ref, sel = ctx.pr_reference(PR_REFERENCE_SIZE)
+    ref_name = ctx.ref_name("train", ref.shape[0], p.extractor, sha, sel)
+    if not _cached(ref_name):
+        ctx.note(f"train reference features (random {ref.shape[0]:,} of train, seed 0), one-time")
+    rf = ctx.fidelity_feats(p, ref, ref_name, "real")
+    gf = ctx.fidelity_feats(p, cand, cand_name, "generated")
+    res = density_coverage(rf, gf, DC_NEIGHBORHOOD, ci_draws=ctx.ci_draws, ci_seed=CI_SEED)
+    out = {"value": res["coverage"], "n_samples": int(cand.shape[0]), "extractor_sha256": sha,
+           "details": {"density": res["density"], "coverage": res["coverage"], "k": res["k"], "n_real": res["n_real"],
+                       "reference": f"train, {sel}"}}
+    if ctx.ci_draws:
+        out.update(res["coverage_ci"])
+        out["details"].update(density_ci95=res["density_ci"]["ci95"], coverage_ci95=res["coverage_ci"]["ci95"])
+    return out
+
+
+def _run_mem(p: Protocol, ctx: _Context, real_role: bool) -> dict:
+    """Memorisation (see :mod:`exprbench.metrics.memorisation`) in ``p``'s feature space: the fraction of
+    scored images nearer their nearest train face than the 5th percentile of test-to-train distances.
+    For generated images, the 16 closest (sample, train face) pairs are written to
+    ``RUN/figures_input/<protocol>_pairs.npy`` (uint8 16 x 2 x 48 x 48: sample, neighbour) and
+    ``..._pairs.png`` (4 pairs per row) when the evaluation has a directory."""
+    _, sha = extractor_info(p.extractor, ctx.evaluator_weights, ctx.inception_weights)
+    cand, cand_name = _scored_set(p, ctx, real_role, sha)
+    train_name = ctx.ref_name("train", len(ctx.train), p.extractor, sha)
+    test_name = ctx.ref_name("test", len(ctx.test), p.extractor, sha)
+    if not _cached(train_name):
+        ctx.note(f"train features, one-time, {len(ctx.train):,} images")
+    tr = ctx.fidelity_feats(p, ctx.train.images, train_name, "real")
+    te = ctx.fidelity_feats(p, ctx.test.images, test_name, "real")
+    dup = ctx.test_duplicates()
+    gf = te[~dup] if real_role else ctx.fidelity_feats(p, cand, cand_name, "generated")
+    res = memorisation(gf, tr, te, MEM_QUANTILE, N_PAIRS, ci_draws=ctx.ci_draws, ci_seed=CI_SEED, test_exclude=dup)
+    details = {k: v for k, v in res.items() if k not in ("fraction", "fraction_ci")}
+    details["test_excluded_note"] = ("test faces that are exact pixel copies of a train face are left out of the "
+                                     "threshold (and of the real-data value)")
+    details["feature_space"] = p.extractor
+    details["pairs_axes"] = ("sample = index into the scored set (the generated images in order of generation; for "
+                             "the real-data value the test faces that are not copies of a train face), "
+                             "train_index = index into the train split")
+    if not real_role and ctx.out_dir is not None and res["closest_pairs"]:
+        details["pairs_files"] = _write_pairs(ctx, p, cand, res["closest_pairs"])
+    return {"value": res["fraction"], "n_samples": res["n_generated"], "extractor_sha256": sha,
+            **res.get("fraction_ci", {}), "details": details}
+
+
+def _write_pairs(ctx: _Context, p: Protocol, cand: torch.Tensor, pairs: list[dict]) -> dict:
+    """Write the closest pairs as .npy (P x 2 x 48 x 48 uint8) and .png into ``out_dir/figures_input``;
+    returns their paths relative to the directory."""
+    import io as _io
+
+    import numpy as np
+    from PIL import Image
+
+    from exprbench.io import atomic_open
+
+    s = cand[[q["sample"] for q in pairs]]
+    nb = ctx.train.images[[q["train_index"] for q in pairs]]
+    arr = torch.stack([s, nb], 1)[:, :, 0].numpy().astype(np.uint8)
+    rel = {"npy": f"figures_input/{p.name}_pairs.npy", "png": f"figures_input/{p.name}_pairs.png"}
+    buf = _io.BytesIO()
+    np.save(buf, arr)
+    with atomic_open(ctx.out_dir / rel["npy"], "wb") as fh:
+        fh.write(buf.getvalue())
+    buf = _io.BytesIO()
+    Image.fromarray(pairs_grid(s, nb)).save(buf, format="PNG")
+    with atomic_open(ctx.out_dir / rel["png"], "wb") as fh:
+        fh.write(buf.getvalue())
+    return rel
 
 
 def _run_ifid(p: Protocol, ctx: _Context, real_role: bool) -> dict:
     _, sha = extractor_info(p.extractor, ctx.evaluator_weights, ctx.inception_weights)
     names = ctx.data.class_names
-    ref_names = [ctx.ref_name("train", int((ctx.train.labels == k).sum()), p.extractor, sha, f"class={n}")
-                 for k, n in enumerate(names)]
+    counts = [int((ctx.train.labels == k).sum()) for k in range(len(names))]
+    ref_names = [ctx.ref_name("train", c, p.extractor, sha, f"class={n}") for c, n in zip(counts, names)]
+    missing = [c for c, r in zip(counts, ref_names) if not _cached(r)]
+    if missing:
+        ctx.note(f"per-emotion train reference statistics, one-time, {len(missing)} emotions, {sum(missing):,} images")
     if real_role:
         imgs, labs = ctx.test.images, ctx.test.labels
     else:
         imgs, labs = ctx.generate(p.n_samples, p.seed, per_class=True)
     res = intra_class_fid(imgs, labs, ctx.train.images, ctx.train.labels, names, real_cache_names=ref_names,
                           **_fidelity_kw(ctx, p))
-    return {"value": res["mean"], "n_samples": int(imgs.shape[0]), "extractor_sha256": sha,
+    from torch_fidelity.metric_fid import fid_features_to_statistics
+
+    if real_role:
+        feat_name = ctx.ref_name("test", len(ctx.test), p.extractor, sha)
+    else:
+        feat_name = generated_cache_name(imgs, p.extractor, sha)
+        ctx.gen_cache_names.add(feat_name)
+    ci = {}
+    if ctx.ci_draws:
+        feats = ctx.fidelity_feats(p, imgs, feat_name, "generated")
+        gl, tl = labs.cpu(), ctx.train.labels.cpu()
+        ci = stratified_fid_ci([feats[gl == k] for k in range(len(names))],
+                               [fid_features_to_statistics(ctx.fidelity_feats(p, ctx.train.images[tl == k], ref_names[k],
+                                                                              "real")) for k in range(len(names))],
+                               res["mean"], ctx.ci_draws, CI_SEED)
+    return {"value": res["mean"], "n_samples": int(imgs.shape[0]), "extractor_sha256": sha, **ci,
             "details": {"per_class": res["per_class"], "n_generated_per_class" if not real_role else "n_test_per_class":
                         res["n_generated"], "n_real_per_class": res["n_real"]}}
 
@@ -226,9 +424,13 @@ def _run_acc(p: Protocol, ctx: _Context, real_role: bool) -> dict:
     else:
         imgs, labs = ctx.generate(p.n_samples, p.seed, per_class=True)
     res = label_accuracy(ctx.evaluator, imgs, labs, ctx.data.class_names)
+    base = accuracy_baselines(ctx.train.labels, labs, ctx.data.class_names)
     return {"value": res["value"], "n_samples": res["n"], "extractor_sha256": ctx.evaluator.sha256,
+            **(mean_ci(res["correct"], ctx.ci_draws, CI_SEED, "test images" if real_role else "generated samples")
+               if ctx.ci_draws else {}),
             "details": {"per_class": res["per_class"], "confusion_matrix": res["confusion_matrix"],
-                        "class_names": list(ctx.data.class_names), "tta": "hflip"}}
+                        "class_names": list(ctx.data.class_names), "tta": "hflip",
+                        "balanced_acc": res["balanced_acc"], **base}}
 
 
 def _cas_sha() -> str:
@@ -239,19 +441,29 @@ def _cas_sha() -> str:
 
 def _run_cas(p: Protocol, ctx: _Context, real_role: bool) -> dict:
     per_class = max(p.n_samples // ctx.k, 1)
+    if not real_role:
+        ctx.note(f"training a fresh classifier on {per_class * ctx.k:,} images ({CAS.epochs} epochs); its real-data "
+                 "baseline (the recipe on as many real train images) is trained once, then cached")
     base = cas_real_baseline(ctx.data, per_class, CAS, ctx.device)
     common = {"extractor_sha256": _cas_sha()}
+    trivial = accuracy_baselines(ctx.train.labels, ctx.test.labels, ctx.data.class_names)
+    over = "test images (the classifier is fixed; resampling its training set would retrain it)"
     if real_role:
-        return {"value": base["value"], "n_samples": base["n_train"], **common,
+        ci = mean_ci(base["correct"], ctx.ci_draws, CI_SEED, over) if base.get("correct") and ctx.ci_draws else {}
+        return {"value": base["value"], "n_samples": base["n_train"], **common, **ci,
                 "details": {"per_class": base["per_class"], "confusion_matrix": base["confusion_matrix"],
-                            "protocol": asdict(CAS), "train": "real train images, class-balanced"}}
+                            "protocol": asdict(CAS), "train": "real train images, class-balanced",
+                            "balanced_acc": balanced_accuracy(base["per_class"]), **trivial}}
     imgs, labs = ctx.generate(p.n_samples, p.seed, per_class=True)
     res = classifier_accuracy_on_real(imgs, labs, ctx.test, CAS, ctx.device)
     ratio = res["value"] / base["value"] if base["value"] > 0 else None
-    return {"value": res["value"], "n_samples": res["n_train"], **common,
+    ci = mean_ci(res["correct"], ctx.ci_draws, CI_SEED, over) if ctx.ci_draws else {}
+    return {"value": res["value"], "n_samples": res["n_train"], **common, **ci,
             "details": {"ratio_to_real": ratio, "real_baseline": base["value"], "per_class": res["per_class"],
                         "confusion_matrix": res["confusion_matrix"], "protocol": asdict(CAS),
-                        "n_test": res["n_test"], "train_seconds": res["train_seconds"]}}
+                        "n_test": res["n_test"], "train_seconds": res["train_seconds"],
+                        "balanced_acc": res["balanced_acc"],
+                        "real_baseline_balanced_acc": balanced_accuracy(base["per_class"]), **trivial}}
 
 
 # -- capability protocols (real test images through the model's encoder / translator) ----------
@@ -325,6 +537,10 @@ def _run_translate_fid(p: Protocol, ctx: _Context, real_role: bool) -> dict:
     tr = ctx.translations(p.n_samples, p.seed)
     sets = translation_fid_inputs(tr, ctx.train.images, ctx.train.labels)
     per, n_tr, n_real, left = {}, {}, {}, []
+    todo = [real.shape[0] for name, (gen, real) in sets["per_target"].items() if gen.shape[0] >= 2 and real.shape[0] >= 2
+            and not _cached(ctx.ref_name("train", real.shape[0], p.extractor, sha, f"class={name}"))]
+    if todo:
+        ctx.note(f"per-emotion train reference statistics, one-time, {len(todo)} emotions, {sum(todo):,} images")
     for k, name in enumerate(ctx.data.class_names):
         gen, real = sets["per_target"][name]
         if gen.shape[0] < 2 or real.shape[0] < 2:
@@ -378,16 +594,17 @@ def _run_bpd(p: Protocol, ctx: _Context, real_role: bool) -> dict:
                         "units": "bits per dimension (C x H x W), 8-bit discrete pixel values"}}
 
 
-_FAMILY = {"fid": _run_fidelity, "kid": _run_fidelity, "pr": _run_fidelity, "ifid": _run_ifid,
+_FAMILY = {"fid": _run_fidelity, "kid": _run_fidelity, "pr": _run_fidelity, "dc": _run_dc, "mem": _run_mem,
+           "ifid": _run_ifid,
            "acc_gen": _run_acc, "cas": _run_cas, "enc_acc": _run_enc_acc, "probe": _run_probe,
            "recon_l1": _run_recon, "translate_acc": _run_translate_acc, "translate_fid": _run_translate_fid, "edit": _run_edit, "bpd": _run_bpd}
 
 
 def _run_protocol(p: Protocol, ctx: _Context, real_role: bool) -> dict:
     t0 = time.perf_counter()
-    missing = sorted(p.needs - set(ctx.model.capabilities))
-    if missing and not real_role:
-        return _entry(p, "skipped", reason=f"model {ctx.model.name!r} lacks capability {', '.join(missing)}")
+    reason = None if real_role else ctx.skip_reason(p)
+    if reason:
+        return _entry(p, "skipped", reason=reason)
     if real_role and p.family in NO_FLOOR:
         return _entry(p, "unavailable", reason=NO_FLOOR[p.family])
     try:
@@ -400,6 +617,9 @@ def _run_protocol(p: Protocol, ctx: _Context, real_role: bool) -> dict:
     return e
 
 
+FLOOR_SCHEMA = 2  # 2: floors carry ci95, balanced accuracy and the trivial baselines (issue 12)
+
+
 def _floor_key(p: Protocol, ctx: _Context) -> str:
     """Content hash of everything a real-data floor depends on (never the model)."""
     import hashlib
@@ -410,7 +630,7 @@ def _floor_key(p: Protocol, ctx: _Context) -> str:
         _, sha = extractor_info(p.extractor, ctx.evaluator_weights, ctx.inception_weights)
     else:  # e.g. model-encoder: the floor is the evaluator's
         sha = ctx.evaluator.sha256
-    parts = {"protocol_version": PROTOCOL_VERSION, "protocol": asdict(p), "data": ctx.data.fingerprint,
+    parts = {"protocol_version": PROTOCOL_VERSION, "floor_schema": FLOOR_SCHEMA, "protocol": asdict(p), "data": ctx.data.fingerprint,
              "label_set": ctx.data.label_set, "evaluator": ctx.evaluator.sha256, "extractor_sha256": sha}
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=sorted).encode()).hexdigest()[:24]
 
@@ -434,10 +654,293 @@ def _floor(p: Protocol, ctx: _Context) -> dict:
             return json.loads(path.read_text())
         except json.JSONDecodeError:
             path.unlink(missing_ok=True)
+    ctx.note("real-data value (real FER2013 images in place of generated), one-time, then cached")
     entry = _run_protocol(p, ctx, real_role=True)
     if entry["status"] == "ok":
         write_json(path, entry)
     return entry
+
+
+# -- what each protocol computes, in words (the start line) ------------------------------------
+_WORDS = {"fid": "FID", "kid": "KID", "pr": "precision/recall", "dc": "density/coverage (k=5)",
+          "mem": "memorisation (nearest train face)"}
+PER_CLASS_FAMILIES = ("ifid", "acc_gen", "cas")
+SAMPLE_FAMILIES = ("fid", "kid", "pr", "dc", "mem") + PER_CLASS_FAMILIES
+
+
+def _what(p: Protocol, ctx: _Context) -> str:
+    """One phrase for the start line of ``p``: what it computes on how many images."""
+    src = ctx.image_words
+    per = p.n_samples // ctx.k
+    if p.family in _WORDS:
+        ref = (f"{min(PR_REFERENCE_SIZE, len(ctx.train)):,} train images" if p.family in ("pr", "dc")
+               else "the train split")
+        return f"{_WORDS[p.family]} of {p.n_samples:,} {src} vs {ref} ({p.extractor}, seed {p.seed})"
+    if p.family == "ifid":
+        return f"intra-class FID, {per:,} {src} per emotion vs that emotion's train images (seed {p.seed})"
+    if p.family == "acc_gen":
+        return f"evaluator label accuracy on {per:,} {src} per emotion (seed {p.seed})"
+    if p.family == "cas":
+        return f"CAS: a fresh classifier trained on {per * ctx.k:,} {src}, tested on real test images (seed {p.seed})"
+    head = p.summary.split(":")[0] if p.summary else p.family
+    return f"{head} ({p.n_samples:,} images, seed {p.seed})"
+
+
+def _floor_not_run(p: Protocol) -> dict:
+    """The floor entry of a skipped protocol: nothing is computed for it."""
+    if p.family in NO_FLOOR:
+        return _entry(p, "unavailable", reason=NO_FLOOR[p.family])
+    return _entry(p, "skipped", reason="not computed: the protocol is skipped here")
+
+
+def _now() -> str:
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _run_all(protos: Sequence[Protocol], ctx: _Context, stamp: dict) -> tuple[dict, dict]:
+    """Run ``protos`` (model value, then real-data floor) with the reporter's lines; entries get ``stamp``.
+
+    A protocol that is skipped here computes nothing: neither its references nor its floor.
+    """
+    rep = ctx.reporter
+    results, floors = {}, {}
+    total = len(protos)
+    torch.manual_seed(0)
+    try:
+        for i, p in enumerate(protos, 1):
+            ctx.at = (i, total, p.name)
+            t0 = time.perf_counter()
+            if ctx.skip_reason(p) is None:
+                rep.protocol_start(i, total, p.name, _what(p, ctx))
+            entry = _run_protocol(p, ctx, real_role=False)
+            floor = _floor_not_run(p) if entry["status"] == "skipped" else _floor(p, ctx)
+            entry.update(stamp)
+            results[p.name], floors[p.name] = entry, floor
+            rep.protocol_end(i, total, p.name, entry, floor, time.perf_counter() - t0)
+    finally:
+        ctx.at = (0, 0, "")
+        drop_generated_cache(ctx.gen_cache_names)
+    return results, floors
+
+
+# -- which checkpoint ---------------------------------------------------------------------------
+def checkpoint_steps(run_dir: str | os.PathLike) -> dict[int, Path]:
+    """``{step: path}`` of a run's checkpoints (``checkpoints/step_XXXXXX.pt``), oldest first."""
+    from exprbench.harness import list_checkpoints
+
+    out = {}
+    for path in list_checkpoints(Path(run_dir)):
+        try:
+            out[int(path.stem.split("_", 1)[1])] = path
+        except (IndexError, ValueError):
+            continue
+    return dict(sorted(out.items()))
+
+
+def select_checkpoint(run_dir: str | os.PathLike, checkpoint: str | int | None = "latest") -> Path:
+    """The checkpoint file of ``run_dir`` to evaluate.
+
+    Args:
+        run_dir: a run directory.
+        checkpoint: a step number (``4``, ``"4"``, ``"step_000004"``) or ``"latest"`` / None (the newest).
+
+    Raises:
+        UserError: no checkpoint at all; a value that is neither a step nor ``latest``; a step the run
+            has no checkpoint of (the message lists the available steps).
+    """
+    run_dir = Path(run_dir)
+    steps = checkpoint_steps(run_dir)
+    if not steps:
+        raise UserError(f"{run_dir} has no checkpoint yet (checkpoints/step_*.pt)")
+    text = "latest" if checkpoint is None else str(checkpoint).strip()
+    if text.lower() == "latest":
+        return steps[max(steps)]
+    digits = text[5:] if text.lower().startswith("step_") else text
+    if not digits.isdigit():
+        raise UserError(f"--checkpoint {text!r}: expected a step number or 'latest'")
+    step = int(digits)
+    if step not in steps:
+        raise UserError(f"--checkpoint {step}: {run_dir} has no checkpoint at step {step} "
+                        f"(available steps: {', '.join(map(str, steps))})")
+    return steps[step]
+
+
+def load_for_eval(run_dir: str | os.PathLike, checkpoint: str | int | None, device: torch.device):
+    """Load a run's config and the chosen checkpoint into its plugin (eval mode), as ``load_trained`` does
+    (a run with no checkpoints but published weights, ``weights.safetensors``, loads those).
+
+    Returns:
+        ``(cfg, model, spec, step, path)``.
+
+    Raises:
+        UserError: see :func:`select_checkpoint`; CheckpointError: a corrupt checkpoint.
+    """
+    from exprbench.data import DataSpec
+    from exprbench.harness import build_model, list_checkpoints, load_checkpoint, load_run_config, load_trained
+    from exprbench.weights import FILENAME
+
+    run_dir = Path(run_dir)
+    if not list_checkpoints(run_dir) and (run_dir / FILENAME).exists() and checkpoint in (None, "latest"):
+        cfg, model, spec, step = load_trained(run_dir, device)  # a committed run: its published weights
+        return cfg, model, spec, step, run_dir / FILENAME
+    cfg = load_run_config(run_dir)
+    path = select_checkpoint(run_dir, checkpoint)
+    state = load_checkpoint(path, map_location=device)
+    spec = DataSpec(**{**state["spec"], "class_names": tuple(state["spec"]["class_names"])})
+    model = build_model(cfg, spec, device)
+    model.load_state_dict(state["model"])
+    model.train(False)
+    return cfg, model, spec, int(state["step"]), path
+
+
+# -- eval.json: merged, never replaced -----------------------------------------------------------
+HISTORY_KEYS = ("value", "std", "ci95", "status", "reason", "n_samples", "seed", "extractor_sha256", "wall_s",
+                "evaluated_at", "step", "commit")
+
+
+def read_eval(path: str | os.PathLike) -> dict | None:
+    """The eval.json at ``path``, or None when there is none.
+
+    Raises:
+        UserError: the file exists but is not valid JSON or not an eval.json (nothing is overwritten).
+    """
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        old = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path}:{e.lineno}: not valid JSON ({e.msg}); move it away to evaluate again "
+                        "(it is never overwritten)") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not a text file; move it away to evaluate again") from None
+    if not isinstance(old, dict) or not isinstance(old.get("metrics", {}), dict):
+        raise UserError(f"{path}: not an eval.json (no 'metrics' object); move it away to evaluate again")
+    return old
+
+
+def _snapshot(entry: dict, old: dict) -> dict:
+    """An earlier entry as kept in ``history``: its value and where it came from (step, commit, time)."""
+    snap = {k: entry[k] for k in HISTORY_KEYS if k in entry}
+    snap.setdefault("evaluated_at", old.get("evaluated_at"))
+    snap.setdefault("step", (old.get("run") or {}).get("step"))
+    snap.setdefault("commit", (old.get("versions") or {}).get("git_commit"))
+    return snap
+
+
+def merge_eval(old: dict | None, new: dict) -> dict:
+    """Merge the content of a new evaluation into an existing eval.json.
+
+    Each protocol of ``new`` replaces the entry of the same name and keeps the replaced one (value,
+    status, step, commit, time) at the end of its ``history`` list when it had a value (status
+    ``ok``); a new ``skipped`` entry does not replace an earlier ``ok`` one (nothing was measured).
+    Entries of other protocols are kept as they were; floors are updated by name; ``evaluations`` lists every evaluation (time, step, protocols).
+    The top-level fields (run, versions, device, wall_s) are those of ``new``.
+    """
+    if not old:
+        return new
+    metrics = dict(old.get("metrics") or {})
+    floors = dict(old.get("floors") or {})
+    kept = []
+    for name, e in new["metrics"].items():
+        prev = metrics.get(name)
+        if prev is not None and e.get("status") == "skipped" and prev.get("status") == "ok":
+            kept.append(name)
+            continue
+        if prev is not None:
+            hist = list(prev.get("history") or [])
+            if prev.get("status") == "ok":  # a value to keep (skipped / unavailable entries had none)
+                hist.append(_snapshot(prev, old))
+            e = {**e, "history": hist} if hist else e
+        metrics[name] = e
+        floors[name] = new["floors"][name]
+    evaluations = list(old.get("evaluations") or [])
+    if not evaluations and old.get("metrics"):  # an eval.json of before this field: describe it
+        evaluations.append({"evaluated_at": old.get("evaluated_at"), "step": (old.get("run") or {}).get("step"),
+                            "commit": (old.get("versions") or {}).get("git_commit"),
+                            "protocols": list(old["metrics"]), "wall_s": old.get("wall_s")})
+    last = dict(new["evaluations"][-1])
+    if kept:
+        last["kept_earlier_ok"] = kept
+    return {**new, "metrics": metrics, "floors": floors, "evaluations": evaluations + [last]}
+
+
+def write_eval(out_dir: Path, new: dict, extra_files: dict | None = None) -> dict:
+    """Merge ``new`` into ``out_dir/eval.json`` under a file lock and write it atomically.
+
+    ``extra_files``: ``{name: json object}`` written beside it under the same lock (``source.json``).
+    Returns the merged content.
+    """
+    from filelock import FileLock
+
+    from exprbench.io import write_json
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(out_dir / ".eval.json.lock")):
+        merged = merge_eval(read_eval(out_dir / "eval.json"), new)
+        for name, obj in (extra_files or {}).items():
+            write_json(out_dir / name, obj)
+        write_json(out_dir / "eval.json", merged)
+    return merged
+
+
+def _resolve_protocols(metrics: Sequence[str] | None, n_samples: int | None) -> list[Protocol]:
+    if n_samples is not None and int(n_samples) < 1:
+        raise UserError(f"--n-samples must be positive, got {n_samples}")
+    protos = [resolve_protocol(m) for m in (metrics or default_protocols())]
+    if n_samples is not None:
+        protos = [p.with_n(int(n_samples)) for p in protos]
+    seen: dict = {}
+    for p in protos:
+        seen.setdefault(p.name, p)
+    return list(seen.values())
+
+
+def _check_per_class_counts(protos: Sequence[Protocol], k: int) -> None:
+    for p in protos:
+        if p.family in ("ifid", "acc_gen", "cas", "translate_acc", "translate_fid") and p.n_samples < k:
+            raise UserError(f"{p.name}: needs at least one sample per class ({k}), got {p.n_samples}")
+
+
+def _common_fields(dev: torch.device, ctx: _Context) -> dict:
+    from exprbench.harness import device_name, library_versions
+
+    return {
+        "floors_note": "real data in place of generated: FID/KID/PR/DC/intra-FID of FER2013 test (PrivateTest) vs "
+                       "the same train reference; mem: test faces scored as samples (about 0.05 by construction); acc_gen, enc_acc, translate_acc: evaluator accuracy on real test; "
+                       "cas: the CAS recipe trained on real train images; edit: evaluator accuracy on real test; "
+                       "probe, recon_l1, translate_fid, bpd: none (unavailable); protocols skipped here: not computed",
+        "protocol_version": PROTOCOL_VERSION,
+        "versions": {**library_versions(), "torch_fidelity": _tf_version()},
+        "device": device_name(dev),
+        "evaluator": {"sha256": ctx.evaluator.sha256, "test_accuracy": ctx.evaluator.card.get("test_accuracy")},
+    }
+
+
+def run_train_fingerprint(run_dir: Path) -> str | None:
+    """The data fingerprint a run was trained on: ``status.json``'s ``data_fingerprint``, else the one in
+    ``config.json`` (``data.fingerprint``), else None."""
+    for name, get in (("status.json", lambda d: d.get("data_fingerprint")),
+                      ("config.json", lambda d: (d.get("data") or {}).get("fingerprint"))):
+        f = Path(run_dir) / name
+        if f.exists():
+            try:
+                fp = get(json.loads(f.read_text()))
+            except (json.JSONDecodeError, AttributeError):
+                fp = None
+            if fp:
+                return str(fp)
+    return None
+
+
+def fingerprint_warnings(train_fp: str | None, eval_fp: str, path) -> list[str]:
+    """One warning line when the run's training data fingerprint differs from the evaluation data's."""
+    if train_fp is None or train_fp == eval_fp:
+        return []
+    return [f"warning: the run was trained on data with fingerprint {train_fp[:12]}, the evaluation data {path} has "
+            f"{eval_fp[:12]}: its numbers compare the model with other data than it learned from"]
 
 
 def evaluate_run(
@@ -448,8 +951,10 @@ def evaluate_run(
     data: str | os.PathLike | None = None,
     inception_weights: str | os.PathLike | None = None,
     evaluator_weights: str | os.PathLike | None = None,
+    checkpoint: str | int | None = "latest",
+    reporter: EvalReporter | None = None,
 ) -> dict:
-    """Evaluate a run's newest checkpoint and write ``run_dir/eval.json`` atomically.
+    """Evaluate a checkpoint of a run and merge the results into ``run_dir/eval.json`` (atomically).
 
     Args:
         run_dir: a run directory (config.json + checkpoints/).
@@ -460,79 +965,322 @@ def evaluate_run(
         data: dataset path (default: the run's ``data.path``, else ``$EXPRBENCH_DATA``).
         inception_weights: torch-fidelity Inception-V3 weights (default: torch hub cache, if present).
         evaluator_weights: evaluator weights (default: the shipped ``metrics/weights/fer_evaluator.pt``).
+        checkpoint: the step to evaluate, or ``latest`` (default); recorded as ``run.step`` and in each entry.
+        reporter: progress hooks (:class:`~exprbench.metrics.progress.EvalReporter`; default: silent).
 
     Returns:
-        The eval.json content: ``{"metrics": {name: entry}, "floors": {name: entry}, "protocol_version",
-        "versions", "device", "run": {model, config, seed, step}, "data": {...}, "evaluator": {...},
-        "wall_s"}``; an entry is ``{"value": float | None, "std"?: float, "status": "ok" | "skipped" |
-        "unavailable", "reason"?: str, "n_samples": int, "seed": int, "extractor": str,
-        "extractor_sha256": str | None, "wall_s": float, "details"?: dict}``. FID/KID in squared
+        The merged eval.json content: ``{"metrics": {name: entry}, "floors": {name: entry},
+        "evaluations": [{evaluated_at, step, commit, protocols, ...}], "protocol_version", "versions",
+        "device", "run": {model, config, seed, step, checkpoint}, "source": {"kind": "run", ...},
+        "data": {...}, "evaluator": {...}, "wall_s"}``; an entry is ``{"value": float | None, "std"?:
+        float, "status": "ok" | "skipped" | "unavailable", "reason"?: str, "n_samples": int, "seed":
+        int, "extractor": str, "extractor_sha256": str | None, "wall_s": float, "evaluated_at": ISO
+        time, "step": int, "commit": str, "details"?: dict, "history"?: [earlier values]}``. Entries
+        of protocols not evaluated this time are kept (see :func:`merge_eval`). FID/KID in squared
         feature units, accuracies and precision/recall as fractions in [0, 1].
 
     Raises:
-        UserError (exit code 2 in the CLI): not a run directory, no checkpoint, unknown protocol,
-        bad sample count, dataset not found or of another label set, missing evaluator weights,
-        an explicit Inception weights path that does not exist.
+        UserError (exit code 2 in the CLI): not a run directory, no checkpoint or no checkpoint at the
+        asked step, unknown protocol, bad sample count, dataset not found or of another label set,
+        missing evaluator weights, an explicit Inception weights path that does not exist, an
+        existing eval.json that is not valid JSON.
     """
-    from exprbench.harness import device_name, library_versions, load_trained, resolve_device, write_json
+    from exprbench.harness import library_versions, resolve_device
 
     t0 = time.perf_counter()
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").exists():
         raise UserError(f"{run_dir} is not a run directory (no config.json)")
-    if n_samples is not None and int(n_samples) < 1:
-        raise UserError(f"--n-samples must be positive, got {n_samples}")
-    protos = [resolve_protocol(m) for m in (metrics or default_protocols())]
-    if n_samples is not None:
-        protos = [p.with_n(int(n_samples)) for p in protos]
+    protos = _resolve_protocols(metrics, n_samples)
+    read_eval(run_dir / "eval.json")  # a corrupt eval.json is reported before any work
+    select_checkpoint(run_dir, checkpoint)  # a bad --checkpoint too
     dev = resolve_device(device)
     if inception_weights is not None:
         from .fidelity import inception_weights_path
 
         inception_weights_path(inception_weights)  # explicit path must exist (bad input otherwise)
-    cfg, model, spec, step = load_trained(run_dir, dev)
+    cfg, model, spec, step, ckpt_path = load_for_eval(run_dir, checkpoint, dev)
     path = resolve_eval_data_path(data, cfg.data.path)
     ds = load_fer2013(path, cfg.data.label_set)
     if tuple(ds.class_names) != tuple(spec.class_names):
         raise UserError(f"the run was trained on classes {spec.class_names}, the data has {ds.class_names}")
-    for p in protos:
-        if p.family in ("ifid", "acc_gen", "cas", "translate_acc", "translate_fid") and p.n_samples < len(ds.class_names):
-            raise UserError(f"{p.name}: needs at least one sample per class ({len(ds.class_names)}), got {p.n_samples}")
-    ctx = _Context(model, ds, dev, evaluator_weights, inception_weights)
-    results, floors = {}, {}
-    torch.manual_seed(0)
-    try:
-        for p in protos:
-            results[p.name] = _run_protocol(p, ctx, real_role=False)
-            floors[p.name] = _floor(p, ctx)
-    finally:
-        drop_generated_cache(ctx.gen_cache_names)
-    train_fp = None
-    status_path = run_dir / "status.json"
-    if status_path.exists():
-        try:
-            train_fp = json.loads(status_path.read_text()).get("data_fingerprint")
-        except json.JSONDecodeError:
-            pass
-    out = {
+    _check_per_class_counts(protos, len(ds.class_names))
+    reporter = reporter or EvalReporter()
+    ctx = _Context(model, ds, dev, evaluator_weights, inception_weights, reporter=reporter)
+    ctx.image_words = "generated images"
+    ctx.out_dir = run_dir
+    commit = library_versions()["git_commit"]
+    stamp = {"evaluated_at": _now(), "step": step, "commit": commit}
+    reporter.begin([p.name for p in protos], f"{run_dir} (checkpoint step {step})")
+    train_fp = run_train_fingerprint(run_dir)
+    warnings = fingerprint_warnings(train_fp, ds.fingerprint, path)
+    for w in warnings:
+        reporter.note(0, len(protos), "data", w)
+    results, floors = _run_all(protos, ctx, stamp)
+    rel_ckpt = str(ckpt_path.relative_to(run_dir)) if ckpt_path.is_relative_to(run_dir) else str(ckpt_path)
+    wall = round(time.perf_counter() - t0, 2)
+    new = {
         "metrics": results,
         "floors": floors,
-        "floors_note": "real data in place of generated: FID/KID/PR/intra-FID of FER2013 test (PrivateTest) vs "
-                       "the same train reference; acc_gen, enc_acc, translate_acc: evaluator accuracy on real test; "
-                       "cas: the CAS recipe trained on real train images; edit: evaluator accuracy on real test; "
-                       "probe, recon_l1, translate_fid, bpd: none "
-                       "(unavailable)",
-        "protocol_version": PROTOCOL_VERSION,
-        "versions": {**library_versions(), "torch_fidelity": _tf_version()},
-        "device": device_name(dev),
+        **_common_fields(dev, ctx),
         "run": {"model": cfg.model, "config": cfg.config_name, "seed": cfg.train.seed, "step": step,
-                "label_set": cfg.data.label_set},
-        "data": {"path": str(path), "fingerprint": ds.fingerprint, "train_fingerprint": train_fp},
-        "evaluator": {"sha256": ctx.evaluator.sha256, "test_accuracy": ctx.evaluator.card.get("test_accuracy")},
-        "wall_s": round(time.perf_counter() - t0, 2),
+                "label_set": cfg.data.label_set, "checkpoint": rel_ckpt},
+        "source": {"kind": "run", "checkpoint": rel_ckpt, "step": step},
+        "data": {"path": str(path), "fingerprint": ds.fingerprint, "train_fingerprint": train_fp,
+                 "fingerprint_match": None if train_fp is None else train_fp == ds.fingerprint},
+        "warnings": warnings,
+        "evaluated_at": stamp["evaluated_at"],
+        "evaluations": [{**stamp, "checkpoint": rel_ckpt, "protocols": list(results), "device": None, "wall_s": wall}],
+        "wall_s": wall,
     }
-    write_json(run_dir / "eval.json", out)
+    new["evaluations"][0]["device"] = new["device"]
+    merged = write_eval(run_dir, new)
+    reporter.end(merged)
+    return merged
+
+
+# -- scoring images from any source ---------------------------------------------------------------
+class _ImageSource:
+    """Stands in for a model when scoring given images: a name and the capabilities images have."""
+
+    def __init__(self, name: str, labeled: bool) -> None:
+        self.name = name
+        self.capabilities = frozenset({"sample", "conditional"} if labeled else {"sample"})
+
+
+class _ImagesContext(_Context):
+    """The protocols' context over given images: "generating" n images picks n of them."""
+
+    def __init__(self, images_set, name: str, data: FaceDataset, device, evaluator_weights, inception_weights,
+                 reporter=None) -> None:
+        super().__init__(_ImageSource(name, images_set.labels is not None), data, device, evaluator_weights,
+                         inception_weights, reporter=reporter)
+        self.source = images_set
+        self.image_words = "given images"
+        self.n_given = int(images_set.images.shape[0])
+        labs = images_set.labels
+        self.per_class_given = (torch.bincount(labs, minlength=self.k).tolist() if labs is not None else None)
+        self.subsets: dict[str, str] = {}  # protocol name -> which of the given images it used
+        self._how: dict = {}
+
+    def skip_reason(self, p: Protocol) -> str | None:
+        missing = sorted(p.needs - set(self.model.capabilities))
+        where = self.source.info["path"]
+        if missing == ["conditional"]:
+            return "needs labels: pass --labels FILE (a class index or emotion name per image)"
+        if missing:
+            return f"needs a model ({', '.join(missing)}), not images (scoring {where})"
+        if p.family not in SAMPLE_FAMILIES:
+            return f"needs a model, not images (scoring {where})"
+        if p.family in PER_CLASS_FAMILIES:
+            need = p.n_samples // self.k
+            if p.family == "ifid" and need < 2:
+                return f"intra-class FID needs at least 2 images per emotion, {p.name} asks for {need}"
+            short = [(self.data.class_names[k], c) for k, c in enumerate(self.per_class_given) if c < need]
+            if short:
+                name, c = short[0]
+                return (f"needs {need:,} image{'s' if need != 1 else ''} per emotion, {name!r} has {c:,} "
+                        f"({', '.join(f'{n} {c}' for n, c in zip(self.data.class_names, self.per_class_given))})")
+            return None
+        least = 4 if p.family == "pr" else 2
+        if p.n_samples > self.n_given:
+            alt = p.with_n(self.n_given).name if self.n_given >= least else None
+            return (f"needs {p.n_samples:,} images, {self.n_given:,} given"
+                    + (f" (ask for {alt} or --n-samples {self.n_given})" if alt else ""))
+        if p.n_samples < least:
+            return f"needs at least {least} images, {p.name} asks for {p.n_samples}"
+        return None
+
+    def generate(self, n: int, seed: int, per_class: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``n`` of the given images: all of them in order when there are exactly ``n`` (per class: n // K
+        of each class), else a random subset drawn with ``seed``; with their labels (None if unlabeled)."""
+        key = (n, seed, per_class)
+        if key in self._gen:
+            self.subsets[self.at[2]] = self._how[key]
+            return self._gen[key]
+        images, labels = self.source.images, self.source.labels
+        g = torch.Generator().manual_seed(seed)
+        if per_class:
+            per = n // self.k
+            idx = []
+            for k in range(self.k):
+                pool = torch.nonzero(labels == k).flatten()
+                idx.append(pool if len(pool) == per else pool[torch.randperm(len(pool), generator=g)[:per]])
+            idx = torch.cat(idx)
+            how = (f"{per:,} per emotion: all" if all(c == per for c in self.per_class_given)
+                   else f"{per:,} per emotion, random (seed {seed}) among {self.per_class_given}")
+        elif n == self.n_given:
+            idx, how = torch.arange(n), f"all {n:,} images"
+        else:
+            idx, how = torch.randperm(self.n_given, generator=g)[:n], f"random {n:,} of {self.n_given:,} (seed {seed})"
+        self.subsets[self.at[2]] = self._how[key] = how
+        out = (images[idx], torch.arange(self.k).repeat_interleave(n // self.k) if per_class else
+               (labels[idx] if labels is not None else None))
+        self._gen[key] = out
+        return out
+
+
+def default_image_protocols(image_set, k: int) -> list[Protocol]:
+    """The default protocols for given images: the default set, with the sample-based ones renamed to
+    the count available when fewer images are given than they take (60 images: ``fid60_train``;
+    labeled, at least 8 per emotion: ``acc_gen56``). Protocols that need a model stay (and are skipped)."""
+    n = int(image_set.images.shape[0])
+    per = min(torch.bincount(image_set.labels, minlength=k).tolist()) if image_set.labels is not None else 0
+    out = []
+    for p in (resolve_protocol(m) for m in default_protocols()):
+        if p.family in ("fid", "kid", "pr", "dc", "mem") and n < p.n_samples and n >= (4 if p.family == "pr" else 2):
+            p = p.with_n(n)
+        elif p.family in PER_CLASS_FAMILIES and image_set.labels is not None and per * k < p.n_samples \
+                and per >= (2 if p.family == "ifid" else 1):
+            p = p.with_n(per * k)
+        out.append(p)
     return out
+
+
+def images_out_dir(images: str | os.PathLike, out: str | os.PathLike | None, name: str | None = None) -> Path:
+    """``out``, else ``results/runs/<name>``, else ``results/runs/images-<folder or file stem>`` (under
+    ``results/runs``, where ``exprbench report`` looks)."""
+    if out is not None:
+        return Path(out)
+    if name:
+        if Path(name).name != name or name in (".", ".."):
+            raise UserError(f"--name {name!r}: a name, not a path (use --out for a directory)")
+        return Path("results") / "runs" / name
+    return Path("results") / "runs" / f"images-{Path(images).expanduser().resolve().stem}"
+
+
+def _check_out_dir(out: Path, source: dict) -> dict | None:
+    """Refuse an ``--out`` that is a training run or holds scores of other images; returns its source.json."""
+    from exprbench.io import read_json
+
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: exists and is not a directory")
+    if (out / "config.json").exists() or (out / "checkpoints").exists():
+        raise UserError(f"--out {out}: a training run directory; scores of images go to a directory of their own")
+    old = read_json(out / "source.json") if (out / "source.json").exists() else None
+    if (out / "source.json").exists() and not isinstance(old, dict):
+        raise UserError(f"{out / 'source.json'}: not valid JSON; move it away or use another --out")
+    if old:
+        if (old.get("images") or {}).get("sha256") != source["images"]["sha256"]:
+            raise UserError(f"--out {out}: holds scores of other images ({(old.get('images') or {}).get('path')}); "
+                            "use another --out")
+        ol, nl = old.get("labels"), source.get("labels")
+        if ol and nl and ol.get("sha256") != nl.get("sha256"):
+            raise UserError(f"--out {out}: holds scores of these images with other labels ({ol.get('path')}); "
+                            "use another --out")
+    base = out
+    while not base.exists() and base != base.parent:
+        base = base.parent
+    if not base.is_dir() or not os.access(base, os.W_OK | os.X_OK):
+        raise UserError(f"--out {out}: {base} is not a writable directory")
+    return old
+
+
+def evaluate_images(
+    images: str | os.PathLike,
+    labels: str | os.PathLike | None = None,
+    out: str | os.PathLike | None = None,
+    name: str | None = None,
+    metrics: Sequence[str] | None = None,
+    n_samples: int | None = None,
+    device: str = "auto",
+    data: str | os.PathLike | None = None,
+    inception_weights: str | os.PathLike | None = None,
+    evaluator_weights: str | os.PathLike | None = None,
+    label_set: str = "fer7",
+    reporter: EvalReporter | None = None,
+    command: str | None = None,
+) -> dict:
+    """Score generated images from any source with the protocols that apply; write ``out/eval.json``.
+
+    The images (see :mod:`exprbench.metrics.images_source`: a folder of PNGs, an .npz/.npy) take the
+    place of a model's samples: fidelity protocols (fid/kid/pr) always, class-aware ones (ifid,
+    acc_gen, cas) when labels are given; protocols that need a model (encoders, translation,
+    editing, likelihood) or more images than given are skipped with the reason. Without ``metrics``
+    and ``n_samples`` the sample-based protocols are renamed to the count given when fewer images
+    than they take are given (see :func:`default_image_protocols`). ``out`` becomes a run directory
+    of its own: ``eval.json`` (as :func:`evaluate_run`'s, merged the same way, ``source.kind =
+    "images"``) and ``source.json`` (where the images came from); no config.json, no checkpoints.
+
+    Args:
+        images: a folder or an .npz / .npy file of uint8 48 x 48 images.
+        labels: a labels file (.npy/.txt/.csv) overriding the source's own labels.
+        out: output directory (default ``results/runs/<name>``, else ``results/runs/images-<stem>``).
+        name: the name shown for these images in tables (default: the folder or file stem).
+        metrics, n_samples, device, data, inception_weights, evaluator_weights: as :func:`evaluate_run`.
+        label_set: the label set the labels index (``fer7`` or ``fer6``).
+        reporter: progress hooks (default: silent).
+        command: the command line, recorded in source.json.
+
+    Returns:
+        The merged eval.json content.
+
+    Raises:
+        UserError (exit code 2 in the CLI): bad images or labels (file and value named), an ``out``
+            that is a training run or holds other images, and the errors of :func:`evaluate_run`.
+    """
+    from exprbench import __version__
+    from exprbench.data import LABEL_SETS
+    from exprbench.harness import library_versions, resolve_device
+
+    from .images_source import load_image_set
+
+    t0 = time.perf_counter()
+    if label_set not in LABEL_SETS:
+        raise UserError(f"unknown label set {label_set!r} (known: {', '.join(LABEL_SETS)})")
+    explicit = metrics is not None and len(metrics) > 0
+    if explicit or n_samples is not None:
+        protos = _resolve_protocols(metrics, n_samples)
+    out_dir = images_out_dir(images, out, name)
+    read_eval(out_dir / "eval.json")
+    reporter = reporter or EvalReporter()
+    iset = load_image_set(images, LABEL_SETS[label_set], labels, progress=reporter.bar)
+    source = {"kind": "images", "name": name, "images": iset.info, "labels": iset.labels_info}
+    old_source = _check_out_dir(out_dir, source)
+    name = source["name"] = name or (old_source or {}).get("name") or f"images-{Path(iset.info['path']).stem}"
+    if not (explicit or n_samples is not None):
+        protos = default_image_protocols(iset, len(LABEL_SETS[label_set]))
+    _check_per_class_counts(protos, len(LABEL_SETS[label_set]))
+    dev = resolve_device(device)
+    if inception_weights is not None:
+        from .fidelity import inception_weights_path
+
+        inception_weights_path(inception_weights)
+    path = resolve_eval_data_path(data, None)
+    ds = load_fer2013(path, label_set)
+    ctx = _ImagesContext(iset, name, ds, dev, evaluator_weights, inception_weights, reporter=reporter)
+    ctx.out_dir = out_dir
+    commit = library_versions()["git_commit"]
+    stamp = {"evaluated_at": _now(), "step": None, "commit": commit}
+    n_lab = f", {iset.labels_info['n']:,} labels" if iset.labels_info else ", no labels"
+    if iset.info.get("lossy_files"):
+        n_lab += f" ({iset.info['lossy_files']:,} lossy-compressed files: this may affect the metrics)"
+    reporter.begin([p.name for p in protos], f"{iset.info['n']:,} images from {iset.info['path']}{n_lab}")
+    results, floors = _run_all(protos, ctx, stamp)
+    for pname, how in ctx.subsets.items():
+        if pname in results:
+            results[pname]["images_used"] = how
+    wall = round(time.perf_counter() - t0, 2)
+    new = {
+        "metrics": results,
+        "floors": floors,
+        **_common_fields(dev, ctx),
+        "run": {"model": name, "config": "images", "seed": None, "step": None, "label_set": label_set},
+        "source": source,
+        "data": {"path": str(path), "fingerprint": ds.fingerprint, "train_fingerprint": None},
+        "evaluated_at": stamp["evaluated_at"],
+        "evaluations": [{**stamp, "protocols": list(results), "wall_s": wall}],
+        "wall_s": wall,
+    }
+    new["evaluations"][0]["device"] = new["device"]
+    if old_source and old_source.get("labels") and not source["labels"]:
+        source["labels"] = old_source["labels"]  # scored with labels before: those entries stay
+    source_file = {**source, "created_at": (old_source or {}).get("created_at") or stamp["evaluated_at"],
+                   "updated_at": stamp["evaluated_at"], "exprbench_version": __version__,
+                   "command": command, "note": "scores of images from outside exprbench: no config.json, no checkpoints"}
+    merged = write_eval(out_dir, new, {"source.json": source_file})
+    reporter.end(merged)
+    return merged
 
 
 def _tf_version() -> str:
@@ -551,6 +1299,23 @@ def _fmt(v, digits=4) -> str:
 
 def _details_line(e: dict, fl: dict) -> str:
     d = e.get("details", {})
+    if "density" in d:
+        return (f"density {d['density']:.3f}  coverage {d['coverage']:.3f} (k={d['k']})"
+                + (f"   (real: density {fl['details']['density']:.3f}  coverage {fl['details']['coverage']:.3f})"
+                   if "density" in fl.get("details", {}) else ""))
+    if "closest_pairs" in d:
+        pairs = d["closest_pairs"]
+        return (f"threshold {_fmt(d['threshold'], 3)} (5th percentile of test-to-train distances); closest pair "
+                f"distance {_fmt(pairs[0]['distance'], 3) if pairs else '-'}"
+                + (f"; pairs in {d['pairs_files']['png']}" if d.get("pairs_files") else ""))
+    if "balanced_acc" in d and "majority_acc" in d:
+        return (f"balanced accuracy {_fmt(d['balanced_acc'], 3)}  (chance {_fmt(d['chance'], 3)}; always "
+                f"{d['majority_class']!r}: accuracy {_fmt(d['majority_acc'], 3)}, balanced {_fmt(d['majority_balanced_acc'], 3)})"
+                + (f"; ratio to the real-data baseline {_fmt(d['ratio_to_real'], 3)}" if d.get("ratio_to_real") else "")
+                + ("; per class: " + "  ".join(f"{k} {_fmt(v, 3)}" for k, v in d["per_class"].items())
+                   if d.get("per_class") else ""))
+    if "fid_inf" in d and d.get("fid_inf") is not None:
+        return f"FID extrapolated to infinite N {_fmt(d['fid_inf'], 4)} (at N: {', '.join(f'{n}: {_fmt(v, 4)}' for n, v in d['fid_at_n'].items())})"
     if "precision" in d:
         line = f"precision {d['precision']:.3f}  recall {d['recall']:.3f}  F {d['f_score']:.3f}"
         fd = fl.get("details", {})
@@ -577,17 +1342,30 @@ def _details_line(e: dict, fl: dict) -> str:
     return ""
 
 
-def print_eval(result: dict, console=None) -> None:
-    """Print eval.json content: a table of value (± std), real-data floor, n, seed and time, then details."""
+def print_eval(result: dict, console=None, only: Sequence[str] | None = None) -> None:
+    """Print eval.json content: a table of value (± std), real-data value, n, seed and time, then details.
+
+    Args:
+        result: eval.json content.
+        console: a rich Console (default: stdout).
+        only: print these protocols only (e.g. those of the last evaluation); a line counts the others.
+    """
     from rich.console import Console
     from rich.table import Table
 
     console = console or Console()
     r = result["run"]
-    t = Table("protocol", "value", "real floor", "n", "seed", "s",
-              title=f"{r['model']}/{r['config']} seed {r['seed']} step {r['step']} ({result['device']})")
+    src = result.get("source") or {}
+    if src.get("kind") == "images":
+        title = f"{r['model']}: {src['images']['n']:,} images from {src['images']['path']} ({result['device']})"
+    else:
+        title = f"{r['model']}/{r['config']} seed {r['seed']} step {r['step']} ({result['device']})"
+    t = Table("protocol", "value", "real data", "n", "seed", "s", title=title)
     notes = []
-    for name, e in result["metrics"].items():
+    shown = [n for n in result["metrics"] if only is None or n in only]
+    others = [n for n in result["metrics"] if n not in shown]
+    for name in shown:
+        e = result["metrics"][name]
         fl = result["floors"].get(name, {})
         floor = _fmt(fl.get("value")) if fl.get("status") == "ok" else "-"
         if e["status"] != "ok":
@@ -595,16 +1373,27 @@ def print_eval(result: dict, console=None) -> None:
             notes.append(f"{name}: {e['status']}: {e.get('reason', '')}")
             continue
         val = _fmt(e["value"]) + (f" ± {_fmt(e['std'], 2)}" if e.get("std") is not None else "")
+        if e.get("ci95"):
+            val += f" [{_fmt(e['ci95'][0], 3)}, {_fmt(e['ci95'][1], 3)}]"
         t.add_row(name, val, floor, str(e["n_samples"]), str(e["seed"]), f"{e['wall_s']:.1f}")
         line = _details_line(e, fl)
         if line:
             notes.append(f"{name}: {line}")
     console.print(t)
+    for w in result.get("warnings") or []:
+        console.print(w, highlight=False, soft_wrap=True)
     for line in notes:
         console.print(line, highlight=False, soft_wrap=True)
+    if others:
+        console.print(f"eval.json also keeps {len(others)} earlier result{'s' if len(others) != 1 else ''}: "
+                      f"{', '.join(others)}", highlight=False, soft_wrap=True)
+    steps = sorted({e.get("step") for e in result["metrics"].values() if e.get("step") is not None})
+    if len(steps) > 1:
+        console.print(f"note: the entries come from checkpoints at steps {', '.join(map(str, steps))} "
+                      "(each entry records its step)", highlight=False, soft_wrap=True)
     ev = result.get("evaluator", {})
     console.print(f"features: fer-evaluator sha256 {str(ev.get('sha256'))[:12]} (test accuracy "
-                  f"{_fmt(ev.get('test_accuracy'))}); floors = real FER2013 test data in place of generated; "
+                  f"{_fmt(ev.get('test_accuracy'))}); real data = real FER2013 test data in place of generated; "
                   f"protocol {result['protocol_version']}", highlight=False, soft_wrap=True)
 
 
@@ -629,6 +1418,7 @@ def evaluate_model(model, data: FaceDataset, metrics: Sequence[str], device: str
     dev = device if isinstance(device, torch.device) else torch.device(device)
     protos = [resolve_protocol(m) for m in metrics]
     ctx = _Context(model, data, dev, evaluator_weights, inception_weights)
+    ctx.ci_draws = 0  # curves need the values only: no bootstrap intervals, no FID extrapolation
     try:
         return {p.name: _run_protocol(p, ctx, real_role=False) for p in protos}
     finally:

@@ -32,7 +32,7 @@ import io
 import json
 import os
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, ContextManager, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -43,7 +43,7 @@ from exprbench.errors import UserError
 
 from .evaluator import EXTRACTOR_NAME, FEATURE_PENULTIMATE, file_sha256, register_with_fidelity, resolve_weights
 
-INCEPTION_NAME = "inception-v3-compat"
+from .names import INCEPTION_NAME  # noqa: E402  (re-exported)
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
 INCEPTION_URL = f"https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/{INCEPTION_FILE}"
 EXTRACTORS = (EXTRACTOR_NAME, INCEPTION_NAME)
@@ -111,18 +111,24 @@ class ImageDataset(Dataset):
     Args:
         images: uint8 N x {1,3} x H x W (checked with :func:`check_images`).
         rgb: return 3-channel items (gray repeated) for extractors that need RGB (Inception).
+        on_item: called once per item fetched (progress display; torch-fidelity fetches items only
+            when it extracts features, never when they are cached).
 
     Items are uint8 C x H x W tensors.
     """
 
-    def __init__(self, images: torch.Tensor, rgb: bool = False, what: str = "images") -> None:
+    def __init__(self, images: torch.Tensor, rgb: bool = False, what: str = "images",
+                 on_item: Callable[[], None] | None = None) -> None:
         self.images = check_images(images, what, size=None).contiguous()
         self.rgb = rgb
+        self.on_item = on_item
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
 
     def __getitem__(self, i: int) -> torch.Tensor:
+        if self.on_item is not None:
+            self.on_item()
         x = self.images[i]
         if self.rgb and x.shape[0] == 1:
             x = x.expand(3, -1, -1).contiguous()
@@ -249,6 +255,24 @@ def adapted_kid_subset_size(n1: int, n2: int, preferred: int = KID_SUBSET_SIZE) 
     return m
 
 
+class _LazyProgress:
+    """Per-item callback that opens a progress display on the first item (i.e. only when torch-fidelity
+    really extracts features) inside ``stack``, and advances it by one per item."""
+
+    def __init__(self, stack: contextlib.ExitStack, progress, role: str, total: int) -> None:
+        self.stack, self.progress, self.role, self.total = stack, progress, role, int(total)
+        self.advance = None
+
+    @classmethod
+    def hook(cls, stack, progress, role: str, total: int) -> Callable[[], None] | None:
+        return None if progress is None else cls(stack, progress, role, total)
+
+    def __call__(self) -> None:
+        if self.advance is None:
+            self.advance = self.stack.enter_context(self.progress(self.role, self.total))
+        self.advance(1)
+
+
 def fidelity_scores(
     generated: torch.Tensor,
     real: torch.Tensor,
@@ -265,6 +289,7 @@ def fidelity_scores(
     device: torch.device | str = "cpu",
     batch_size: int = 256,
     cache_root: Path | None = None,
+    progress: Callable[[str, int], ContextManager[Callable[[int], None]]] | None = None,
 ) -> dict:
     """FID, KID and precision/recall of ``generated`` against ``real`` via ``torch_fidelity.calculate_metrics``.
 
@@ -282,6 +307,9 @@ def fidelity_scores(
         kid_subsets, kid_subset_size: KID subsets and preferred subset size (shrunk to the smaller set).
         prc_neighborhood: k of the k-NN manifolds of precision/recall.
         seed: torch-fidelity's ``rng_seed`` (KID subsets).
+        progress: optional progress display, ``progress(role, total)`` -> a context manager yielding
+            ``advance(n)``; entered lazily when features of an input are actually extracted (role
+            ``generated`` or ``real``), never for cached features. Does not change any number.
 
     Returns:
         ``{"fid": float, "kid_mean": float, "kid_std": float, "kid_subset_size": int,
@@ -311,9 +339,10 @@ def fidelity_scores(
     layer = FEATURE_LAYER[extractor]
     out: dict = {"extractor": extractor, "extractor_sha256": wsha,
                  "n_generated": int(generated.shape[0]), "n_real": int(real.shape[0])}
+    stack = contextlib.ExitStack()
     kwargs = dict(
-        input1=ImageDataset(generated, rgb, "generated images"),
-        input2=ImageDataset(real, rgb, "real images"),
+        input1=ImageDataset(generated, rgb, "generated images", _LazyProgress.hook(stack, progress, "generated", generated.shape[0])),
+        input2=ImageDataset(real, rgb, "real images", _LazyProgress.hook(stack, progress, "real", real.shape[0])),
         fid="fid" in metrics, kid="kid" in metrics, prc="prc" in metrics,
         feature_extractor=extractor,
         feature_layer_fid=layer, feature_layer_kid=layer, feature_layer_prc=layer,
@@ -332,7 +361,7 @@ def fidelity_scores(
     if "prc" in metrics and min(generated.shape[0], real.shape[0]) <= prc_neighborhood:
         raise MetricInputError(f"precision/recall with k={prc_neighborhood} needs more than {prc_neighborhood} "
                                f"images per set, got {generated.shape[0]} and {real.shape[0]}")
-    with contextlib.redirect_stdout(io.StringIO()):
+    with stack, contextlib.redirect_stdout(io.StringIO()):
         res = torch_fidelity.calculate_metrics(**kwargs)
     if "fid" in metrics:
         out["fid"] = float(res[torch_fidelity.KEY_METRIC_FID])
@@ -387,3 +416,70 @@ def intra_class_fid(
         per[name] = fidelity_scores(g, r, ("fid",), real_cache_name=cname, **kw)["fid"]
         ng[name], nr[name] = int(g.shape[0]), int(r.shape[0])
     return {"mean": float(np.mean(list(per.values()))), "per_class": per, "n_generated": ng, "n_real": nr}
+
+
+def fidelity_features(
+    images: torch.Tensor,
+    cache_name: str | None,
+    extractor: str = EXTRACTOR_NAME,
+    evaluator_weights=None,
+    inception_weights=None,
+    device: torch.device | str = "cpu",
+    batch_size: int = 256,
+    cache_root: Path | None = None,
+    progress: Callable[[str, int], ContextManager[Callable[[int], None]]] | None = None,
+    role: str = "generated",
+) -> torch.Tensor:
+    """The features torch-fidelity computes for ``images`` (the very tensor FID/KID/PR use), read from
+    its cache when ``cache_name`` is there, else extracted through torch-fidelity and cached under it.
+
+    Uses torch-fidelity's own ``extract_featuresdict_from_input_id_cached`` with the same extractor,
+    layer and cache file names as :func:`fidelity_scores`, so a FID recomputed from these features with
+    torch-fidelity's ``fid_features_to_statistics`` equals the one it reported.
+
+    Args:
+        images: uint8 N x {1,3} x 48 x 48.
+        cache_name: torch-fidelity cache name (e.g. :func:`reference_cache_name`,
+            :func:`generated_cache_name`); None: extract without caching.
+        extractor, evaluator_weights, inception_weights, device, batch_size, cache_root: as
+            :func:`fidelity_scores`.
+        progress, role: progress display entered only when features are really extracted.
+
+    Returns:
+        float32 N x D features on the CPU (D: the extractor's feature layer width).
+
+    Raises:
+        MetricInputError: bad images or extractor; ExtractorUnavailable: Inception weights absent.
+    """
+    from torch_fidelity.utils import create_feature_extractor, extract_featuresdict_from_input_id_cached
+
+    register_with_fidelity()
+    wpath, _ = extractor_info(extractor, evaluator_weights, inception_weights)
+    images = check_images(images, f"{role} images", (48, 48) if extractor == EXTRACTOR_NAME else None)
+    layer = FEATURE_LAYER[extractor]
+    dev = torch.device(device)
+    stack = contextlib.ExitStack()
+    kwargs = dict(
+        input1=ImageDataset(images, extractor == INCEPTION_NAME, f"{role} images",
+                            _LazyProgress.hook(stack, progress, role, images.shape[0])),
+        input1_cache_name=cache_name, feature_extractor=extractor, feature_extractor_weights_path=str(wpath),
+        cuda=dev.type == "cuda", batch_size=batch_size, verbose=False, save_cpu_ram=True,
+        cache=cache_name is not None, cache_root=str(cache_root or fidelity_cache_root()),
+    )
+    fe = create_feature_extractor(extractor, [layer], **kwargs)
+    with stack, contextlib.redirect_stdout(io.StringIO()):
+        feats = extract_featuresdict_from_input_id_cached(1, fe, **kwargs)[layer]
+    return feats.float().cpu()
+
+
+def fid_from_features(generated: torch.Tensor, real_statistics: dict) -> float:
+    """FID of generated features against real statistics with torch-fidelity's own functions.
+
+    Args:
+        generated: float32 N x D features; real_statistics: ``{"mu": D, "sigma": D x D}`` (float64,
+            from ``torch_fidelity.metric_fid.fid_features_to_statistics``).
+    """
+    from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_features_to_statistics, fid_statistics_to_metric
+
+    stats = fid_features_to_statistics(generated)
+    return float(fid_statistics_to_metric(stats, real_statistics, False)[KEY_METRIC_FID])

@@ -18,8 +18,7 @@ from dataclasses import dataclass, field, replace
 from exprbench.errors import RegistryError
 from exprbench.registry import Registry
 
-from .evaluator import EXTRACTOR_NAME
-from .fidelity import INCEPTION_NAME
+from .names import EXTRACTOR_NAME, INCEPTION_NAME
 
 PROTOCOL_VERSION = "exprbench-metrics/1"
 PROTOCOLS: Registry = Registry("metric protocol", entry_point_group="exprbench.metrics")
@@ -41,7 +40,7 @@ class Protocol:
 
     Attributes:
         name: the protocol name as recorded in eval.json.
-        family: ``fid``, ``kid``, ``pr``, ``ifid``, ``acc_gen``, ``cas``, or a capability family:
+        family: ``fid``, ``kid``, ``pr``, ``dc`` (density/coverage), ``mem`` (memorisation), ``ifid``, ``acc_gen``, ``cas``, or a capability family:
             ``enc_acc``, ``probe``, ``recon_l1``, ``translate_acc``, ``translate_fid``, ``edit``, ``bpd``.
         needs: model capabilities required (``sample``, ``conditional``, ``encode``, ``translate``);
             skipped with a reason otherwise.
@@ -93,6 +92,14 @@ for _p in (
              name_pattern="kid{n}_train"),
     Protocol("pr10k_train", "pr", S, 10000, 0, summary="precision/recall (k=3, fer-evaluator), 10k generated vs 10k train; value = F-score",
              name_pattern="pr{n}_train"),
+    Protocol("dc10k_train", "dc", S, 10000, 0,
+             summary="density/coverage (Naeem et al. 2020, k=5 balls on 10k train features, fer-evaluator); "
+                     "value = coverage, density in details",
+             name_pattern="dc{n}_train"),
+    Protocol("mem10k_train", "mem", S, 10000, 0,
+             summary="memorisation: fraction of generated closer to their nearest train face than the 5th "
+                     "percentile of test-to-train distances (fer-evaluator); real data ~ 0.05",
+             name_pattern="mem{n}_train"),
     Protocol("ifid_train", "ifid", SC, 10000, 1, summary="intra-class FID: per emotion, n/K generated vs that emotion's train images; mean",
              name_pattern="ifid{n}_train"),
     Protocol("acc_gen", "acc_gen", SC, 3500, 2, reference="test",
@@ -162,7 +169,7 @@ def default_protocols() -> list[str]:
         n for n in PROTOCOLS.names() if n not in _ORDER and PROTOCOLS.get(n).default]
 
 
-_ORDER = ["fid10k_train", "kid10k_train", "pr10k_train", "ifid_train", "acc_gen", "cas", "fid10k_train_inception",
+_ORDER = ["fid10k_train", "kid10k_train", "pr10k_train", "dc10k_train", "mem10k_train", "ifid_train", "acc_gen", "cas", "fid10k_train_inception",
           "kid10k_train_inception", "enc_acc_test", "probe_test", "recon_test", "translate_acc_test",
           "translate_fid_test", "edit_success", "bpd_test"]
 

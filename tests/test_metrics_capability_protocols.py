@@ -126,8 +126,8 @@ def test_bigan_encode_only(world):
     assert m["probe35_test"]["status"] == "ok" and m["recon35_test"]["status"] == "ok"
     assert m["enc_acc35_test"]["status"] == "skipped" and "conditional" in m["enc_acc35_test"]["reason"]
     assert m["translate_acc35_test"]["status"] == "skipped" and "translate" in m["translate_acc35_test"]["reason"]
-    # the accuracy floor exists whatever the model (it does not depend on it)
-    assert res["floors"]["enc_acc35_test"]["status"] == "ok"
+    # a skipped protocol computes no real-data reference
+    assert res["floors"]["enc_acc35_test"]["status"] == "skipped"
 
 
 def test_ccyclegan_translate_only(world):
@@ -142,7 +142,7 @@ def test_gan_skips_all_with_reasons(world):
     for name in CAPABILITY:
         e = res["metrics"][name]
         assert e["status"] == "skipped" and e["value"] is None and "lacks capability" in e["reason"]
-    assert res["floors"]["translate_acc_test"]["status"] == "ok"
+    assert res["floors"]["translate_acc_test"]["status"] == "skipped"
     assert res["floors"]["recon_test"]["status"] == "unavailable"
 
 

@@ -115,4 +115,235 @@ def test_floors_cached_and_shared_between_runs(world, monkeypatch):
     monkeypatch.setattr(ev, "_run_protocol", lambda p, ctx, real_role: real_roles.append(real_role) or real(p, ctx, real_role))
     second = evaluate_run(world["runs"]["gan"], metrics=metrics, device="cpu", evaluator_weights=world["ev"])
     assert True not in real_roles, "a floor was recomputed instead of read from the cache"
-    assert second["floors"] == first["floors"]
+    assert second["floors"]["fid70_train"] == first["floors"]["fid70_train"]
+    # acc_gen is skipped for the unconditional GAN: its floor is not even read
+    assert second["floors"]["acc_gen70"]["status"] == "skipped"
+
+
+# -- issue 13: evaluation that talks, keeps what it has, picks a checkpoint, scores any images --------
+
+def _two_checkpoint_run(world, name="cgan_ck"):
+    """A tiny cGAN run with checkpoints at steps 1 and 2 (built once per module)."""
+    from exprbench.config import resolve_config
+    from exprbench.harness import Trainer
+
+    out = world["root"] / name
+    if not (out / "checkpoints").exists():
+        cfg = resolve_config("cgan", "default", [
+            "model.ch=4", "train.steps=2", "train.batch_size=8", "train.device=cpu", "train.sample_every=0",
+            "train.ckpt_every=1", "train.keep_ckpts=3", "train.samples_per_class=1", "train.log_every=1",
+            f"data.path={world['csv']}"])
+        Trainer(cfg, out, dataset=world["ds"], progress=False).run()
+    return out
+
+
+def test_eval_json_merges_and_keeps_history(world):
+    run = _two_checkpoint_run(world)
+    first = evaluate_run(run, metrics=["fid70_train", "acc_gen70"], device="cpu", evaluator_weights=world["ev"])
+    assert first["run"]["step"] == 2 and first["metrics"]["acc_gen70"]["step"] == 2
+    assert first["metrics"]["acc_gen70"]["commit"] and first["metrics"]["acc_gen70"]["evaluated_at"]
+    second = evaluate_run(run, metrics=["acc_gen70"], device="cpu", evaluator_weights=world["ev"], checkpoint="1")
+    on_disk = json.loads((run / "eval.json").read_text())
+    assert on_disk == json.loads(json.dumps(second))
+    # the other protocol is kept untouched, the re-run one replaced with the old value in its history
+    assert on_disk["metrics"]["fid70_train"] == json.loads(json.dumps(first["metrics"]["fid70_train"]))
+    acc = on_disk["metrics"]["acc_gen70"]
+    assert acc["step"] == 1 and on_disk["run"]["step"] == 1 and on_disk["run"]["checkpoint"].endswith("step_000001.pt")
+    assert [h["step"] for h in acc["history"]] == [2]
+    assert acc["history"][0]["value"] == first["metrics"]["acc_gen70"]["value"]
+    assert {"evaluated_at", "commit", "status"} <= set(acc["history"][0])
+    assert [e["protocols"] for e in on_disk["evaluations"]] == [["fid70_train", "acc_gen70"], ["acc_gen70"]]
+    assert not list(run.glob(".eval.json.*.tmp"))  # written atomically, no temp file left
+
+
+def test_checkpoint_that_does_not_exist(world):
+    from exprbench.metrics.evaluate import select_checkpoint
+
+    run = _two_checkpoint_run(world)
+    assert select_checkpoint(run, "latest").name == "step_000002.pt"
+    assert select_checkpoint(run, 1).name == select_checkpoint(run, "step_000001").name == "step_000001.pt"
+    with pytest.raises(UserError, match=r"no checkpoint at step 7 \(available steps: 1, 2\)"):
+        evaluate_run(run, metrics=["fid70_train"], checkpoint="7", evaluator_weights=world["ev"])
+    with pytest.raises(UserError, match="a step number or 'latest'"):
+        evaluate_run(run, metrics=["fid70_train"], checkpoint="best", evaluator_weights=world["ev"])
+
+
+def test_corrupt_eval_json_is_refused_and_kept(world, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(world["runs"]["gan"], run)
+    (run / "eval.json").write_text('{"metrics": {')
+    with pytest.raises(UserError, match="eval.json:1: not valid JSON"):
+        evaluate_run(run, metrics=["fid70_train"], device="cpu", evaluator_weights=world["ev"])
+    assert (run / "eval.json").read_text() == '{"metrics": {'
+
+
+def test_skipped_protocols_compute_no_reference(world, monkeypatch):
+    """For an unconditional GAN, class-aware and capability protocols compute nothing, not even floors."""
+    import exprbench.metrics.evaluate as ev
+
+    calls = []
+    for fn in ("intra_class_fid", "label_accuracy", "cas_real_baseline", "classifier_accuracy_on_real", "_floor"):
+        real = getattr(ev, fn)
+        monkeypatch.setattr(ev, fn, lambda *a, _f=fn, _r=real, **k: calls.append(_f) or _r(*a, **k))
+    res = evaluate_run(world["runs"]["gan"], metrics=["ifid70_train", "acc_gen70", "cas70", "enc_acc_test", "recon_test"],
+                       device="cpu", evaluator_weights=world["ev"])
+    assert calls == []
+    for name in ("ifid70_train", "acc_gen70", "cas70", "enc_acc_test"):
+        assert res["metrics"][name]["status"] == "skipped"
+        assert res["floors"][name]["status"] == "skipped" and "not computed" in res["floors"][name]["reason"]
+    assert res["floors"]["recon_test"]["status"] == "unavailable"  # has no floor at all
+
+
+class _Recorder:
+    """An EvalReporter that records its calls."""
+
+    def __init__(self):
+        from exprbench.metrics.progress import EvalReporter
+
+        self.calls = []
+        base = EvalReporter()
+        self.bar = base.bar
+        for hook in ("begin", "protocol_start", "note", "protocol_end", "end"):
+            setattr(self, hook, lambda *a, _h=hook: self.calls.append((_h, a)))
+
+
+def test_progress_lines_and_one_time_references(world, tmp_path, monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from exprbench.metrics.progress import ConsoleReporter
+
+    monkeypatch.setenv("EXPRBENCH_CACHE", str(tmp_path / "cold"))  # nothing cached yet
+    buf = io.StringIO()
+    reporter = ConsoleReporter(Console(file=buf, width=300), bars=None)
+    assert reporter.bars is False  # not a terminal: lines only
+    evaluate_run(world["runs"]["gan"], metrics=["fid70_train", "acc_gen70"], device="cpu", evaluator_weights=world["ev"],
+                 reporter=reporter)
+    lines = buf.getvalue().splitlines()
+    n_train = len(world["ds"].split("train"))
+    assert lines[0].startswith("evaluating ") and "2 protocols" in lines[0]
+    assert lines[1].startswith("[1/2] fid70_train: FID of 70 generated images")
+    assert f"[1/2] fid70_train: train reference statistics, one-time, {n_train:,} images" in lines
+    assert any(line.startswith("[1/2] fid70_train: ") and line.endswith("s); real data " + line.rsplit(" ", 1)[-1])
+               for line in lines)
+    assert lines[-1].startswith("[2/2] acc_gen70: skipped (model 'gan' lacks capability conditional")
+    # a second time, the reference comes from the cache: no one-time line
+    buf.truncate(0)
+    buf.seek(0)
+    rec = _Recorder()
+    evaluate_run(world["runs"]["gan"], metrics=["fid70_train"], device="cpu", evaluator_weights=world["ev"], reporter=rec)
+    kinds = [c[0] for c in rec.calls]
+    assert kinds[0] == "begin" and kinds[-1] == "end" and kinds.count("protocol_start") == 1
+    assert not any("reference" in c[1][3] for c in rec.calls if c[0] == "note")
+    end = next(c for c in rec.calls if c[0] == "protocol_end")
+    assert end[1][:3] == (1, 1, "fid70_train") and end[1][3]["status"] == "ok"
+
+
+def test_progress_bars_on_a_terminal(world, tmp_path, monkeypatch):
+    """On a terminal the reporter draws bars (generation, feature extraction) and the numbers do not change."""
+    import io
+
+    from rich.console import Console
+
+    from exprbench.metrics.progress import ConsoleReporter
+
+    monkeypatch.setenv("EXPRBENCH_CACHE", str(tmp_path / "cold"))
+    buf = io.StringIO()
+    reporter = ConsoleReporter(Console(file=buf, force_terminal=True, width=200))
+    assert reporter.bars is True
+    a = evaluate_run(world["runs"]["cgan"], metrics=["fid70_train"], device="cpu", evaluator_weights=world["ev"],
+                     reporter=reporter)
+    out = buf.getvalue()
+    assert "generating 70 images" in out and "features of 70 generated images" in out
+    monkeypatch.setenv("EXPRBENCH_CACHE", str(tmp_path / "cold2"))
+    b = evaluate_run(world["runs"]["cgan"], metrics=["fid70_train"], device="cpu", evaluator_weights=world["ev"])
+    assert a["metrics"]["fid70_train"]["value"] == b["metrics"]["fid70_train"]["value"]
+
+
+# -- scoring images from any source ------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def image_sources(world):
+    """70 real val/test images of the small set as a PNG folder (+ labels.txt) and as an .npz with labels."""
+    import numpy as np
+    from PIL import Image
+
+    root = world["root"] / "sources"
+    if not root.exists():
+        pngs = root / "pngs"
+        pngs.mkdir(parents=True)
+        test = world["ds"].split("test")
+        idx = torch.randperm(len(test), generator=torch.Generator().manual_seed(0))[:70]
+        imgs, labs = test.images[idx], test.labels[idx]
+        for i in range(70):
+            Image.fromarray(imgs[i, 0].numpy()).save(pngs / f"{i:03d}.png")
+        names = world["ds"].class_names
+        (root / "labels.txt").write_text("\n".join(names[int(k)] for k in labs) + "\n")
+        np.savez(root / "gen.npz", images=imgs.numpy(), labels=labs.numpy())
+    return root
+
+
+def test_evaluate_images_folder_unlabeled(world, image_sources, tmp_path):
+    from exprbench.metrics.evaluate import evaluate_images
+
+    out = tmp_path / "scored"
+    res = evaluate_images(image_sources / "pngs", out=out, data=world["csv"], device="cpu",
+                          evaluator_weights=world["ev"])
+    m = res["metrics"]
+    # defaults renamed to the 70 images given: fidelity metrics run, everything else is skipped with a reason
+    for name in ("fid70_train", "kid70_train", "pr70_train"):
+        assert m[name]["status"] == "ok" and m[name]["n_samples"] == 70 and m[name]["images_used"] == "all 70 images"
+    for name in ("ifid_train", "acc_gen", "cas"):
+        assert m[name]["status"] == "skipped" and "--labels" in m[name]["reason"]
+    for name in ("enc_acc_test", "translate_fid_test", "edit_success", "bpd_test"):
+        assert m[name]["status"] == "skipped" and "needs a model" in m[name]["reason"]
+    assert res["source"]["kind"] == "images" and res["run"]["config"] == "images"
+    src = json.loads((out / "source.json").read_text())
+    assert src["kind"] == "images" and src["images"]["n"] == 70 and src["images"]["format"] == "image-folder"
+    assert src["labels"] is None and not (out / "config.json").exists() and not (out / "checkpoints").exists()
+    assert json.loads((out / "eval.json").read_text()) == json.loads(json.dumps(res))
+    # the same images from an .npz give the same numbers
+    res2 = evaluate_images(image_sources / "gen.npz", out=tmp_path / "npz", metrics=["fid70_train"], data=world["csv"],
+                           device="cpu", evaluator_weights=world["ev"])
+    assert res2["metrics"]["fid70_train"]["value"] == m["fid70_train"]["value"]
+
+
+def test_evaluate_images_with_labels_and_merge(world, image_sources, tmp_path):
+    from exprbench.metrics.evaluate import evaluate_images
+
+    out = tmp_path / "scored"
+    evaluate_images(image_sources / "pngs", out=out, metrics=["fid70_train"], data=world["csv"], device="cpu",
+                    evaluator_weights=world["ev"], name="outside")
+    res = evaluate_images(image_sources / "pngs", labels=image_sources / "labels.txt", out=out,
+                          metrics=["acc_gen14", "fid100_train"], data=world["csv"], device="cpu",
+                          evaluator_weights=world["ev"])
+    m = res["metrics"]
+    assert m["fid70_train"]["status"] == "ok"  # kept from the first call
+    assert m["acc_gen14"]["status"] == "ok" and m["acc_gen14"]["n_samples"] == 14
+    assert "2 per emotion" in m["acc_gen14"]["images_used"]
+    assert m["fid100_train"]["status"] == "skipped" and "needs 100 images, 70 given" in m["fid100_train"]["reason"]
+    assert res["source"]["labels"]["n"] == 70 and sum(res["source"]["labels"]["per_class"].values()) == 70
+    assert json.loads((out / "source.json").read_text())["name"] == res["run"]["model"] == "outside"  # kept
+    # the npz's own labels give the same accuracy
+    res2 = evaluate_images(image_sources / "gen.npz", out=tmp_path / "npz", metrics=["acc_gen14"], data=world["csv"],
+                           device="cpu", evaluator_weights=world["ev"])
+    assert res2["metrics"]["acc_gen14"]["value"] == m["acc_gen14"]["value"]
+
+
+def test_evaluate_images_refuses_bad_out(world, image_sources, tmp_path):
+    from exprbench.metrics.evaluate import evaluate_images
+
+    kw = dict(data=world["csv"], device="cpu", evaluator_weights=world["ev"], metrics=["fid70_train"])
+    with pytest.raises(UserError, match="training run directory"):
+        evaluate_images(image_sources / "pngs", out=world["runs"]["gan"], **kw)
+    out = tmp_path / "scored"
+    evaluate_images(image_sources / "pngs", out=out, **kw)
+    import numpy as np
+
+    other = tmp_path / "other.npz"
+    np.savez(other, images=np.zeros((70, 48, 48), np.uint8))
+    with pytest.raises(UserError, match="holds scores of other images"):
+        evaluate_images(other, out=out, **kw)
