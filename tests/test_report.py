@@ -1,4 +1,5 @@
-"""benchmarks/report.py + figures.py: tables, floors, bold best, determinism, figures."""
+"""benchmarks/report.py + figures.py on a real tiny bench suite: tables, real-data reference, bold best,
+determinism, figures. (Result-file-only cases: tests/benchmarks/.)"""
 
 from __future__ import annotations
 
@@ -6,28 +7,37 @@ import json
 import shutil
 
 
-from exprbench.benchmarks.report import aggregate, collect, leaderboard_cells, to_latex, to_markdown, write_report
+from exprbench.benchmarks.report import (aggregate, collect, leaderboard_cells, leaderboard_tables, to_latex, to_markdown,
+                                         write_report)
 from exprbench.cli import main
 
+
+
+def _section(md: str, title: str) -> list[str]:
+    return [ln for ln in md.split(f"## {title}\n\n", 1)[1].split("\n\n", 1)[0].splitlines() if ln.startswith("|")]
 
 
 def test_tables_and_baseline(bench_results):
     out = write_report(bench_results, figures=False)
     md = (out / "leaderboard.md").read_text()
-    lines = [ln for ln in md.splitlines() if ln.startswith("|")]
-    assert "FID ↓ (fid70_train)" in lines[0] and "ACC_GEN ↑ (acc_gen70)" in lines[0]
-    assert lines[2].startswith("| real data (floor)")
-    assert len(lines) == 2 + 1 + 2  # header, rule, floor, gan, cgan
-    assert " ± " in md and "**" in md and "CPU" in md
+    fid = _section(md, "Fidelity to the training faces")
+    acc = _section(md, "Class-aware generation")
+    assert "FID ↓ (fid70_train)" in fid[0] and "ACC_GEN ↑ (acc_gen70)" in acc[0]
+    assert fid[2].startswith("| real data (reference)") and acc[2].startswith("| real data (reference)")
+    assert len(fid) == 2 + 1 + 2  # header, rule, reference, gan, cgan
+    assert len(acc) == 2 + 1 + 1  # the unconditional gan has no row there
+    assert " ± " in md and "**" in md and "(1 seed)" not in md and "floor" not in md
+    assert "| cgan | default | 2 |" in md and "| CPU |" in md
     base = json.loads((out / "baseline.json").read_text())
     assert set(base["models"]) == {"gan/default", "cgan/default"}
     fid = base["models"]["cgan/default"]["fid70_train"]
     assert fid["n"] == 2 and fid["std"] is not None and fid["higher_is_better"] is False
     assert "acc_gen70" not in base["models"]["gan/default"]  # unconditional: skipped, not zero
     tex = (out / "leaderboard.tex").read_text()
-    assert r"\textbf{" in tex and r"fid70\_train" in tex and r"$\pm$" in tex
-    assert "real data (floor)" in (out / "leaderboard.csv").read_text()
+    assert r"\textbf{" in tex and r"fid70\_train" in tex and r"$\pm$" in tex and r"\begin{table}" in tex
+    assert "real data (reference)" in (out / "leaderboard.csv").read_text()
     assert "Not completed yet" not in md
+    assert "bench" in (out / "leaderboard.csv").read_text()
 
 
 def test_pending_grid_points_are_listed(bench_results, tmp_path):
@@ -43,19 +53,21 @@ def test_pending_grid_points_are_listed(bench_results, tmp_path):
 def test_best_value_is_bold_per_direction(bench_results):
     runs, floors, _ = collect(bench_results)
     agg = aggregate(runs)
-    headers, rows, bold = leaderboard_cells(agg, floors)
+    headers, rows, bold = leaderboard_cells(agg, floors, "fidelity")
     col = headers.index("FID ↓ (fid70_train)")
     means = {r[0]: float(r[col].split(" ")[0]) for r in rows[1:]}
     best_model = min(means, key=means.get)
     assert [r[0] for r, b in zip(rows, bold) if b[col]] == [best_model]
-    assert to_markdown(headers, rows, bold).count("**") >= 2 and to_latex(headers, rows, bold)
+    table = next(t for t in leaderboard_tables(agg, floors) if t.name == "fidelity")
+    assert to_markdown(headers, rows, bold).count("**") >= 2 and r"\textbf{" in to_latex(table, "tiny")
 
 
 def test_report_is_reproducible(bench_results, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(bench_results, copy)
     a = write_report(copy, figures=False)
-    first = {n: (a / n).read_bytes() for n in ("leaderboard.md", "leaderboard.csv", "leaderboard.tex", "baseline.json")}
+    first = {n: (a / n).read_bytes() for n in ("leaderboard.md", "leaderboard.csv", "leaderboard.tex", "baseline.json",
+                                                "index.html", "tables/fidelity.tex")}
     b = write_report(copy, figures=False)
     assert first == {n: (b / n).read_bytes() for n in first}
 
@@ -68,6 +80,9 @@ def test_figures(bench_results, tmp_path, capsys):
     for name in ("samples_cgan-default", "samples_gan-default", "comparison", "curve_fid70_train",
                  "bar_fid70_train", "confusion_cgan-default"):
         assert f"{name}.png" in figs and f"{name}.pdf" in figs, name
+    page = (copy / "report" / "index.html").read_text()
+    assert page.count("data:image/png;base64,") == len([f for f in figs if f.endswith(".png")])
+    assert "<script" in page and "http://" not in page and "https://" not in page  # offline: nothing fetched
 
 
 def test_report_without_runs_exits_2(tmp_path, capsys):
@@ -90,11 +105,12 @@ def test_capability_leaderboard_and_translation_grids(tmp_path):
                         metrics='["fid70_train", "enc_acc70_test", "recon70_test", "translate_acc70_test"]')
     run_suite(load_suite(suite), tmp_path / "out", data_path=str(data), progress=False)
     out = write_report(tmp_path / "out")
-    cap = (out / "capabilities.md").read_text()
-    assert "TRANSLATE_ACC ↑ (translate_acc70_test)" in cap and "IDENTITY_L1 ↓ (translate_acc70_test)" in cap
-    assert "ENC_ACC ↑ (enc_acc70_test)" in cap and "RECON_L1 ↓ (recon70_test)" in cap
-    assert "| bicogan |" in cap and "| ccyclegan |" in cap
-    assert "enc_acc" not in (out / "leaderboard.md").read_text()
+    enc = (out / "tables" / "encoder.md").read_text()
+    tra = (out / "tables" / "translation.md").read_text()
+    assert "TRANSLATE_ACC ↑ (translate_acc70_test)" in tra and "IDENTITY_L1 ↓ (translate_acc70_test)" in tra
+    assert "ENC_ACC ↑ (enc_acc70_test)" in enc and "RECON_L1 ↓ (recon70_test)" in enc
+    assert "| bicogan |" in tra and "| ccyclegan |" in tra and "| ccyclegan |" not in enc
+    assert "enc_acc" not in (out / "tables" / "fidelity.md").read_text()
     figs = {p.name for p in (out / "figures").iterdir()}
     assert {"translation_bicogan-default.png", "translation_ccyclegan-default.png", "samples_bicogan-default.png"} <= figs
     assert "samples_ccyclegan-default.png" not in figs
