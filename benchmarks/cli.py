@@ -21,56 +21,92 @@ def bench(
     seed: List[int] = typer.Option([], "--seed", help="Run only this seed's grid points (repeatable)."),
     device: Optional[str] = typer.Option(None, "--device", help="Override the suite's device: auto, cpu, cuda."),
     data: Optional[str] = typer.Option(None, "--data", help="Dataset path (default $EXPRBENCH_DATA, data/fer2013.*)."),
+    executor: str = typer.Option("local", "--executor", help="local (this process) or ray (one task per grid point)."),
+    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster: auto or HOST:PORT (default: $RAY_ADDRESS, else a local one)."),
+    gpus_per_run: Optional[float] = typer.Option(None, "--gpus-per-run", help="Ray: GPUs per grid point (> 0: device cuda)."),
+    cpus_per_run: Optional[float] = typer.Option(None, "--cpus-per-run", help="Ray: CPUs per grid point (default 1)."),
+    max_retries: int = typer.Option(2, "--max-retries", help="Ray: restarts of a point whose worker died, then failed."),
 ) -> None:
-    """Run a benchmark suite: train, evaluate and record every grid point (resumable, idempotent)."""
+    """Run a benchmark suite: train, evaluate and record every grid point (resumable, idempotent).
+
+    Grid points are claimed before they start, so several runners (local or Ray) may share one --out.
+    """
+    from .executors import make_executor
     from .runner import run_suite, summary_line
     from .suite import load_suite
 
     s = load_suite(suite)
     out_dir = out or Path("results") / s.name
-    records = run_suite(s, out_dir, only=only, device=device, data_path=data, seeds=seed)
+    ex = make_executor(executor, address, gpus_per_run, cpus_per_run, max_retries)
+    records = run_suite(s, out_dir, only=only, device=device, data_path=data, seeds=seed, executor=ex)
     console.print(f"suite {s.name}: {summary_line(records)} -> {out_dir}/runs")
     if any(r and r.get("status") == "failed" for r in records):
         raise typer.Exit(1)
 
 
 def report(
-    results_dir: Path = typer.Argument(..., help="A results directory (with runs/)."),
+    results_dir: Path = typer.Argument(..., help="A results directory (with runs/) or a run directory."),
+    more: List[Path] = typer.Argument(None, help="More run or results directories to put beside them.", show_default=False),
+    out: Optional[Path] = typer.Option(None, "--out", help="Report folder (default RESULTS_DIR/report)."),
+    metrics: List[str] = typer.Option([], "--metrics", help="Only these metric columns (protocol, family or "
+                                      "column name; repeatable or comma-separated)."),
     no_figures: bool = typer.Option(False, "--no-figures", help="Tables and baseline only."),
+    no_html: bool = typer.Option(False, "--no-html", help="Do not write index.html."),
+    link_images: bool = typer.Option(False, "--link-images", help="index.html links figures/*.png instead of embedding them."),
+    ignore_stored: bool = typer.Option(False, "--ignore-stored", help="Do not keep rows of an earlier leaderboard.csv "
+                                       "whose run files are not here."),
 ) -> None:
-    """Write leaderboard tables (md, csv, tex), baseline.json and figures to RESULTS_DIR/report/."""
+    """Write leaderboards (md, csv, tex), baseline.json, figures and index.html to RESULTS_DIR/report/.
+
+    Every directory with an eval.json is an entry (bench, train+evaluate or --images runs)."""
     from .report import write_report
 
-    out = write_report(results_dir, figures=not no_figures)
-    console.print((out / "leaderboard.md").read_text())
-    console.print(f"report written to {out}")
+    folder = write_report(results_dir, figures=not no_figures, extra=more or [], out=out, metrics=metrics or None,
+                          html=not no_html, embed_images=not link_images, use_stored=not ignore_stored)
+    console.print((folder / "leaderboard.md").read_text(), markup=False, highlight=False, soft_wrap=True)
+    console.print(f"report written to {folder}" + ("" if no_html else f" (open {folder / 'index.html'})"),
+                  markup=False, highlight=False)
 
 
 def regress(
     results_dir: Path = typer.Argument(..., help="A results directory (with runs/)."),
     baseline: Path = typer.Option(..., "--baseline", help="Baseline JSON written by `exprbench report`."),
-    tolerance: List[str] = typer.Option([], "--tolerance", help="0.1, 10%, 2sd, or METRIC=... (repeatable)."),
-    allow_missing: bool = typer.Option(False, "--allow-missing", help="Missing models/metrics do not fail."),
+    tolerance: List[str] = typer.Option(
+        [], "--tolerance", help="Allowed worsening: 0.1, 10% (of |mean|) or 2sd (baseline seed std); "
+        "METRIC=... for one metric (repeatable). Default 10%."),
+    tolerance_floor: List[str] = typer.Option(
+        [], "--tolerance-floor", help="Least allowance, relative (10%): max(tolerance, floor); the fallback of "
+        "sd tolerances where the baseline std is 0 or missing. METRIC=... for one metric (repeatable)."),
+    allow_missing: bool = typer.Option(
+        False, "--allow-missing", help="Missing models/metrics do not fail; they are hidden and not counted."),
+    fmt: str = typer.Option("text", "--format", help="Report format: text (table), json, junit (XML), markdown."),
+    output: Optional[Path] = typer.Option(
+        None, "--output", help="Write the report in --format to this file (atomically); the terminal shows the text."),
 ) -> None:
-    """Exit 1 when a metric is worse than the baseline by more than its tolerance (or is missing)."""
-    from .regress import compare, gate, load_baseline, parse_tolerances
+    """Exit 1 when a metric is worse than the baseline by more than its tolerance (or is missing), else 0."""
+    from exprbench.errors import UserError
+    from exprbench.io import write_text
 
-    default, per = parse_tolerances(tolerance)
-    rows = compare(results_dir, load_baseline(baseline), default, per)
-    table = Table("model", "metric", "baseline", "current", "delta", "allowed", "tolerance", "verdict")
-    style = {"regressed": "red", "missing": "yellow", "improved": "green", "ok": "", "new": "cyan"}
+    from .regress import RENDER, check_format, check_output, compare, load_baseline, parse_tolerances, print_text, verdict
 
-    def f(v):
-        return "" if v is None else f"{v:.4g}"
-
-    for r in rows:
-        table.add_row(r["model"], r["metric"], f(r["baseline"]), f(r["current"]), f(r["delta"]), f(r["allowed"]),
-                      r["tolerance"], f"[{style[r['verdict']]}]{r['verdict']}[/]" if style[r["verdict"]] else r["verdict"])
-    console.print(table)
-    code = gate(rows, allow_missing)
-    n_bad = sum(r["verdict"] in ("regressed", "missing") for r in rows)
-    console.print("[red]quality regression[/red]" if code else "no regression", f"({n_bad} of {len(rows)} rows flagged)")
-    raise typer.Exit(code)
+    fmt = check_format(fmt)
+    if output is not None:
+        check_output(output, baseline)
+    tols = parse_tolerances(tolerance, tolerance_floor)
+    rows = compare(results_dir, load_baseline(baseline), tols)
+    v = verdict(rows, allow_missing, baseline=str(baseline), results_dir=str(results_dir), tolerance=tols.describe())
+    if output is not None:
+        try:
+            write_text(output, RENDER[fmt](v))
+        except OSError as e:
+            raise UserError(f"--output {output}: cannot write ({e.strerror or e})") from None
+        print_text(v, console, extra=[f"{fmt} report written to {output}"])
+    elif fmt == "text":
+        print_text(v, console)
+    else:
+        sys.stdout.write(RENDER[fmt](v))
+        sys.stdout.flush()
+    raise typer.Exit(v.code)
 
 
 def register(app: typer.Typer) -> None:

@@ -35,6 +35,9 @@ A suite file (``benchmarks/suites/<name>.toml``)::
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +47,10 @@ from exprbench.config import RunConfig, resolve_config
 from exprbench.errors import UserError
 
 SUITES_DIR = Path(__file__).resolve().parent / "suites"
+# a suite name becomes a folder name (results/<name>): letters, digits, '.', '_', '-', nothing path-like
+PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+# keys that do not change what a grid point computes: where the data lies and which device runs it
+IDENTITY_IGNORED = ("train.device", "data.path")
 
 
 class SuiteError(UserError):
@@ -101,6 +108,92 @@ class Suite:
             overrides = [o.replace("{runs}", str(runs_dir)) for o in overrides]
         return resolve_config(point.model, point.config, [*overrides, *extra])
 
+    def identity(self, point: GridPoint) -> dict:
+        """What defines ``point``'s results: its resolved config as ``{"model.ch": 8, "train.steps": 6, ...}``.
+
+        ``train.device`` and ``data.path`` are left out, and ``{runs}`` stays a placeholder, so the
+        same grid point run on another device, host or mount of the results folder has the same identity.
+        """
+        return identity_config(self.run_config(point).to_dict())
+
+    def dependencies(self, point: GridPoint) -> list[str]:
+        """Names of the grid points whose run directories ``point``'s overrides name through ``{runs}/``."""
+        names = {p.name for p in self.grid}
+        deps = []
+        for o in point.overrides:
+            for m in re.finditer(r"\{runs\}/([^/\s\"',}]+)", o.replace("{seed}", str(point.seed))):
+                if m.group(1) in names and m.group(1) != point.name and m.group(1) not in deps:
+                    deps.append(m.group(1))
+        return deps
+
+
+def identity_config(config: dict, runs_dir: str | Path | None = None) -> dict:
+    """A RunConfig dict (``RunConfig.to_dict()``, a run's config.json) as the flat identity mapping.
+
+    Args:
+        config: the nested config dict.
+        runs_dir: the suite's run directory substituted into this config, if any: string values under
+            it are written back as ``{runs}/...`` (for run directories written before identity.json).
+    """
+    from exprbench.config import flatten
+
+    flat = flatten({"model": config.get("model_cfg", {}), "train": config.get("train", {}),
+                    "data": config.get("data", {}), "name": {"model": config.get("model"),
+                                                             "config": config.get("config_name")}})
+    prefixes = []
+    if runs_dir is not None:
+        prefixes = sorted({str(Path(runs_dir)), str(Path(runs_dir).resolve())}, key=len, reverse=True)
+    out = {}
+    for k, v in flat.items():
+        if k in IDENTITY_IGNORED:
+            continue
+        if isinstance(v, str):
+            for pre in prefixes:
+                if v == pre or v.startswith(pre + "/"):
+                    v = "{runs}" + v[len(pre):]
+                    break
+        out[k] = v
+    return out
+
+
+def identity_hash(identity: dict) -> str:
+    """sha256 (hex) of an identity mapping (canonical JSON: sorted keys, no spaces)."""
+    return hashlib.sha256(json.dumps(identity, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
+
+
+# the suite file's schema: field -> expected TOML type (checked before any value is used)
+_TOP_TYPES = {"name": str, "description": str, "seeds": list, "device": str, "data": dict, "budget": dict,
+              "train": dict, "eval": dict, "models": list}
+_EVAL_TYPES = {"metrics": list, "curve_metric": str, "curve_every": int}
+_MODEL_TYPES = {"name": str, "configs": list, "set": dict, "seeds": list}
+_TOML_NAMES = {str: "a string", list: "a list", dict: "a table", int: "an integer"}
+
+
+def _check_types(raw: dict, path: Path) -> None:
+    """Refuse values of the wrong TOML type with one line naming the field (SuiteError)."""
+    def expect(value, tp, where: str) -> None:
+        if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
+            raise SuiteError(f"{path}: {where} = {value!r} must be {_TOML_NAMES[tp]}")
+
+    for key, tp in _TOP_TYPES.items():
+        if key in raw:
+            expect(raw[key], tp, key)
+    for key, tp in _EVAL_TYPES.items():
+        if key in raw.get("eval", {}):
+            expect(raw["eval"][key], tp, f"[eval] {key}")
+    ev = raw.get("eval", {})
+    if isinstance(ev.get("curve_every"), int) and ev["curve_every"] < 0:
+        raise SuiteError(f"{path}: [eval] curve_every = {ev['curve_every']} must be >= 0")
+    for m in ev.get("metrics", []):
+        expect(m, str, "[eval] metrics entry")
+    for i, entry in enumerate(raw.get("models", []), 1):
+        expect(entry, dict, f"[[models]] entry {i}")
+        for key, tp in _MODEL_TYPES.items():
+            if key in entry:
+                expect(entry[key], tp, f"[[models]] entry {i} {key}")
+        for c in entry.get("configs", []):
+            expect(c, str, f"[[models]] entry {i} configs entry")
+
 
 def _kv(section: dict, prefix: str) -> list[str]:
     out = []
@@ -152,6 +245,7 @@ def load_suite(name_or_path: str | Path) -> Suite:
     unknown = sorted(set(raw) - known_top)
     if unknown:
         raise SuiteError(f"{path}: unknown field {unknown[0]!r} (known: {', '.join(sorted(known_top))})")
+    _check_types(raw, path)
 
     budget = raw.get("budget", {})
     keys = set(budget) & {"steps", "minutes"}
@@ -192,20 +286,27 @@ def load_suite(name_or_path: str | Path) -> Suite:
     for i, entry in enumerate(models, 1):
         if "name" not in entry:
             raise SuiteError(f"{path}: [[models]] entry {i} has no name")
-        extra = sorted(set(entry) - {"name", "configs", "set"})
+        extra = sorted(set(entry) - {"name", "configs", "set", "seeds"})
         if extra:
-            raise SuiteError(f"{path}: [[models]] {entry['name']!r}: unknown field {extra[0]!r} (known: name, configs, set)")
+            raise SuiteError(f"{path}: [[models]] {entry['name']!r}: unknown field {extra[0]!r} (known: name, configs, set, seeds)")
+        entry_seeds = entry.get("seeds", seeds)  # a model may run fewer (or other) seeds than the suite's
+        if not isinstance(entry_seeds, list) or not entry_seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in entry_seeds):
+            raise SuiteError(f"{path}: [[models]] {entry['name']!r}: seeds = {entry_seeds!r} must be a non-empty list of integers")
         overrides = common + [f"{k}={_literal(v)}" for k, v in entry.get("set", {}).items()]
         for config in entry.get("configs", ["default"]):
             try:  # validates model, config name and every override key/value now, not mid-suite
                 resolve_config(entry["name"], config, overrides)
             except UserError as e:
                 raise SuiteError(f"{path}: [[models]] {entry['name']!r} config {config!r}: {e}") from None
-            for seed in seeds:
+            for seed in entry_seeds:
                 grid.append(GridPoint(entry["name"], config, seed, tuple(overrides + [f"train.seed={seed}"])))
     names = [g.name for g in grid]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise SuiteError(f"{path}: grid point {dup[0]!r} appears twice")
-    return Suite(raw.get("name", path.stem), raw.get("description", ""), path, grid, metrics,
+    name = raw.get("name", path.stem)
+    if not isinstance(name, str) or not PLAIN_NAME.fullmatch(name):
+        raise SuiteError(f"{path}: name = {name!r} must be a plain name (letters, digits, '.', '_', '-', "
+                         "starting with a letter or digit): it names the results folder results/<name>")
+    return Suite(name, raw.get("description", ""), path, grid, metrics,
                  curve_metric, curve_every, device, {bkey: bval})

@@ -115,3 +115,34 @@ def test_kill_at_several_points_then_resume(tmp_path):
         a = load_checkpoint(list_checkpoints(tmp_path / "clean" / "runs" / name)[-1])["model"]["nets"]
         b = load_checkpoint(list_checkpoints(runs / name)[-1])["model"]["nets"]
         assert all(torch.equal(a[k], b[k]) for k in a), f"{name}: weights differ from the uninterrupted suite"
+
+
+def test_run_of_another_config_is_refused(tmp_path, capsys):
+    """A suite that now asks for model.ch=16 does not reuse (or overwrite) a ch=8 run in the same --out."""
+    from exprbench.benchmarks.runner import IdentityError
+    from exprbench.cli import main
+
+    import pytest
+
+    need_evaluator()
+    data = write_csv(tmp_path / "fer2013.csv", per_class=10)
+    p = write_suite(tmp_path / "s.toml", models=("gan",), metrics='["fid70_train"]', curve="")
+    out = tmp_path / "out"
+    (rec,) = run_suite(load_suite(p), out, data_path=str(data), progress=False)
+    run = out / "runs" / "gan-default-s0"
+    ident = json.loads((run / "identity.json").read_text())
+    assert rec["status"] == "done" and rec["config_sha256"] == ident["config_sha256"] and ident["config"]["model.ch"] == 8
+    p.write_text(p.read_text().replace('"model.ch" = 8', '"model.ch" = 16'))
+    before = {q: q.stat().st_mtime_ns for q in out.rglob("*") if q.is_file()}
+    with pytest.raises(IdentityError, match=r"model.ch=8 but suite 'tiny' now asks for model.ch=16"):
+        run_suite(load_suite(p), out, data_path=str(data), progress=False)
+    (run / "identity.json").unlink()  # a directory from before identity.json: config.json decides
+    before.pop(run / "identity.json")
+    assert main(["bench", str(p), "--out", str(out), "--data", str(data)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "model.ch=8" in err and len(err.splitlines()) == 1
+    assert before == {q: q.stat().st_mtime_ns for q in out.rglob("*") if q.is_file()}  # nothing touched
+    # the same config on another device is the same grid point: skipped as done
+    p.write_text(p.read_text().replace('"model.ch" = 16', '"model.ch" = 8').replace('device = "cpu"', 'device = "auto"'))
+    (again,) = run_suite(load_suite(p), out, data_path=str(data), progress=False)
+    assert again == rec

@@ -60,3 +60,63 @@ def test_bad_suite_exits_2(tmp_path, capsys):
     assert "unknown model 'nope'" in err and len(err.strip().splitlines()) == 1
     assert main(["bench", "nosuchsuite"]) == 2
     assert "unknown suite 'nosuchsuite'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["../../x", "/tmp/abs", "a/b", "", ".hidden", "a b", 5])
+def test_suite_name_must_be_a_plain_name(tmp_path, monkeypatch, capsys, name):
+    import json
+
+    p = write_suite(tmp_path / "s.toml")
+    p.write_text(p.read_text().replace('name = "tiny"', f"name = {json.dumps(name)}"))
+    with pytest.raises(SuiteError, match="must be a plain name"):
+        load_suite(p)
+    monkeypatch.chdir(tmp_path)
+    assert main(["bench", str(p)]) == 2
+    assert "must be a plain name" in capsys.readouterr().err
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["s.toml"]  # nothing written, inside or out
+
+
+def test_identity_ignores_device_and_data_path_only(tmp_path):
+    from exprbench.benchmarks.suite import identity_hash
+
+    base = write_suite(tmp_path / "a.toml")
+    other_device = tmp_path / "b.toml"
+    other_device.write_text(base.read_text().replace('device = "cpu"', 'device = "auto"'))
+    wider = tmp_path / "c.toml"
+    wider.write_text(base.read_text().replace('"model.ch" = 8', '"model.ch" = 16'))
+
+    def digest(p, i=1):
+        s = load_suite(p)
+        return identity_hash(s.identity(s.grid[i]))
+
+    assert digest(base) == digest(other_device) != digest(wider)
+    assert digest(base, 0) != digest(base, 1)
+    ident = load_suite(base).identity(load_suite(base).grid[1])
+    assert ident["model.ch"] == 8 and ident["name.model"] == "cgan" and "data.path" not in ident
+
+
+def test_dependencies_follow_runs_placeholders():
+    suite = load_suite("smoke")
+    deps = {p.name: suite.dependencies(p) for p in suite.grid}
+    assert deps["interfacegan-default-s0"] == ["gan-default-s0"]
+    assert all(not v for k, v in deps.items() if k != "interfacegan-default-s0")
+
+
+@pytest.mark.parametrize("text, message", [
+    ('[eval]\ncurve_every = "often"\n', r"\[eval\] curve_every = 'often' must be an integer"),
+    ('models = 3\n', r"models = 3 must be a list"),
+    ('train = 3\n', r"train = 3 must be a table"),
+    ('[[models]]\nname = "gan"\nset = 3\n', r"\[\[models\]\] entry 1 set = 3 must be a table"),
+    ('[eval]\ncurve_every = -1\n', r"curve_every = -1 must be >= 0"),
+])
+def test_suite_values_of_the_wrong_type_are_refused_in_one_line(tmp_path, text, message):
+    from exprbench.benchmarks.suite import SuiteError, load_suite
+
+    head = 'name = "t"\nseeds = [0]\n[budget]\nsteps = 2\n'
+    body = text if text.startswith("[") else ""
+    top = "" if body else text
+    tail = "" if "[[models]]" in text else '\n[[models]]\nname = "gan"\n'
+    p = tmp_path / "t.toml"
+    p.write_text(top + head + body + (tail if top == "" or "models" not in top else ""))
+    with pytest.raises(SuiteError, match=message):
+        load_suite(p)

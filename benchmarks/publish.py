@@ -1,0 +1,72 @@
+"""``exprbench publish RESULTS_DIR --to DEST``: the committed form of a suite's results.
+
+A suite's run directories hold checkpoints (optimizers, D, RNG states: tens of MB each) and
+TensorBoard logs; what a leaderboard, a paper figure or a regression gate needs is much smaller. For
+every completed grid point under ``RESULTS_DIR/runs/`` this writes ``DEST/runs/<point>/`` with
+
+    config.json, status.json, record.json, eval.json, train.jsonl, curve.jsonl   (copied)
+    samples/<newest>.png                                                       (the final sample sheet)
+    weights.safetensors    the inference nets, EMA where used (exprbench.weights; self-verifying)
+
+plus ``DEST/suite.json`` and ``DEST/MANIFEST.sha256`` (``sha256sum -c`` format, one line per weights
+file). ``exprbench sample``, ``evaluate`` and ``report`` work on ``DEST`` from a fresh clone: a run
+directory with weights but no checkpoints loads its weights (``exprbench.harness.load_trained``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+from exprbench.errors import UserError
+from exprbench.io import file_sha256, read_json, write_text
+
+LIGHT_FILES = ("config.json", "status.json", "record.json", "eval.json", "train.jsonl", "curve.jsonl", "source.json")
+
+
+def publish(results_dir: str | Path, dest: str | Path) -> list[Path]:
+    """Publish every completed run of ``results_dir`` into ``dest``; returns the run directories written.
+
+    Raises:
+        UserError: ``results_dir`` has no ``runs/`` or no completed run; ``dest`` equals ``results_dir``.
+    """
+    from exprbench.harness import load_trained
+    from exprbench.weights import FILENAME, export_weights
+
+    src, dest = Path(results_dir), Path(dest)
+    if not (src / "runs").is_dir():
+        raise UserError(f"{src} has no runs/ directory (a suite's results directory, e.g. results/cpu)")
+    if src.resolve() == dest.resolve():
+        raise UserError(f"--to {dest} is the results directory itself: publish into another directory")
+    done = [d for d in sorted((src / "runs").iterdir()) if (read_json(d / "record.json") or {}).get("status") == "done"]
+    if not done:
+        raise UserError(f"{src}/runs has no completed run (record.json status 'done')")
+    written, manifest = [], []
+    for run in done:
+        out = dest / "runs" / run.name
+        out.mkdir(parents=True, exist_ok=True)
+        for name in LIGHT_FILES:
+            if (run / name).exists():
+                shutil.copy2(run / name, out / name)
+        sheets = sorted((run / "samples").glob("step_*.png"))
+        if sheets:
+            (out / "samples").mkdir(exist_ok=True)
+            for old in (out / "samples").glob("step_*.png"):
+                old.unlink()
+            shutil.copy2(sheets[-1], out / "samples" / sheets[-1].name)
+        for extra in ("figures_input",):  # figure inputs that evaluate wrote (read by report)
+            if (run / extra).is_dir():
+                shutil.copytree(run / extra, out / extra, dirs_exist_ok=True)
+        if any((run / "checkpoints").glob("step_*.pt")) or (run / FILENAME).exists():
+            _, model, spec, step = load_trained(run, "cpu")
+            export_weights(model, dataclasses.asdict(spec), step, out / FILENAME)
+            manifest.append(f"{file_sha256(out / FILENAME)}  runs/{run.name}/{FILENAME}")
+        written.append(out)
+    if (src / "suite.json").exists():
+        shutil.copy2(src / "suite.json", dest / "suite.json")
+    old = (dest / "MANIFEST.sha256").read_text().splitlines() if (dest / "MANIFEST.sha256").exists() else []
+    names = {ln.split("  ", 1)[1] for ln in manifest}
+    keep = [ln for ln in old if "  " in ln and ln.split("  ", 1)[1] not in names]
+    write_text(dest / "MANIFEST.sha256", "".join(f"{ln}\n" for ln in sorted(keep + manifest, key=lambda s: s.split("  ", 1)[1])))
+    return written

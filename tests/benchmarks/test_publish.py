@@ -1,0 +1,37 @@
+"""exprbench publish: a suite's committed form loads without checkpoints and verifies itself."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+import torch
+
+from exprbench.benchmarks.publish import publish
+from exprbench.errors import UserError
+from exprbench.harness import load_trained
+
+
+def test_published_runs_load_without_checkpoints(bench_results, tmp_path):
+    dest = tmp_path / "pub"
+    written = publish(bench_results, dest)
+    assert {p.name for p in written} == {p.name for p in (bench_results / "runs").iterdir()}
+    for run in written:
+        assert not (run / "checkpoints").exists() and (run / "weights.safetensors").exists()
+        assert (run / "eval.json").exists() and (run / "record.json").exists()
+        _, a, _, step_a = load_trained(bench_results / "runs" / run.name)
+        _, b, _, step_b = load_trained(run)
+        g = lambda: torch.Generator().manual_seed(1)  # noqa: E731
+        assert step_a == step_b and torch.equal(a.sample(4, torch.arange(4), g()), b.sample(4, torch.arange(4), g()))
+    lines = (dest / "MANIFEST.sha256").read_text().splitlines()
+    assert len(lines) == len(written)
+    for ln in lines:
+        digest, rel = ln.split("  ", 1)
+        assert hashlib.sha256((dest / rel).read_bytes()).hexdigest() == digest
+    publish(bench_results, dest)  # idempotent: publishing again rewrites the same manifest
+    assert (dest / "MANIFEST.sha256").read_text().splitlines() == lines
+
+
+def test_publish_refuses_a_directory_without_runs(tmp_path):
+    with pytest.raises(UserError, match="no runs/ directory"):
+        publish(tmp_path, tmp_path / "x")
