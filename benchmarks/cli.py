@@ -109,8 +109,22 @@ def regress(
     raise typer.Exit(v.code)
 
 
+def publish(
+    results_dir: Path = typer.Argument(..., help="A suite's results directory (with runs/)."),
+    to: Path = typer.Option(..., "--to", help="Where the committed form goes (e.g. results/cpu)."),
+) -> None:
+    """Write the committed form of a suite's completed runs: light files, the final sample sheet and
+    safetensors weights per run, plus a sha256 manifest (no checkpoints, no TensorBoard logs)."""
+    from .publish import publish as do_publish
+
+    for run in do_publish(results_dir, to):
+        console.print(f"published {run}")
+    console.print(f"manifest: {to / 'MANIFEST.sha256'}")
+
+
 def register(app: typer.Typer) -> None:
     """Add the benchmark commands to the main ``exprbench`` app."""
     app.command("bench")(bench)
     app.command("report")(report)
     app.command("regress")(regress)
+    app.command("publish")(publish)
