@@ -162,7 +162,7 @@ def identity_hash(identity: dict) -> str:
 
 
 # the suite file's schema: field -> expected TOML type (checked before any value is used)
-_TOP_TYPES = {"name": str, "description": str, "seeds": list, "device": str, "data": dict, "budget": dict,
+_TOP_TYPES = {"description": str, "seeds": list, "device": str, "data": dict, "budget": dict,
               "train": dict, "eval": dict, "models": list}
 _EVAL_TYPES = {"metrics": list, "curve_metric": str, "curve_every": int}
 _MODEL_TYPES = {"name": str, "configs": list, "set": dict, "seeds": list}

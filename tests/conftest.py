@@ -83,6 +83,18 @@ def write_zip(path: Path, per_class: int = 2, seed: int = 0, prefix: str = "") -
 
 
 @pytest.fixture(autouse=True)
+def default_sigint():
+    """Every test starts with Python's own SIGINT handler (a Ray session of an earlier test installs
+    its own, and the trainer only takes Ctrl-C over when nobody else has)."""
+    import signal
+
+    before = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+@pytest.fixture(autouse=True)
 def isolated_cache(tmp_path_factory, monkeypatch):
     """Every test gets its own decode cache, so tests never see each other's (or the user's) cache."""
     monkeypatch.setenv("EXPRBENCH_CACHE", str(tmp_path_factory.mktemp("cache")))
