@@ -174,3 +174,29 @@ class SNDiscriminatorTrunk(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x).sum(dim=(2, 3))
+
+
+class BNClassifier(nn.Module):
+    """A small BatchNorm CNN classifier for an auxiliary class loss (not spectrally normalized).
+
+    Stages ``ch`` (one conv3x3-BN-ReLU at full resolution), ``2ch`` and ``4ch`` (two each), a 2x2 max
+    pool after each stage, global average pooling, a linear layer to ``num_classes`` logits.
+    Input float N x C x H x W in [-1, 1]; output float N x num_classes (logits).
+    """
+
+    def __init__(self, spec: DataSpec, ch: int) -> None:
+        super().__init__()
+
+        def conv(a: int, b: int) -> list[nn.Module]:
+            return [nn.Conv2d(a, b, 3, 1, 1, bias=False), nn.BatchNorm2d(b), nn.ReLU()]
+
+        self.body = nn.Sequential(
+            *conv(spec.channels, ch), nn.MaxPool2d(2),
+            *conv(ch, 2 * ch), *conv(2 * ch, 2 * ch), nn.MaxPool2d(2),
+            *conv(2 * ch, 4 * ch), *conv(4 * ch, 4 * ch), nn.MaxPool2d(2),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        )
+        self.fc = nn.Linear(4 * ch, spec.num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.body(x))
