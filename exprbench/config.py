@@ -349,3 +349,15 @@ def config_from_dict(d: Mapping[str, Any]) -> RunConfig:
     except (KeyError, TypeError, AttributeError) as e:
         raise ConfigError(f"config is missing field {e}") from None
     return apply_overrides(cfg, flat)
+
+
+def load_run_config(run_dir) -> RunConfig:
+    """Read ``run_dir/config.json`` back into a :class:`RunConfig` (see :mod:`exprbench.rundir`).
+
+    Raises:
+        UserError: no such run directory / config, or malformed JSON (names the line).
+        ConfigError: missing fields or keys that the plugin no longer knows.
+    """
+    from .rundir import read_config
+
+    return config_from_dict(read_config(run_dir))

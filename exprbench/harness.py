@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from .augment import augment, build_augment
-from .config import RunConfig, flatten
+from .config import RunConfig, flatten, load_run_config  # noqa: F401 (load_run_config: old import path)
 from .data import FaceDataset, load_dataset, to_float
 from .errors import ConfigError, TrainingDiverged, TrainingInterrupted, UserError
 from .images import grid_image, save_png
@@ -34,7 +34,7 @@ from .io import check_writable_dir, remove_stale_temps, write_json  # noqa: F401
 from .models.base import Batch
 from .rundir import (  # noqa: F401 (CKPT_*, default_run_dir, save_checkpoint: old import paths)
     CKPT_FORMAT, CKPT_GLOB, CHECKPOINTS, CURVE_LOG, TENSORBOARD, TRAIN_LOG, checkpoint_path, config_path,
-    default_run_dir, list_checkpoints, load_checkpoint, load_run_config, sample_sheet_path, save_checkpoint,
+    default_run_dir, list_checkpoints, load_checkpoint, sample_sheet_path, save_checkpoint,
     trim_logs, write_config, write_status,
 )
 from .runtime import device_name, library_versions, resolve_device  # noqa: F401 (old import paths)

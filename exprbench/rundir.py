@@ -1,10 +1,10 @@
 """The run directory: its layout (documented here and nowhere else), and reading and writing its files.
 
 The harness (training), the metrics (evaluation) and the report share this module; it imports no
-model and no dataset. A run directory holds::
+other exprbench module than errors and io (no model, no dataset, no config). A run directory holds::
 
     config.json          the resolved RunConfig (exprbench.config; written by the harness, read back
-                         exactly by load_run_config)
+                         exactly by exprbench.config.load_run_config)
     identity.json        what defines a suite grid point's results (benchmarks runner)
     status.json          the harness's state: status (one of RUN_STATUSES: running | completed |
                          interrupted | diverged), step, train_seconds, img/s, device, data fingerprint,
@@ -98,22 +98,23 @@ def write_config(run_dir: str | os.PathLike, config: dict) -> Path:
     return path
 
 
-def load_run_config(run_dir: str | os.PathLike):
-    """Read ``run_dir/config.json`` back into a :class:`~exprbench.config.RunConfig`.
+def read_config(run_dir: str | os.PathLike) -> dict:
+    """``run_dir/config.json`` as a dict (a ``RunConfig.to_dict()``; :func:`exprbench.config.load_run_config`
+    turns it back into a RunConfig, which needs the model plugins).
 
     Raises:
         UserError: no such run directory / config, or malformed JSON (names the line).
-        ConfigError: a config the plugin no longer accepts.
     """
-    from .config import config_from_dict
-
     path = config_path(run_dir)
     if not path.exists():
         raise UserError(f"{run_dir} is not a run directory (no config.json)")
     try:
-        return config_from_dict(json.loads(path.read_text()))
+        data = json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise UserError(f"{path}:{e.lineno}: malformed JSON ({e.msg})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a JSON object (a run config), got {type(data).__name__}")
+    return data
 
 
 def write_status(run_dir: str | os.PathLike, status: str, **fields: Any) -> None:

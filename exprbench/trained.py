@@ -8,10 +8,10 @@ from pathlib import Path
 
 import torch
 
-from .config import RunConfig
+from .config import RunConfig, load_run_config
 from .data import DataSpec, to_uint8
 from .errors import ConfigError, UserError
-from .rundir import list_checkpoints, load_checkpoint, load_run_config
+from .rundir import list_checkpoints, load_checkpoint
 from .runtime import resolve_device
 
 

@@ -103,7 +103,8 @@ def load_capable(run_dir: Path, capability: str, device: str = "cpu"):
     Raises:
         UserError: not a run directory / no checkpoint. CapabilityError: the model lacks ``capability``.
     """
-    from ..harness import load_trained, load_run_config
+    from ..config import load_run_config
+    from ..trained import load_trained
     from ..models import get_model
 
     cfg = load_run_config(run_dir)

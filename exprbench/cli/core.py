@@ -144,7 +144,7 @@ def sample_cmd(
     import torch
 
     from ..data import to_uint8
-    from ..harness import load_trained
+    from ..trained import load_trained
     from ..images import grid_image, save_png
     from .capabilities import out_path
 

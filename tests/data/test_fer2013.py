@@ -214,7 +214,7 @@ def test_uint8_float_roundtrip():
 def _zip_with_bad_crc(path):
     """A stored (uncompressed) image-folder zip with one byte of one entry's data flipped."""
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as zf:
-        from .conftest import folder_entries
+        from ..conftest import folder_entries
 
         entries = list(folder_entries())
         for rel, raw in entries:
