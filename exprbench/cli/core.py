@@ -14,7 +14,6 @@ from .app import DEVICE_HELP, command, console, group
 
 data_app = group("data", "Dataset commands.")
 config_app = group("config", "Configuration commands.")
-NO_STEP_BUDGET = "train.steps=null"  # = exprbench.config.NO_STEP_BUDGET (not imported: --help imports no torch)
 
 
 @command("models")
@@ -60,6 +59,8 @@ def _overrides(set_: List[str], steps: Optional[int] = None, minutes: Optional[f
     if steps is not None:
         overrides.append(f"train.steps={steps}")
     if minutes is not None:
+        from ..config import NO_STEP_BUDGET
+
         overrides += [f"train.minutes={minutes}", NO_STEP_BUDGET]
     if seed is not None:
         overrides.append(f"train.seed={seed}")
