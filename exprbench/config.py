@@ -25,13 +25,17 @@ from .augment import AugmentConfig
 from .errors import ConfigError
 
 
+# the override of a wall-clock-only budget (``--minutes M`` / a suite's ``[budget] minutes``): no step budget
+NO_STEP_BUDGET = "train.steps=null"
+
+
 @dataclass
 class TrainConfig:
     """Generic training-loop settings (the harness's; models own their optimizer settings).
 
     Attributes:
-        steps: number of training steps (one ``training_step`` call each); the budget when
-            ``minutes`` is None.
+        steps: number of training steps (one ``training_step`` call each); None = no step budget
+            (``--minutes`` alone: then ``minutes`` must be set).
         minutes: wall-clock budget in minutes (training time only, summed over resumes); when set,
             training stops at whichever of ``steps`` and ``minutes`` comes first.
         batch_size: real images per step.
@@ -53,7 +57,7 @@ class TrainConfig:
     value is set, so a bad value is refused with one line before a run starts.
     """
 
-    steps: int = field(default=2000, metadata={"min": 1})
+    steps: int | None = field(default=2000, metadata={"min": 1})
     minutes: float | None = field(default=None, metadata={"gt": 0})
     batch_size: int = field(default=64, metadata={"min": 1})
     seed: int = field(default=0, metadata={"min": 0, "max": 2**63 - 1})
@@ -303,7 +307,18 @@ def resolve_config(model: str, config_name: str = "default", overrides: Mapping[
     check_ranges(cfg.model_cfg, "model.")
     check_ranges(cfg.train, "train.")
     check_ranges(cfg.data, "data.")
+    check_budget(cfg.train)
     return cfg
+
+
+def check_budget(train: TrainConfig) -> None:
+    """A run needs a budget: ``train.steps``, ``train.minutes`` or both.
+
+    Raises:
+        ConfigError: ``train.steps`` is null (no step budget) and ``train.minutes`` is not set.
+    """
+    if train.steps is None and train.minutes is None:
+        raise ConfigError("train.steps=null (no step budget) needs train.minutes: give a number of steps or minutes")
 
 
 def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -334,3 +349,15 @@ def config_from_dict(d: Mapping[str, Any]) -> RunConfig:
     except (KeyError, TypeError, AttributeError) as e:
         raise ConfigError(f"config is missing field {e}") from None
     return apply_overrides(cfg, flat)
+
+
+def load_run_config(run_dir) -> RunConfig:
+    """Read ``run_dir/config.json`` back into a :class:`RunConfig` (see :mod:`exprbench.rundir`).
+
+    Raises:
+        UserError: no such run directory / config, or malformed JSON (names the line).
+        ConfigError: missing fields or keys that the plugin no longer knows.
+    """
+    from .rundir import read_config
+
+    return config_from_dict(read_config(run_dir))

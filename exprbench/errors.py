@@ -16,6 +16,11 @@ class DataError(UserError):
     """A dataset file is missing, of an unknown format, or malformed (the message names where)."""
 
 
+class InputError(UserError):
+    """Images or labels given on the command line are not what the command takes (see
+    :mod:`exprbench.validate`): wrong file, size, dtype, an unknown class name or an index out of range."""
+
+
 class ConfigError(UserError):
     """An unknown config name or key, or a value of the wrong type."""
 

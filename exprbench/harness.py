@@ -1,14 +1,8 @@
 """The generic training harness: budget, device, AMP, EMA, checkpoints, logs, sample grids, NaN guard, resume.
 
 It knows nothing about GANs: it draws batches, calls ``plugin.training_step(batch, step)`` and records
-what comes back. A run directory holds::
-
-    config.json          the resolved RunConfig (see exprbench.config)
-    status.json          running | completed | interrupted | diverged | failed, step, img/s, device, versions
-    train.jsonl          one record per log interval: step, epoch, losses (mean over the interval), img_s
-    tb/                  TensorBoard events (same scalars)
-    samples/step_XXXXXX.png   grids, one row per class, fixed z (the same latents at every step)
-    checkpoints/step_XXXXXX.pt (+ .sha256)  nets, optimizers, EMA, RNG states, data order, step
+what comes back into a run directory (its layout: :mod:`exprbench.rundir`; the status.json states it
+writes are ``rundir.RUN_STATUSES``: running, completed, interrupted, diverged).
 
 Checkpoints are written atomically and verified on load; ``resume=True`` continues the newest one so
 that, on CPU with the same seed, a run killed at any moment and resumed ends with the same weights as
@@ -19,14 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
-import io
 import json
 import math
 import os
-import platform
 import signal
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -35,141 +25,23 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from . import __version__
 from .augment import augment, build_augment
-from .config import RunConfig, config_from_dict, flatten
-from .data import DataSpec, FaceDataset, atomic_torch_save, load_dataset, to_float, to_uint8
-from .errors import CheckpointError, ConfigError, TrainingDiverged, TrainingInterrupted, UserError
+from .config import RunConfig, flatten, load_run_config  # noqa: F401 (load_run_config: old import path)
+from .data import FaceDataset, load_dataset, to_float
+from .errors import ConfigError, TrainingDiverged, TrainingInterrupted, UserError
 from .images import grid_image, save_png
-from .io import check_writable_dir, file_sha256, remove_stale_temps, write_json, write_text
+from .io import check_writable_dir, remove_stale_temps, write_json  # noqa: F401 (write_json: old import path)
 from .models.base import Batch
+from .rundir import (  # noqa: F401 (CKPT_*, default_run_dir, save_checkpoint: old import paths)
+    CKPT_FORMAT, CKPT_GLOB, CHECKPOINTS, CURVE_LOG, TENSORBOARD, TRAIN_LOG, checkpoint_path, config_path,
+    default_run_dir, list_checkpoints, load_checkpoint, sample_sheet_path, save_checkpoint,
+    trim_logs, write_config, write_status,
+)
+from .runtime import device_name, library_versions, resolve_device  # noqa: F401 (old import paths)
+from .trained import build_model, class_grid, load_trained  # noqa: F401 (old import paths)
 
-CKPT_GLOB = "step_*.pt"
 # config keys that may differ when resuming: the budget and the hardware
 RESUMABLE_CHANGES = ("train.steps", "train.minutes", "train.device", "data.path")
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> ``cuda`` when available else ``cpu``; otherwise ``torch.device(name)``.
-
-    Raises:
-        UserError: unknown device string, or CUDA asked for but not available.
-    """
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise UserError(f"unknown device {name!r} (use auto, cpu or cuda)") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"device {name!r} asked for, but CUDA is not available here")
-    return dev
-
-
-def library_versions() -> dict[str, str]:
-    """Versions of Python, torch, torchvision, exprbench, and the git commit of the working tree."""
-    import torchvision
-
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True,
-            text=True, timeout=5,
-        ).stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        commit = "unknown"
-    return {"python": platform.python_version(), "torch": torch.__version__,
-            "torchvision": torchvision.__version__, "exprbench": __version__, "git_commit": commit}
-
-
-def device_name(device: torch.device) -> str:
-    """Human-readable device name: the GPU model, or the CPU with its thread count."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
-
-
-# --------------------------------------------------------------------------------------------
-# checkpoints
-
-
-def list_checkpoints(run_dir: Path) -> list[Path]:
-    """Checkpoint files of a run, oldest first."""
-    return sorted((run_dir / "checkpoints").glob(CKPT_GLOB))
-
-
-CKPT_FORMAT = "exprbench-checkpoint/2"
-
-
-def save_checkpoint(state: dict, run_dir: Path, step: int, keep: int) -> Path:
-    """Write ``checkpoints/step_XXXXXX.pt`` atomically, carrying its own hash; keep the newest ``keep``.
-
-    The file holds ``{"format": CKPT_FORMAT, "payload_sha256": hex, "payload": uint8 tensor}``, where
-    ``payload`` is the ``torch.save`` serialization of ``state`` and ``payload_sha256`` its sha256, so
-    the file verifies itself (:func:`load_checkpoint`). A ``.sha256`` sidecar with the file's sha256 is
-    written beside it too (for tools outside exprbench).
-    """
-    path = run_dir / "checkpoints" / f"step_{step:06d}.pt"
-    buf = io.BytesIO()
-    torch.save(state, buf)
-    payload = buf.getbuffer()
-    wrapped = {"format": CKPT_FORMAT, "payload_sha256": hashlib.sha256(payload).hexdigest(),
-               "payload": torch.frombuffer(payload, dtype=torch.uint8)}
-    atomic_torch_save(wrapped, path)
-    del wrapped, payload
-    write_text(path.with_suffix(".sha256"), file_sha256(path) + "\n")
-    for old in list_checkpoints(run_dir)[: -max(keep, 1)]:
-        old.unlink(missing_ok=True)
-        old.with_suffix(".sha256").unlink(missing_ok=True)
-    return path
-
-
-class _Unverifiable(ValueError):
-    """An old-format checkpoint without its sidecar."""
-
-
-def _unwrap_checkpoint(obj: Any, side_ok: bool, map_location) -> dict:
-    """The state dict inside a loaded checkpoint file, after checking its hash."""
-    if isinstance(obj, dict) and "payload_sha256" in obj:
-        payload = obj.get("payload")
-        if not isinstance(payload, torch.Tensor) or payload.dtype != torch.uint8 or payload.dim() != 1:
-            raise ValueError("malformed payload")
-        raw = payload.contiguous().numpy()
-        if hashlib.sha256(raw).hexdigest() != obj["payload_sha256"]:
-            raise ValueError("its content does not match the sha256 stored inside it")
-        return torch.load(io.BytesIO(raw.tobytes()), map_location=map_location, weights_only=True)
-    if not side_ok:  # an old checkpoint (no embedded hash) needs its sidecar to be verified
-        raise _Unverifiable("it carries no sha256 of its own and its .sha256 file is missing")
-    return obj
-
-
-def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict:
-    """Load a checkpoint with ``weights_only=True`` after checking its hash.
-
-    A checkpoint of :func:`save_checkpoint` is checked against the sha256 stored inside it (and against
-    its ``.sha256`` sidecar when one is there). An older checkpoint (a plain ``torch.save`` of the state)
-    loads only with a matching sidecar. A checkpoint that fails is never loaded, so a resumed run can
-    never write (and re-sign) a successor of a damaged one.
-
-    Raises:
-        CheckpointError: the file is truncated, corrupt, fails its hash, or cannot be verified (names
-            the file and the previous one kept).
-    """
-    side = path.with_suffix(".sha256")
-    try:
-        side_ok = side.exists()
-        if side_ok and side.read_text().strip() != file_sha256(path):
-            raise ValueError("sha256 does not match its .sha256 file")
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-        state = _unwrap_checkpoint(obj, side_ok, map_location)
-        if state is obj and torch.device(map_location) != torch.device("cpu"):
-            state = torch.load(path, map_location=map_location, weights_only=True)
-        return state
-    except Exception as e:  # torch raises several types for truncated zips
-        older = [p for p in list_checkpoints(path.parent.parent) if p != path and p.name < path.name]
-        keep = f"; the previous checkpoint {older[-1].name} is kept: delete {path.name} to resume from it" if older else ""
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        what = "cannot be verified" if isinstance(e, _Unverifiable) else "is corrupt or truncated"
-        raise CheckpointError(f"checkpoint {path} {what} ({msg}){keep}") from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -221,11 +93,6 @@ class EpochSampler:
 # run directory helpers
 
 
-def default_run_dir(cfg: RunConfig, root: str | os.PathLike = "results/runs") -> Path:
-    """``<root>/<model>-<config>-s<seed>``."""
-    return Path(root) / f"{cfg.model}-{cfg.config_name}-s{cfg.train.seed}"
-
-
 def _dotted(cfg: RunConfig) -> dict:
     """A run config as ``{"model.z_dim": ..., "train.steps": ..., "name.model": ...}``."""
     d = cfg.to_dict()
@@ -243,92 +110,6 @@ def _check_same_config(stored: RunConfig, given: RunConfig, run_dir: Path) -> No
             "resume with the same config or use another --out"
         )
 
-
-def load_run_config(run_dir: Path) -> RunConfig:
-    """Read ``run_dir/config.json`` back into a :class:`RunConfig`.
-
-    Raises:
-        UserError: no such run directory / config, or a malformed config.
-    """
-    path = Path(run_dir) / "config.json"
-    if not path.exists():
-        raise UserError(f"{run_dir} is not a run directory (no config.json)")
-    try:
-        return config_from_dict(json.loads(path.read_text()))
-    except json.JSONDecodeError as e:
-        raise UserError(f"{path}:{e.lineno}: malformed JSON ({e.msg})") from None
-
-
-def build_model(cfg: RunConfig, spec: DataSpec, device: torch.device):
-    """Instantiate the plugin of ``cfg`` for ``spec`` on ``device`` (EMA enabled when configured)."""
-    from .models import get_model
-
-    cls = get_model(cfg.model)
-    channels_last = cfg.train.channels_last
-    try:
-        model = cls(cfg.model_cfg, spec, device, channels_last)
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
-    if cfg.train.ema:
-        model.enable_ema(cfg.train.ema_decay)
-    return model
-
-
-def load_trained(run_dir: str | os.PathLike, device: str | torch.device = "cpu"):
-    """Load a run's config and its newest checkpoint into a plugin, ready for sampling.
-
-    A run directory without checkpoints but with published weights (``weights.safetensors``, see
-    :mod:`exprbench.weights`: the committed results of a suite) loads those instead.
-
-    Returns:
-        ``(cfg, model, spec, step)``.
-
-    Raises:
-        UserError: not a run directory, no checkpoint and no weights; CheckpointError: corrupt
-            checkpoint or weights that fail their hash.
-    """
-    from .weights import FILENAME, load_weights, weights_spec
-
-    run_dir = Path(run_dir)
-    cfg = load_run_config(run_dir)
-    ckpts = list_checkpoints(run_dir)
-    dev = resolve_device(str(device))
-    if not ckpts:
-        if not (run_dir / FILENAME).exists():
-            raise UserError(f"{run_dir} has no checkpoint yet (checkpoints/step_*.pt) and no {FILENAME}")
-        raw = weights_spec(run_dir / FILENAME)
-        spec = DataSpec(**{**raw, "class_names": tuple(raw["class_names"])})
-        model = build_model(cfg, spec, dev)
-        step = load_weights(model, run_dir / FILENAME)
-        model.train(False)
-        return cfg, model, spec, step
-    state = load_checkpoint(ckpts[-1], map_location=dev)
-    spec = DataSpec(**{**state["spec"], "class_names": tuple(state["spec"]["class_names"])})
-    model = build_model(cfg, spec, dev)
-    model.load_state_dict(state["model"])
-    model.train(False)
-    return cfg, model, spec, int(state["step"])
-
-
-def class_grid(model, spec: DataSpec, per_class: int, seed: int) -> tuple[torch.Tensor, list[str] | None]:
-    """A grid of samples from fixed latents: K rows x ``per_class`` columns.
-
-    Conditional models: one row per class and one noise draw per column, repeated down the rows
-    (cell (r, j) is ``model.sample(1, [r])`` with a CPU generator seeded ``seed + j``), so a column
-    shows one latent under every label and rows are comparable. Unconditional models: K * per_class
-    independent samples from one generator seeded with ``seed``.
-
-    Returns uint8 images (K*per_class x C x H x W, row-major) and the row labels (None for
-    unconditional models).
-    """
-    k = spec.num_classes
-    if "conditional" not in model.capabilities:
-        gen = torch.Generator().manual_seed(seed)
-        labels = torch.arange(k).repeat_interleave(per_class)
-        return to_uint8(model.sample(k * per_class, labels=labels, generator=gen)), None
-    cells = [model.sample(1, labels=torch.tensor([r]), generator=torch.Generator().manual_seed(seed + j))
-             for r in range(k) for j in range(per_class)]
-    return to_uint8(torch.cat(cells)), list(spec.class_names)
 
 
 # --------------------------------------------------------------------------------------------
@@ -392,20 +173,20 @@ class Trainer:
     def _prepare_dir(self) -> dict | None:
         check_writable_dir(self.run_dir, "run directory")  # before any file is written (bench included)
         ckpts = list_checkpoints(self.run_dir)
-        cfg_path = self.run_dir / "config.json"
+        cfg_path = config_path(self.run_dir)
         if cfg_path.exists() and not self.resume:
             raise UserError(f"run directory {self.run_dir} exists: pass --resume to continue it or choose another --out")
         if cfg_path.exists():
             _check_same_config(load_run_config(self.run_dir), self.cfg, self.run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        remove_stale_temps(self.run_dir / "checkpoints")  # left by checkpoint writes that were killed
-        write_json(cfg_path, self.cfg.to_dict())
+        remove_stale_temps(self.run_dir / CHECKPOINTS)  # left by checkpoint writes that were killed
+        write_config(self.run_dir, self.cfg.to_dict())
         if self.resume and ckpts:
             return load_checkpoint(ckpts[-1])
         return None
 
     def _status(self, status: str, **extra: Any) -> None:
-        write_json(self.run_dir / "status.json", {"status": status, **self.info, **extra})
+        write_status(self.run_dir, status, **{**self.info, **extra})
 
     def _interrupted(self, step: int, train_seconds: float, saved: Path | None) -> TrainingInterrupted:
         """Mark the run ``interrupted`` and build the one-line error saying where its checkpoint is."""
@@ -418,17 +199,6 @@ class Trainer:
         else:
             where = f"stopped mid-step, not saved; newest checkpoint: {newest or 'none'}"
         return TrainingInterrupted(f"interrupted at step {step}: {where} (continue with --resume)")
-
-    def _trim_logs(self, step: int) -> None:
-        """Drop log records past ``step`` (written after the checkpoint a resumed run starts from)."""
-        for name in ("train.jsonl", "curve.jsonl"):
-            self._trim_log(self.run_dir / name, step)
-
-    def _trim_log(self, log: Path, step: int) -> None:
-        if not log.exists():
-            return
-        keep = [ln for ln in log.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
-        write_text(log, "".join(ln + "\n" for ln in keep))
 
     # -- main ----------------------------------------------------------------------------
     def run(self) -> dict:
@@ -461,7 +231,7 @@ class Trainer:
             if device.type == "cuda" and state["rng"].get("cuda") is not None:
                 torch.cuda.set_rng_state(state["rng"]["cuda"], device)
             step, train_seconds = int(state["step"]), float(state["train_seconds"])
-        self._trim_logs(step)
+        trim_logs(self.run_dir, step)
         self.info = {"model": cfg.model, "config": cfg.config_name, "seed": tc.seed,
                      "device": str(device), "device_name": device_name(device),
                      "data_fingerprint": data.fingerprint, "num_parameters": model.num_parameters(),
@@ -480,7 +250,7 @@ class Trainer:
         def grid(at: int) -> None:
             imgs, rows = class_grid(model, spec, tc.samples_per_class, tc.seed + 12345)
             sheet = grid_image(imgs, tc.samples_per_class, rows)
-            save_png(sheet, self.run_dir / "samples" / f"step_{at:06d}.png")
+            save_png(sheet, sample_sheet_path(self.run_dir, at))
             # the same sheet in TensorBoard's Images tab (HWC uint8; gray sheets get a channel axis)
             arr = np.asarray(sheet)
             writer.add_image("samples", arr if arr.ndim == 3 else arr[:, :, None], at, dataformats="HWC")
@@ -488,9 +258,9 @@ class Trainer:
         from torch.utils.tensorboard import SummaryWriter
         from tqdm.auto import tqdm
 
-        writer = SummaryWriter(str(self.run_dir / "tb"), purge_step=step)
+        writer = SummaryWriter(str(self.run_dir / TENSORBOARD), purge_step=step)
 
-        curve = self.run_dir / "curve.jsonl"
+        curve = self.run_dir / CURVE_LOG
         done = [json.loads(x)["step"] for x in curve.read_text().splitlines() if x.strip()] if curve.exists() else []
         last_hook = [done[-1] if done else -1]
 
@@ -510,10 +280,10 @@ class Trainer:
         sums: dict[str, float] = {}
         n_acc, t_window, img_s = 0, time.perf_counter(), 0.0
         budget_s = tc.minutes * 60 if tc.minutes is not None else math.inf
-        logf = open(self.run_dir / "train.jsonl", "a")
+        logf = open(self.run_dir / TRAIN_LOG, "a")
         sigint = _StopOnSigint().install()  # Ctrl-C: stop at the end of the current step and save it
         try:
-            while step < tc.steps and train_seconds < budget_s and not sigint.requested:
+            while (tc.steps is None or step < tc.steps) and train_seconds < budget_s and not sigint.requested:
                 t0 = time.perf_counter()
                 idx = sampler.next().to(device)
                 x = augment(to_float(train.images[idx]), aug)
@@ -561,7 +331,7 @@ class Trainer:
                     checkpoint(step)
             if sigint.requested:
                 checkpoint(step)
-                raise self._interrupted(step, train_seconds, self.run_dir / "checkpoints" / f"step_{step:06d}.pt")
+                raise self._interrupted(step, train_seconds, checkpoint_path(self.run_dir, step))
             checkpoint(step)
             grid(step)
             if self.eval_hook and self.eval_every and last_hook[0] != step:

@@ -11,6 +11,7 @@ from PIL import Image, ImageDraw, ImageFont
 from torchvision.utils import make_grid
 
 from .io import atomic_open
+from .validate import check_uint8_images
 
 
 def grid_image(images: torch.Tensor, nrow: int, row_labels: Sequence[str] | None = None, padding: int = 2,
@@ -21,7 +22,7 @@ def grid_image(images: torch.Tensor, nrow: int, row_labels: Sequence[str] | None
     ``col_labels`` (one per column) a top margin names each column, e.g. the edit strength.
 
     Raises:
-        ValueError: non-uint8 input or a wrong number of row or column labels.
+        ValueError: not uint8 N x {1,3} x H x W images, or a wrong number of row or column labels.
     """
     if col_labels:
         if len(col_labels) != nrow:
@@ -38,8 +39,7 @@ def grid_image(images: torch.Tensor, nrow: int, row_labels: Sequence[str] | None
             draw.text((left + padding + c * cell + (cell - padding - w) / 2, 1), label,
                       fill=0 if body.mode == "L" else (0, 0, 0), font=font)
         return out
-    if images.dtype != torch.uint8:
-        raise ValueError(f"grid_image expects uint8 images, got {images.dtype}")
+    check_uint8_images(images, "grid_image", error=ValueError)
     grid = make_grid(images.cpu(), nrow=nrow, padding=padding, pad_value=255)
     arr = grid.permute(1, 2, 0).numpy()
     pil = Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr, mode="L" if arr.shape[2] == 1 else "RGB")

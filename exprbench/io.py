@@ -61,6 +61,14 @@ def write_text(path: str | os.PathLike, text: str) -> None:
         fh.write(text)
 
 
+def atomic_torch_save(obj: Any, dest: str | os.PathLike) -> None:
+    """``torch.save`` ``obj`` to ``dest`` atomically."""
+    import torch
+
+    with atomic_open(dest, "wb") as fh:
+        torch.save(obj, fh)
+
+
 def json_safe(obj: Any) -> Any:
     """``obj`` with every non-finite float (NaN, +-inf, also numpy's) replaced by None, recursively
     through dicts, lists and tuples (tuples become lists), so the result is strict JSON."""

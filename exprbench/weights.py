@@ -27,9 +27,10 @@ from typing import Any
 import torch
 
 from .errors import CheckpointError
+from .rundir import WEIGHTS
 
 FORMAT = "exprbench-weights/1"
-FILENAME = "weights.safetensors"
+FILENAME = WEIGHTS  # the run-directory file (see exprbench.rundir)
 
 
 def _flatten(state: Any, prefix: str, tensors: dict[str, torch.Tensor], extra: dict[str, Any]) -> None:

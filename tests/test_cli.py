@@ -323,7 +323,7 @@ def test_ctrl_c_during_train_saves_and_says_where(tmp_path, capsys, monkeypatch)
 
 
 def test_data_info_bad_crc_names_the_entry(tmp_path, capsys):
-    from .test_data import _zip_with_bad_crc
+    from .data.test_fer2013 import _zip_with_bad_crc
 
     p = tmp_path / "fer2013.zip"
     victim = _zip_with_bad_crc(p)

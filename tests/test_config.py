@@ -137,3 +137,11 @@ def test_check_range_mechanism():
     check_range((0.5, 0.9), {"min": 0, "lt": 1}, "k")
     with pytest.raises(ConfigError, match=r"k=\(0.5, 1.0\): must be < 1"):
         check_range((0.5, 1.0), {"min": 0, "lt": 1}, "k")
+
+
+def test_no_step_budget_needs_minutes():
+    from exprbench.config import NO_STEP_BUDGET
+
+    assert resolve_config("gan", overrides=["train.minutes=3", NO_STEP_BUDGET]).train.steps is None
+    with pytest.raises(ConfigError, match=r"train.steps=null \(no step budget\) needs train.minutes"):
+        resolve_config("gan", overrides=[NO_STEP_BUDGET])

@@ -152,6 +152,17 @@ def test_minutes_budget(tmp_path, tiny_dataset):
     assert 1 <= result["step"] < 10**6 and result["train_seconds"] >= 0.12
 
 
+def test_minutes_budget_without_a_step_budget(tmp_path, tiny_dataset):
+    from exprbench.config import NO_STEP_BUDGET, load_run_config
+
+    cfg = cfg_for(extra=["train.minutes=0.002", NO_STEP_BUDGET])
+    assert cfg.train.steps is None
+    result = Trainer(cfg, tmp_path / "r", dataset=tiny_dataset, progress=False).run()
+    assert result["step"] >= 1 and result["train_seconds"] >= 0.12
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["train"]["steps"] is None
+    assert load_run_config(tmp_path / "r").train.steps is None  # read back exactly
+
+
 def test_epoch_sampler_state_roundtrip():
     a = EpochSampler(10, 3, seed=0)
     for _ in range(4):

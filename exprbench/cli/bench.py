@@ -1,4 +1,4 @@
-"""CLI commands of the benchmark layer: ``exprbench bench``, ``exprbench report``, ``exprbench regress``."""
+"""Verbs of the benchmark layer: ``exprbench bench``, ``report``, ``regress``, ``publish``."""
 
 from __future__ import annotations
 
@@ -8,12 +8,14 @@ from typing import List, Optional
 
 import typer
 from rich.console import Console
-from rich.table import Table
+
+from .app import command
 
 # wide enough for the regress table in CI logs (rich otherwise truncates cells at 80 columns)
 console = Console(width=None if sys.stdout.isatty() else 160)
 
 
+@command("bench")
 def bench(
     suite: str = typer.Argument(..., help="Suite name (smoke, quick, full) or a .toml path."),
     out: Optional[Path] = typer.Option(None, "--out", help="Results directory (default results/<suite>)."),
@@ -31,9 +33,9 @@ def bench(
 
     Grid points are claimed before they start, so several runners (local or Ray) may share one --out.
     """
-    from .executors import make_executor
-    from .runner import run_suite, summary_line
-    from .suite import load_suite
+    from ..benchmarks.executors import make_executor
+    from ..benchmarks.runner import run_suite, summary_line
+    from ..benchmarks.suite import load_suite
 
     s = load_suite(suite)
     out_dir = out or Path("results") / s.name
@@ -44,6 +46,7 @@ def bench(
         raise typer.Exit(1)
 
 
+@command("report")
 def report(
     results_dir: Path = typer.Argument(..., help="A results directory (with runs/) or a run directory."),
     more: List[Path] = typer.Argument(None, help="More run or results directories to put beside them.", show_default=False),
@@ -59,7 +62,7 @@ def report(
     """Write leaderboards (md, csv, tex), baseline.json, figures and index.html to RESULTS_DIR/report/.
 
     Every directory with an eval.json is an entry (bench, train+evaluate or --images runs)."""
-    from .report import write_report
+    from ..benchmarks.report import write_report
 
     folder = write_report(results_dir, figures=not no_figures, extra=more or [], out=out, metrics=metrics or None,
                           html=not no_html, embed_images=not link_images, use_stored=not ignore_stored)
@@ -68,6 +71,7 @@ def report(
                   markup=False, highlight=False)
 
 
+@command("regress")
 def regress(
     results_dir: Path = typer.Argument(..., help="A results directory (with runs/)."),
     baseline: Path = typer.Option(..., "--baseline", help="Baseline JSON written by `exprbench report`."),
@@ -84,10 +88,10 @@ def regress(
         None, "--output", help="Write the report in --format to this file (atomically); the terminal shows the text."),
 ) -> None:
     """Exit 1 when a metric is worse than the baseline by more than its tolerance (or is missing), else 0."""
-    from exprbench.errors import UserError
-    from exprbench.io import write_text
+    from ..errors import UserError
+    from ..io import write_text
 
-    from .regress import RENDER, check_format, check_output, compare, load_baseline, parse_tolerances, print_text, verdict
+    from ..benchmarks.regress import RENDER, check_format, check_output, compare, load_baseline, parse_tolerances, print_text, verdict
 
     fmt = check_format(fmt)
     if output is not None:
@@ -109,22 +113,15 @@ def regress(
     raise typer.Exit(v.code)
 
 
+@command("publish")
 def publish(
     results_dir: Path = typer.Argument(..., help="A suite's results directory (with runs/)."),
     to: Path = typer.Option(..., "--to", help="Where the committed form goes (e.g. results/cpu)."),
 ) -> None:
     """Write the committed form of a suite's completed runs: light files, the final sample sheet and
     safetensors weights per run, plus a sha256 manifest (no checkpoints, no TensorBoard logs)."""
-    from .publish import publish as do_publish
+    from ..benchmarks.publish import publish as do_publish
 
     for run in do_publish(results_dir, to):
         console.print(f"published {run}")
     console.print(f"manifest: {to / 'MANIFEST.sha256'}")
-
-
-def register(app: typer.Typer) -> None:
-    """Add the benchmark commands to the main ``exprbench`` app."""
-    app.command("bench")(bench)
-    app.command("report")(report)
-    app.command("regress")(regress)
-    app.command("publish")(publish)

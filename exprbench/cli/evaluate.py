@@ -1,4 +1,4 @@
-"""CLI commands of the metrics layer (``exprbench evaluate``, ``exprbench evaluator train|info``)."""
+"""Verbs of the metrics layer: ``exprbench evaluate``, ``metrics``, ``evaluator train|info``."""
 
 from __future__ import annotations
 
@@ -11,13 +11,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from exprbench.errors import UserError
+from ..errors import UserError
+from .app import command, group
 
 console = Console()
-evaluator_app = typer.Typer(no_args_is_help=True, help="The FER2013 evaluator network (feature space of the metrics).")
+evaluator_app = group("evaluator", "The FER2013 evaluator network (feature space of the metrics).")
 
 
-@evaluator_app.command("train")
+@command("train", evaluator_app)
 def evaluator_train(
     data: Optional[str] = typer.Option(None, "--data", help="FER2013 zip, csv or folder (default: $EXPRBENCH_DATA)."),
     epochs: int = typer.Option(16, "--epochs", min=1, help="Training epochs (one-cycle schedule)."),
@@ -34,12 +35,12 @@ def evaluator_train(
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
 ) -> None:
     """Train the evaluator on FER2013 train (fer7), select on val, report on test; write weights + card."""
-    from exprbench.data import load_fer2013
-    from exprbench.harness import resolve_device
+    from ..data import load_fer2013
+    from ..runtime import resolve_device
 
-    from .evaluator import DEFAULT_WEIGHTS, NetConfig, TrainRecipe, train_evaluator
+    from ..metrics.evaluator import DEFAULT_WEIGHTS, NetConfig, TrainRecipe, train_evaluator
 
-    from exprbench.io import check_writable_file
+    from ..io import check_writable_file
 
     if out is None:
         out = DEFAULT_WEIGHTS if overwrite else DEFAULT_WEIGHTS.with_name(f"fer_evaluator-w{width}-e{epochs}-s{seed}.pt")
@@ -62,13 +63,13 @@ def evaluator_train(
                   f"(best epoch {card['best_epoch']}/{card['epochs']}, {card['wall_seconds']:.0f} s)")
 
 
-@evaluator_app.command("info")
+@command("info", evaluator_app)
 def evaluator_info(
     weights: Optional[Path] = typer.Option(None, "--weights", help="Weights file (default: the shipped evaluator)."),
     verify: bool = typer.Option(True, "--verify/--no-verify", help="Check the weights' sha256 against the card."),
 ) -> None:
     """Print the evaluator card: accuracies (hflip TTA), per-class accuracy, sha256, provenance."""
-    from .evaluator import DEFAULT_WEIGHTS, load_evaluator, read_card
+    from ..metrics.evaluator import DEFAULT_WEIGHTS, load_evaluator, read_card
 
     path = weights or DEFAULT_WEIGHTS
     card = load_evaluator(path).card if verify else read_card(path)
@@ -87,6 +88,7 @@ def evaluator_info(
     console.print(f"command: {card.get('command')}")
 
 
+@command("evaluate")
 def evaluate_cmd(
     run_dir: Optional[Path] = typer.Argument(None, help="A run directory with a checkpoint (or use --images).", show_default=False),
     metrics: List[str] = typer.Option([], "--metrics", help="Protocol names (repeatable or comma-separated; default: the default set)."),
@@ -106,8 +108,8 @@ def evaluate_cmd(
     eval.json and print them with the real-data values. Progress goes to stderr, one line per protocol."""
     from rich.console import Console
 
-    from .evaluate import evaluate_images, evaluate_run, print_eval
-    from .progress import ConsoleReporter
+    from ..metrics.evaluate import evaluate_images, evaluate_run, print_eval
+    from ..metrics.progress import ConsoleReporter
 
     names = [m.strip() for item in metrics for m in item.split(",") if m.strip()] or None
     if images is not None and run_dir is not None:
@@ -126,7 +128,7 @@ def evaluate_cmd(
                                  device=device, data=data, inception_weights=inception_weights,
                                  evaluator_weights=evaluator_weights, reporter=reporter,
                                  command="exprbench " + " ".join(sys.argv[1:]))
-        from .evaluate import images_out_dir
+        from ..metrics.evaluate import images_out_dir
 
         dest = images_out_dir(images, out, name)
     else:
@@ -139,19 +141,13 @@ def evaluate_cmd(
     console.print(f"wrote {dest / 'eval.json'}{extra} ({result['wall_s']:.1f} s)", highlight=False, soft_wrap=True)
 
 
+@command("metrics")
 def metrics_cmd() -> None:
     """List the metric protocols, what they need and their sample counts."""
-    from .registry import PROTOCOLS
+    from ..metrics.registry import PROTOCOLS
 
     t = Table("protocol", "needs", "n_samples", "seed", "default", "summary")
     for name in PROTOCOLS.names():
         p = PROTOCOLS.get(name)
         t.add_row(name, ", ".join(sorted(p.needs)), str(p.n_samples), str(p.seed), "yes" if p.default else "", p.summary)
     console.print(t)
-
-
-def register(app: typer.Typer) -> None:
-    """Add the metrics commands to the main ``exprbench`` app."""
-    app.add_typer(evaluator_app, name="evaluator")
-    app.command("evaluate")(evaluate_cmd)
-    app.command("metrics")(metrics_cmd)

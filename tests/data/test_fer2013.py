@@ -1,4 +1,4 @@
-"""exprbench.data: the three input forms, label sets, cache, and every kind of bad input."""
+"""exprbench.data, FER2013: the three input forms, label sets, cache, and every kind of bad input."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ import pytest
 import torch
 
 from exprbench import data as D
+from exprbench.data import fer2013 as F
 from exprbench.data import FER7, LABEL_SETS, load_fer2013, to_float, to_uint8
 from exprbench.errors import DataError
 
-from .conftest import make_images, write_csv, write_folder, write_zip
+from ..conftest import make_images, write_csv, write_folder, write_zip
 
 
 def _check_tiny(ds, per_class=2):
@@ -86,7 +87,7 @@ def test_empty_split(tmp_path):
 def test_cache_reused(tmp_path, monkeypatch):
     p = write_zip(tmp_path / "fer.zip")
     first = load_fer2013(p)
-    monkeypatch.setattr(D, "_decode", lambda path: pytest.fail("decoded again instead of using the cache"))
+    monkeypatch.setattr(F, "_decode", lambda path: pytest.fail("decoded again instead of using the cache"))
     second = load_fer2013(p)
     assert torch.equal(first.images, second.images) and first.fingerprint == second.fingerprint
 
@@ -213,7 +214,7 @@ def test_uint8_float_roundtrip():
 def _zip_with_bad_crc(path):
     """A stored (uncompressed) image-folder zip with one byte of one entry's data flipped."""
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as zf:
-        from .conftest import folder_entries
+        from ..conftest import folder_entries
 
         entries = list(folder_entries())
         for rel, raw in entries:
@@ -251,7 +252,7 @@ def test_zip_entry_size_checked_before_inflating(tmp_path, monkeypatch):
     p = write_zip(tmp_path / "fer2013.zip")
     with zipfile.ZipFile(p, "a") as zf:
         zf.writestr("train/happy/Training_big.png", b"\0" * 5000)  # declares 5,000 bytes uncompressed
-    monkeypatch.setattr(D, "MAX_IMAGE_BYTES", 4096)
+    monkeypatch.setattr(F, "MAX_IMAGE_BYTES", 4096)
     read = []
     monkeypatch.setattr(zipfile.ZipFile, "read", lambda self, name, pwd=None: read.append(name))
     with pytest.raises(DataError, match=r"fer2013.zip:train/happy/Training_big.png: 5,000 bytes, more than the "
@@ -264,14 +265,14 @@ def test_zip_csv_size_checked(tmp_path, monkeypatch):
     p = tmp_path / "fer2013.zip"
     with zipfile.ZipFile(p, "w") as zf:
         zf.write(write_csv(tmp_path / "fer2013.csv"), "fer2013.csv")
-    monkeypatch.setattr(D, "MAX_CSV_BYTES", 1000)
+    monkeypatch.setattr(F, "MAX_CSV_BYTES", 1000)
     with pytest.raises(DataError, match=r"fer2013.csv: [\d,]+ bytes, more than the 1,000 a FER2013 CSV can have"):
         load_fer2013(p)
 
 
 def test_folder_image_size_checked(tmp_path, monkeypatch):
     root = write_folder(tmp_path / "fer2013")
-    monkeypatch.setattr(D, "MAX_IMAGE_BYTES", 10)
+    monkeypatch.setattr(F, "MAX_IMAGE_BYTES", 10)
     with pytest.raises(DataError, match="bytes, more than the 10 a FER2013 image can have"):
         load_fer2013(root)
 
@@ -281,12 +282,12 @@ def test_unwritable_cache_is_a_clear_error_before_decoding(tmp_path, monkeypatch
     blocker = tmp_path / "not_a_folder"
     blocker.write_text("x")
     monkeypatch.setenv("EXPRBENCH_CACHE", str(blocker / "cache"))
-    real_decode = D._decode
-    monkeypatch.setattr(D, "_decode", lambda path: pytest.fail("decoded although the cache cannot be written"))
+    real_decode = F._decode
+    monkeypatch.setattr(F, "_decode", lambda path: pytest.fail("decoded although the cache cannot be written"))
     with pytest.raises(DataError, match=r"\$EXPRBENCH_CACHE folder .*: .* is a file, so the folder cannot be created; "
                                         "set EXPRBENCH_CACHE to a writable folder"):
         load_fer2013(src)
-    monkeypatch.setattr(D, "_decode", real_decode)
+    monkeypatch.setattr(F, "_decode", real_decode)
     assert load_fer2013(src, use_cache=False).images.shape[0] == 42  # without the cache it works
 
 

@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 
 from exprbench import data as D
+from exprbench.data import celeba as C
 from exprbench.cli import main
 from exprbench.config import resolve_config
 from exprbench.data import DataSpec, load_celeba, load_dataset, load_fer2013
@@ -23,7 +24,7 @@ from exprbench.errors import DataError
 from exprbench.harness import build_model
 from exprbench.models.base import Batch
 
-from .conftest import REPO, write_csv
+from ..conftest import REPO, write_csv
 
 ATTRS = ("Bald", "Eyeglasses", "Male", "Smiling", "Young")
 # per image: (Smiling, Eyeglasses, partition)
@@ -140,8 +141,8 @@ def test_cache_reuse_and_invalidation(celeba, monkeypatch):
     def no_decode(*a, **k):
         raise AssertionError("decoded again")
 
-    decode = D._decode_celeba
-    monkeypatch.setattr(D, "_decode_celeba", no_decode)
+    decode = C._decode_celeba
+    monkeypatch.setattr(C, "_decode_celeba", no_decode)
     b = load_celeba(celeba)  # from the cache
     assert torch.equal(a.images, b.images) and a.fingerprint == b.fingerprint
     assert load_celeba(celeba, "Eyeglasses").labels.sum() == 3  # any attribute from the same entry
@@ -153,7 +154,7 @@ def test_cache_reuse_and_invalidation(celeba, monkeypatch):
     _edit_line(attr, 3, lambda s: s.replace(" 1 ", "-1 ", 1))  # an edited list: another key
     with pytest.raises(AssertionError, match="decoded again"):
         load_celeba(celeba)
-    monkeypatch.setattr(D, "_decode_celeba", decode)  # (not undo(): that would drop the isolated cache too)
+    monkeypatch.setattr(C, "_decode_celeba", decode)  # (not undo(): that would drop the isolated cache too)
     c = load_celeba(celeba)
     assert len(list((D.cache_dir() / "data").glob("celeba-*.pt"))) == 2 and len(c) == 10
     (celeba / "img_align_celeba" / "000002.jpg").write_bytes(_jpeg(7))  # a changed image
@@ -296,7 +297,7 @@ def test_real_sample():
     # real faces: not constant, use the whole range, RGB channels differ
     assert int(ds.images.min()) < 20 and int(ds.images.max()) > 235
     assert not torch.equal(ds.images[:, 0], ds.images[:, 2])
-    names = D._read_celeba_lists(REAL_SAMPLE).names
+    names = C._read_celeba_lists(REAL_SAMPLE).names
     assert len(names) == 40 and names[31] == "Smiling"
 
 

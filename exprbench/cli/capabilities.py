@@ -1,4 +1,4 @@
-"""CLI commands of the encoder / translation capabilities: ``exprbench translate`` and ``exprbench encode``.
+"""Verbs of the encoder / translation / editing capabilities: ``exprbench translate``, ``encode``, ``edit``.
 
     exprbench translate RUN_DIR (--image FILE | --index N) --to EMOTION [--out FILE.png] [--split test] [--data PATH]
     exprbench translate RUN_DIR --grid K [--split test] [--seed S] [--out FILE.png]
@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from .errors import UserError
+from ..errors import InputError, UserError
+from .app import command
 
 if TYPE_CHECKING:
     import torch
@@ -28,11 +29,11 @@ class CapabilityError(UserError):
     """The run's model lacks the capability a command needs (``translate``, ``encode``)."""
 
 
-class ImageInputError(UserError):
+class ImageInputError(InputError):
     """An input image is missing, unreadable, or not of the run's size and channels."""
 
 
-class LabelError(UserError):
+class LabelError(InputError):
     """An unknown emotion name, or an index outside the chosen split."""
 
 
@@ -77,7 +78,7 @@ def out_path(out: Optional[Path], default: Path, run_dir: Optional[Path] = None)
         UserError: ``run_dir`` is not a run directory (when the default is used), the path is a folder,
             or its folder cannot be written.
     """
-    from .io import check_writable_file
+    from ..io import check_writable_file
 
     if out is None and run_dir is not None and not (Path(run_dir) / "config.json").exists():
         raise UserError(f"{run_dir} is not a run directory (no config.json)")
@@ -102,8 +103,9 @@ def load_capable(run_dir: Path, capability: str, device: str = "cpu"):
     Raises:
         UserError: not a run directory / no checkpoint. CapabilityError: the model lacks ``capability``.
     """
-    from .harness import load_trained, load_run_config
-    from .models import get_model
+    from ..config import load_run_config
+    from ..trained import load_trained
+    from ..models import get_model
 
     cfg = load_run_config(run_dir)
     cls = get_model(cfg.model)
@@ -114,7 +116,7 @@ def load_capable(run_dir: Path, capability: str, device: str = "cpu"):
 
 
 def _split_images(cfg, spec, data: Optional[str], split: str):
-    from .data import load_dataset
+    from ..data import load_dataset
 
     ds = load_dataset(data or cfg.data.path, cfg.data.label_set).split(split)
     if tuple(ds.class_names) != tuple(spec.class_names):
@@ -122,6 +124,7 @@ def _split_images(cfg, spec, data: Optional[str], split: str):
     return ds
 
 
+@command("translate")
 def translate_cmd(
     run_dir: Path = typer.Argument(..., help="A run directory of a model that can translate."),
     image: Optional[Path] = typer.Option(None, "--image", help="Source face image (the run's size, e.g. 48x48 gray)."),
@@ -138,8 +141,8 @@ def translate_cmd(
     """Translate a face to another emotion (source | translation), or write a grid of sources x emotions."""
     import torch
 
-    from .data import to_float, to_uint8
-    from .images import grid_image, save_png
+    from ..data import to_float, to_uint8
+    from ..images import grid_image, save_png
 
     if grid is None and (image is None) == (index is None):
         raise UserError("give exactly one of --image FILE and --index N (or --grid K)")
@@ -181,6 +184,7 @@ def translate_cmd(
                f"checkpoint step {step})")
 
 
+@command("encode")
 def encode_cmd(
     run_dir: Path = typer.Argument(..., help="A run directory of a model with an encoder."),
     image: Path = typer.Option(..., "--image", help="Face image (the run's size, e.g. 48x48 gray)."),
@@ -190,7 +194,7 @@ def encode_cmd(
     """Encode a face: print the predicted emotion (models that predict c) and write z (torch.save)."""
     import torch
 
-    from .data import atomic_torch_save, to_float
+    from ..data import atomic_torch_save, to_float
 
     path = out_path(out, Path(run_dir) / "encodings" / f"{Path(image).stem}.pt", run_dir)
     cfg, model, spec, step = load_capable(run_dir, "encode", device)
@@ -207,6 +211,7 @@ def encode_cmd(
     typer.echo(f"wrote z ({rec['z'].numel()} dims, |z|={float(rec['z'].norm()):.2f}) to {path}")
 
 
+@command("edit")
 def edit_cmd(
     run_dir: Path = typer.Argument(..., help="A run directory of a model that can edit (interfacegan, flow, vae)."),
     to: str = typer.Option(..., "--to", help="Emotion to edit toward, e.g. happy."),
@@ -228,9 +233,9 @@ def edit_cmd(
     """Write an edit strip: rows = latents (seeds or the --image), columns = edit strength toward --to."""
     import torch
 
-    from .data import to_float, to_uint8
-    from .images import grid_image, save_png
-    from .metrics.editing import edit_strengths, fit_edit_directions, parse_strengths
+    from ..data import to_float, to_uint8
+    from ..images import grid_image, save_png
+    from ..metrics.editing import edit_strengths, fit_edit_directions, parse_strengths
 
     if out is not None:
         out_path(out, out)
@@ -277,9 +282,3 @@ def edit_cmd(
     typer.echo(f"wrote {path} ({len(labels)} rows x {len(sweep)} strengths ({unit}) toward {spec.class_names[target]}, "
                f"checkpoint step {step})")
 
-
-def register(app: typer.Typer) -> None:
-    """Add ``translate``, ``encode`` and ``edit`` to the main ``exprbench`` app."""
-    app.command("translate")(translate_cmd)
-    app.command("encode")(encode_cmd)
-    app.command("edit")(edit_cmd)

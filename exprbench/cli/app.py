@@ -1,0 +1,143 @@
+"""The root ``exprbench`` app, the one way verbs are registered (:func:`command`, :func:`group`), and
+:func:`main`, which maps errors to exit codes: 0 success, 2 bad input or usage, 1 any other failure,
+130 interrupted (Ctrl-C).
+
+Every error a user can cause is one line on stderr: :class:`~exprbench.errors.UserError` messages,
+click/typer usage errors (an unknown option, a value out of range), and permission errors on the
+paths given. Every command takes ``-h``/``--help`` and ``--version``. Listing commands (``models``,
+``--help``) import no torch.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import sys
+from typing import Callable
+
+import typer
+from rich.console import Console
+
+from .. import __version__
+from ..errors import TrainingDiverged, TrainingInterrupted, UserError
+
+CONTEXT = {"help_option_names": ["-h", "--help"]}
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  context_settings=CONTEXT,
+                  help="exprbench: benchmark suite for facial-expression image generation.")
+console = Console()
+DEVICE_HELP = "auto (CUDA when available, else CPU), cpu or cuda[:i]."
+
+
+def command(name: str, parent: typer.Typer | None = None) -> Callable[[Callable], Callable]:
+    """Register the decorated function as the verb ``name`` of ``parent`` (default: the root app).
+
+    Every CLI module declares its verbs this way (``@command("train")``, ``@command("info", data_group)``);
+    :mod:`exprbench.cli` imports the modules, which is all registration takes.
+    """
+    def deco(fn: Callable) -> Callable:
+        (parent or app).command(name)(fn)
+        return fn
+    return deco
+
+
+def group(name: str, help: str) -> typer.Typer:
+    """A verb group ``exprbench <name> ...`` of the root app (its verbs register with ``command(..., group)``)."""
+    sub = typer.Typer(no_args_is_help=True, help=help)
+    app.add_typer(sub, name=name)
+    return sub
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"exprbench {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """exprbench: benchmark suite for facial-expression image generation."""
+
+
+def _walk(cmd):
+    yield cmd
+    for sub in getattr(cmd, "commands", {}).values():
+        yield from _walk(sub)
+
+
+@functools.lru_cache(maxsize=None)
+def cli_command():
+    """The click command of :data:`app` with ``--version`` on every subcommand and group (built once)."""
+    root = typer.main.get_command(app)
+    version = next(p for p in root.params if p.name == "version")
+    version.expose_value = False
+    for cmd in _walk(root):
+        if cmd is not root and all(p.name != "version" for p in cmd.params):
+            cmd.params.append(version)
+    return root
+
+
+_PATH_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.EISDIR, errno.ENOTDIR}
+
+
+def _one_line(text: str) -> str:
+    return "; ".join(x.strip() for x in str(text).splitlines() if x.strip())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the CLI, map errors to exit codes (2 bad input/usage, 1 other failure, 130 Ctrl-C).
+
+    Errors a user causes print one line on stderr: usage errors of click/typer (an unknown option, a
+    value out of its range) as ``error: <command>: <message> (see '<command> -h')``, a
+    :class:`~exprbench.errors.UserError` as ``error: <message>``.
+    """
+    from typer._click.exceptions import NoArgsIsHelpError  # typer's vendored click (typer pinned in constraints.txt)
+
+    args = sys.argv[1:] if argv is None else list(argv)
+    cmd = cli_command()
+    try:
+        with cmd.make_context("exprbench", args) as ctx:
+            cmd.invoke(ctx)
+    except typer.Exit as e:
+        return e.exit_code
+    except NoArgsIsHelpError as e:  # a group without its subcommand: its help
+        e.show()
+        return int(e.exit_code)
+    except typer.Abort:
+        print("aborted", file=sys.stderr)
+        return 1
+    except typer.TyperException as e:  # click's ClickException / UsageError / BadParameter
+        ctx_ = getattr(e, "ctx", None)
+        where = f"{ctx_.command_path}: " if ctx_ is not None else ""
+        hint = f" (see '{ctx_.command_path} -h')" if ctx_ is not None else ""
+        print(f"error: {where}{_one_line(e.format_message())}{hint}", file=sys.stderr)
+        return int(getattr(e, "exit_code", 2))
+    except UserError as e:
+        print(f"error: {_one_line(e)}", file=sys.stderr)
+        return 2
+    except TrainingDiverged as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except TrainingInterrupted as e:
+        print(str(e), file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except OSError as e:
+        if e.errno in _PATH_ERRNOS and e.filename is not None:  # a path the user gave: bad input
+            print(f"error: {e.filename}: {e.strerror}", file=sys.stderr)
+            return 2
+        import traceback
+
+        traceback.print_exc()
+        print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    except Exception as e:  # anything else is a failure, not bad input
+        import traceback
+
+        traceback.print_exc()
+        print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    return 0

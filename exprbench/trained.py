@@ -1,0 +1,88 @@
+"""A model plugin from a run config (:func:`build_model`) or from a run directory (:func:`load_trained`),
+and the fixed-latent sample grid of a trained model (:func:`class_grid`)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from .config import RunConfig, load_run_config
+from .data import DataSpec, to_uint8
+from .errors import ConfigError, UserError
+from .rundir import list_checkpoints, load_checkpoint
+from .runtime import resolve_device
+
+
+def build_model(cfg: RunConfig, spec: DataSpec, device: torch.device):
+    """Instantiate the plugin of ``cfg`` for ``spec`` on ``device`` (EMA enabled when configured)."""
+    from .models import get_model
+
+    cls = get_model(cfg.model)
+    channels_last = cfg.train.channels_last
+    try:
+        model = cls(cfg.model_cfg, spec, device, channels_last)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    if cfg.train.ema:
+        model.enable_ema(cfg.train.ema_decay)
+    return model
+
+
+def load_trained(run_dir: str | os.PathLike, device: str | torch.device = "cpu"):
+    """Load a run's config and its newest checkpoint into a plugin, ready for sampling.
+
+    A run directory without checkpoints but with published weights (``weights.safetensors``, see
+    :mod:`exprbench.weights`: the committed results of a suite) loads those instead.
+
+    Returns:
+        ``(cfg, model, spec, step)``.
+
+    Raises:
+        UserError: not a run directory, no checkpoint and no weights; CheckpointError: corrupt
+            checkpoint or weights that fail their hash.
+    """
+    from .weights import FILENAME, load_weights, weights_spec
+
+    run_dir = Path(run_dir)
+    cfg = load_run_config(run_dir)
+    ckpts = list_checkpoints(run_dir)
+    dev = resolve_device(str(device))
+    if not ckpts:
+        if not (run_dir / FILENAME).exists():
+            raise UserError(f"{run_dir} has no checkpoint yet (checkpoints/step_*.pt) and no {FILENAME}")
+        raw = weights_spec(run_dir / FILENAME)
+        spec = DataSpec(**{**raw, "class_names": tuple(raw["class_names"])})
+        model = build_model(cfg, spec, dev)
+        step = load_weights(model, run_dir / FILENAME)
+        model.train(False)
+        return cfg, model, spec, step
+    state = load_checkpoint(ckpts[-1], map_location=dev)
+    spec = DataSpec(**{**state["spec"], "class_names": tuple(state["spec"]["class_names"])})
+    model = build_model(cfg, spec, dev)
+    model.load_state_dict(state["model"])
+    model.train(False)
+    return cfg, model, spec, int(state["step"])
+
+
+def class_grid(model, spec: DataSpec, per_class: int, seed: int) -> tuple[torch.Tensor, list[str] | None]:
+    """A grid of samples from fixed latents: K rows x ``per_class`` columns.
+
+    Conditional models: one row per class and one noise draw per column, repeated down the rows
+    (cell (r, j) is ``model.sample(1, [r])`` with a CPU generator seeded ``seed + j``), so a column
+    shows one latent under every label and rows are comparable. Unconditional models: K * per_class
+    independent samples from one generator seeded with ``seed``.
+
+    Returns uint8 images (K*per_class x C x H x W, row-major) and the row labels (None for
+    unconditional models).
+    """
+    k = spec.num_classes
+    if "conditional" not in model.capabilities:
+        gen = torch.Generator().manual_seed(seed)
+        labels = torch.arange(k).repeat_interleave(per_class)
+        return to_uint8(model.sample(k * per_class, labels=labels, generator=gen)), None
+    cells = [model.sample(1, labels=torch.tensor([r]), generator=torch.Generator().manual_seed(seed + j))
+             for r in range(k) for j in range(per_class)]
+    return to_uint8(torch.cat(cells)), list(spec.class_names)
+

@@ -1,0 +1,50 @@
+"""exprbench.rundir: the run-directory files, status values, and that it imports no model or dataset."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from exprbench import rundir
+from exprbench.errors import CheckpointError, UserError
+
+
+def test_status_values_are_declared(tmp_path):
+    for s in rundir.RUN_STATUSES:
+        rundir.write_status(tmp_path, s, step=3)
+        assert rundir.read_status(tmp_path) == {"status": s, "step": 3}
+    with pytest.raises(ValueError, match="'failed' is not one of running, completed, interrupted, diverged"):
+        rundir.write_status(tmp_path, "failed")  # the runner's record.json says failed, status.json never
+
+
+def test_config_roundtrip_and_errors(tmp_path):
+    with pytest.raises(UserError, match="is not a run directory"):
+        rundir.read_config(tmp_path)
+    rundir.write_config(tmp_path, {"model": "gan"})
+    assert rundir.is_run_dir(tmp_path) and rundir.read_config(tmp_path) == {"model": "gan"}
+    (tmp_path / "config.json").write_text("{\n  oops")
+    with pytest.raises(UserError, match=r"config.json:2: malformed JSON"):
+        rundir.read_config(tmp_path)
+
+
+def test_checkpoints_roundtrip_keep_and_damage(tmp_path):
+    import torch
+
+    for step in (1, 2, 3):
+        rundir.save_checkpoint({"step": step, "w": torch.ones(2) * step}, tmp_path, step, keep=2)
+    assert [p.name for p in rundir.list_checkpoints(tmp_path)] == ["step_000002.pt", "step_000003.pt"]
+    assert rundir.load_checkpoint(rundir.checkpoint_path(tmp_path, 3))["w"].tolist() == [3.0, 3.0]
+    p = rundir.checkpoint_path(tmp_path, 3)
+    p.write_bytes(p.read_bytes()[:200])
+    with pytest.raises(CheckpointError, match="step_000003.pt .*the previous checkpoint step_000002.pt is kept"):
+        rundir.load_checkpoint(p)
+
+
+def test_rundir_imports_no_model_dataset_or_torch():
+    code = ("import sys, exprbench.rundir; bad = [m for m in sys.modules if m.split('.')[0] in ('torch', 'models') "
+            "or m.startswith(('exprbench.models', 'exprbench.data', 'exprbench.config', 'exprbench.metrics'))]; "
+            "assert not bad, bad")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
