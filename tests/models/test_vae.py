@@ -73,7 +73,7 @@ def test_reference_config_facts():
     model = build_model(cfg, SPEC, torch.device("cpu"))
     assert model.nets["E"].head.in_features == 256 * 3 * 3 and model.nets["E"].head.out_features == 200
     assert model.nets["G"].fc[0].in_features == 100 + 7  # [z | onehot c]
-    assert model.capabilities == {"sample", "conditional", "encode", "translate", "likelihood", "edit"}
+    assert model.capabilities == {"sample", "conditional", "encode", "translate", "likelihood", "iw_likelihood", "edit"}
     assert not model.likelihood_exact and model.edit_mode == "offset"
     for bad in (["model.likelihood=gauss"], ["model.arch=dcgan"], ["model.channels=[8,8,8,8,8]"]):
         with pytest.raises(ConfigError):
