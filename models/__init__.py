@@ -3,7 +3,9 @@ the first time its name is looked up (:func:`get_model`), so listing them (:func
 ``exprbench models``) imports nothing heavy.
 
 A plugin is a :class:`~exprbench.models.base.ModelPlugin` subclass registered with
-``@register_model("name")``; see ``models/base.py`` for the contract.
+``@register_model("name")``, which checks its declared ``capabilities`` against the capability
+contracts of ``models/contracts.py`` (see :func:`~.contracts.check_contracts`). Adding a model is one
+plugin file plus its module name in :data:`BUILTIN_MODULES` (or an entry point).
 """
 
 from __future__ import annotations
@@ -15,8 +17,30 @@ from pathlib import Path
 
 from exprbench.registry import Registry
 
+from .contracts import check_contracts
+
 MODELS: Registry = Registry("model", entry_point_group="exprbench.models")
-register_model = MODELS.register
+
+
+def register_model(name: str):
+    """Class decorator registering a plugin as ``name`` after checking its capability contracts.
+
+    Raises:
+        RegistryError: a capability declared without its methods (or the reverse), an unknown
+            capability, or ``name`` taken by another plugin.
+    """
+    register = MODELS.register(name)
+
+    def deco(cls):
+        check_contracts(cls)
+        return register(cls)
+
+    return deco
+
+
+def list_models() -> list[str]:
+    """Names of the registered plugins (built-in, lazily declared, and entry points), sorted."""
+    return MODELS.names()
 
 # the modules of the built-in plugins (each registers one model with @register_model)
 BUILTIN_MODULES = ("acgan", "bicogan", "bigan", "ccyclegan", "cgan", "flow", "gan", "interfacegan", "vae")

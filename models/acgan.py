@@ -43,7 +43,10 @@ from torch import nn
 from exprbench.data import DataSpec
 
 from . import register_model
-from .base import Batch, ModelPlugin, optimizer_step
+from .adversarial import AdversarialPlugin
+from .base import Batch
+from .contracts import Conditional, Sampler
+from .runtime import optimizer_step
 from .blocks import AdversarialConfig, BNClassifier, DCGenerator, LabelMap, SNDiscriminatorTrunk, d_loss, g_loss
 
 
@@ -122,7 +125,7 @@ class SNACDiscriminator(nn.Module):
 
 
 @register_model("acgan")
-class ACGAN(ModelPlugin):
+class ACGAN(AdversarialPlugin, Sampler, Conditional):
     """ACGAN plugin: G(z, c) -> x, D(x) -> (logit, class logits); one D then one G update per step."""
 
     name = "acgan"
@@ -164,35 +167,33 @@ class ACGAN(ModelPlugin):
             C.requires_grad_(True)
             C.train()
 
-    def training_step(self, batch: Batch, step: int) -> dict[str, float]:
-        D, kind, w = self.nets["D"], self.cfg.loss, self.cfg.cls_weight
-        logs: dict[str, float] = {}
-        if "C" in self.nets:
-            c_logits = self.nets["C"](batch.x)
-            loss_c = F.cross_entropy(c_logits, batch.c)
-            optimizer_step(self.optimizers["C"], loss_c)
-            logs = {"loss_c": loss_c.item(), "c_acc_real": (c_logits.argmax(1) == batch.c).float().mean().item()}
-        with torch.no_grad():
-            fake, c_fake = self.draw_fake(batch.c, self.cfg.z_dim)
-        (real_logit, real_cls), (fake_logit, fake_cls) = D(batch.x), D(fake)
-        loss_cls_d = F.cross_entropy(real_cls, batch.c) + self.cfg.cls_fake_d * F.cross_entropy(fake_cls, c_fake)
-        loss_d = d_loss(kind, real_logit, fake_logit) + w * loss_cls_d
-        optimizer_step(self.optimizers["D"], loss_d)
+    def pre_step(self, batch: Batch) -> dict[str, float]:
+        """The ``separate`` classifier C's cross-entropy step on the real batch (none for ``shared``)."""
+        if "C" not in self.nets:
+            return {}
+        c_logits = self.nets["C"](batch.x)
+        loss_c = F.cross_entropy(c_logits, batch.c)
+        optimizer_step(self.optimizers["C"], loss_c)
+        return {"loss_c": loss_c.item(), "c_acc_real": (c_logits.argmax(1) == batch.c).float().mean().item()}
 
-        D.requires_grad_(False)
+    def d_inputs(self, batch: Batch):
         fake, c_fake = self.draw_fake(batch.c, self.cfg.z_dim)
-        adv, cls = D(fake)
-        loss_cls_g = F.cross_entropy(self._class_logits_for_g(fake, cls), c_fake)
-        loss_g = g_loss(kind, adv) + w * loss_cls_g
-        optimizer_step(self.optimizers["G"], loss_g)
-        D.requires_grad_(True)
-        return {**logs, "loss_d": loss_d.item(), "loss_g": loss_g.item(), "loss_cls_d": loss_cls_d.item(),
-                "loss_cls_g": loss_cls_g.item(),
-                "d_acc_real": (real_cls.argmax(1) == batch.c).float().mean().item(),
-                "d_acc_fake": (fake_cls.argmax(1) == c_fake).float().mean().item()}
+        return (batch.x,), (fake,), {"c_fake": c_fake}
 
-    def bn_calibration_inputs(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
-        return self.latent_inputs(n, self.cfg.z_dim, generator)
+    def d_objective(self, batch: Batch, real_out, fake_out, ctx):
+        (real_logit, real_cls), (fake_logit, fake_cls) = real_out, fake_out
+        loss_cls_d = F.cross_entropy(real_cls, batch.c) + self.cfg.cls_fake_d * F.cross_entropy(fake_cls, ctx["c_fake"])
+        loss_d = d_loss(self.cfg.loss, real_logit, fake_logit) + self.cfg.cls_weight * loss_cls_d
+        return loss_d, {"loss_cls_d": loss_cls_d.item(),
+                        "d_acc_real": (real_cls.argmax(1) == batch.c).float().mean().item(),
+                        "d_acc_fake": (fake_cls.argmax(1) == ctx["c_fake"]).float().mean().item()}
+
+    def g_objective(self, batch: Batch, ctx):
+        fake, c_fake = self.draw_fake(batch.c, self.cfg.z_dim)
+        adv, cls = self.nets["D"](fake)
+        loss_cls_g = F.cross_entropy(self._class_logits_for_g(fake, cls), c_fake)
+        return g_loss(self.cfg.loss, adv) + self.cfg.cls_weight * loss_cls_g, {"loss_cls_g": loss_cls_g.item()}
 
     def sample(self, n: int, labels: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+        """G(z, c): z then (when None) uniform labels drawn with the CPU ``generator``; float32 n x C x H x W in [-1, 1]."""
         return self.conditional_sample(n, self.cfg.z_dim, labels, generator)

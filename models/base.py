@@ -1,16 +1,9 @@
-"""The plugin contract every model implements (mimicry-style: the model owns losses and updates).
+"""The plugin base every model subclasses (mimicry-style: the model owns its losses and updates).
 
 The harness builds a plugin from ``(cfg, spec, device)``, calls :meth:`ModelPlugin.training_step`
-once per step with a :class:`Batch`, and checkpoints it through :meth:`state_dict`. It never
-branches on the model type; metrics ask for :attr:`ModelPlugin.capabilities`.
-
-Capabilities (a subset of :data:`CAPABILITIES`):
-    ``sample``       generate images (``sample(n, labels)``)
-    ``conditional``  generation takes class labels c
-    ``encode``       x -> z (and c where predicted)
-    ``translate``    (x, c_target) -> x'
-    ``edit``         latent -> latent along an attribute direction
-    ``likelihood``   bits/dim, exact or a bound
+once per step with a :class:`Batch`, and checkpoints it through :meth:`ModelPlugin.state_dict`. It
+never branches on the model type; metrics ask for :attr:`ModelPlugin.capabilities`, whose methods
+live in the contracts of :mod:`.contracts` (checked at registration), not here.
 """
 
 from __future__ import annotations
@@ -24,7 +17,8 @@ from torch.optim.swa_utils import AveragedModel
 
 from exprbench.data import DataSpec
 
-CAPABILITIES = frozenset({"sample", "conditional", "encode", "translate", "edit", "likelihood"})
+from .contracts import CAPABILITIES, class_mean_differences, move_to_distance, project_out  # noqa: F401  (re-exported)
+from .runtime import cpu_labels, cpu_randn, optimizer_step  # noqa: F401  (optimizer_step re-exported)
 
 
 @dataclass
@@ -53,8 +47,9 @@ class ModelPlugin:
     Subclasses set ``name``, ``capabilities``, ``Config`` (a dataclass of model hyper-parameters,
     optimizer settings included) and ``named_configs`` (``{"default": {...}, "reference": {...}}``:
     dotted overrides over the whole run config, ``model.*``, ``train.*`` and ``data.*``), build
-    their nets into ``self.nets`` and their optimizers into ``self.optimizers``, and implement
-    :meth:`training_step` and :meth:`sample`.
+    their nets into ``self.nets`` and their optimizers into ``self.optimizers``, implement
+    :meth:`training_step`, and inherit the contract class of each declared capability
+    (:mod:`.contracts`) with its methods implemented.
     """
 
     name: ClassVar[str] = ""
@@ -106,11 +101,6 @@ class ModelPlugin:
         for name, lr in lrs.items():
             self.adam(name, lr, self.cfg.betas)
 
-    def init_adversarial(self, builders: dict[str, Callable[[], tuple[nn.Module, nn.Module]]]) -> None:
-        """:meth:`init_nets` for a (G, D) pair with ``cfg.lr_g`` and ``cfg.lr_d`` (an ``AdversarialConfig``)."""
-        self.init_nets({arch: (lambda make=make: dict(zip(("G", "D"), make()))) for arch, make in builders.items()},
-                       {"G": self.cfg.lr_g, "D": self.cfg.lr_d})
-
     def enable_ema(self, decay: float) -> None:
         """Keep an EMA copy of ``self.nets[self.ema_net]`` for sampling.
 
@@ -144,14 +134,6 @@ class ModelPlugin:
         latents drawn with the CPU ``generator``), or None (the default) when the plugin cannot draw
         them: then the EMA copy averages the training net's BatchNorm buffers instead."""
         return None
-
-    def latent_inputs(self, n: int, z_dim: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
-        """``(z,)`` for an unconditional ``G(z)``, ``(z, c)`` with uniform labels for a conditional
-        ``G(z, c)``: z float32 n x z_dim ~ N(0, I), c int64 n, both drawn with the CPU ``generator``."""
-        z = self.randn(n, z_dim, generator=generator)
-        if "conditional" in self.capabilities:
-            return z, self.random_labels(n, generator).to(self.device)
-        return (z,)
 
     @torch.no_grad()
     def recalibrate_ema(self) -> None:
@@ -195,145 +177,10 @@ class ModelPlugin:
             return self.ema.module
         return self.nets[name]
 
-    # -- the contract ---------------------------------------------------------------------
+    # -- the training contract -------------------------------------------------------------
     def training_step(self, batch: Batch, step: int) -> dict[str, float]:
         """Do one update of every net from ``batch``; return scalar losses/diagnostics as floats."""
         raise NotImplementedError
-
-    def sample(self, n: int, labels: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Generate ``n`` images, float32 n x C x H x W in [-1, 1], on ``self.device``.
-
-        Args:
-            n: number of images.
-            labels: int64 n class indices (conditional models; uniform random when None,
-                ignored by unconditional ones).
-            generator: a CPU ``torch.Generator`` for z and random labels, so a fixed seed gives the
-                same latents on any device.
-        """
-        raise NotImplementedError
-
-    # -- capability API (override where the capability is declared) --------------------------
-    def encode(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Invert the generator (capability ``encode``): E(x).
-
-        Args:
-            x: float32 N x C x H x W real images in [-1, 1] (C, H, W of ``self.spec``), any device.
-
-        Returns:
-            ``{"z": float32 N x z_dim}`` on ``self.device``, plus ``"c_logits"`` (float32 N x K, K =
-            ``spec.num_classes``, unnormalized; softmax gives p(c | x)) for models whose encoder
-            predicts the class c.
-
-        Raises:
-            NotImplementedError: the model has no encoder. ValueError: wrong image shape or dtype.
-        """
-        raise NotImplementedError(f"model {self.name!r} has no encoder (capability 'encode')")
-
-    def reconstruct(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
-        """G(E(x)) (capability ``encode``): float32 N x C x H x W in [-1, 1] from ``x`` of the same form.
-
-        Args:
-            x: float32 N x C x H x W in [-1, 1].
-            c: int64 N class labels for conditional generators; None uses the encoder's predicted c
-                (ignored by unconditional models).
-
-        Raises:
-            NotImplementedError: the model has no encoder. ValueError: bad shapes or labels.
-        """
-        raise NotImplementedError(f"model {self.name!r} has no encoder (capability 'encode')")
-
-    def translate(self, x: torch.Tensor, c_target: torch.Tensor, c_source: torch.Tensor | None = None) -> torch.Tensor:
-        """Change the expression of ``x`` to ``c_target`` keeping the person (capability ``translate``).
-
-        Args:
-            x: float32 N x C x H x W in [-1, 1].
-            c_target: int64 N target classes (indices into ``spec.class_names``).
-            c_source: int64 N classes of ``x`` where known; models that need them and get None
-                infer them (e.g. an encoder's predicted c), others ignore them.
-
-        Returns:
-            float32 N x C x H x W in [-1, 1] on ``self.device``.
-
-        Raises:
-            NotImplementedError: the model cannot translate. ValueError: bad shapes or labels.
-        """
-        raise NotImplementedError(f"model {self.name!r} cannot translate images (capability 'translate')")
-
-    # -- likelihood (capability ``likelihood``) ---------------------------------------------
-    #: True when :meth:`bits_per_dim` is an exact likelihood (flows), False for a bound (VAE ELBO)
-    likelihood_exact: ClassVar[bool] = False
-
-    def bits_per_dim(self, x: torch.Tensor, c: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Negative log-likelihood of real images in bits per dimension (capability ``likelihood``).
-
-        The images are the uint8 values 0..255 mapped to [-1, 1]; the density is over the discrete
-        values (uniform dequantization: ``-log2 p(x) / D`` with ``D = C * H * W``, Theis et al. 2016),
-        so numbers are comparable across models. Exact for flows, an upper bound (the negative ELBO)
-        for VAEs: see :attr:`likelihood_exact`.
-
-        Args:
-            x: float32 N x C x H x W in [-1, 1] (multiples of 2/255 offset by -1).
-            c: int64 N labels (conditional models), None for unconditional ones.
-            generator: CPU generator for the dequantization / posterior noise (reproducible numbers).
-
-        Returns:
-            float32 N bits/dim (on ``self.device``).
-
-        Raises:
-            NotImplementedError: the model has no likelihood. ValueError: bad shapes or labels.
-        """
-        raise NotImplementedError(f"model {self.name!r} has no likelihood (capability 'likelihood')")
-
-    # -- editing (capability ``edit``) -------------------------------------------------------
-    #: ``distance``: strength is the signed distance to the boundary the latent is moved to
-    #: (InterFaceGAN, z' = z + (d - z.n) n); ``offset``: strength scales an attribute vector (z' = z + f v)
-    edit_mode: ClassVar[str] = "offset"
-    #: the strength the edit leaderboard reports success at
-    edit_reference_strength: ClassVar[float] = 1.0
-
-    def edit_fit(self, x: torch.Tensor, c: torch.Tensor) -> None:
-        """Derive the edit directions from labelled real images where the model needs them (attribute
-        vectors: mean latent of one emotion minus the mean of the others). Models whose directions
-        are part of the trained run (InterFaceGAN's SVM boundaries) ignore it.
-
-        Args:
-            x: float32 N x C x H x W in [-1, 1]; c: int64 N labels.
-        """
-
-    def edit_start(self, n: int, generator: torch.Generator | None = None, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """``n`` random start latents (float32 n x D on ``self.device``) for generative edits."""
-        raise NotImplementedError(f"model {self.name!r} cannot edit (capability 'edit')")
-
-    def edit_encode(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
-        """Latents (float32 N x D) of real images x (float32 N x C x H x W in [-1, 1]) to edit.
-
-        Raises:
-            NotImplementedError: the model cannot edit given images (no encoder: InterFaceGAN).
-        """
-        raise NotImplementedError(f"model {self.name!r} cannot edit a given image (no encoder); use a seed")
-
-    def edit_direction(self, target: int, keep: int | None = None) -> torch.Tensor:
-        """The edit direction toward class ``target`` (float32 D): InterFaceGAN's unit normal n_target;
-        an attribute vector for ``offset`` models. With ``keep``, the component along class ``keep``'s
-        direction is projected out (conditional manipulation, Shen et al. 2020 sec. 2.3) and the result
-        renormalized to the original length.
-
-        Raises:
-            ValueError: ``target``/``keep`` not a class index, or ``keep == target``.
-        """
-        raise NotImplementedError(f"model {self.name!r} cannot edit (capability 'edit')")
-
-    def edit_move(self, z: torch.Tensor, target: int, strength: float, keep: int | None = None) -> torch.Tensor:
-        """Move latents z (float32 N x D) along :meth:`edit_direction`: ``distance`` mode sets the signed
-        distance to ``strength`` (z + (d - z.n) n), ``offset`` mode adds ``strength`` times the vector."""
-        v = self.edit_direction(target, keep).to(z.device, z.dtype)
-        if self.edit_mode == "distance":
-            return move_to_distance(z, v, strength)
-        return z + strength * v
-
-    def edit_decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Images of latents z (float32 N x D): float32 N x C x H x W in [-1, 1] on ``self.device``."""
-        raise NotImplementedError(f"model {self.name!r} cannot edit (capability 'edit')")
 
     def check_labels(self, c: torch.Tensor, n: int) -> torch.Tensor:
         """``c`` as int64 n labels on the device.
@@ -381,34 +228,13 @@ class ModelPlugin:
         finally:
             G.train(was)
 
-    def conditional_sample(self, n: int, z_dim: int, labels: torch.Tensor | None, generator: torch.Generator | None) -> torch.Tensor:
-        """:meth:`sample` for models whose generator is ``G(z, c)`` with z ~ N(0, I) of size ``z_dim``."""
-        z = self.randn(n, z_dim, generator=generator)
-        if labels is None:
-            labels = self.random_labels(n, generator)
-        return self.generate(z, labels.to(self.device))
-
-    def draw_fake(self, c: torch.Tensor, z_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Fakes for a training step of a ``G(z, c)`` model: (images N x C x H x W, their labels N).
-
-        Args:
-            c: int64 N labels for the fakes: the real batch's labels, so fake labels follow the
-                training-label distribution. With uniform fake labels against skewed real ones
-                (happy 25%, disgust 1.5% in FER2013), a D that sees c can score label frequency
-                instead of the image (measured: D's mean real score ran +0.87 happy to -1.15 disgust
-                after 200 cGAN steps). Metrics keep their class-balanced sampling.
-            z_dim: latent size; z ~ N(0, I) is drawn on the device from the global RNG.
-        """
-        z = torch.randn(c.shape[0], z_dim, device=self.device)
-        return self.nets["G"](z, c), c
-
     def random_labels(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
         """Uniform int64 labels 0..num_classes-1 drawn on the CPU with ``generator``."""
-        return torch.randint(0, self.spec.num_classes, (n,), generator=generator)
+        return cpu_labels(n, self.spec.num_classes, generator)
 
     def randn(self, *shape: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Standard normal noise drawn on the CPU with ``generator``, moved to the device."""
-        return torch.randn(*shape, generator=generator).to(self.device)
+        return cpu_randn(self.device, *shape, generator=generator)
 
     # -- state ----------------------------------------------------------------------------
     def train(self, mode: bool = True) -> None:
@@ -436,37 +262,3 @@ class ModelPlugin:
         return {k: sum(p.numel() for p in m.parameters()) for k, m in self.nets.items()}
 
 
-def move_to_distance(z: torch.Tensor, n: torch.Tensor, d: float) -> torch.Tensor:
-    """z + (d - z.n) n: latents z (float N x D) moved along unit normals n (D, or N x D: one per row) to
-    the signed distance d from the hyperplane z.n = 0 (InterFaceGAN, Shen et al. 2020, sec. 2.2)."""
-    return z + (d - (z * n).sum(-1, keepdim=True)) * n
-
-
-def class_mean_differences(w: torch.Tensor, c: torch.Tensor, k: int) -> torch.Tensor:
-    """Attribute vectors v_e = mean w(class e) - mean w(other classes) (Kingma & Dhariwal 2018, sec. 5.2;
-    the VAE recipe of docs/MODELS.md) of latents w (float N x D) with labels c (int64 N).
-
-    Returns a K x D tensor of ``w``'s dtype; the row of a class without images, or without images of
-    other classes, is NaN.
-    """
-    n = torch.bincount(c, minlength=k).to(w.dtype).unsqueeze(1)
-    sums = torch.zeros(k, w.shape[1], dtype=w.dtype, device=w.device).index_add_(0, c, w)
-    return sums / n - (w.sum(0) - sums) / (len(w) - n)  # 0/0 = NaN for an absent class
-
-
-def project_out(v: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """v without its component along u, rescaled to the length of v (float D): InterFaceGAN's conditional
-    manipulation n_A - (n_A.n_B) n_B, renormalized (Shen et al. 2020, sec. 2.3), for any vectors.
-    A zero or non-finite u leaves v as it is."""
-    uu = u @ u
-    if not bool(torch.isfinite(u).all()) or float(uu) <= 0:
-        return v
-    w = v - (v @ u) / uu * u
-    return w * (v.norm() / w.norm().clamp_min(1e-12))
-
-
-def optimizer_step(opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
-    """zero_grad (to None), backward ``loss``, step: one update of the nets ``opt`` owns."""
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step()

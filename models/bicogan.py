@@ -61,8 +61,11 @@ from torch import nn
 from exprbench.data import DataSpec
 
 from . import register_model
-from .base import Batch, ModelPlugin
-from .bigan import BiGANConfig, ConvEncoder, JointDiscriminator, RefEncoder, RefGenerator, evaluating, joint_step, pair_losses
+from .adversarial import AdversarialPlugin
+from .base import Batch
+from .bigan import BiGANConfig, ConvEncoder, JointDiscriminator, RefEncoder, RefGenerator, pair_losses
+from .contracts import Conditional, Encoder, Sampler, Translator
+from .runtime import evaluating
 from .blocks import DCGenerator
 
 REAL_C = ("true", "encoded")
@@ -117,7 +120,7 @@ class RefDiscriminator(nn.Module):
 
 
 @register_model("bicogan")
-class BiCoGAN(ModelPlugin):
+class BiCoGAN(AdversarialPlugin, Sampler, Conditional, Encoder, Translator):
     """BiCoGAN plugin: one D update, then one joint G+E update (adversarial + gamma(t) * EFL) per step."""
 
     name = "bicogan"
@@ -164,38 +167,36 @@ class BiCoGAN(ModelPlugin):
         p = F.softmax(logits.float(), dim=1)
         return self._onehot(p.argmax(1)) + p - p.detach()  # straight-through one-hot
 
-    def training_step(self, batch: Batch, step: int) -> dict[str, float]:
-        G, E, D, kind, cfg = self.nets["G"], self.nets["E"], self.nets["D"], self.cfg.loss, self.cfg
-        x, c, n = batch.x, batch.c, batch.x.shape[0]
-        with torch.no_grad():
-            z = torch.randn(n, cfg.z_dim, device=self.device)
-            c_fake = c
-            fake = G(z, c_fake)
-            z_hat, logits = E(x)
-        real_s, fake_s = D(x, z_hat, self._real_c(c, logits)), D(fake, z, self._onehot(c_fake))
-        loss_d, _ = pair_losses(kind, real_s, fake_s)
-        joint_step([self.optimizers["D"]], loss_d)
+    g_nets = ("G", "E")
+    g_loss_name = "loss_ge"
 
-        D.requires_grad_(False)
-        z = torch.randn(n, cfg.z_dim, device=self.device)
+    def d_inputs(self, batch: Batch):
+        x, c = batch.x, batch.c
+        z = self.noise(x.shape[0])
+        c_fake = c
+        fake = self.nets["G"](z, c_fake)
+        z_hat, logits = self.nets["E"](x)
+        return (x, z_hat, self._real_c(c, logits)), (fake, z, self._onehot(c_fake)), {}
+
+    def d_objective(self, batch: Batch, real_s, fake_s, ctx):
+        loss_d, _ = pair_losses(self.cfg.loss, real_s, fake_s)
+        return loss_d, {"d_real": real_s[0].mean().item(), "d_fake": fake_s[0].mean().item()}
+
+    def g_objective(self, batch: Batch, ctx):
+        """The BiGAN value for G and E plus gamma(t) * EFL, t = ``batch.epoch``."""
+        G, E, D = self.nets["G"], self.nets["E"], self.nets["D"]
+        x, c = batch.x, batch.c
+        z = self.noise(x.shape[0])
         c_fake = c
         z_hat, logits = E(x)
         real_g, fake_g = D(x, z_hat, self._real_c(c, logits)), D(G(z, c_fake), z, self._onehot(c_fake))
-        _, adv = pair_losses(kind, real_g, fake_g)
+        _, adv = pair_losses(self.cfg.loss, real_g, fake_g)
         efl = F.cross_entropy(logits.float(), c)
         gamma = self.gamma(batch.epoch)
-        loss_ge = adv + gamma * efl
-        joint_step([self.optimizers["G"], self.optimizers["E"]], loss_ge)
-        D.requires_grad_(True)
-        return {"loss_d": loss_d.item(), "loss_ge": loss_ge.item(), "loss_adv_ge": adv.item(),
-                "efl": efl.item(), "efl_gamma": gamma,
-                "acc_enc": (logits.argmax(1) == c).float().mean().item(),
-                "d_real": real_s[0].mean().item(), "d_fake": fake_s[0].mean().item()}
+        return adv + gamma * efl, {"loss_adv_ge": adv.item(), "efl": efl.item(), "efl_gamma": gamma,
+                                   "acc_enc": (logits.argmax(1) == c).float().mean().item()}
 
     # -- generation and capabilities ---------------------------------------------------------
-    def bn_calibration_inputs(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
-        return self.latent_inputs(n, self.cfg.z_dim, generator)
-
     def sample(self, n: int, labels: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
         return self.conditional_sample(n, self.cfg.z_dim, labels, generator)
 

@@ -25,9 +25,8 @@ Capabilities: ``sample``, ``encode``. ``sample`` uses the EMA generator when ena
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import torch
 from torch import nn
@@ -35,7 +34,10 @@ from torch import nn
 from exprbench.data import DataSpec
 
 from . import register_model
-from .base import Batch, ModelPlugin
+from .adversarial import AdversarialPlugin
+from .base import Batch
+from .contracts import Encoder, Sampler
+from .runtime import evaluating
 from .blocks import AdversarialConfig, DCGenerator, SNDiscriminatorTrunk, d_loss, g_loss
 
 
@@ -56,29 +58,6 @@ def ge_loss(kind: str, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     if kind == "lsgan":
         return g_loss(kind, fake) + 0.5 * real.pow(2).mean()
     return g_loss(kind, fake) + g_loss(kind, -real)
-
-
-def joint_step(opts: Sequence[torch.optim.Optimizer], loss: torch.Tensor) -> None:
-    """zero_grad every optimizer in ``opts``, backward ``loss`` once, step them all (G and E together)."""
-    for o in opts:
-        o.zero_grad(set_to_none=True)
-    loss.backward()
-    for o in opts:
-        o.step()
-
-
-@contextlib.contextmanager
-def evaluating(*nets: nn.Module) -> Iterator[None]:
-    """Put ``nets`` in eval mode under ``torch.no_grad()``, restoring their modes afterwards."""
-    modes = [n.training for n in nets]
-    try:
-        for n in nets:
-            n.eval()
-        with torch.no_grad():
-            yield
-    finally:
-        for n, m in zip(nets, modes):
-            n.train(m)
 
 
 def _strided(size: int, k: int, s: int, p: int, times: int) -> int:
@@ -248,7 +227,7 @@ def pair_losses(kind: str, real: Sequence[torch.Tensor], fake: Sequence[torch.Te
 
 
 @register_model("bigan")
-class BiGAN(ModelPlugin):
+class BiGAN(AdversarialPlugin, Sampler, Encoder):
     """BiGAN plugin: G(z) -> x, E(x) -> z, D(x, z) -> logit(s); one D then one joint G+E update per step."""
 
     name = "bigan"
@@ -272,31 +251,28 @@ class BiGAN(ModelPlugin):
                               "D": JointDiscriminator(spec, cfg.z_dim, cfg.ch, unary=cfg.unary)},
         }, {"G": cfg.lr_g, "E": cfg.lr_e, "D": cfg.lr_d})
 
-    def training_step(self, batch: Batch, step: int) -> dict[str, float]:
-        G, E, D, kind = self.nets["G"], self.nets["E"], self.nets["D"], self.cfg.loss
-        x, n = batch.x, batch.x.shape[0]
-        with torch.no_grad():
-            z = torch.randn(n, self.cfg.z_dim, device=self.device)
-            fake, z_hat = G(z), E(x)[0]
-        real_s, fake_s = D(x, z_hat), D(fake, z)
-        loss_d, _ = pair_losses(kind, real_s, fake_s)
-        joint_step([self.optimizers["D"]], loss_d)
+    g_nets = ("G", "E")
+    g_loss_name = "loss_ge"
 
-        D.requires_grad_(False)
-        z = torch.randn(n, self.cfg.z_dim, device=self.device)
+    def d_inputs(self, batch: Batch):
+        z = self.noise(batch.x.shape[0])
+        fake, z_hat = self.nets["G"](z), self.nets["E"](batch.x)[0]
+        return (batch.x, z_hat), (fake, z), {}
+
+    def d_objective(self, batch: Batch, real_s, fake_s, ctx):
+        loss_d, _ = pair_losses(self.cfg.loss, real_s, fake_s)
+        return loss_d, {"d_real": real_s[0].mean().item(), "d_fake": fake_s[0].mean().item()}
+
+    def g_objective(self, batch: Batch, ctx):
+        G, E, D, x = self.nets["G"], self.nets["E"], self.nets["D"], batch.x
+        z = self.noise(x.shape[0])
         z_hat = E(x)[0]
         real_g, fake_g = D(x, z_hat), D(G(z), z)
-        _, loss_ge = pair_losses(kind, real_g, fake_g)
-        joint_step([self.optimizers["G"], self.optimizers["E"]], loss_ge)
-        D.requires_grad_(True)
-        return {"loss_d": float(loss_d.item()), "loss_ge": float(loss_ge.item()),
-                "d_real": real_s[0].mean().item(), "d_fake": fake_s[0].mean().item(),
-                "z_hat_std": z_hat.detach().std().item()}
-
-    def bn_calibration_inputs(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
-        return self.latent_inputs(n, self.cfg.z_dim, generator)
+        _, loss_ge = pair_losses(self.cfg.loss, real_g, fake_g)
+        return loss_ge, {"z_hat_std": z_hat.detach().std().item()}
 
     def sample(self, n: int, labels: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+        """G(z) for z ~ N(0, I) drawn with the CPU ``generator``: float32 n x C x H x W in [-1, 1]; ``labels`` ignored."""
         return self.generate(self.randn(n, self.cfg.z_dim, generator=generator))
 
     def encode(self, x: torch.Tensor) -> dict[str, torch.Tensor]:

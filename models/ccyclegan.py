@@ -31,25 +31,23 @@ Configs:
                    hinge loss, ``ce_real`` class loss, the cycle term (weight 10, reconstruction 1 =
                    the baseline's identity = 0.1 x cycle), G EMA for translation, flips.
 
-Capabilities: ``translate``, ``conditional``. It cannot generate from noise, so it does not declare
-``sample`` (no FID/CAS of samples). Its :meth:`CCycleGAN.sample` exists only for the harness's progress
-grids: it translates the first ``pool_size`` training images it saw (kept in its state) to the asked
-labels, column j of a class grid showing source image j in every emotion.
+Capabilities: ``translate``, ``conditional``. It cannot generate from noise, so it neither declares
+nor implements ``sample`` (no FID/CAS of samples); its progress grids translate real images.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from exprbench.data import DataSpec, to_float
+from exprbench.data import DataSpec
 
 from . import register_model
-from .base import Batch, ModelPlugin, optimizer_step
+from .adversarial import AdversarialPlugin
+from .base import Batch
+from .contracts import Conditional, Translator
 from .blocks import d_loss, g_loss, maybe_sn
 
 CLS_LOSSES = ("bce_null", "ce_real")
@@ -167,7 +165,7 @@ class CCycleGANConfig:
         w_rec: weight of the reconstruction L1 |G(x, c_source) - x|.
         w_cyc: weight of the cycle L1 |G(G(x, c_t), c_source) - x| (0 = off, saves one G pass).
         all_targets: translate every image to every other class each step (else one random other class).
-        pool_size: training images kept for :meth:`CCycleGAN.sample` grids.
+        pool_size: unused (kept so that configs and run directories of earlier versions load).
         lr_g, lr_d: Adam learning rates; betas: Adam betas.
     """
 
@@ -188,7 +186,7 @@ class CCycleGANConfig:
 
 
 @register_model("ccyclegan")
-class CCycleGAN(ModelPlugin):
+class CCycleGAN(AdversarialPlugin, Translator, Conditional):
     """CCycleGAN plugin: G(x, c_target) -> x', D(x) -> (logit, class logits); one D then one G update per step."""
 
     name = "ccyclegan"
@@ -217,7 +215,6 @@ class CCycleGAN(ModelPlugin):
         self.place()
         self.adam("G", cfg.lr_g, cfg.betas)
         self.adam("D", cfg.lr_d, cfg.betas)
-        self.pool = torch.zeros(0, spec.channels, spec.height, spec.width, dtype=torch.uint8)
 
     # -- training ----------------------------------------------------------------------------
     def _targets(self, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -243,48 +240,46 @@ class CCycleGAN(ModelPlugin):
             return F.cross_entropy(fake_cls.float(), c_t)
         return F.binary_cross_entropy_with_logits(fake_cls.float(), F.one_hot(c_t, self.spec.num_classes).float())
 
-    def _remember(self, x: torch.Tensor) -> None:
-        need = self.cfg.pool_size - self.pool.shape[0]
-        if need > 0:
-            from exprbench.data import to_uint8
+    def d_inputs(self, batch: Batch):
+        G = self.nets["G"]
+        src, c_t = self._targets(batch.c)
+        fake = G.decode([f[src] for f in G.encode(batch.x)], c_t)
+        return (batch.x,), (fake,), {"src": src, "c_t": c_t}
 
-            self.pool = torch.cat([self.pool, to_uint8(x[:need]).cpu().contiguous()])
+    def d_objective(self, batch: Batch, real_out, fake_out, ctx):
+        (real_adv, real_cls), (fake_adv, fake_cls) = real_out, fake_out
+        loss_cls_d = self._cls_d(real_cls, batch.c, fake_cls)
+        loss_d = d_loss(self.cfg.loss, real_adv, fake_adv) + self.cfg.w_cls_d * loss_cls_d
+        return loss_d, {"loss_cls_d": loss_cls_d.item(),
+                        "acc_real": (real_cls.argmax(1) == batch.c).float().mean().item(),
+                        "d_real": real_adv.mean().item(), "d_fake": fake_adv.mean().item()}
 
-    def training_step(self, batch: Batch, step: int) -> dict[str, float]:
-        G, D, cfg, kind = self.nets["G"], self.nets["D"], self.cfg, self.cfg.loss
-        x, c = batch.x, batch.c
-        self._remember(x)
-        src, c_t = self._targets(c)
-        with torch.no_grad():
-            fake = G.decode([f[src] for f in G.encode(x)], c_t)
-        (real_adv, real_cls), (fake_adv, fake_cls) = D(x), D(fake)
-        loss_cls_d = self._cls_d(real_cls, c, fake_cls)
-        loss_d = d_loss(kind, real_adv, fake_adv) + cfg.w_cls_d * loss_cls_d
-        optimizer_step(self.optimizers["D"], loss_d)
-
-        D.requires_grad_(False)
+    def g_objective(self, batch: Batch, ctx):
+        """Translations to ``ctx``'s targets and reconstructions in one decoder pass, then the weighted
+        adversarial, target-class, reconstruction and (w_cyc > 0) cycle terms."""
+        G, cfg, x, c = self.nets["G"], self.cfg, batch.x, batch.c
+        src, c_t = ctx["src"], ctx["c_t"]
         feats = G.encode(x)
         n = x.shape[0]
         idx = torch.cat([src, torch.arange(n, device=x.device)])
         out = G.decode([f[idx] for f in feats], torch.cat([c_t, c]))
         fake, rec = out[: src.shape[0]], out[src.shape[0]:]
-        adv, cls = D(fake)
-        loss_adv = g_loss(kind, adv)
+        adv, cls = self.nets["D"](fake)
+        loss_adv = g_loss(cfg.loss, adv)
         loss_cls = self._cls_g(cls, c_t)
         loss_rec = (rec - x).abs().mean()
         loss_g = cfg.w_gan * loss_adv + cfg.w_cls * loss_cls + cfg.w_rec * loss_rec
-        logs = {}
+        logs = {"loss_cls_g": loss_cls.item(), "loss_rec": loss_rec.item()}
         if cfg.w_cyc > 0:
             loss_cyc = (G(fake, c[src]) - x[src]).abs().mean()
             loss_g = loss_g + cfg.w_cyc * loss_cyc
             logs["loss_cyc"] = loss_cyc.item()
-        optimizer_step(self.optimizers["G"], loss_g)
-        D.requires_grad_(True)
-        target_acc = (cls.argmax(1) == c_t).float().mean().item()
-        return {"loss_d": loss_d.item(), "loss_g": loss_g.item(), "loss_cls_d": loss_cls_d.item(),
-                "loss_cls_g": loss_cls.item(), "loss_rec": loss_rec.item(), **logs,
-                "acc_real": (real_cls.argmax(1) == c).float().mean().item(), "acc_target_d": target_acc,
-                "d_real": real_adv.mean().item(), "d_fake": fake_adv.mean().item()}
+        logs["acc_target_d"] = (cls.argmax(1) == c_t).float().mean().item()
+        return loss_g, logs
+
+    def bn_calibration_inputs(self, n: int, generator: torch.Generator) -> None:
+        """None: G takes images, not latents (its EMA copy averages the BatchNorm buffers)."""
+        return None
 
     # -- capabilities ------------------------------------------------------------------------
     def translate(self, x: torch.Tensor, c_target: torch.Tensor, c_source: torch.Tensor | None = None) -> torch.Tensor:
@@ -296,27 +291,3 @@ class CCycleGAN(ModelPlugin):
         if c_source is not None:
             self.check_images(x, c_source)
         return self.generate(x, c_target)
-
-    def sample(self, n: int, labels: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Progress-grid stand-in (not the ``sample`` capability): translations of remembered training images.
-
-        Each image translates a pool image drawn with ``generator`` (its "latent": the same seed picks
-        the same source face, so a sample-grid column shows one face under every label) to its label;
-        gray images stand in before the first training step. ``generator`` also draws ``labels`` when
-        they are None. Returns float32 n x C x H x W in [-1, 1].
-        """
-        pool = self.pool if self.pool.shape[0] else torch.full((1, *self.pool.shape[1:]), 128, dtype=torch.uint8)
-        idx = torch.randint(0, pool.shape[0], (n,), generator=generator)
-        if labels is None:
-            labels = self.random_labels(n, generator)
-        return self.translate(to_float(pool[idx]), labels.cpu().long())
-
-    # -- state -------------------------------------------------------------------------------
-    def state_dict(self) -> dict[str, Any]:
-        """The base state plus ``pool`` (uint8 P x C x H x W, the remembered source images)."""
-        return {**super().state_dict(), "pool": self.pool.clone()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        super().load_state_dict(state)
-        if "pool" in state:
-            self.pool = state["pool"].to("cpu", torch.uint8)

@@ -22,7 +22,9 @@ from torch import nn
 from exprbench.data import DataSpec
 
 from . import register_model
-from .base import Batch, ModelPlugin, optimizer_step
+from .adversarial import AdversarialPlugin
+from .base import Batch
+from .contracts import Conditional, Sampler
 from .blocks import AdversarialConfig, DCGenerator, LabelMap, SNDiscriminatorTrunk, d_loss, g_loss
 
 
@@ -84,11 +86,11 @@ class ProjectionDiscriminator(nn.Module):
 
 
 @register_model("cgan")
-class CGAN(ModelPlugin):
+class CGAN(AdversarialPlugin, Sampler, Conditional):
     """Class-conditional GAN plugin: G(z, c) -> x, D(x, c) -> logit; one D then one G update per step.
 
     Fakes in both updates carry the real batch's labels (the training-label distribution, see
-    :meth:`~.base.ModelPlugin.draw_fake`).
+    :meth:`~.adversarial.AdversarialPlugin.draw_fake`).
     """
 
     name = "cgan"
@@ -111,24 +113,18 @@ class CGAN(ModelPlugin):
                               ProjectionDiscriminator(spec, cfg.ch)),
         })
 
-    def training_step(self, batch: Batch, step: int) -> dict[str, float]:
-        D, kind = self.nets["D"], self.cfg.loss
-        with torch.no_grad():
-            fake, c_fake = self.draw_fake(batch.c, self.cfg.z_dim)
-        real_logit, fake_logit = D(batch.x, batch.c), D(fake, c_fake)
-        loss_d = d_loss(kind, real_logit, fake_logit)
-        optimizer_step(self.optimizers["D"], loss_d)
-
-        D.requires_grad_(False)
+    def d_inputs(self, batch: Batch):
         fake, c_fake = self.draw_fake(batch.c, self.cfg.z_dim)
-        loss_g = g_loss(kind, D(fake, c_fake))
-        optimizer_step(self.optimizers["G"], loss_g)
-        D.requires_grad_(True)
-        return {"loss_d": loss_d.item(), "loss_g": loss_g.item(),
-                "d_real": real_logit.mean().item(), "d_fake": fake_logit.mean().item()}
+        return (batch.x, batch.c), (fake, c_fake), {}
 
-    def bn_calibration_inputs(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
-        return self.latent_inputs(n, self.cfg.z_dim, generator)
+    def d_objective(self, batch: Batch, real_logit, fake_logit, ctx):
+        return d_loss(self.cfg.loss, real_logit, fake_logit), {"d_real": real_logit.mean().item(),
+                                                                "d_fake": fake_logit.mean().item()}
+
+    def g_objective(self, batch: Batch, ctx):
+        fake, c_fake = self.draw_fake(batch.c, self.cfg.z_dim)
+        return g_loss(self.cfg.loss, self.nets["D"](fake, c_fake)), {}
 
     def sample(self, n: int, labels: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+        """G(z, c): z then (when None) uniform labels drawn with the CPU ``generator``; float32 n x C x H x W in [-1, 1]."""
         return self.conditional_sample(n, self.cfg.z_dim, labels, generator)

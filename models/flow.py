@@ -1,43 +1,20 @@
-"""Class-conditional normalizing flow: Glow (Kingma & Dhariwal 2018, "Glow: Generative Flow with
-Invertible 1x1 Convolutions", arXiv:1807.03039) built from the ``normflows`` library's blocks, with
-RealNVP's multi-scale architecture and affine coupling (Dinh et al. 2017, arXiv:1605.08803).
+"""Class-conditional normalizing flow: Glow (Kingma & Dhariwal 2018, arXiv:1807.03039) built from the
+``normflows`` library's blocks, with RealNVP's multi-scale architecture and affine coupling (Dinh et
+al. 2017, arXiv:1605.08803).
 
-Architecture, for C x H x W images of ``spec`` (H and W divisible by 2**L): L levels, each a squeeze
-(C x H x W -> 4C x H/2 x W/2), K steps of flow (``nf.flows.GlowBlock``: affine coupling whose
-conv3x3-ReLU-conv1x1-ReLU-conv3x3 net has ``ch`` hidden channels and a zero-initialized last layer,
-an LU-parametrized invertible 1x1 conv and actnorm with data-dependent initialization), then a split
-that factors half the channels out (all but the last level). Every factored-out latent has a
-class-conditional diagonal Gaussian prior (``nf.distributions.ClassCondDiagGaussian``: a learned mean
-and log-scale per class and latent dimension). At 48x48x1 with L=3 the latents are 2x24x24, 4x12x12
-and 16x6x6 (D = 2304 in all).
+For C x H x W images (H, W divisible by 2**L): L levels of squeeze, K ``nf.flows.GlowBlock`` steps
+(affine coupling with ``ch`` hidden channels, LU 1x1 conv, actnorm) and a split; every factored-out
+latent has a class-conditional diagonal Gaussian prior. At 48x48x1 with L=3 the latents are 2x24x24,
+4x12x12 and 16x6x6 (D = 2304). Likelihood: uniform dequantization of the uint8 values
+(:class:`~.likelihoods.UniformDequantization`, Theis et al. 2016), bits/dim = -log p_y / (D ln 2) + 8,
+exact up to that bound; training minimizes it. Architecture, data mapping and configs in full:
+docs/MODELS.md ("Normalizing flow").
 
-Data and likelihood (Theis et al. 2016, "A note on the evaluation of generative models",
-arXiv:1511.01844): images in [-1, 1] are mapped back to their uint8 values x_int = round((x + 1) *
-127.5) (augmented images are re-quantized), dequantized with uniform noise and scaled to
-y = (x_int + u) / 256 - 0.5 in [-0.5, 0.5] (Glow's input range), u ~ U(0, 1)^D. Then
-
-    -log2 P(x_int) <= -log2 p_cont(x_int + u) = -(log p_y(y) - D log 256) / ln 2,
-
-so bits/dim = -log p_y(y) / (D ln 2) + 8 with D = C*H*W; log p_y is exact (change of variables).
-Training minimizes the mean of this (one noise draw per image), ``bits_per_dim`` reports it.
-
-Configs:
-    ``reference``  the Glow facts of docs/MODELS.md adapted to 48x48x1 on ``fer7``: K=32
-                   steps, L=3 levels, 512 hidden channels, affine coupling (sigmoid scale, as the
-                   official code), invertible 1x1 conv (LU), actnorm in the coupling nets, class-
-                   conditional prior, Adam 1e-3 (0.9, 0.999), batch 64, 20,000 steps, sampling
-                   temperature 0.7, no augmentation (the facts give none). Not in the facts, ours:
-                   linear lr warm-up over 1,000 steps (the official code warms up too) and a gradient
-                   norm clip at 50.
-    ``default``    a CPU-sized Glow: L=3, K=8, 128 hidden channels, warm-up over 500 steps, horizontal
-                   flips, otherwise as ``reference``.
-Both run in float32 (``train.amp`` off, and autocast is disabled inside the model anyway: a bf16
-log-determinant summed over thousands of dimensions is too coarse for bits/dim).
-
-Capabilities: ``sample`` (prior at ``temperature``), ``conditional``, ``encode`` (x -> z, the
-flattened latents of all levels, plus c_logits from Bayes' rule on the class-conditional prior),
-``likelihood`` (exact), ``edit`` (attribute vectors: mean z of a class minus mean z of the others,
-fitted from labelled real images by :meth:`Flow.edit_fit`; ``offset`` mode).
+Configs: ``reference`` (K=32, L=3, 512 channels, batch 64, 20,000 steps, temperature 0.7) and
+``default`` (a CPU-sized Glow: K=8, 128 channels). Both run in float32 (autocast is disabled inside).
+Capabilities: ``sample`` (prior at ``temperature``), ``conditional``, ``encode`` (z = all levels'
+latents, c_logits from Bayes' rule on the prior), ``likelihood`` (exact), ``edit`` (attribute vectors,
+``offset`` mode).
 """
 
 from __future__ import annotations
@@ -53,11 +30,15 @@ from torch import nn
 from exprbench.data import DataSpec
 
 from . import register_model
-from .base import Batch, ModelPlugin, class_mean_differences, project_out
+from .base import Batch, ModelPlugin
+from .contracts import Conditional, Editor, Encoder, Likelihood, Sampler, class_mean_differences, project_out
+from .likelihoods import UniformDequantization, to_levels
+from .runtime import fp32
+
+dequantize, to_image = UniformDequantization.dequantize, UniformDequantization.to_image
 
 SCALE_MAPS = ("sigmoid", "exp")
 SPLIT_MODES = ("channel", "checkerboard")
-LOG256 = math.log(256.0)
 
 
 @dataclass
@@ -105,21 +86,6 @@ def latent_shapes(spec: DataSpec, levels: int) -> list[tuple[int, int, int]]:
     shapes = [(c * 2 ** (levels + 1), h >> levels, w >> levels)]
     shapes += [(c * 2 ** (levels - i), h >> (levels - i), w >> (levels - i)) for i in range(1, levels)]
     return shapes
-
-
-def to_int(x: torch.Tensor) -> torch.Tensor:
-    """Images in [-1, 1] -> their uint8 values 0..255 as float32 (rounded: re-quantizes augmented images)."""
-    return ((x.float() + 1) * 127.5).round().clamp(0, 255)
-
-
-def dequantize(x_int: torch.Tensor, u: torch.Tensor | float) -> torch.Tensor:
-    """The flow's input y = (x_int + u) / 256 - 0.5 in [-0.5, 0.5] (u in [0, 1); Jacobian 256**-D)."""
-    return (x_int + u) / 256.0 - 0.5
-
-
-def to_image(y: torch.Tensor) -> torch.Tensor:
-    """Inverse of ``dequantize(x_int, 0.5)`` mapped to [-1, 1]: ((y + 0.5) * 256 - 0.5) / 127.5 - 1, clamped."""
-    return (((y + 0.5) * 256.0 - 0.5) / 127.5 - 1.0).clamp(-1, 1)
 
 
 class GlowNet(nn.Module):
@@ -208,7 +174,7 @@ class GlowNet(nn.Module):
 
 
 @register_model("flow")
-class Flow(ModelPlugin):
+class Flow(ModelPlugin, Sampler, Conditional, Encoder, Likelihood, Editor):
     """Glow plugin: one maximum-likelihood Adam step on the mean bits/dim per ``training_step``.
 
     Edit vectors (``edit_fit``) are plain attributes, recomputed from data, not part of the checkpoint.
@@ -261,10 +227,10 @@ class Flow(ModelPlugin):
 
     def to_bpd(self, log_p: torch.Tensor) -> torch.Tensor:
         """Bits/dim of discrete images from log p_y(y) in nats: -log p_y / (D ln 2) + 8 (module docstring)."""
-        return (-log_p / self.dim + LOG256) / math.log(2.0)
+        return UniformDequantization.bits_per_dim(log_p, self.dim)
 
     def _fp32(self):
-        return torch.autocast(self.device.type, enabled=False)
+        return fp32(self.device)
 
     # -- training ----------------------------------------------------------------------------
     def lr_at(self, step: int) -> float:
@@ -280,7 +246,7 @@ class Flow(ModelPlugin):
         """
         net, opt, cfg = self.net, self.optimizers["flow"], self.cfg
         with self._fp32():
-            x_int = to_int(batch.x.contiguous())
+            x_int = to_levels(batch.x.contiguous())
             y = dequantize(x_int, torch.rand_like(x_int))
             if not bool(net.initialized):
                 net.data_init(y)
@@ -324,7 +290,7 @@ class Flow(ModelPlugin):
         x, c = self.check_images(x, c)
         u = torch.rand(x.shape, generator=generator).to(self.device)
         with self._fp32():
-            zs, log_det = self.net.latents(dequantize(to_int(x), u))
+            zs, log_det = self.net.latents(dequantize(to_levels(x), u))
             if c is None:
                 log_pz = torch.logsumexp(self.net.class_log_probs(zs), dim=1) - math.log(self.spec.num_classes)
             else:
@@ -349,7 +315,7 @@ class Flow(ModelPlugin):
         """
         x, _ = self.check_images(x)
         with self._fp32():
-            zs, _ = self.net.latents(dequantize(to_int(x), 0.5))
+            zs, _ = self.net.latents(dequantize(to_levels(x), 0.5))
             logits = self.net.class_log_probs(zs) - math.log(self.spec.num_classes)
             return {"z": self.net.flatten(zs).float(), "c_logits": logits.float()}
 

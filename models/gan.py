@@ -21,7 +21,9 @@ from torch import nn
 from exprbench.data import DataSpec
 
 from . import register_model
-from .base import Batch, ModelPlugin, optimizer_step
+from .adversarial import AdversarialPlugin
+from .base import Batch
+from .contracts import Sampler
 from .blocks import AdversarialConfig, DCGenerator, SNDiscriminatorTrunk, d_loss, g_loss
 
 
@@ -76,7 +78,7 @@ class SNDiscriminator(nn.Module):
 
 
 @register_model("gan")
-class GAN(ModelPlugin):
+class GAN(AdversarialPlugin, Sampler):
     """Unconditional GAN plugin: G(z) -> x, D(x) -> logit. ``training_step`` does one D then one G update."""
 
     name = "gan"
@@ -98,24 +100,16 @@ class GAN(ModelPlugin):
             "sngan": lambda: (DCGenerator(spec, cfg.z_dim, cfg.ch), SNDiscriminator(spec, cfg.ch)),
         })
 
-    def training_step(self, batch: Batch, step: int) -> dict[str, float]:
-        G, D, kind = self.nets["G"], self.nets["D"], self.cfg.loss
-        n = batch.x.shape[0]
-        with torch.no_grad():
-            fake = G(torch.randn(n, self.cfg.z_dim, device=self.device))
-        real_logit, fake_logit = D(batch.x), D(fake)
-        loss_d = d_loss(kind, real_logit, fake_logit)
-        optimizer_step(self.optimizers["D"], loss_d)
+    def d_inputs(self, batch: Batch):
+        return (batch.x,), (self.nets["G"](self.noise(batch.x.shape[0])),), {}
 
-        D.requires_grad_(False)
-        loss_g = g_loss(kind, D(G(torch.randn(n, self.cfg.z_dim, device=self.device))))
-        optimizer_step(self.optimizers["G"], loss_g)
-        D.requires_grad_(True)
-        return {"loss_d": loss_d.item(), "loss_g": loss_g.item(),
-                "d_real": real_logit.mean().item(), "d_fake": fake_logit.mean().item()}
+    def d_objective(self, batch: Batch, real_logit, fake_logit, ctx):
+        return d_loss(self.cfg.loss, real_logit, fake_logit), {"d_real": real_logit.mean().item(),
+                                                                "d_fake": fake_logit.mean().item()}
 
-    def bn_calibration_inputs(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
-        return self.latent_inputs(n, self.cfg.z_dim, generator)
+    def g_objective(self, batch: Batch, ctx):
+        return g_loss(self.cfg.loss, self.nets["D"](self.nets["G"](self.noise(batch.x.shape[0])))), {}
 
     def sample(self, n: int, labels: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+        """G(z) for z ~ N(0, I) drawn with the CPU ``generator``: float32 n x C x H x W in [-1, 1]; ``labels`` ignored."""
         return self.generate(self.randn(n, self.cfg.z_dim, generator=generator))

@@ -40,7 +40,9 @@ from torch import nn
 from exprbench.data import DataSpec, to_uint8
 
 from . import register_model
-from .base import Batch, ModelPlugin, move_to_distance, project_out
+from .base import Batch, ModelPlugin
+from .contracts import Conditional, Editor, Sampler, move_to_distance, project_out
+from .runtime import service
 
 SVMS = ("svc", "linear_svc")
 
@@ -132,7 +134,7 @@ class Boundaries(nn.Module):
 
 
 @register_model("interfacegan")
-class InterFaceGAN(ModelPlugin):
+class InterFaceGAN(ModelPlugin, Sampler, Conditional, Editor):
     """InterFaceGAN plugin: boundaries fitted on a trained GAN's latents; editing and conditional sampling."""
 
     name = "interfacegan"
@@ -162,8 +164,7 @@ class InterFaceGAN(ModelPlugin):
 
     def _base_generator(self, base_run: str, spec: DataSpec) -> tuple[nn.Module, int, dict]:
         """G of the base run (its EMA copy when it has one), its z size, and what identifies it."""
-        from exprbench.harness import list_checkpoints, load_trained
-
+        list_checkpoints, load_trained = service("list_checkpoints"), service("load_run")
         if not base_run:
             raise ValueError("model.base_run is empty: name the run directory of a trained gan "
                              "(--set model.base_run=results/runs/gan-default-s0)")
@@ -195,9 +196,7 @@ class InterFaceGAN(ModelPlugin):
             EvaluatorError: missing or mismatching evaluator weights, or images the evaluator cannot
             read (it is FER-specific: 48 x 48).
         """
-        from exprbench.metrics.evaluator import load_evaluator
-
-        ev = load_evaluator(self.cfg.evaluator_weights or None, self.device)
+        ev = service("load_scorer")(self.cfg.evaluator_weights or None, self.device)
         zs, ps = [], []
         for i in range(0, n, self.cfg.score_batch):
             z = torch.randn(min(self.cfg.score_batch, n - i), self.z_dim, generator=generator)

@@ -1,59 +1,22 @@
 """Conditional variational autoencoder (cVAE): encoder E(x, c) -> q(z | x, c) = N(mu, diag exp(logvar)),
 decoder D(z, c) -> p(x | z, c), prior p(z) = N(0, I).
 
-Sources: Kingma & Welling 2014, "Auto-Encoding Variational Bayes", arXiv:1312.6114 (the ELBO and the
-reparameterization z = mu + sigma * eps); Sohn et al. 2015, "Learning Structured Output Representation
-using Deep Conditional Generative Models" (NeurIPS; the conditional form, c fed to E and D); Higgins et
-al. 2017, "beta-VAE" (ICLR; the KL weight beta); Burda et al. 2016, "Importance Weighted Autoencoders",
-arXiv:1509.00519 (the K-sample bound and the active-units count); Kingma et al. 2016, arXiv:1606.04934
-(free bits); Salimans et al. 2017, PixelCNN++, arXiv:1701.05517 (the discretized logistic).
+Sources: Kingma & Welling 2014, arXiv:1312.6114 (ELBO, reparameterization); Sohn et al. 2015 (the
+conditional form); Higgins et al. 2017 (beta-VAE); Burda et al. 2016, arXiv:1509.00519 (IWAE bound,
+active units); Kingma et al. 2016, arXiv:1606.04934 (free bits); Salimans et al. 2017, arXiv:1701.05517
+(discretized logistic). The objective, the pixel models (:mod:`.likelihoods`), the configs and the
+edit recipe are written out in docs/MODELS.md ("VAE").
 
-c enters E as K constant one-hot label maps concatenated to the image channels, and D concatenated to
-z (the ``resnet`` decoder also through class-conditional batch norm). Net names: the decoder D(z, c)
-is stored as ``nets["G"]`` and the encoder as ``nets["E"]``: the suite's generator EMA
-(``ModelPlugin.ema_net = "G"``), ``sampling_net`` and the sample grids address the generator as "G",
-and "D" means a discriminator everywhere else. All decoding (sample, reconstruct, translate, edits,
-likelihoods) uses :meth:`~.base.ModelPlugin.sampling_net`, i.e. the EMA decoder when ``train.ema`` is
-on (the ELBO stays a valid bound for any encoder), and E in eval mode.
+Net names: the decoder D(z, c) is ``nets["G"]`` (the harness's generator EMA, ``sampling_net`` and
+sample grids address the generator as "G"; "D" means a discriminator everywhere else), the encoder
+``nets["E"]``. All decoding uses :meth:`~.base.ModelPlugin.sampling_net` (the EMA decoder when
+``train.ema`` is on) and E in eval mode.
 
-Training minimizes, per step and per image (nats, averaged over the batch),
-
-    loss = recon(x; D(z, c)) + beta_eff(p) * KL_term,   z = mu(x, c) + exp(logvar / 2) * eps,
-
-    KL(q || p) = 1/2 sum_j (mu_j^2 + exp(logvar_j) - 1 - logvar_j)                 (analytic)
-    beta_eff(p) = beta * min(1, p / kl_warmup)   (= beta when kl_warmup = 0), p = fraction of the budget spent
-    KL_term = sum_j max(free_bits, mean_batch KL_j)  when free_bits > 0, else mean_batch KL.
-
-Pixel models (``model.likelihood``):
-    ``bernoulli``    D outputs logits l (C channels); recon = BCE(sigmoid(l), (x + 1) / 2) summed over
-                     pixels (continuous targets: the reference's loss); image = 2 sigmoid(l) - 1. For
-                     likelihoods the same mean p = sigmoid(l) defines a proper discrete model over the 256
-                     pixel values, Binomial(255, p): BCE(p, k / 255) = -[k log p + (255 - k) log(1 - p)] / 255
-                     is its log-likelihood up to a constant and a factor 1/255, so the reference trains the
-                     binomial ELBO with the KL weighted 255 * beta. Its bits/dim are honest but loose (the
-                     variance 255 p (1 - p) is tied to the mean) and can exceed 8 (the uniform model).
-    ``discretized``  D outputs a per-pixel location m and log-scale s (2C channels): the discretized
-                     logistic over 256 bins of width 2/255 with open edge bins (PixelCNN++, one component,
-                     s >= -7); recon = -log p(x | z, c); image = clamp(m, -1, 1) (the location).
-
-Configs:
-    ``reference``  the deeper VAE of docs/MODELS.md adapted to 48x48x1 and made conditional:
-                   E [x | K label maps] -> 4 x [Conv 4x4 s2 + BN + ReLU] 32/64/128/256 -> Dense(2 x 100);
-                   D [z | onehot c] -> Dense(256 x H/16 x W/16) + ReLU -> 3 x [ConvT 4x4 s2 + BN + ReLU]
-                   128/64/32 -> ConvT 4x4 s2 -> sigmoid (Bernoulli); loss (BCE sum + beta KL) / batch,
-                   beta 1, no warm-up, no free bits; Adam 1e-3 (0.9, 0.999), batch 256, no flips. The facts
-                   give no budget: 20 epochs of the 28,709 training images (112.1 steps/epoch) = 2,243 steps.
-    ``default``    residual nets (pre-activation blocks, SiLU, one per resolution, conditional batch norm in
-                   D), z 128, discretized-logistic pixels (real bits/dim, a learnt per-pixel scale instead
-                   of the fixed-variance Bernoulli), KL warm-up over 5,000 steps, free bits 0.05 nats per
-                   latent dimension, Adam 1e-3, batch 128, 20,000 steps, horizontal flips. Not tuned
-                   (no GPU time when it was written).
-
-Capabilities: ``sample``, ``conditional``, ``encode`` (z = the posterior mean; without labels the class
-is inferred from per-class ELBOs, see :meth:`VAE.encode`), ``translate`` (encode under the source label,
-decode under the target), ``likelihood`` (:meth:`VAE.bits_per_dim`, a bound: ``likelihood_exact`` is
-False; :meth:`VAE.iw_bits_per_dim` the tighter IWAE bound) and ``edit`` (attribute vectors, ``offset``
-mode, see :meth:`VAE.edit_fit`).
+Configs: ``reference`` (the deeper conv VAE of the facts, conditional, Bernoulli pixels, 2,243 steps)
+and ``default`` (residual nets, z 128, discretized-logistic pixels, KL warm-up, free bits).
+Capabilities: ``sample``, ``conditional``, ``encode`` (posterior mean; the class inferred from per-class
+ELBOs when not given), ``translate``, ``likelihood`` (the ELBO bound, ``likelihood_exact`` False),
+``iw_likelihood`` (the IWAE bound) and ``edit`` (attribute vectors, ``offset`` mode).
 """
 
 from __future__ import annotations
@@ -63,19 +26,18 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from exprbench.data import DataSpec
 
 from . import register_model
-from .base import Batch, ModelPlugin, class_mean_differences, project_out
-from .bigan import evaluating, joint_step
-from .blocks import CondBatchNorm2d
+from .base import Batch, ModelPlugin
+from .contracts import (Conditional, Editor, Encoder, IWLikelihood, Likelihood, Sampler, Translator,
+                        class_mean_differences, project_out)
+from .likelihoods import PIXEL_MODELS, nats_to_bpd, quantize
+from .runtime import evaluating, joint_step
+from .vae_nets import RefDecoder, RefEncoder, ResDecoder, ResEncoder
 
-LIKELIHOODS = ("bernoulli", "discretized")
-MIN_LOG_SCALE = -7.0  # PixelCNN++'s floor on the logistic log-scale
-BIN = 1.0 / 255.0  # half a bin width in [-1, 1]
-LOG_2PI = math.log(2 * math.pi)
+LIKELIHOODS = tuple(PIXEL_MODELS)
 DECODE_CHUNK = 2048  # images per decoder call in the likelihood bounds
 
 
@@ -125,183 +87,16 @@ def kl_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)
 
 
-def quantize(x: torch.Tensor) -> torch.Tensor:
-    """Snap images in [-1, 1] to the 256 levels k / 127.5 - 1 (k = 0..255)."""
-    return ((x + 1.0) * 127.5).round().clamp(0, 255) / 127.5 - 1.0
-
-
-def discretized_logistic_log_prob(x: torch.Tensor, loc: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
-    """log P(x) of the discretized logistic over 256 bins (PixelCNN++), elementwise, nats.
-
-    ``x`` in [-1, 1] (bin centres k / 127.5 - 1; off-grid values get the bin around them); bins have
-    width 2/255, the first and last are open to -inf and +inf.
-    """
-    log_scale = log_scale.clamp(min=MIN_LOG_SCALE)
-    centered, inv_s = x - loc, torch.exp(-log_scale)
-    plus_in, min_in = inv_s * (centered + BIN), inv_s * (centered - BIN)
-    log_cdf_plus = plus_in - F.softplus(plus_in)  # log sigmoid(plus_in): the edge bin at -1
-    log_one_minus_cdf_min = -F.softplus(min_in)  # log(1 - sigmoid(min_in)): the edge bin at +1
-    cdf_delta = torch.sigmoid(plus_in) - torch.sigmoid(min_in)
-    mid_in = inv_s * centered
-    log_pdf_mid = mid_in - log_scale - 2.0 * F.softplus(mid_in) - math.log(127.5)  # density x bin width
-    inner = torch.where(cdf_delta > 1e-5, torch.log(cdf_delta.clamp(min=1e-12)), log_pdf_mid)
-    return torch.where(x < -0.999, log_cdf_plus, torch.where(x > 0.999, log_one_minus_cdf_min, inner))
-
-
-def binomial_log_prob(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-    """log Binomial(k; 255, sigmoid(logits)) with k = round((x + 1) 127.5), elementwise, nats."""
-    k = ((x + 1.0) * 127.5).round().clamp(0, 255)
-    log_choose = math.lgamma(256.0) - torch.lgamma(k + 1.0) - torch.lgamma(256.0 - k)
-    return log_choose + k * F.logsigmoid(logits) + (255.0 - k) * F.logsigmoid(-logits)
-
-
-# --------------------------------------------------------------------------------------------
-# nets
-
-
-def label_vector(c: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """int64 N labels -> float32 N x K one-hot; float N x K label vectors (soft, for edits) pass through."""
-    return c.float() if c.is_floating_point() else F.one_hot(c, num_classes).float()
-
-
-def label_maps(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """[x | y as K constant maps]: float N x (C + K) x H x W."""
-    return torch.cat([x, y.to(x.dtype)[:, :, None, None].expand(-1, -1, x.shape[2], x.shape[3])], dim=1)
-
-
-def fp32_out(layer: nn.Module, h: torch.Tensor) -> torch.Tensor:
-    """``layer(h)`` in float32 outside autocast (bf16 resolves ~1/128, a bin is 2/255 wide)."""
-    with torch.autocast(h.device.type, enabled=False):
-        return layer(h.float())
-
-
-def cond_bn(norm: CondBatchNorm2d, h: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
-    """``norm(h, c)`` for label vectors y (N x K): gain/bias = y @ table, equal to the lookup for one-hot y."""
-    if not norm.num_classes:
-        return norm(h, None)
-    h = norm.bn(h)
-    return h * (y @ norm.gain.weight)[:, :, None, None] + (y @ norm.bias.weight)[:, :, None, None]
-
-
-def _encoder_head(spec: DataSpec, width: int, stages: int, z_dim: int) -> nn.Linear:
-    return nn.Linear(width * (spec.height >> stages) * (spec.width >> stages), 2 * z_dim)
-
-
-def _split(out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    mu, logvar = out.float().chunk(2, dim=1)
-    return mu, logvar.clamp(-30.0, 20.0)
-
-
-class RefEncoder(nn.Module):
-    """E(x, c): [x | K label maps] -> [Conv 4x4 s2 + BN + ReLU] per width -> Dense -> (mu, logvar).
-
-    Inputs x float N x C x H x W, y float N x K; outputs two float32 N x z_dim.
-    """
-
-    def __init__(self, spec: DataSpec, z_dim: int, widths: tuple[int, ...]) -> None:
-        super().__init__()
-        layers: list[nn.Module] = []
-        cin = spec.channels + spec.num_classes
-        for w in widths:
-            layers += [nn.Conv2d(cin, w, 4, 2, 1), nn.BatchNorm2d(w), nn.ReLU()]
-            cin = w
-        self.net = nn.Sequential(*layers, nn.Flatten())
-        self.head = _encoder_head(spec, cin, len(widths), z_dim)
-
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return _split(self.head(self.net(label_maps(x, y))))
-
-
-class RefDecoder(nn.Module):
-    """D(z, c): [z | onehot c] -> Dense + ReLU -> [ConvT 4x4 s2 + BN + ReLU] -> ConvT 4x4 s2 -> params.
-
-    Inputs z float N x z_dim, c int64 N or float N x K; output float32 N x (m C) x H x W (m = 1 logits,
-    m = 2 location and log-scale).
-    """
-
-    def __init__(self, spec: DataSpec, z_dim: int, widths: tuple[int, ...], m: int) -> None:
-        super().__init__()
-        L, self.k = len(widths), spec.num_classes
-        self.c0, self.h0, self.w0 = widths[-1], spec.height >> L, spec.width >> L
-        self.fc = nn.Sequential(nn.Linear(z_dim + self.k, self.c0 * self.h0 * self.w0), nn.ReLU())
-        rev, layers = widths[::-1], []
-        for a, b in zip(rev[:-1], rev[1:]):
-            layers += [nn.ConvTranspose2d(a, b, 4, 2, 1), nn.BatchNorm2d(b), nn.ReLU()]
-        self.net = nn.Sequential(*layers)
-        self.out = nn.ConvTranspose2d(widths[0], m * spec.channels, 4, 2, 1)
-
-    def forward(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        y = label_vector(c, self.k)
-        h = self.fc(torch.cat([z, y.to(z.dtype)], dim=1)).view(-1, self.c0, self.h0, self.w0)
-        return fp32_out(self.out, self.net(h))
-
-
-class ResBlock(nn.Module):
-    """Pre-activation residual block x + Conv3x3(SiLU(BN(Conv3x3(SiLU(BN(x)))))); class-conditional
-    BNs (label vectors y) when ``num_classes > 0``."""
-
-    def __init__(self, ch: int, num_classes: int = 0) -> None:
-        super().__init__()
-        self.n1, self.n2 = CondBatchNorm2d(ch, num_classes), CondBatchNorm2d(ch, num_classes)
-        self.c1, self.c2 = nn.Conv2d(ch, ch, 3, 1, 1), nn.Conv2d(ch, ch, 3, 1, 1)
-
-    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.c1(F.silu(cond_bn(self.n1, x, y)))
-        return x + self.c2(F.silu(cond_bn(self.n2, h, y)))
-
-
-class ResEncoder(nn.Module):
-    """E(x, c): Conv3x3 on [x | K label maps], per width a ResBlock then Conv 4x4 s2, BN + SiLU, Dense.
-
-    Inputs x float N x C x H x W, y float N x K; outputs two float32 N x z_dim (mu, logvar).
-    """
-
-    def __init__(self, spec: DataSpec, z_dim: int, widths: tuple[int, ...]) -> None:
-        super().__init__()
-        layers: list[nn.Module] = [nn.Conv2d(spec.channels + spec.num_classes, widths[0], 3, 1, 1)]
-        for i, w in enumerate(widths):
-            layers += [ResBlock(w), nn.Conv2d(w, widths[min(i + 1, len(widths) - 1)], 4, 2, 1)]
-        layers += [nn.BatchNorm2d(widths[-1]), nn.SiLU(), nn.Flatten()]
-        self.net = nn.Sequential(*layers)
-        self.head = _encoder_head(spec, widths[-1], len(widths), z_dim)
-
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return _split(self.head(self.net(label_maps(x, y))))
-
-
-class ResDecoder(nn.Module):
-    """D(z, c): Dense([z | onehot c]) at H / 2^L, per width (reversed) ConvT 4x4 s2 then a class-conditional
-    ResBlock, cBN + SiLU, Conv3x3 -> params (see :class:`RefDecoder` for shapes)."""
-
-    def __init__(self, spec: DataSpec, z_dim: int, widths: tuple[int, ...], m: int) -> None:
-        super().__init__()
-        L, k = len(widths), spec.num_classes
-        self.k, self.c0, self.h0, self.w0 = k, widths[-1], spec.height >> L, spec.width >> L
-        self.fc = nn.Linear(z_dim + k, self.c0 * self.h0 * self.w0)
-        self.ups = nn.ModuleList([nn.ConvTranspose2d(widths[min(i + 1, L - 1)], widths[i], 4, 2, 1)
-                                  for i in reversed(range(L))])
-        self.blocks = nn.ModuleList([ResBlock(widths[i], k) for i in reversed(range(L))])
-        self.norm = CondBatchNorm2d(widths[0], k)
-        self.out = nn.Conv2d(widths[0], m * spec.channels, 3, 1, 1)
-
-    def forward(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        y = label_vector(c, self.k)
-        h = self.fc(torch.cat([z, y.to(z.dtype)], dim=1)).view(-1, self.c0, self.h0, self.w0)
-        for up, block in zip(self.ups, self.blocks):
-            h = block(up(h), y)
-        return fp32_out(self.out, F.silu(cond_bn(self.norm, h, y)))
-
-
 # --------------------------------------------------------------------------------------------
 # plugin
 
 
 @register_model("vae")
-class VAE(ModelPlugin):
+class VAE(ModelPlugin, Sampler, Conditional, Encoder, Translator, Likelihood, IWLikelihood, Editor):
     """Conditional (beta-)VAE plugin: one joint E + D update of the (weighted) negative ELBO per step."""
 
     name = "vae"
-    capabilities = frozenset({"sample", "conditional", "encode", "translate", "likelihood", "edit"})
+    capabilities = frozenset({"sample", "conditional", "encode", "translate", "likelihood", "iw_likelihood", "edit"})
     Config = VAEConfig
     named_configs = {
         "default": {"train.batch_size": 128, "train.steps": 20000},
@@ -328,7 +123,9 @@ class VAE(ModelPlugin):
         if spec.height % 2**L or spec.width % 2**L:
             raise ValueError(f"vae: H and W must be divisible by 2^{L} (len(model.channels)), "
                              f"got {spec.height}x{spec.width}")
-        m = 1 if cfg.likelihood == "bernoulli" else 2
+        #: the decoder's pixel model (:mod:`.likelihoods`), chosen by ``model.likelihood``
+        self.pixels = PIXEL_MODELS[cfg.likelihood](spec.channels)
+        m = self.pixels.params_per_channel
         self.init_nets({
             "reference": lambda: {"E": RefEncoder(spec, cfg.z_dim, widths),
                                   "G": RefDecoder(spec, cfg.z_dim, widths, m)},
@@ -350,20 +147,12 @@ class VAE(ModelPlugin):
         return F.one_hot(c.to(self.device), self.spec.num_classes).float()
 
     def log_px(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """log p(x | z, c) of the discrete pixel model (binomial / discretized logistic), float32 N nats."""
-        params, C = params.float(), self.spec.channels
-        if self.cfg.likelihood == "bernoulli":
-            lp = binomial_log_prob(x.float(), params)
-        else:
-            lp = discretized_logistic_log_prob(x.float(), params[:, :C], params[:, C:])
-        return lp.flatten(1).sum(1)
+        """log p(x | z, c) of the discrete pixel model (``self.pixels``), float32 N nats."""
+        return self.pixels.log_prob(params, x)
 
     def image(self, params: torch.Tensor) -> torch.Tensor:
-        """Decoder output -> its mean image (Bernoulli) / location (logistic), float32 in [-1, 1]."""
-        params = params.float()
-        if self.cfg.likelihood == "bernoulli":
-            return torch.sigmoid(params) * 2.0 - 1.0
-        return params[:, : self.spec.channels].clamp(-1.0, 1.0)
+        """Decoder output -> its mean image (binomial) / location (logistic), float32 in [-1, 1]."""
+        return self.pixels.mean(params)
 
     def decode(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         """D(z, c) mean images, float32 N x C x H x W in [-1, 1] (the EMA decoder when enabled, eval mode).
@@ -387,14 +176,7 @@ class VAE(ModelPlugin):
         mu, logvar = self.nets["E"](x, y)
         z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
         params = self.nets["G"](z, y).float()
-        if cfg.likelihood == "bernoulli":  # trains on the BCE; the binomial log-likelihood is only logged
-            target = (x.float() + 1.0) / 2.0
-            recon = F.binary_cross_entropy_with_logits(params, target, reduction="none").flatten(1).sum(1)
-            with torch.no_grad():
-                log_px = self.log_px(params, x)
-        else:
-            log_px = self.log_px(params, x)
-            recon = -log_px
+        recon, log_px = self.pixels.recon_loss(params, x)
         kl = kl_normal(mu, logvar)
         kl_term = kl.mean(0).clamp(min=cfg.free_bits).sum() if cfg.free_bits > 0 else kl.sum(1).mean()
         beta = self.beta_at(batch.progress)
@@ -402,7 +184,7 @@ class VAE(ModelPlugin):
         joint_step([self.optimizers["E"], self.optimizers["G"]], loss)
         kl_img = kl.detach().sum(1)
         return {"loss": loss.item(), "recon": recon.mean().item(), "kl": kl_img.mean().item(), "beta_eff": float(beta),
-                "bpd": ((kl_img - log_px.detach()).mean() / (self.dims * math.log(2))).item(),
+                "bpd": nats_to_bpd((kl_img - log_px.detach()).mean(), self.dims).item(),
                 "active_dims": float((mu.detach().var(0, unbiased=False) > 0.01).sum())}
 
     def sample(self, n: int, labels: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -541,7 +323,7 @@ class VAE(ModelPlugin):
         Raises:
             ValueError: bad images, labels or ``samples``.
         """
-        return -self._log_bound(x, c, samples, generator, iw=False) / (self.dims * math.log(2))
+        return nats_to_bpd(-self._log_bound(x, c, samples, generator, iw=False), self.dims)
 
     def iw_bits_per_dim(self, x: torch.Tensor, c: torch.Tensor | None = None, k: int = 64,
                         generator: torch.Generator | None = None) -> torch.Tensor:
@@ -549,24 +331,13 @@ class VAE(ModelPlugin):
         q(z_k | x, c)] / D with z_k ~ q (eps from ``generator``). Tighter than :meth:`bits_per_dim` in
         expectation and non-increasing in ``k``; still an upper bound on -log2 p(x) / D. Same arguments,
         returns and errors as :meth:`bits_per_dim` (``k`` an int >= 1)."""
-        return -self._log_bound(x, c, k, generator, iw=True) / (self.dims * math.log(2))
+        return nats_to_bpd(-self._log_bound(x, c, k, generator, iw=True), self.dims)
 
     # -- editing ---------------------------------------------------------------------------------
     def edit_fit(self, x: torch.Tensor, c: torch.Tensor) -> None:
-        """Store the attribute vectors v_e from labelled real images (mu under each image's own label).
-
-        Edit latents are w = [z | y], float32 N x (z_dim + K): z the latent, y a label vector (one-hot from
-        :meth:`edit_start` / :meth:`edit_encode`). The decoder takes y linearly (concatenated to z; the
-        cBN gains and biases are y @ table), so any real y decodes and :meth:`edit_decode` needs nothing
-        but w (no hidden state). The attribute vector is the documented recipe (mean latent with the
-        attribute minus mean latent without) applied to the cVAE's whole latent:
-
-            v_e = mean w(class e) - mean w(others) = [mean mu difference | onehot(e) - p_others],
-
-        p_others the class frequencies among the other images. In a cVAE z carries little expression
-        (c does; the KL pushes label information out of z), so z-only vectors (``model.edit_labels=false``,
-        label part 0) barely edit. With the label part, strength f gives y' = onehot(src) + f (onehot(e)
-        - p_others): its entries still sum to 1, and at f = 1 the largest is e. Strength 0 is the identity.
+        """Store the attribute vectors v_e = mean w(class e) - mean w(others) of the edit latents
+        w = [mu(x, c) | onehot(c)] (float32 N x (z_dim + K); the label part zeroed with
+        ``model.edit_labels=false``). The recipe and why the label part matters: docs/MODELS.md ("VAE").
         A class without images (or without other images) gets no vector.
 
         Args:

@@ -6,7 +6,7 @@ import pytest
 
 from exprbench.errors import RegistryError
 from exprbench.models import MODELS, get_model
-from exprbench.models.base import CAPABILITIES
+from exprbench.models.contracts import CAPABILITIES
 from exprbench.registry import Registry
 
 

@@ -42,7 +42,7 @@ def test_boundary_bad_inputs():
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory):
     """A 1-step tiny GAN run and an InterFaceGAN run fitted on it (600 latents, 5% per side)."""
-    from .conftest import write_csv
+    from ..conftest import write_csv
     from exprbench.data import load_fer2013
 
     root = tmp_path_factory.mktemp("ifg")

@@ -56,37 +56,17 @@ def test_every_image_goes_to_every_other_emotion():
     assert src.shape == (3,) and bool((tgt != c).all())
 
 
-def test_translate_sample_and_state():
+def test_translates_but_does_not_sample():
     model = tiny()
     x = torch.rand(3, 1, 48, 48) * 2 - 1
-    y = model.translate(x, torch.tensor([1, 2, 3]))
-    assert y.shape == x.shape and y.dtype == torch.float32 and float(y.abs().max()) <= 1
     with pytest.raises(ValueError, match="int labels in 0..6"):
         model.translate(x, torch.tensor([1, 2, 9]))
-    with pytest.raises(NotImplementedError, match="encode"):
-        model.encode(x)
     assert "sample" not in model.capabilities and {"translate", "conditional"} <= model.capabilities
-    assert model.sample(4).shape == (4, 1, 48, 48)  # before training: gray stand-ins
-    model.training_step(Batch(x, torch.tensor([0, 1, 2])), 0)
-    assert model.pool.shape == (3, 1, 48, 48) and model.pool.dtype == torch.uint8
-    labels = torch.arange(7).repeat_interleave(2)
-    g = lambda: torch.Generator().manual_seed(3)  # noqa: E731
-    grid = model.sample(14, labels, generator=g())
-    first = int(torch.randint(0, 3, (14,), generator=g())[0])  # the pool image the generator picks first
-    assert torch.allclose(grid[0], model.translate(to_float(model.pool[first:first + 1]), torch.tensor([0]))[0], atol=1e-5)
-    # the same seed picks the same source face whatever the label (a grid column is one face)
-    assert torch.equal(model.sample(1, torch.tensor([4]), generator=g()), model.translate(
-        to_float(model.pool[first:first + 1]), torch.tensor([4])))
+    assert not hasattr(model, "sample") and not hasattr(model, "encode")  # no stand-ins, no stubs
+    state = model.state_dict()
     other = tiny()
-    other.load_state_dict(model.state_dict())
-    assert torch.equal(other.pool, model.pool) and torch.equal(other.sample(14, labels, generator=g()), grid)
-
-
-def test_celeba_shape_from_spec():
-    spec = DataSpec(3, 64, 64, ("not_smiling", "smiling"), "celeba")
-    model = tiny("reference", spec)
-    model.training_step(Batch(torch.rand(2, 3, 64, 64) * 2 - 1, torch.tensor([0, 1])), 0)
-    assert model.translate(torch.zeros(2, 3, 64, 64), torch.tensor([1, 0])).shape == (2, 3, 64, 64)
+    other.load_state_dict({**state, "pool": torch.zeros(2, 1, 48, 48, dtype=torch.uint8)})  # older checkpoints
+    assert torch.equal(other.translate(x, torch.tensor([1, 2, 3])), model.translate(x, torch.tensor([1, 2, 3])))
 
 
 def test_own_emotion_translation_stays_close_after_short_real_training(real_zip, tmp_path, monkeypatch):
