@@ -222,6 +222,7 @@ class Trainer:
         spec = data.spec
         model = build_model(cfg, spec, device)
         sampler = EpochSampler(len(train), tc.batch_size, tc.seed)
+        grid_sources = to_float(train.images[: tc.samples_per_class])  # translators: sources of their grid
         aug = build_augment(cfg.data.augment).to(device)
         step, train_seconds = 0, 0.0
         if state is not None:
@@ -248,7 +249,7 @@ class Trainer:
                              "spec": dataclasses.asdict(spec)}, self.run_dir, at, tc.keep_ckpts)
 
         def grid(at: int) -> None:
-            imgs, rows = class_grid(model, spec, tc.samples_per_class, tc.seed + 12345)
+            imgs, rows = class_grid(model, spec, tc.samples_per_class, tc.seed + 12345, grid_sources)
             sheet = grid_image(imgs, tc.samples_per_class, rows)
             save_png(sheet, sample_sheet_path(self.run_dir, at))
             # the same sheet in TensorBoard's Images tab (HWC uint8; gray sheets get a channel axis)

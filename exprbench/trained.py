@@ -66,18 +66,29 @@ def load_trained(run_dir: str | os.PathLike, device: str | torch.device = "cpu")
     return cfg, model, spec, int(state["step"])
 
 
-def class_grid(model, spec: DataSpec, per_class: int, seed: int) -> tuple[torch.Tensor, list[str] | None]:
+def class_grid(model, spec: DataSpec, per_class: int, seed: int,
+               sources: torch.Tensor | None = None) -> tuple[torch.Tensor, list[str] | None]:
     """A grid of samples from fixed latents: K rows x ``per_class`` columns.
 
     Conditional models: one row per class and one noise draw per column, repeated down the rows
     (cell (r, j) is ``model.sample(1, [r])`` with a CPU generator seeded ``seed + j``), so a column
     shows one latent under every label and rows are comparable. Unconditional models: K * per_class
-    independent samples from one generator seeded with ``seed``.
+    independent samples from one generator seeded with ``seed``. Models without ``sample`` (a
+    translator): column j is real image ``sources[j]`` (float32 in [-1, 1]) translated to every class.
 
     Returns uint8 images (K*per_class x C x H x W, row-major) and the row labels (None for
     unconditional models).
+
+    Raises:
+        UserError: a model that can neither sample nor translate, or a translator without ``sources``.
     """
     k = spec.num_classes
+    if "sample" not in model.capabilities:
+        if "translate" not in model.capabilities or sources is None:
+            raise UserError(f"model {model.name!r} cannot sample; a grid needs 'translate' and source images")
+        x = sources[:per_class]
+        cells = [model.translate(x[j : j + 1], torch.tensor([r])) for r in range(k) for j in range(x.shape[0])]
+        return to_uint8(torch.cat(cells)), list(spec.class_names)
     if "conditional" not in model.capabilities:
         gen = torch.Generator().manual_seed(seed)
         labels = torch.arange(k).repeat_interleave(per_class)

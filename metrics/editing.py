@@ -193,7 +193,7 @@ def likelihood_metrics(model, images: torch.Tensor, labels: torch.Tensor, iw_k: 
     bpd = torch.cat([model.bits_per_dim(to_float(images[i : i + batch_size]), labels[i : i + batch_size],
                                         generator=g).float().cpu() for i in range(0, images.shape[0], batch_size)])
     iw = None
-    if iw_k and hasattr(model, "iw_bits_per_dim"):
+    if iw_k and "iw_likelihood" in model.capabilities:
         g = torch.Generator().manual_seed(seed)
         iw = float(torch.cat([model.iw_bits_per_dim(to_float(images[i : i + batch_size]), labels[i : i + batch_size],
                                                     k=iw_k, generator=g).float().cpu()

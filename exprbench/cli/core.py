@@ -155,6 +155,9 @@ def sample_cmd(
     unknown = [x for x in names if x not in spec.class_names]
     if unknown:
         raise UserError(f"unknown emotion {unknown[0]!r} (known: {', '.join(spec.class_names)})")
+    if "sample" not in model.capabilities:
+        raise UserError(f"model {model.name!r} cannot sample (capabilities: {', '.join(sorted(model.capabilities))}); "
+                        "use exprbench translate")
     if label and "conditional" not in model.capabilities:
         raise UserError(f"model {model.name!r} is unconditional: --label is not supported")
     labels = torch.tensor([spec.class_names.index(x) for x in names]).repeat_interleave(n)
