@@ -46,8 +46,7 @@ from . import register_model
 from .adversarial import AdversarialPlugin
 from .base import Batch
 from .contracts import Conditional, Sampler
-from .runtime import optimizer_step
-from .blocks import AdversarialConfig, BNClassifier, DCGenerator, LabelMap, SNDiscriminatorTrunk, d_loss, g_loss
+from .blocks import AdversarialConfig, DCGenerator, LabelMap, SNDiscriminatorTrunk, d_loss, g_loss
 
 
 @dataclass
@@ -150,31 +149,15 @@ class ACGAN(AdversarialPlugin, Sampler, Conditional):
                               SNACDiscriminator(spec, cfg.ch)),
         })
         if cfg.classifier == "separate":
-            self.nets["C"] = BNClassifier(spec, cfg.cls_ch)
-            self.place()
-            self.optimizers["C"] = torch.optim.Adam(self.nets["C"].parameters(), lr=cfg.lr_c)
+            self.init_real_classifier(cfg.cls_ch, cfg.lr_c)
 
     def _class_logits_for_g(self, fake: torch.Tensor, d_cls: torch.Tensor) -> torch.Tensor:
         """G's class logits for ``fake``: D's head (``shared``) or C in eval mode (``separate``)."""
-        if "C" not in self.nets:
-            return d_cls
-        C = self.nets["C"]
-        C.eval()
-        C.requires_grad_(False)
-        try:
-            return C(fake)
-        finally:
-            C.requires_grad_(True)
-            C.train()
+        return self.real_classifier_logits(fake) if "C" in self.nets else d_cls
 
     def pre_step(self, batch: Batch) -> dict[str, float]:
         """The ``separate`` classifier C's cross-entropy step on the real batch (none for ``shared``)."""
-        if "C" not in self.nets:
-            return {}
-        c_logits = self.nets["C"](batch.x)
-        loss_c = F.cross_entropy(c_logits, batch.c)
-        optimizer_step(self.optimizers["C"], loss_c)
-        return {"loss_c": loss_c.item(), "c_acc_real": (c_logits.argmax(1) == batch.c).float().mean().item()}
+        return self.real_classifier_step(batch)
 
     def d_inputs(self, batch: Batch):
         fake, c_fake = self.draw_fake(batch.c, self.cfg.z_dim)

@@ -58,3 +58,16 @@ def test_g_update_leaves_the_classifier_untouched():
     assert all(torch.equal(before[k], v) for k, v in C.state_dict().items())
     assert all(p.grad is None or not p.grad.abs().sum() for p in C.parameters())
     assert C.training and any(p.grad is not None for p in model.nets["G"].parameters())
+
+
+def test_cgan_default_reads_its_auxiliary_class_loss_from_the_real_face_classifier():
+    torch.manual_seed(0)
+    cfg = resolve_config("cgan", "default", ["model.ch=8", "model.cls_ch=8", "train.ema=false"])
+    model = build_model(cfg, SPEC, torch.device("cpu"))
+    assert cfg.model_cfg.aux_cls_weight == 1.0 and "C" in model.nets and "C" in model.training_only_nets
+    x, c = bars(14)
+    logs = model.training_step(Batch(x, c), 0)
+    assert {"loss_c", "c_acc_real", "loss_cls_g"} <= set(logs)
+    plain = build_model(resolve_config("cgan", "default", ["model.ch=8", "model.aux_cls_weight=0"]), SPEC,
+                        torch.device("cpu"))
+    assert "C" not in plain.nets and "loss_cls_g" not in plain.training_step(Batch(x, c), 0)
