@@ -1,0 +1,76 @@
+"""The decoded-data cache: one file per (source, preprocessing), written atomically, never trusted when damaged.
+
+Decoding a dataset happens once; the result (a dict of tensors and plain values, ``torch.save`` format)
+is kept under ``$EXPRBENCH_CACHE/data/`` (default ``~/.cache/exprbench/data/``) in a file named by the
+reader from the source's path, sizes and modification times (``fer2013-<key>.pt``,
+``celeba-<key>.pt``). Every dataset goes through :func:`cached`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from ..errors import DataError, UserError
+from ..io import atomic_torch_save, check_writable_dir
+
+
+def cache_dir() -> Path:
+    """The cache root: ``$EXPRBENCH_CACHE`` or ``~/.cache/exprbench``."""
+    return Path(os.environ.get("EXPRBENCH_CACHE") or Path.home() / ".cache" / "exprbench")
+
+
+def check_cache_writable(folder: Path) -> None:
+    """Check, before a long decode, that a cache entry can be written into ``folder``.
+
+    Raises:
+        DataError: the folder cannot be created or written (the message names it and the way out).
+    """
+    what = "$EXPRBENCH_CACHE" if os.environ.get("EXPRBENCH_CACHE") else "the cache (~/.cache/exprbench)"
+    try:
+        check_writable_dir(folder, what=f"{what} folder")
+    except UserError as e:
+        raise DataError(f"{e}; set EXPRBENCH_CACHE to a writable folder") from None
+
+
+def drop_cache_entry(cfile: Path) -> None:
+    """Delete a damaged cache entry; on a read-only shared cache it is just not used."""
+    try:
+        cfile.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
+def cached(cfile: Path, version: int, build: Callable[[], dict], use_cache: bool = True) -> dict:
+    """The decoded data of ``cfile`` when it holds a readable entry of ``version``, else ``build()``'s.
+
+    Args:
+        cfile: the cache entry (``cache_dir() / "data" / "<dataset>-<key>.pt"``).
+        version: the reader's cache version; an entry of another version is rebuilt.
+        build: decodes the source; returns a dict of tensors and plain values (``weights_only``
+            loadable) with ``"version": version``.
+        use_cache: read and write the entry (False: always ``build()``, nothing written).
+
+    Returns:
+        The dict, loaded with ``weights_only=True`` on the CPU or freshly built (then written atomically).
+
+    Raises:
+        DataError: the cache folder cannot be written (checked before decoding), or what ``build`` raises.
+    """
+    if use_cache and cfile.exists():
+        try:
+            raw = torch.load(cfile, map_location="cpu", weights_only=True)
+            if raw.get("version") == version:
+                return raw
+        except Exception:  # a damaged cache entry is rebuilt, never trusted
+            pass
+        drop_cache_entry(cfile)
+    if use_cache:
+        check_cache_writable(cfile.parent)
+    raw = build()
+    if use_cache:
+        atomic_torch_save(raw, cfile)
+    return raw
