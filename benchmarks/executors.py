@@ -1,8 +1,8 @@
 """Where a suite's grid points run: in this process (``local``) or as Ray tasks on a cluster (``ray``).
 
-An executor takes :class:`~exprbench.benchmarks.runner.PointJob` s and hands back
+An executor takes :class:`~exprbench.benchmarks.point.PointJob` s and hands back
 ``(grid point name, result)`` pairs; the result is what
-:func:`~exprbench.benchmarks.runner.execute_point` returned (a record, ``busy``, ``refused``) or
+:func:`~exprbench.benchmarks.point.execute_point` returned (a record, ``busy``, ``refused``) or
 ``{"status": "crashed", "error": ...}`` when the worker died on every try. Claims, skipping,
 dependencies and progress are the runner's (:func:`~exprbench.benchmarks.runner.run_suite`), so
 both executors fill the same run directories with the same records.
@@ -31,7 +31,7 @@ class LocalExecutor:
 
     def submit(self, job) -> None:
         """Run ``job`` now (blocking); its result comes back from the next :meth:`wait`."""
-        from .runner import execute_point
+        from .point import execute_point
 
         self._finished.append((job.point.name, execute_point(job)))
 
@@ -52,7 +52,7 @@ def _ray_point(job) -> dict:
         import torch
 
         torch.set_num_threads(job.threads)
-    from .runner import execute_point
+    from .point import execute_point
 
     return execute_point(job)
 

@@ -21,7 +21,8 @@ from pathlib import Path
 
 from exprbench.io import read_json, write_text
 
-from .report import REFERENCE_LABEL, Report, Table
+from .results import REFERENCE_LABEL, Report, references_note
+from .tables import Table
 
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:1200px;padding:1em 2em;color:#222}
@@ -146,8 +147,8 @@ def _protocol(rep: Report) -> str:
         if evaluator:
             items.append(f"<li>FER evaluator sha256 <code>{_e(evaluator.get('sha256', '')[:16])}…</code>, "
                          f"test accuracy {_e(evaluator.get('test_accuracy'))}</li>")
-        if ev.get("floors_note"):
-            items.append(f"<li>{_e(REFERENCE_LABEL)}: {_e(ev['floors_note'])}</li>")
+        if references_note(ev):
+            items.append(f"<li>{_e(REFERENCE_LABEL)}: {_e(references_note(ev))}</li>")
     rows = {}
     for ev in evs:
         for name, e in (ev.get("metrics") or {}).items():
@@ -204,13 +205,13 @@ def render_html(rep: Report, page: Path, embed: bool = True) -> str:
                       key=lambda p: order.index(p.stem.split("_", 1)[0]))
         used |= set(mine)
         inner = ('<div class="gallery sheets">' + "".join(_figure(p, page_dir, embed, p.stem in fresh) for p in mine)
-                 + "</div>") if mine else "<p>No sample sheet (see the skipped figures).</p>"
+                 + "</div>") if mine else "<p>No sample sheet (see the figures without their inputs).</p>"
         per_model.append(f'<h3 id="model-{_e(key)}">{_e(model)}{" / " + _e(config) if config else ""}</h3>{inner}')
     charts = [p for p in figs if p not in used]
     chart_html = "".join(_figure(p, page_dir, embed, p.stem in fresh) for p in charts)
     title = f"exprbench report: suite {rep.suite}"
     nav = ('<nav><a href="#leaderboards">leaderboards</a><a href="#figures">figures</a>'
-           '<a href="#samples">sample sheets</a><a href="#skipped">skipped</a><a href="#protocol">protocol</a>'
+           '<a href="#samples">sample sheets</a><a href="#skipped">figures without input</a><a href="#protocol">protocol</a>'
            '<a href="#hardware">hardware</a></nav>')
     notes = "".join(f"<p>{_inline_md(p)}</p>" for p in rep.note.split("\n\n") if p.strip())
     tables = "".join(f'<h3 id="lb-{_e(t.name)}">{_e(t.title)}</h3>{table_html(t)}' for t in rep.tables)
@@ -225,7 +226,7 @@ better, ↑ higher; best value per column in bold; mean ± std over seeds.</p>
 <h2 id="leaderboards">Leaderboards</h2>{tables}
 <h2 id="figures">Figures</h2><div class="gallery charts">{chart_html or "<p>None.</p>"}</div>
 <h2 id="samples">Sample sheets per model</h2>{"".join(per_model)}
-<h2 id="skipped">Figures skipped</h2>{skipped}
+<h2 id="skipped">Figures without their inputs</h2>{skipped}
 <h2 id="protocol">Protocol</h2>{_protocol(rep)}
 <h2 id="hardware">Hardware and cost per run</h2>{_hardware(rep)}
 <script>{JS}</script></body></html>

@@ -79,3 +79,41 @@ def make_results(tmp: Path) -> Path:
                                                 "cgan-default-s0", "cgan-default-s1", "cgan-default-s2"],
                                                 "metrics": ["fid70_train", "pr70_train", "acc_gen70"]}))
     return res
+
+
+def _grid_png(path: Path, rows: int, cols: int, cell: tuple[int, int] = (12, 12), mode: str = "L") -> None:
+    """A grid image of rows x cols cells, each a distinct flat grey (so crops and labels can be checked)."""
+    import numpy as np
+    from PIL import Image
+
+    h, w = cell
+    a = np.zeros((rows * h, cols * w), dtype=np.uint8)
+    for i in range(rows):
+        for j in range(cols):
+            a[i * h:(i + 1) * h, j * w:(j + 1) * w] = (37 * i + 11 * j) % 256
+    img = Image.fromarray(a)
+    (img if mode == "L" else img.convert(mode)).save(path)
+
+
+def write_figure_inputs(run: Path, names=("samples",), classes: list[str] | None = None, per_class: int = 8,
+                        cell: tuple[int, int] = (12, 12)) -> dict:
+    """What `exprbench evaluate` writes for the report into ``run/figures/``: the PNGs of ``names``
+    (``samples``, ``translations``, ``edits``, ``closest_pairs``) and their ``index.json``.
+
+    ``classes=None``: the CLASSES rows; ``[]``: an unconditional model (one row of samples).
+    Returns the index written."""
+    classes = CLASSES if classes is None else classes
+    fig = run / "figures"
+    fig.mkdir(parents=True, exist_ok=True)
+    shapes = {"samples": (classes or ["samples"], [str(i) for i in range(per_class)], "fixed latents per class"),
+              "translations": (classes, ["source", *classes], "translations of one test face per class"),
+              "edits": ([f"to {c}" for c in classes], ["-1", "0", "1", "2"], "one latent edited toward each class"),
+              "closest_pairs": (["sample", "train face"], [str(i) for i in range(6)],
+                                "closest (sample, train face) pairs")}
+    index = {}
+    for name in names:
+        rows, cols, what = shapes[name]
+        _grid_png(fig / f"{name}.png", len(rows), len(cols), cell)
+        index[name] = {"file": f"{name}.png", "rows": rows, "columns": cols, "cell": list(cell), "what": what}
+    (fig / "index.json").write_text(json.dumps(index))
+    return index

@@ -162,5 +162,5 @@ def test_skipped_figures_are_listed_with_reasons(page, report_dir):
     items = page.eval_on_selector_all("ul.skipped li", "xs => xs.map(x => x.textContent)")
     assert any(i.startswith("samples_ddpm-images: an images entry") for i in items)
     md = (report_dir / "leaderboard.md").read_text()
-    assert "## Figures skipped" in md and "- samples_gan-default: " in md
+    assert "## Figures without their inputs" in md and "- samples_gan-default: " in md
     assert "Protocol" in page.content() and "cpu (x86_64, 1 threads)" in page.text_content("#table-hardware")

@@ -139,28 +139,34 @@ def test_cli_report_exit_codes(results, tmp_path, capsys):
     assert main(["report", str(tmp_path / "empty")]) == 2
 
 
-def test_sample_sheet_without_a_checkpoint_uses_the_training_grid(results, tmp_path):
-    """No checkpoint, no model: the median-FID run's own samples/step_*.png; else skipped with why."""
+def test_sample_sheet_without_figure_inputs_uses_the_training_grid(results, tmp_path):
+    """No figures/samples.png: the median-FID run's own samples/step_*.png, said as such; else a
+    placeholder panel and a line saying why."""
     from PIL import Image
 
-    from exprbench.benchmarks.figures import _Writer, sample_grids
+    from exprbench.benchmarks.figures import _Writer, sheets
 
     run = results / "runs" / "cgan-default-s2"  # the median-FID cgan seed
     (run / "samples").mkdir()
     Image.new("L", (100, 60), 128).save(run / "samples" / "step_000006.png")
     rep = build_report(results)
     w, skipped = _Writer(tmp_path / "figures"), []
-    sample_grids(rep, w, skipped)
-    assert w.written == ["samples_cgan-default"] and (tmp_path / "figures" / "samples_cgan-default.png").is_file()
+    got = sheets(rep, w, skipped)
+    assert sorted(w.written) == ["samples_cgan-default", "samples_ddpm-images", "samples_gan-default",
+                                 "samples_vae-default"]  # one sheet, three placeholders
+    assert got[("cgan", "default")].fallback == "the training grid samples/step_000006.png"
     why = dict(skipped)
-    assert set(why) == {"samples_gan-default", "samples_vae-default", "samples_ddpm-images"}
-    assert "images entry" in why["samples_ddpm-images"] and "no checkpoint" in why["samples_gan-default"]
+    assert set(why) == {"samples_cgan-default", "samples_gan-default", "samples_vae-default", "samples_ddpm-images"}
+    assert "training grid samples/step_000006.png is shown instead" in why["samples_cgan-default"]
+    assert "images entry" in why["samples_ddpm-images"]
+    assert "gan-default-s1/figures/samples.png is not there" in why["samples_gan-default"]
 
 
 def test_coverage_and_memorisation_table_and_pairs_figure(tmp_path):
+    """An older evaluation's figures_input/<protocol>_pairs.png stands in for figures/closest_pairs.png."""
     from PIL import Image
 
-    from exprbench.benchmarks.figures import _Writer, memorisation_pairs
+    from exprbench.benchmarks.figures import _Writer, sheets
 
     ev = eval_json(9.0)
     ev["metrics"]["dc70_train"] = {"status": "ok", "value": 0.6, "details": {"density": 0.9, "coverage": 0.6}}
@@ -173,5 +179,6 @@ def test_coverage_and_memorisation_table_and_pairs_figure(tmp_path):
     t = next(t for t in rep.tables if t.name == "coverage")
     assert t.headers[3:] == ["COVERAGE ↑ (dc70_train)", "DENSITY ↑ (dc70_train)", "MEMORISED ↓ (mem70_train)"]
     w, skipped = _Writer(tmp_path / "figures"), []
-    memorisation_pairs(rep, w, skipped)
-    assert w.written == ["memorisation_gan-default"] and skipped == []
+    sheets(rep, w, skipped)
+    assert "memorisation_gan-default" in w.written
+    assert "figures_input/mem70_train_pairs.png of mem70_train is shown instead" in dict(skipped)["memorisation_gan-default"]

@@ -1,0 +1,168 @@
+"""What the report and the regression gate know about metric columns: the one place in benchmarks/.
+
+A metric column is ``<protocol>`` (the protocol's value, e.g. ``fid10k_train``) or
+``<protocol>:<key>`` (a detail of its ``eval.json`` entry promoted to a column, e.g.
+``pr10k_train:recall``). The public names mirror ``metrics.spec`` (``higher_is_better``,
+``table_of``, ``LEADERBOARD_TABLES``, ``derived_columns``, ``resolve_metric``); until that module
+exists they are implemented here from the declaration table below, and :func:`resolve_metric`
+returns a :class:`ColumnSpec` carrying the presentation facts the report needs as well (column order,
+header name, chance line, which figure input a metric's evaluation writes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# (table name, title), in the order the report prints them; "other" collects unknown columns
+LEADERBOARD_TABLES: list[tuple[str, str]] = [
+    ("fidelity", "Fidelity to the training faces"),
+    ("coverage", "Coverage and memorisation"),
+    ("likelihood", "Likelihood (bits/dim of the test faces)"),
+    ("class_aware", "Class-aware generation"),
+    ("encoder", "Encoder"),
+    ("translation", "Translation of test faces"),
+    ("editing", "Editing at the model's reference strength"),
+    ("other", "Other protocols"),
+]
+OTHER_TABLE = "other"
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """What the report knows about one metric family.
+
+    Attributes:
+        family: the family name (``fid``, ``pr``, ...; a protocol of no known family: its name).
+        table: the leaderboard it belongs to (a name of :data:`LEADERBOARD_TABLES`).
+        higher: higher is better for the value itself.
+        derived: detail keys promoted to columns -> ``"higher"`` or ``"lower"`` (is better).
+        order: the family's columns in table order (None = the value itself, else a derived key).
+        display: header names of the value (``None``) and of derived keys (default: the key in capitals).
+        accuracy: the value is a label accuracy in [0, 1] (bar charts get a chance line at 1/K).
+        figure: the figure input its evaluation writes into the run (``samples``, ``translations``,
+            ``edits``, ``closest_pairs``), or None.
+        ranks_samples: the value picks the representative seed of a sample sheet (the median run).
+        confusion: its details hold ``confusion_matrix`` and ``class_names`` for a confusion figure.
+        sweep: its details hold an edit-strength ``sweep`` (success vs strength figure).
+        kind_key: a boolean detail key reported in a text column (``(detail key, column, header,
+            true text, false text)``), or None.
+    """
+
+    family: str
+    table: str = OTHER_TABLE
+    higher: bool = True
+    derived: dict[str, str] = field(default_factory=dict)
+    order: tuple[str | None, ...] = (None,)
+    display: dict[str | None, str] = field(default_factory=dict)
+    accuracy: bool = False
+    figure: str | None = None
+    ranks_samples: bool = False
+    confusion: bool = False
+    sweep: bool = False
+    kind_key: tuple[str, str, str, str, str] | None = None
+
+
+_SPECS: dict[str, ColumnSpec] = {s.family: s for s in [
+    ColumnSpec("fid", "fidelity", higher=False, figure="samples", ranks_samples=True),
+    ColumnSpec("kid", "fidelity", higher=False),
+    ColumnSpec("pr", "fidelity", derived={"precision": "higher", "recall": "higher"},
+               order=("precision", "recall", None), display={None: "F"}),
+    ColumnSpec("dc", "coverage", derived={"density": "higher"}, order=(None, "density"), display={None: "COVERAGE"}),
+    ColumnSpec("mem", "coverage", higher=False, display={None: "MEMORISED"}, figure="closest_pairs"),
+    ColumnSpec("bpd", "likelihood", higher=False, derived={"iw_bpd": "lower"}, order=(None, "iw_bpd"),
+               kind_key=("exact", "bpd_kind", "bpd kind", "exact", "bound")),
+    ColumnSpec("acc_gen", "class_aware", accuracy=True, confusion=True),
+    ColumnSpec("cas", "class_aware", accuracy=True),
+    ColumnSpec("ifid", "class_aware", higher=False),
+    ColumnSpec("enc_acc", "encoder", accuracy=True),
+    ColumnSpec("probe", "encoder", accuracy=True),
+    ColumnSpec("recon_l1", "encoder", higher=False, derived={"ssim": "higher"}, order=(None, "ssim")),
+    ColumnSpec("translate_acc", "translation", accuracy=True, figure="translations",
+               derived={"identity_l1": "lower", "identity_ssim": "higher"},
+               order=(None, "identity_l1", "identity_ssim")),
+    ColumnSpec("translate_fid", "translation", higher=False),
+    ColumnSpec("edit", "editing", accuracy=True, figure="edits", sweep=True,
+               derived={"identity_l1": "lower", "identity_ssim": "higher", "feature_distance": "lower",
+                        "entanglement": "lower"},
+               order=(None, "entanglement", "feature_distance", "identity_l1", "identity_ssim")),
+]}
+_TABLE_INDEX = {name: i for i, (name, _) in enumerate(LEADERBOARD_TABLES)}
+_FAMILY_INDEX = {fam: i for i, fam in enumerate(_SPECS)}
+
+
+def _family(protocol: str) -> str:
+    """The family of a protocol name (``fid1k_train`` -> ``fid``); the name itself if unknown."""
+    try:
+        from exprbench.metrics.registry import resolve_protocol
+
+        return resolve_protocol(protocol).family
+    except Exception:  # noqa: BLE001  (protocols of plugins not installed here: keep the name)
+        return protocol
+
+
+def resolve_metric(name: str) -> ColumnSpec:
+    """The :class:`ColumnSpec` of a protocol (or of the protocol of a ``<protocol>:<key>`` column);
+    a protocol of no known family gets one in the ``other`` table, higher is better."""
+    fam = _family(name.split(":", 1)[0])
+    return _SPECS.get(fam) or ColumnSpec(fam)
+
+
+def derived_columns(name: str) -> dict[str, str]:
+    """Detail keys of protocol ``name`` promoted to columns ``<name>:<key>`` -> ``"higher"``/``"lower"``."""
+    return dict(resolve_metric(name).derived)
+
+
+def higher_is_better(column: str) -> bool:
+    """Direction of a column ``<protocol>`` or ``<protocol>:<derived key>`` (unknown keys: higher)."""
+    base, _, key = column.partition(":")
+    spec = resolve_metric(base)
+    return spec.derived.get(key, "higher") == "higher" if key else spec.higher
+
+
+def table_of(column: str) -> str:
+    """The leaderboard a metric column belongs to (``fidelity``, ..., ``editing``; ``other`` if unknown)."""
+    base, _, key = column.partition(":")
+    spec = resolve_metric(base)
+    return spec.table if (key or None) in spec.order else OTHER_TABLE
+
+
+def column_order(column: str) -> tuple:
+    """Sort key of a column: its table, its family's place in the table, its place in the family."""
+    base, _, key = column.partition(":")
+    spec = resolve_metric(base)
+    table = table_of(column)
+    if table == OTHER_TABLE:
+        return (_TABLE_INDEX[OTHER_TABLE], 0, 0, column)
+    return (_TABLE_INDEX[table], _FAMILY_INDEX.get(spec.family, 0), spec.order.index(key or None), column)
+
+
+def header_name(column: str) -> str:
+    """The column's name in a table header (``FID``, ``PRECISION``, ``F``, ``COVERAGE``)."""
+    base, _, key = column.partition(":")
+    spec = resolve_metric(base)
+    k = key or None
+    return spec.display.get(k, (key or spec.family).upper())
+
+
+def aliases(column: str) -> set[str]:
+    """Names that select ``column`` in ``--metrics``: the column, its protocol, its derived key, or
+    (for the value itself) its family and displayed name in lower case."""
+    base, _, key = column.partition(":")
+    spec = resolve_metric(base)
+    if key:
+        return {column, base, key}
+    return {column, base, spec.family, spec.display.get(None, "").lower()} - {""}
+
+
+def is_accuracy(column: str) -> bool:
+    """The column is a label accuracy in [0, 1] (a chance line at 1/K belongs on its chart)."""
+    return ":" not in column and resolve_metric(column).accuracy
+
+
+def kind_columns() -> list[tuple[str, str, str, str, str]]:
+    """The text columns filled from boolean details: ``(detail key, column, header, true, false)``."""
+    return [s.kind_key for s in _SPECS.values() if s.kind_key]
+
+
+__all__ = ["LEADERBOARD_TABLES", "ColumnSpec", "aliases", "column_order", "derived_columns", "header_name",
+           "higher_is_better", "is_accuracy", "kind_columns", "resolve_metric", "table_of"]

@@ -1,0 +1,325 @@
+"""Reading a report's inputs: run directories (``eval.json``, ``record.json``, ``status.json``,
+``config.json``, ``source.json``, ``curve.jsonl``) and an earlier report's ``leaderboard.csv``.
+
+Only result files are read (no model, no dataset). An entry is every directory under
+``RESULTS_DIR/runs/`` (and every run directory given directly) that holds an ``eval.json`` or a
+bench ``record.json``; its ``source`` says how it was made (``bench``, ``train+evaluate``,
+``images``). The real-data reference values are read from ``eval.json``'s ``references`` (the
+former name ``floors`` is read as well).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+from exprbench.errors import UserError
+
+from .columns import column_order, derived_columns, kind_columns, resolve_metric
+
+KIND_COLUMNS = tuple(k[1] for k in kind_columns())  # text columns filled from boolean details
+RUN_COLUMNS = {"run", "model", "config", "seed", "status", "device", "device_name", "steps", "train_seconds",
+               "img_per_s", "source", "path", "classes", "eval_seconds", "git_commit", *KIND_COLUMNS}
+REFERENCE_LABEL = "real data (reference)"
+SOURCES = ("bench", "train+evaluate", "images")
+
+
+def references_of(ev: dict) -> dict:
+    """The real-data reference entries of an eval.json: ``references`` (new name) or ``floors`` (old)."""
+    refs = ev.get("references")
+    if not isinstance(refs, dict):
+        refs = ev.get("floors")
+    return refs if isinstance(refs, dict) else {}
+
+
+def references_note(ev: dict) -> str | None:
+    """The one-line description of the reference values (``references_note``, formerly ``floors_note``)."""
+    return ev.get("references_note") or ev.get("floors_note")
+
+
+def _read_json_strict(path: Path) -> dict | None:
+    """A JSON object file, None when missing; a malformed one is a UserError naming it."""
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path}:{e.lineno}: malformed JSON ({e.msg}); re-run the command that wrote it") from None
+    except OSError as e:
+        raise UserError(f"{path}: cannot read ({e.strerror})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def entry_dirs(paths: str | Path | Sequence[str | Path]) -> list[Path]:
+    """The run directories to report: each given path that is itself a run directory (it holds
+    ``eval.json``, ``record.json`` or ``config.json``), else the run directories under its ``runs/``.
+
+    Raises:
+        UserError: a path that is neither (naming it).
+    """
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if any((p / f).is_file() for f in ("eval.json", "record.json", "config.json")):
+            out.append(p)
+        elif (p / "runs").is_dir():
+            out += sorted(d for d in (p / "runs").iterdir() if d.is_dir() and not d.name.startswith("."))
+        else:
+            raise UserError(f"{p} has no runs/ directory and is no run directory (no eval.json) "
+                            f"(run `exprbench bench SUITE --out {p}` or `exprbench evaluate` first)")
+    return out
+
+
+def _source(run: Path, rec: dict | None) -> str:
+    if rec is not None:
+        return "bench"
+    return "images" if (run / "source.json").is_file() else "train+evaluate"
+
+
+def _classes(ev: dict, cfg: dict | None) -> int | None:
+    """Number of classes of an entry (for the chance line), from its result files only: the
+    ``class_names`` (or ``chance`` = 1/K) a metric recorded, else 2 for a CelebA attribute label set."""
+    for entry in (ev.get("metrics") or {}).values():
+        names = (entry.get("details") or {}).get("class_names") if isinstance(entry, dict) else None
+        if isinstance(names, list) and names:
+            return len(names)
+    for entry in (ev.get("metrics") or {}).values():
+        chance = (entry.get("details") or {}).get("chance") if isinstance(entry, dict) else None
+        if isinstance(chance, (int, float)) and 0 < chance < 1:
+            return round(1 / chance)
+    label_set = ((cfg or {}).get("data") or {}).get("label_set") or (ev.get("run") or {}).get("label_set")
+    if label_set and str(label_set).startswith("celeba"):
+        return 2
+    return None
+
+
+def _read_curve(path: Path) -> list[dict]:
+    rows = []
+    for i, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise UserError(f"{path}:{i}: malformed JSON line ({e.msg}; a torn write?): fix or delete the line") from None
+        if not isinstance(rec, dict) or not isinstance(rec.get("step"), (int, float)):
+            raise UserError(f"{path}:{i}: expected an object with a numeric 'step'")
+        rows.append(rec)
+    return rows
+
+
+def collect(results_dir: str | Path | Sequence[str | Path]) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
+    """Read every entry of a results directory (or of several run/results directories).
+
+    Args:
+        results_dir: a results directory (with ``runs/``), a run directory, or a list of them.
+
+    Returns:
+        ``(runs, references, curves)``: one row per entry (run, model, config, seed, status, source,
+        path, device, cost columns and one column per protocol value or derived detail), the real-data
+        reference values ``{column: value}``, and the periodic-metric curves (model, config, seed,
+        step, metric, value). ``status`` is the bench record's status for bench runs, else ``done``
+        when there is an ``eval.json`` (``partial`` without one).
+
+    Raises:
+        UserError: no ``runs/`` directory, no entry, or a malformed result file (naming it).
+    """
+    rows, refs, curves = [], {}, []
+    dirs = entry_dirs(results_dir)
+    for run in dirs:
+        cfg = _read_json_strict(run / "config.json")
+        rec = _read_json_strict(run / "record.json")
+        ev = _read_json_strict(run / "eval.json")
+        if cfg is None and ev is None and rec is None:
+            continue
+        ev = ev or {}
+        status = _read_json_strict(run / "status.json") or {}
+        src = _source(run, rec)
+        meta = ev.get("run") if isinstance(ev.get("run"), dict) else {}
+        if src == "images":
+            info = _read_json_strict(run / "source.json") or {}
+            model = str(info.get("name") or run.name)
+            config, seed = str(info.get("config") or meta.get("config") or ""), info.get("seed", meta.get("seed"))
+        elif cfg is not None:
+            model, config, seed = cfg["model"], cfg.get("config_name", ""), (cfg.get("train") or {}).get("seed")
+        else:
+            model, config, seed = (meta.get("model") or (rec or {}).get("model") or run.name,
+                                   meta.get("config") or (rec or {}).get("config") or "",
+                                   meta.get("seed", (rec or {}).get("seed")))
+        if rec is not None:
+            state = rec.get("status", "partial")
+        else:
+            state = "done" if ev.get("metrics") else "partial"
+        versions = status.get("versions") or ev.get("versions") or {}
+        row = {"run": run.name, "model": str(model), "config": str(config), "seed": seed, "status": state,
+               "source": src, "path": str(run.resolve()),
+               "device": status.get("device") or (rec or {}).get("device") or str(ev.get("device") or ""),
+               "device_name": status.get("device_name") or (rec or {}).get("device_name") or str(ev.get("device") or ""),
+               "steps": status.get("step", meta.get("step")), "train_seconds": status.get("train_seconds"),
+               "img_per_s": status.get("img_per_s"), "classes": _classes(ev, cfg),
+               "eval_seconds": (rec or {}).get("eval_wall_s", ev.get("wall_s")),
+               "git_commit": versions.get("git_commit")}
+        for name, entry in (ev.get("metrics") or {}).items():
+            if not isinstance(entry, dict):
+                continue
+            if entry.get("status") == "ok" and isinstance(entry.get("value"), (int, float)):
+                row[name] = float(entry["value"])
+                details = entry.get("details") or {}
+                for key in derived_columns(name):
+                    if isinstance(details.get(key), (int, float)):
+                        row[f"{name}:{key}"] = float(details[key])
+                kind = resolve_metric(name).kind_key
+                if kind and kind[0] in details:
+                    row[kind[1]] = kind[3] if details[kind[0]] else kind[4]
+        for name, entry in references_of(ev).items():
+            if isinstance(entry, dict) and entry.get("status") == "ok" and isinstance(entry.get("value"), (int, float)):
+                refs.setdefault(name, float(entry["value"]))
+                details = entry.get("details") or {}
+                for key in derived_columns(name):
+                    if isinstance(details.get(key), (int, float)):
+                        refs.setdefault(f"{name}:{key}", float(details[key]))
+        rows.append(row)
+        curve = run / "curve.jsonl"
+        if curve.is_file():
+            for rec_c in _read_curve(curve):
+                for k, v in rec_c.items():
+                    if k != "step" and isinstance(v, (int, float)):
+                        curves.append({"model": row["model"], "config": row["config"], "seed": seed,
+                                       "step": rec_c["step"], "metric": k, "value": float(v)})
+    if not rows:
+        where = results_dir if isinstance(results_dir, (str, Path)) else ", ".join(map(str, results_dir))
+        raise UserError(f"{where}: no run directory with an eval.json (or a bench record.json) in it")
+    return pd.DataFrame(rows), refs, pd.DataFrame(curves)
+
+
+def metric_columns(runs: pd.DataFrame) -> list[str]:
+    """The metric columns of a runs (or aggregate) frame, in leaderboard order."""
+    if any(str(c).endswith("|mean") for c in runs.columns):  # an aggregate: <metric>|mean columns
+        names = {c[: -len("|mean")] for c in runs.columns if str(c).endswith("|mean")}
+    else:
+        names = {c for c in runs.columns if c not in RUN_COLUMNS}
+    return sorted(names, key=column_order)
+
+
+def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
+    """Mean, std (ddof=1) and seed count per (model, config) over the reportable entries.
+
+    Reportable: status ``done`` (a bench record says done, or an ``eval.json`` without a record).
+
+    Returns a frame with one row per (model, config), columns ``model``, ``config``, ``seeds``,
+    ``<metric>|mean``, ``<metric>|std``, ``<metric>|n`` and the cost columns ``train_hours``,
+    ``device_type``, ``img_per_s``, the text columns of :func:`.columns.kind_columns`, ``source`` (sources joined by ", "), ``classes``
+    and ``hardware`` (device names joined by "; ").
+
+    Raises:
+        UserError: no reportable entry.
+    """
+    done = runs[runs["status"] == "done"]
+    metrics = metric_columns(runs)
+    out = []
+    for (model, config), g in done.groupby(["model", "config"], sort=True):
+        row = {"model": model, "config": config, "seeds": int(len(g))}
+        for m in metrics:
+            vals = g[m].dropna() if m in g else pd.Series(dtype=float)
+            row[f"{m}|mean"] = float(vals.mean()) if len(vals) else math.nan
+            row[f"{m}|std"] = float(vals.std(ddof=1)) if len(vals) > 1 else math.nan
+            row[f"{m}|n"] = int(len(vals))
+        secs = pd.to_numeric(g["train_seconds"], errors="coerce")
+        row["train_hours"] = float(secs.mean()) / 3600 if secs.notna().any() else math.nan
+        row["device_type"] = "GPU" if g["device"].astype(str).str.startswith("cuda").any() else (
+            "CPU" if g["device"].astype(str).str.startswith("cpu").any() else "")
+        ips = pd.to_numeric(g["img_per_s"], errors="coerce")
+        row["img_per_s"] = float(ips.mean()) if ips.notna().any() else math.nan
+        for column in KIND_COLUMNS:
+            kinds = g[column].dropna().unique() if column in g else []
+            row[column] = kinds[0] if len(kinds) else ""
+        row["source"] = ", ".join(s for s in SOURCES if s in set(g["source"]))
+        classes = pd.to_numeric(g["classes"], errors="coerce").dropna() if "classes" in g else pd.Series(dtype=float)
+        row["classes"] = int(classes.iloc[0]) if len(classes) else math.nan
+        row["hardware"] = "; ".join(sorted(set(g["device_name"].dropna().astype(str)) - {""}))
+        out.append(row)
+    if not out:
+        raise UserError("no reportable run: none has an eval.json or a bench record.json with status 'done'")
+    return pd.DataFrame(out)
+
+
+def _text(col: pd.Series) -> pd.Series:
+    """A column as strings, missing values as ""."""
+    return col.astype(object).where(col.notna(), "").astype(str)
+
+
+def read_stored(csv_path: Path) -> tuple[pd.DataFrame, dict]:
+    """The aggregate and reference values of an earlier report's ``leaderboard.csv``.
+
+    Returns ``(agg, references)`` in the shape of :func:`aggregate` (empty frame when there is none).
+
+    Raises:
+        UserError: a file that is not a leaderboard.csv.
+    """
+    if not csv_path.is_file():
+        return pd.DataFrame(), {}
+    try:
+        df = pd.read_csv(csv_path, keep_default_na=True)
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as e:
+        raise UserError(f"{csv_path}: not a leaderboard.csv ({e})") from None
+    if not {"row", "model", "config"} <= set(df.columns):
+        raise UserError(f"{csv_path}: not a leaderboard.csv (no row/model/config columns)")
+    ref = df[df["row"].isin(["reference", "floor"])]
+    refs = {}
+    if len(ref):
+        r = ref.iloc[0]
+        refs = {c.split("|")[0]: float(r[c]) for c in df.columns if c.endswith("|mean") and pd.notna(r[c])}
+    agg = df[df["row"] == "model"].drop(columns=["row"]).reset_index(drop=True)
+    agg["config"] = _text(agg["config"])
+    agg["model"] = agg["model"].astype(str)
+    for c in (*KIND_COLUMNS, "device_type", "hardware"):
+        agg[c] = _text(agg[c]) if c in agg else ""
+    if "source" not in agg:
+        agg["source"] = "bench"
+    agg["source"] = _text(agg["source"])
+    for c in agg.columns:
+        if c.endswith("|n") or c == "seeds":
+            agg[c] = pd.to_numeric(agg[c], errors="coerce").fillna(0).astype(int)
+    return agg, refs
+
+
+
+@dataclass
+class Report:
+    """What :func:`.report.build_report` read and computed (input of the writers, figures and page).
+
+    Attributes:
+        results_dir, out: the results directory and the report folder.
+        suite, suite_info: the suite name and its ``suite.json``.
+        runs, agg, curves: :func:`collect` / :func:`aggregate` frames (empty for stored rows only).
+        references: real-data reference values ``{column: value}`` (runs first, then stored rows).
+        tables: the :class:`.tables.Table` s; note: the notes paragraph(s) of ``leaderboard.md``.
+        stored: ``model/config`` of the rows kept from an earlier ``leaderboard.csv``.
+        run_references: the reference values read from run directories alone.
+        skipped: ``(figure, why)`` for each figure without its input; written: figure names written.
+        stored_dir: the folder of the earlier report the stored rows come from (None: none).
+    """
+
+    results_dir: Path
+    out: Path
+    suite: str
+    suite_info: dict
+    runs: pd.DataFrame
+    agg: pd.DataFrame
+    references: dict
+    curves: pd.DataFrame
+    tables: list
+    note: str
+    stored: list[str]
+    run_references: dict = field(default_factory=dict)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    written: list[str] = field(default_factory=list)
+    stored_dir: Path | None = None

@@ -1,0 +1,271 @@
+"""The report's tables: one leaderboard per table of :data:`.columns.LEADERBOARD_TABLES` plus the
+cost table, as markdown and as LaTeX (pandas ``Styler.to_latex``: a ``table`` environment with
+caption, label and booktabs rules), and the regression baseline (``baseline.json``).
+
+Each table: one row per model/config with mean ± std over seeds (sample std, ddof=1) and a ``seeds``
+column, protocol names in the headers with the direction (↓ lower is better, ↑ higher), the
+real-data values as the first row ("real data (reference)"), the best model value per column in bold.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import pandas as pd
+
+from exprbench.errors import UserError
+
+from .columns import (LEADERBOARD_TABLES, aliases, column_order, header_name, higher_is_better, kind_columns,
+                      resolve_metric, table_of)
+from .results import REFERENCE_LABEL, metric_columns
+
+COST_TABLE = ("cost", "Training cost and where each entry comes from")
+
+
+@dataclass
+class Table:
+    """One leaderboard: display cells plus the numbers behind them (for sorting and checks).
+
+    Attributes:
+        name: file stem (``fidelity``, ...); title: human title.
+        headers: column headers; rows: cell strings (the reference row first when ``has_reference``).
+        bold: per cell, best value of its column; values: per cell the number shown (mean) or the
+            text, None where empty; columns: per header the metric column name (None for the rest).
+    """
+
+    name: str
+    title: str
+    headers: list[str]
+    rows: list[list[str]]
+    bold: list[list[bool]]
+    values: list[list]
+    columns: list[str | None]
+    has_reference: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def _fmt(v) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    a = abs(v)
+    if a == 0:
+        return "0"
+    if a >= 100:
+        return f"{v:.1f}"
+    if a >= 1:
+        return f"{v:.3f}"
+    return f"{v:.4f}"
+
+
+def _num(v) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(f) else f
+
+
+def column_header(metric: str) -> str:
+    """``FID ↓ (fid10k_train)``: the column's name, its direction and its protocol."""
+    name = header_name(metric)
+    return f"{name} {'↑' if higher_is_better(metric) else '↓'} ({metric.split(':')[0]})"
+
+
+def _selected(metrics: list[str], select: Sequence[str] | None) -> list[str]:
+    """The metric columns named by ``select`` (a column, its protocol, its family or derived key)."""
+    if not select:
+        return metrics
+    names = [s.strip() for item in select for s in str(item).split(",") if s.strip()]
+    keep: list[str] = []
+    for name in names:
+        hits = [m for m in metrics if name in aliases(m)]
+        if not hits:
+            raise UserError(f"--metrics {name!r}: no such metric in these results (known: {', '.join(metrics)})")
+        keep += [m for m in hits if m not in keep]
+    return sorted(keep, key=column_order)
+
+
+def _metric_table(name: str, title: str, agg: pd.DataFrame, refs: dict, metrics: list[str],
+                  with_source: bool) -> Table | None:
+    has = agg[[f"{m}|n" for m in metrics]].sum(axis=1) > 0 if metrics else pd.Series(False, index=agg.index)
+    sub = agg[has]
+    if not metrics or sub.empty:
+        return None
+    kinds = [k for k in kind_columns() if any(":" not in m and resolve_metric(m).kind_key == k for m in metrics)]
+    headers = ["model", "config", "seeds", *(["source"] if with_source else []), *[column_header(m) for m in metrics],
+               *[k[2] for k in kinds]]
+    columns = [None, None, None, *([None] if with_source else []), *metrics, *[None for _ in kinds]]
+    best = {}
+    for m in metrics:
+        col = sub[f"{m}|mean"].dropna()
+        if len(col):
+            best[m] = col.max() if higher_is_better(m) else col.min()
+    lead = 3 + bool(with_source)
+    rows, bold, values = [], [], []
+    has_ref = any(_num(refs.get(m)) is not None for m in metrics)
+    if has_ref:
+        rows.append([REFERENCE_LABEL, "", "", *([""] if with_source else []),
+                     *[_fmt(_num(refs.get(m))) for m in metrics], *["" for _ in kinds]])
+        values.append([REFERENCE_LABEL, None, None, *([None] if with_source else []),
+                       *[_num(refs.get(m)) for m in metrics], *[None for _ in kinds]])
+        bold.append([False] * len(headers))
+    for _, r in sub.iterrows():
+        seeds = int(r["seeds"])
+        cells = [str(r["model"]), str(r["config"]), str(seeds), *([str(r.get("source", ""))] if with_source else [])]
+        vals: list = [str(r["model"]), str(r["config"]), seeds, *([str(r.get("source", ""))] if with_source else [])]
+        flags = [False] * lead
+        for m in metrics:
+            mean, std, n = _num(r[f"{m}|mean"]), _num(r[f"{m}|std"]), int(r[f"{m}|n"] or 0)
+            cell = _fmt(mean)
+            if mean is not None:
+                if std is not None:
+                    cell += f" ± {_fmt(std)}"
+                if n < seeds:
+                    cell += f" (n={n})"
+            cells.append(cell)
+            vals.append(mean)
+            flags.append(m in best and mean is not None and mean == best[m])
+        for k in kinds:
+            kind = str(r.get(k[1]) or "")
+            cells.append(kind)
+            vals.append(kind or None)
+            flags.append(False)
+        rows.append(cells)
+        values.append(vals)
+        bold.append(flags)
+    return Table(name, title, headers, rows, bold, values, columns, has_reference=has_ref)
+
+
+def cost_table(agg: pd.DataFrame) -> Table:
+    """Seeds, source, device and training cost per model/config."""
+    headers = ["model", "config", "seeds", "source", "device", "train minutes", "img/s"]
+    rows, values = [], []
+    for _, r in agg.iterrows():
+        hours, ips = _num(r.get("train_hours")), _num(r.get("img_per_s"))
+        rows.append([str(r["model"]), str(r["config"]), str(int(r["seeds"])), str(r.get("source", "")),
+                     str(r.get("device_type") or "") or "–", "–" if hours is None else f"{hours * 60:.2f}",
+                     "–" if ips is None else f"{ips:.0f}"])
+        values.append([str(r["model"]), str(r["config"]), int(r["seeds"]), str(r.get("source", "")),
+                       str(r.get("device_type") or "") or None, None if hours is None else hours * 60, ips])
+    return Table(COST_TABLE[0], COST_TABLE[1], headers, rows, [[False] * len(headers) for _ in rows], values,
+                 [None] * len(headers))
+
+
+def leaderboard_tables(agg: pd.DataFrame, refs: dict, metrics: Sequence[str] | None = None,
+                       with_source: bool | None = None) -> list[Table]:
+    """The leaderboards of an aggregate, in order (fidelity, likelihood, class-aware, encoder,
+    translation, editing, other, cost); metric tables without any value are left out.
+
+    Args:
+        agg: :func:`.results.aggregate` output; refs: real-data reference values ``{column: value}``.
+        metrics: keep only these metric columns (names, protocols or families; None = all); the
+            cost table is then left out.
+        with_source: add a ``source`` column to the metric tables (default: when sources are mixed).
+
+    Raises:
+        UserError: a name in ``metrics`` matches no column.
+    """
+    cols = _selected(metric_columns(agg), metrics)
+    if with_source is None:
+        with_source = len({s for s in agg.get("source", pd.Series(dtype=str)).astype(str)}) > 1
+    tables = []
+    for name, title in LEADERBOARD_TABLES:
+        t = _metric_table(name, title, agg, refs, [m for m in cols if table_of(m) == name], with_source)
+        if t is not None:
+            tables.append(t)
+    if not metrics:
+        tables.append(cost_table(agg))
+    return tables
+
+
+def leaderboard_cells(agg: pd.DataFrame, refs: dict, table: str = "fidelity"
+                      ) -> tuple[list[str], list[list[str]], list[list[bool]]]:
+    """Headers, cell strings and bold flags of one leaderboard (see :func:`leaderboard_tables`);
+    empty when it has no value."""
+    for t in leaderboard_tables(agg, refs):
+        if t.name == table:
+            return t.headers, t.rows, t.bold
+    return [], [], []
+
+
+def to_markdown(headers, rows, bold) -> str:
+    """A GitHub markdown table; bold cells as ``**x**``."""
+    def cell(s, b):
+        return f"**{s}**" if b and s else s
+
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(["---"] * len(headers)) + "|"]
+    lines += ["| " + " | ".join(cell(c, b) for c, b in zip(r, f)) + " |" for r, f in zip(rows, bold)]
+    return "\n".join(lines) + "\n"
+
+
+def _tex_escape(s) -> str:
+    s = str(s)
+    for a, b in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"), ("#", r"\#"),
+                 ("{", r"\{"), ("}", r"\}"), ("$", r"\$"),
+                 ("±", r"$\pm$"), ("↑", r"$\uparrow$"), ("↓", r"$\downarrow$"), ("–", "--")):
+        s = s.replace(a, b)
+    return s.replace(r"\textbackslash\{\}", r"\textbackslash{}")
+
+
+def _tex_header(h: str) -> str:
+    """``FID ↓ (fid10k_train)`` -> two lines (name and direction over the protocol in small type), so
+    that a table fits a paper column; other headers escaped as they are."""
+    name, sep, proto = h.partition(" (")
+    if not sep or not proto.endswith(")"):
+        return _tex_escape(h)
+    return (r"\begin{tabular}[b]{@{}c@{}}" + _tex_escape(name) + r"\\ {\scriptsize " + _tex_escape(proto[:-1])
+            + r"}\end{tabular}")
+
+
+def _label(text: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-:" else "-" for ch in text)
+
+
+def to_latex(table: Table, suite: str = "") -> str:
+    """A booktabs ``table`` environment (pandas ``Styler.to_latex``) with caption and label
+    (``tab:<suite>-<name>``); best values in ``\\textbf``, a rule under the reference row."""
+    if not table.rows:
+        return ""
+    df = pd.DataFrame(table.rows, columns=pd.Index(range(len(table.headers))))
+    styler = df.style.hide(axis="index").format(_tex_escape)
+    labels = [_tex_header(h) for h in table.headers]
+    styler = styler.format_index(lambda i: labels[i], axis=1)
+    flags = pd.DataFrame(table.bold, index=df.index, columns=df.columns)
+    styler = styler.apply(lambda d: flags.map(lambda b: "textbf:--rwrap;" if b else ""), axis=None)
+    numeric = [i for i, c in enumerate(table.columns) if c is not None]
+    fmt = "".join("r" if i in numeric or h in ("seeds", "train minutes", "img/s") else "l"
+                  for i, h in enumerate(table.headers))
+    where = f" (suite {suite})" if suite else ""
+    what = "mean ± std over seeds" if table.name != "cost" else "mean over seeds"
+    caption = f"{table.title}{where}: {what}"
+    if table.name != "cost":
+        caption += "; ↓ lower is better, ↑ higher; best in bold"
+    if table.has_reference:
+        caption += f"; first row: {REFERENCE_LABEL}"
+    tex = styler.to_latex(environment="table", position="htbp", position_float="centering", hrules=True,
+                          column_format=fmt, caption=_tex_escape(caption + "."),
+                          label=f"tab:{_label(suite + '-' if suite else '')}{_label(table.name)}")
+    if table.has_reference and len(table.rows) > 1:  # a rule between the reference row and the models
+        lines = tex.splitlines()
+        i = lines.index(r"\midrule") + 1
+        lines.insert(i + 1, r"\midrule")
+        tex = "\n".join(lines) + "\n"
+    return tex
+
+
+def baseline_from(agg: pd.DataFrame, refs: dict, suite: str) -> dict:
+    """The regression baseline: ``{"suite", "references": {metric: real-data value}, "models":
+    {"model/config": {metric: {mean, std, n, higher_is_better}}}}``."""
+    models = {}
+    for _, r in agg.iterrows():
+        entry = {}
+        for m in metric_columns(agg):
+            if f"{m}|n" in r and r[f"{m}|n"] and _num(r[f"{m}|mean"]) is not None:
+                std = _num(r[f"{m}|std"])
+                entry[m] = {"mean": float(r[f"{m}|mean"]), "std": std, "n": int(r[f"{m}|n"]),
+                            "higher_is_better": higher_is_better(m)}
+        models[f"{r['model']}/{r['config']}"] = entry
+    return {"suite": suite, "references": dict(sorted(refs.items())), "models": dict(sorted(models.items()))}
+
