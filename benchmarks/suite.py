@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from exprbench.config import RunConfig, resolve_config
+from exprbench.config import NO_STEP_BUDGET, RunConfig, resolve_config
 from exprbench.errors import UserError
 
 SUITES_DIR = Path(__file__).resolve().parent / "suites"
@@ -259,7 +259,7 @@ def load_suite(name_or_path: str | Path) -> Suite:
         raise SuiteError(f"{path}: [budget] {bkey} = {bval!r} must be a positive {'integer' if bkey == 'steps' else 'number'}"
                          + (' or "config"' if bkey == "steps" else ""))
     else:
-        budget_over = [f"train.steps={bval}"] if bkey == "steps" else [f"train.minutes={bval}", "train.steps=1000000000"]
+        budget_over = [f"train.steps={bval}"] if bkey == "steps" else [f"train.minutes={bval}", NO_STEP_BUDGET]
 
     seeds = raw.get("seeds", [0])
     if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
