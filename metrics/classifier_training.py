@@ -24,7 +24,7 @@ from torch import nn
 from exprbench.data import FER7, FaceDataset, to_float
 from exprbench.errors import UserError
 
-from .evaluator_net import DEFAULT_WEIGHTS, FERNet, NetConfig, save_evaluator
+from .evaluator_net import DEFAULT_WEIGHTS, EXTRACTOR_NAME, FERNet, NetConfig, save_evaluator
 from .labels import confusion_matrix, per_class_accuracy
 
 # --------------------------------------------------------------------------------------------

@@ -20,7 +20,8 @@ from .names import CAS_NAME, EXTRACTOR_NAME
 from .progress import EvalReporter
 from .translation import translate_all
 
-GENERATION_BATCH = 500  # images per model.sample call (the evaluation batch-size knob)
+GENERATION_BATCH = 500  # images per model.sample call (the evaluation's batch-size knobs)
+MODEL_BATCH = 256  # real images per encode / reconstruct / translate / bits_per_dim call
 CAS_INPUT = (48, 48)  # the CAS classifier is a narrow FERNet: 48 x 48 inputs
 
 
@@ -72,6 +73,7 @@ class EvalContext:
         self.out_dir: Path | None = None  # the run directory (figure inputs go below it); None: not written
         self.ci_draws = CI_DRAWS  # bootstrap draws of the intervals; 0: no intervals (training curves)
         self.batch_size = GENERATION_BATCH
+        self.model_batch_size = MODEL_BATCH
         self.closest_pairs = None  # (scored images, pairs) of the last memorisation protocol, for figures
         self._stats: dict = {}
 
@@ -172,7 +174,7 @@ class EvalContext:
         if key not in self._real:
             imgs, labs = self.test_subset(n, seed)
             with torch.no_grad():
-                self._real[key] = translate_all(self.model, imgs, labs)
+                self._real[key] = translate_all(self.model, imgs, labs, batch_size=self.model_batch_size)
         return self._real[key]
 
     def classify(self, images: torch.Tensor) -> torch.Tensor:

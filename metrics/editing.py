@@ -27,7 +27,7 @@ import torch
 from exprbench.data import to_float, to_uint8
 
 from .classaware import evaluator_reference
-from .imageops import check_model_images, need, l1_ssim
+from .imageops import l1_ssim, need
 from .labels import balanced_subset  # noqa: F401  (re-exported: the fixed train subsets)
 from .names import EDIT_FIT_PER_CLASS, EDIT_SEED
 
@@ -165,7 +165,8 @@ def run_edit(spec, ctx, real: bool, fit_per_class: int) -> dict:
     fit_edit_directions(model, ctx.train.images, ctx.train.labels, seed=spec.seed)
     with torch.no_grad():
         z = model.edit_start(spec.n_samples, generator=g)
-        res = edit_metrics(model, z, lambda im: ctx.evaluator.probs(im, ctx.data.class_names), ctx.features)
+        res = edit_metrics(model, z, lambda im: ctx.evaluator.probs(im, ctx.data.class_names), ctx.features,
+                           batch_size=ctx.batch_size)
     ref = float(model.edit_reference_strength)
     i = strength_index(res["strengths"], ref)
     summary = {key: res[f"{key}_mean"][i] for key in ("success", "l1", "ssim", "feat_dist", "entanglement")}

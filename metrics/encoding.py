@@ -152,7 +152,7 @@ def run_enc_acc(spec, ctx, real: bool) -> dict:
         return evaluator_reference(spec, ctx)
     imgs, labs = ctx.test_subset(spec.n_samples, spec.seed)
     with torch.no_grad():
-        res = encoder_label_accuracy(ctx.model, imgs, labs)
+        res = encoder_label_accuracy(ctx.model, imgs, labs, batch_size=ctx.model_batch_size)
     return {"value": res["value"], "n_samples": res["n"],
             "details": {"per_class": res["per_class"], "confusion_matrix": res["confusion_matrix"],
                         "class_names": list(ctx.data.class_names), "split": "test (PrivateTest)"}}
@@ -163,7 +163,7 @@ def run_probe(spec, ctx, real: bool, train_per_class: int) -> dict:
     tr_imgs, tr_labs = ctx.probe_train(train_per_class, spec.seed)
     te_imgs, te_labs = ctx.test_subset(spec.n_samples, spec.seed)
     with torch.no_grad():
-        res = linear_probe_accuracy(ctx.model, tr_imgs, tr_labs, te_imgs, te_labs)
+        res = linear_probe_accuracy(ctx.model, tr_imgs, tr_labs, te_imgs, te_labs, batch_size=ctx.model_batch_size)
     return {"value": res["value"], "n_samples": res["n_test"],
             "details": {"train_accuracy": res["train_accuracy"], "per_class": res["per_class"],
                         "n_train": res["n_train"], "train_per_class": train_per_class, "z_dim": res["z_dim"],
@@ -174,7 +174,8 @@ def run_recon(spec, ctx, real: bool) -> dict:
     """``recon``: mean L1 ([0, 1] scale) and SSIM of x vs G(E(x)) (the model's own c for conditional models)."""
     imgs, _ = ctx.test_subset(spec.n_samples, spec.seed)
     with torch.no_grad():
-        res = reconstruction_metrics(ctx.model, imgs, labels=None, classifier=ctx.classify)
+        res = reconstruction_metrics(ctx.model, imgs, labels=None, classifier=ctx.classify,
+                                     batch_size=ctx.model_batch_size)
     return {"value": res["l1"], "n_samples": res["n"], "extractor_sha256": ctx.evaluator.sha256,
             "details": {"l1": res["l1"], "ssim": res["ssim"], "label_agreement": res["label_agreement"],
                         "c": "the encoder's own prediction (conditional models)", "scale": "[0, 1] pixels"}}

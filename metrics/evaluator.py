@@ -26,7 +26,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from exprbench.data import FER7, to_float
+from exprbench.data import to_float
 from exprbench.io import file_sha256
 
 from .classifier_training import TrainRecipe, accuracy_of, train_classifier, train_evaluator  # noqa: F401

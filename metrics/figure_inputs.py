@@ -88,7 +88,8 @@ def edit_grid(model, train) -> tuple[torch.Tensor, list[float]]:
 
 
 def write_figure_inputs(ctx) -> dict:
-    """Write the figure inputs of the evaluated model into ``ctx.out_dir / "figures"`` (nothing without one).
+    """Write the figure inputs of the evaluated model (in eval mode) into ``ctx.out_dir / "figures"``
+    (nothing without one).
 
     Args:
         ctx: the evaluation context (model, data, the last memorisation pairs).
@@ -111,9 +112,7 @@ def write_figure_inputs(ctx) -> dict:
         index[name] = {"file": f"{name}.png", "rows": list(rows), "columns": list(columns), "cell": [h, w],
                        "what": what}
 
-    was_training = model.training
-    model.train(False)
-    try:
+    with torch.no_grad():
         if "sample" in caps:
             imgs, rows = sample_grid(model, data.spec)
             put("samples", tile(imgs, len(rows), PER_CLASS), rows, [f"latent {j + 1}" for j in range(PER_CLASS)],
@@ -131,8 +130,6 @@ def write_figure_inputs(ctx) -> dict:
                 [f"{s + 0.0:.2g}" for s in sweep],
                 f"one latent (seed {GRID_SEED}) edited toward each class over the strength sweep "
                 f"({'signed distance d' if model.edit_mode == 'distance' else 'attribute-vector multiple f'})")
-    finally:
-        model.train(was_training)
     if ctx.closest_pairs is not None:
         cand, pairs = ctx.closest_pairs
         s = cand[[q["sample"] for q in pairs]]

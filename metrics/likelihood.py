@@ -53,7 +53,7 @@ def likelihood_metrics(model, images: torch.Tensor, labels: torch.Tensor, iw_k: 
 def run_bpd(spec, ctx, real: bool, iw_k: int) -> dict:
     """Mean bits/dim of real test images (exact for flows, ELBO for VAEs) plus the IWAE bound where declared."""
     imgs, labs = ctx.test_subset(spec.n_samples, spec.seed)
-    res = likelihood_metrics(ctx.model, imgs, labs, iw_k=iw_k, seed=spec.seed)
+    res = likelihood_metrics(ctx.model, imgs, labs, iw_k=iw_k, seed=spec.seed, batch_size=ctx.model_batch_size)
     kind = "exact" if res["exact"] else "bound (negative ELBO)"
     return {"value": res["bpd"], "n_samples": res["n"],
             "details": {"kind": kind, "exact": res["exact"], "bpd_std_over_images": res["bpd_std"],

@@ -27,7 +27,34 @@ from exprbench.registry import Registry
 from .names import EXTRACTOR_NAME
 
 PROTOCOL_VERSION = "exprbench-metrics/1"
-METRICS: Registry = Registry("metric protocol", entry_point_group="exprbench.metrics")
+BUILTIN_MODULE = "exprbench.metrics.protocols"
+
+
+class MetricRegistry(Registry):
+    """The registry of :class:`MetricSpec`: the built-in declarations (:data:`BUILTIN_MODULE`, imported on
+    the first lookup, as a lazy module of :class:`~exprbench.registry.Registry`), then the entry points."""
+
+    def __init__(self) -> None:
+        super().__init__("metric protocol", entry_point_group="exprbench.metrics")
+        self._builtin_loaded = False
+
+    def _scan(self) -> None:
+        if not self._builtin_loaded:
+            self._builtin_loaded = True
+            importlib.import_module(BUILTIN_MODULE)
+        super()._scan()
+
+    def in_order(self) -> list[str]:
+        """Registered names in order of registration (built-ins first), lazy entry-point names after."""
+        self._scan()
+        return list(self._items) + [n for n in self.names() if n not in self._items]
+
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` (tests that register throw-away protocols)."""
+        self._items.pop(name, None)
+
+
+METRICS = MetricRegistry()
 
 DIRECTIONS = ("lower", "higher")
 # the leaderboard tables, in order: (table name, title)
@@ -41,7 +68,7 @@ LEADERBOARD_TABLES: list[tuple[str, str]] = [
     ("editing", "Editing at the model's reference strength"),
 ]
 TABLES = tuple(t for t, _ in LEADERBOARD_TABLES)
-CAPABILITIES = ("sample", "conditional", "encode", "translate", "edit", "likelihood")
+CAPABILITIES = ("sample", "conditional", "encode", "translate", "edit", "likelihood", "iw_likelihood")
 REFERENCE_LABEL = "real data (reference)"
 _NAME_RX = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -206,7 +233,7 @@ def register_metric(*, needs, n_samples: int, seed: int, direction: str, table: 
         spec = MetricSpec(name=nm, fn=fn, family=fam, needs=frozenset(needs), n_samples=n_samples, seed=seed,
                           direction=direction, table=table, **decl)
         _validate(spec)
-        if nm in METRICS._items:
+        if METRICS.is_loaded(nm):
             raise RegistryError(f"metric protocol {nm!r} is registered twice")
         METRICS.register(nm)(spec)
         return spec
@@ -216,7 +243,7 @@ def register_metric(*, needs, n_samples: int, seed: int, direction: str, table: 
 
 def unregister_metric(name: str) -> None:
     """Remove a registered protocol (tests that register throw-away metrics)."""
-    METRICS._items.pop(name, None)
+    METRICS.unregister(name)
 
 
 def _pattern_match(pattern: str, name: str):
@@ -283,23 +310,14 @@ def derived_columns(name: str) -> dict[str, str]:
 
 def default_metrics() -> list[str]:
     """Names of the protocols ``exprbench evaluate`` runs by default, in order of declaration."""
-    _load_builtin()
-    order = list(METRICS._items)  # registration order (built-ins first, then plugins)
-    return [n for n in order if METRICS.get(n).default] + [
-        n for n in METRICS.names() if n not in order and METRICS.get(n).default]
+    return [n for n in METRICS.in_order() if METRICS.get(n).default]
 
 
 def all_metrics() -> list[str]:
     """Every registered protocol name, in order of declaration (plugins loaded lazily after)."""
-    _load_builtin()
-    METRICS.names()  # entry points
-    order = list(METRICS._items)
-    return order + [n for n in METRICS.names() if n not in order]
-
-
-BUILTIN_MODULE = "exprbench.metrics.protocols"
+    return METRICS.in_order()
 
 
 def _load_builtin() -> None:
-    """Import the built-in declarations once (the registry's lazy module, as ``Registry.register_lazy``)."""
-    importlib.import_module(BUILTIN_MODULE)
+    """Load the built-in declarations (the registry's first lookup does)."""
+    METRICS._scan()
