@@ -161,7 +161,7 @@ class EvalContext:
     def probe_train(self, per_class: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         """A fixed class-balanced subset of the train split: ``min(per_class, n_k)`` images of each class
         k drawn with ``seed``; uint8 images and int64 labels, sorted by class."""
-        key = ("probe", per_class, seed)
+        key = ("balanced", per_class, seed)
         if key not in self._real:
             idx = balanced_subset(self.train.labels, self.k, per_class, seed)
             self._real[key] = (self.train.images[idx], self.train.labels[idx])

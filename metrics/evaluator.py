@@ -14,8 +14,8 @@ trained on FER2013 (train split), selected on val (PublicTest), reported on test
   shift / rotation / horizontal flip), shared with the Classification Accuracy Score.
 * :func:`train_evaluator` - ``exprbench evaluator train``: trains, selects the best val epoch, writes
   ``fer_evaluator.pt`` (a plain state dict, loaded with ``weights_only=True``) and the JSON card beside it.
-* :class:`FERFeatureExtractor` - the torch-fidelity ``FeatureExtractorBase`` registered as
-  ``"fer-evaluator"``, exposing ``"penultimate"`` and ``"logits"``.
+* :class:`~exprbench.metrics.tf_extractor.FERFeatureExtractor` - the torch-fidelity
+  ``FeatureExtractorBase`` registered as ``"fer-evaluator"``, exposing ``"penultimate"`` and ``"logits"``.
 """
 
 from __future__ import annotations
@@ -186,13 +186,3 @@ def load_evaluator(weights: str | Path | None = None, device: str | torch.device
     ev = Evaluator(net, card, sha, dev)
     _LOADED[key] = ev
     return ev
-
-
-
-
-def __getattr__(name: str):
-    if name in ("FERFeatureExtractor", "register_with_fidelity"):  # the torch-fidelity adapter imports this module
-        from . import tf_extractor
-
-        return getattr(tf_extractor, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -106,7 +106,7 @@ def fidelity_scores(
             :func:`reference_cache_name`); None: not cached.
         generated_cache: True: cache ``generated``'s features under a content-hash name (temporary,
             see :func:`drop_generated_cache`); a string: cache them under that name (e.g. real test
-            images used in the generated role for a floor); False: no caching.
+            images used in the generated role for a real-data reference); False: no caching.
         kid_subsets, kid_subset_size: KID subsets and preferred subset size (shrunk to the smaller set).
         prc_neighborhood: k of the k-NN manifolds of precision/recall.
         seed: torch-fidelity's ``rng_seed`` (KID subsets).

@@ -61,6 +61,7 @@ def reference_key(spec, ctx) -> str:
         _, sha = extractor_info(spec.extractor, ctx.evaluator_weights, ctx.inception_weights)
     else:  # e.g. model-encoder: the reference is the evaluator's
         sha = ctx.evaluator.sha256
+    # the key names are those of the first cache version, so cached references stay valid
     parts = {"protocol_version": PROTOCOL_VERSION, "floor_schema": REFERENCE_SCHEMA, "protocol": spec.key_fields(),
              "data": ctx.data.fingerprint, "label_set": ctx.data.label_set, "evaluator": ctx.evaluator.sha256,
              "extractor_sha256": sha}
