@@ -1,4 +1,5 @@
-"""Class-aware metrics: label accuracy ("GAN-test") and the Classification Accuracy Score ("GAN-train").
+"""Class-aware metrics and their protocols: intra-class FID, label accuracy ("GAN-test") and the
+Classification Accuracy Score ("GAN-train").
 
 * Label accuracy (Shmelkov et al. 2018, "How good is my GAN?", GAN-test): images generated for each
   emotion are classified by the fixed FER2013 evaluator (hflip TTA); the fraction classified as the
@@ -24,10 +25,15 @@ import torch
 
 from exprbench.data import FaceDataset, cache_dir
 from exprbench.errors import UserError
+from exprbench.io import write_json
 
-from .evaluator import (Evaluator, NetConfig, TrainRecipe, accuracy_of, confusion_matrix, per_class_accuracy,
-                        train_classifier)
-from .fidelity import MetricInputError, check_images
+from .bootstrap import CI_SEED, mean_ci, stratified_fid_ci
+from .classifier_training import TrainRecipe, accuracy_of, train_classifier
+from .evaluator import Evaluator
+from .evaluator_net import NetConfig
+from .fidelity import intra_class_fid
+from .fidelity_inputs import MetricInputError, check_images, extractor_info, generated_cache_name, is_cached
+from .labels import balanced_subset, confusion_matrix, per_class_accuracy
 
 
 def _check_labels(labels, n: int, k: int, what: str) -> torch.Tensor:
@@ -156,18 +162,16 @@ def classifier_accuracy_on_real(train_images: torch.Tensor, train_labels: torch.
 
 def balanced_real_subset(train: FaceDataset, per_class: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``per_class`` real training images of each class (drawn without replacement; with replacement
-    only for a class that has fewer, e.g. disgust with 436 train images), labels int64."""
-    g = torch.Generator().manual_seed(seed)
-    idx = []
-    for k in range(len(train.class_names)):
-        pool = torch.nonzero(train.labels.cpu() == k).flatten()
-        if len(pool) == 0:
+    only for a class that has fewer, e.g. disgust with 436 train images), labels int64.
+
+    Raises:
+        UserError: a class has no training image.
+    """
+    counts = torch.bincount(train.labels.cpu(), minlength=len(train.class_names)).tolist()
+    for k, c in enumerate(counts):
+        if c == 0:
             raise UserError(f"class {train.class_names[k]!r} has no training image")
-        if len(pool) >= per_class:
-            idx.append(pool[torch.randperm(len(pool), generator=g)[:per_class]])
-        else:
-            idx.append(pool[torch.randint(len(pool), (per_class,), generator=g)])
-    idx = torch.cat(idx)
+    idx = balanced_subset(train.labels, len(train.class_names), per_class, seed, short="resample")
     return train.images[idx], train.labels[idx].cpu()
 
 
@@ -194,7 +198,104 @@ def cas_real_baseline(data: FaceDataset, per_class: int, protocol: CASProtocol,
     res = classifier_accuracy_on_real(x, y, data.split("test"), protocol, device)
     res["cache_key"] = key
     if use_cache:
-        from exprbench.harness import write_json
-
         write_json(path, res)
     return res
+
+
+# -- the protocols: ifid, acc_gen, cas --------------------------------------------------------------
+CAS = CASProtocol()
+
+
+def cas_sha() -> str:
+    """Content hash of the CAS recipe (recorded as the entries' ``extractor_sha256``)."""
+    return hashlib.sha256(json.dumps(asdict(CAS), sort_keys=True).encode()).hexdigest()
+
+
+def run_ifid(spec, ctx, real: bool) -> dict:
+    """``ifid``: per emotion, FID of n/K generated (reference: the real test images of that emotion) vs that
+    emotion's train images; value = mean over emotions."""
+    from torch_fidelity.metric_fid import fid_features_to_statistics
+
+    _, sha = extractor_info(spec.extractor, ctx.evaluator_weights, ctx.inception_weights)
+    names = ctx.data.class_names
+    counts = [int((ctx.train.labels == k).sum()) for k in range(len(names))]
+    ref_names = [ctx.ref_name("train", c, spec.extractor, sha, f"class={n}") for c, n in zip(counts, names)]
+    missing = [c for c, r in zip(counts, ref_names) if not is_cached(r)]
+    if missing:
+        ctx.note(f"per-emotion train reference statistics, one-time, {len(missing)} emotions, {sum(missing):,} images")
+    if real:
+        imgs, labs = ctx.test.images, ctx.test.labels
+    else:
+        imgs, labs = ctx.generate(spec.n_samples, spec.seed, per_class=True)
+    res = intra_class_fid(imgs, labs, ctx.train.images, ctx.train.labels, names, real_cache_names=ref_names,
+                          **ctx.fidelity_kw(spec))
+    if real:
+        feat_name = ctx.ref_name("test", len(ctx.test), spec.extractor, sha)
+    else:
+        feat_name = generated_cache_name(imgs, spec.extractor, sha)
+        ctx.gen_cache_names.add(feat_name)
+    ci = {}
+    if ctx.ci_draws:
+        feats = ctx.fidelity_feats(spec, imgs, feat_name, "generated")
+        gl, tl = labs.cpu(), ctx.train.labels.cpu()
+        ci = stratified_fid_ci([feats[gl == k] for k in range(len(names))],
+                               [fid_features_to_statistics(ctx.fidelity_feats(spec, ctx.train.images[tl == k],
+                                                                              ref_names[k], "real"))
+                                for k in range(len(names))],
+                               res["mean"], ctx.ci_draws, CI_SEED)
+    return {"value": res["mean"], "n_samples": int(imgs.shape[0]), "extractor_sha256": sha, **ci,
+            "details": {"per_class": res["per_class"], "n_generated_per_class" if not real else "n_test_per_class":
+                        res["n_generated"], "n_real_per_class": res["n_real"]}}
+
+
+def run_acc(spec, ctx, real: bool) -> dict:
+    """``acc_gen``: evaluator label accuracy of n/K generated images per emotion (reference: on real test)."""
+    if real:
+        imgs, labs = ctx.test.images, ctx.test.labels
+    else:
+        imgs, labs = ctx.generate(spec.n_samples, spec.seed, per_class=True)
+    res = label_accuracy(ctx.evaluator, imgs, labs, ctx.data.class_names)
+    base = accuracy_baselines(ctx.train.labels, labs, ctx.data.class_names)
+    return {"value": res["value"], "n_samples": res["n"], "extractor_sha256": ctx.evaluator.sha256,
+            **(mean_ci(res["correct"], ctx.ci_draws, CI_SEED, "test images" if real else "generated samples")
+               if ctx.ci_draws else {}),
+            "details": {"per_class": res["per_class"], "confusion_matrix": res["confusion_matrix"],
+                        "class_names": list(ctx.data.class_names), "tta": "hflip",
+                        "balanced_acc": res["balanced_acc"], **base}}
+
+
+def evaluator_reference(spec, ctx) -> dict:
+    """The evaluator's accuracy on all real test images (``acc_gen``'s reference), recorded with its extractor:
+    the reference of the protocols whose value is an evaluator accuracy on model outputs."""
+    out = run_acc(spec, ctx, real=True)
+    out["extractor"] = "fer-evaluator"
+    return out
+
+
+def run_cas(spec, ctx, real: bool) -> dict:
+    """``cas``: a fresh classifier trained on n generated images, tested on real test images; reference: the
+    same recipe on as many real train images (trained once, cached)."""
+    per_class = max(spec.n_samples // ctx.k, 1)
+    if not real:
+        ctx.note(f"training a fresh classifier on {per_class * ctx.k:,} images ({CAS.epochs} epochs); its real-data "
+                 "baseline (the recipe on as many real train images) is trained once, then cached")
+    base = cas_real_baseline(ctx.data, per_class, CAS, ctx.device)
+    common = {"extractor_sha256": cas_sha()}
+    trivial = accuracy_baselines(ctx.train.labels, ctx.test.labels, ctx.data.class_names)
+    over = "test images (the classifier is fixed; resampling its training set would retrain it)"
+    if real:
+        ci = mean_ci(base["correct"], ctx.ci_draws, CI_SEED, over) if base.get("correct") and ctx.ci_draws else {}
+        return {"value": base["value"], "n_samples": base["n_train"], **common, **ci,
+                "details": {"per_class": base["per_class"], "confusion_matrix": base["confusion_matrix"],
+                            "protocol": asdict(CAS), "train": "real train images, class-balanced",
+                            "balanced_acc": balanced_accuracy(base["per_class"]), **trivial}}
+    imgs, labs = ctx.generate(spec.n_samples, spec.seed, per_class=True)
+    res = classifier_accuracy_on_real(imgs, labs, ctx.test, CAS, ctx.device)
+    ratio = res["value"] / base["value"] if base["value"] > 0 else None
+    ci = mean_ci(res["correct"], ctx.ci_draws, CI_SEED, over) if ctx.ci_draws else {}
+    return {"value": res["value"], "n_samples": res["n_train"], **common, **ci,
+            "details": {"ratio_to_real": ratio, "real_baseline": base["value"], "per_class": res["per_class"],
+                        "confusion_matrix": res["confusion_matrix"], "protocol": asdict(CAS),
+                        "n_test": res["n_test"], "train_seconds": res["train_seconds"],
+                        "balanced_acc": res["balanced_acc"],
+                        "real_baseline_balanced_acc": balanced_accuracy(base["per_class"]), **trivial}}

@@ -1,4 +1,4 @@
-"""Editing and likelihood metrics: models with ``edit`` and ``likelihood`` (issue 6).
+"""Editing metrics (capability ``edit``) and the ``edit_success`` protocol.
 
 Editing (InterFaceGAN, Shen et al. 2020; attribute vectors, e.g. Kingma & Dhariwal 2018 sec. 5.2): start
 latents z_0 (``model.edit_start``: random latents, so every edit-capable model is measured on its own
@@ -16,10 +16,6 @@ decoded, quantized to uint8 like real images, and read by a classifier (the FER 
 The strengths are ``model.edit_reference_strength`` times ``linspace(-1, 1, steps)``: signed distances
 [-3, 3] for InterFaceGAN (``edit_mode = "distance"``), attribute-vector multiples [-1, 1] otherwise.
 The leaderboard number is the success at the reference strength, averaged over target emotions.
-
-Likelihood: mean test bits/dim from ``model.bits_per_dim`` (exact for flows, the negative ELBO for
-VAEs), and the importance-weighted bound (Burda et al. 2016) with K samples where the model has
-``iw_bits_per_dim``.
 """
 
 from __future__ import annotations
@@ -30,23 +26,13 @@ import torch
 
 from exprbench.data import to_float, to_uint8
 
-from .capability import _images, _labels, _need, l1_ssim
-from .registry import EDIT_FIT_PER_CLASS, EDIT_SEED
+from .classaware import evaluator_reference
+from .imageops import l1_ssim, need
+from .labels import balanced_subset  # noqa: F401  (re-exported: the fixed train subsets)
+from .names import EDIT_FIT_PER_CLASS, EDIT_SEED
 
 Probs = Callable[[torch.Tensor], torch.Tensor]  # uint8 N x C x H x W -> float N x K probabilities
 Features = Callable[[torch.Tensor], torch.Tensor]  # uint8 N x C x H x W -> float N x D
-
-
-def balanced_subset(labels: torch.Tensor, k: int, per_class: int, seed: int) -> torch.Tensor:
-    """Indices (int64, sorted by class) of ``min(per_class, n_c)`` random items of each class c in 0..k-1,
-    drawn with ``seed`` (the fixed train subsets of the probe and of the attribute vectors)."""
-    g = torch.Generator().manual_seed(seed)
-    labels = labels.cpu()
-    idx = []
-    for c in range(k):
-        ic = torch.nonzero(labels == c).flatten()
-        idx.append(ic[torch.randperm(len(ic), generator=g)[:per_class]])
-    return torch.cat(idx)
 
 
 @torch.no_grad()
@@ -121,7 +107,7 @@ def edit_metrics(model, z: torch.Tensor, probs: Probs, features: Features | None
     Raises:
         CapabilityMetricError: the model lacks ``edit``.
     """
-    _need(model, "edit")
+    need(model, "edit")
     k = model.spec.num_classes
     names = list(model.spec.class_names)
     targets = list(range(k)) if targets is None else [model.check_class(int(t), "target") for t in targets]
@@ -168,36 +154,27 @@ def at_strength(result: dict, strength: float, key: str = "success_mean"):
     return result[key][strength_index(result["strengths"], strength)]
 
 
-@torch.no_grad()
-def likelihood_metrics(model, images: torch.Tensor, labels: torch.Tensor, iw_k: int = 0, seed: int = 0,
-                       batch_size: int = 256) -> dict:
-    """Mean bits/dim of real images under the model (capability ``likelihood``).
-
-    Args:
-        model: a plugin with ``likelihood`` (``bits_per_dim``; ``iw_bits_per_dim`` optional).
-        images: uint8 N x C x H x W real images; labels: int64 N (conditional models).
-        iw_k: importance samples for the IWAE bound (0 = skip; only models with ``iw_bits_per_dim``).
-        seed: seed of the dequantization / posterior noise.
-
-    Returns:
-        ``{"bpd": mean bits/dim, "bpd_std": std over images, "exact": bool, "iw_bpd": float | None,
-        "iw_k": int | None, "n": N}``.
-
-    Raises:
-        CapabilityMetricError: no ``likelihood`` capability or bad inputs.
-    """
-    _need(model, "likelihood")
-    images = _images(images, model.spec, "images")
-    labels = _labels(labels, images.shape[0], model.spec.num_classes, "labels")
-    g = torch.Generator().manual_seed(seed)
-    bpd = torch.cat([model.bits_per_dim(to_float(images[i : i + batch_size]), labels[i : i + batch_size],
-                                        generator=g).float().cpu() for i in range(0, images.shape[0], batch_size)])
-    iw = None
-    if iw_k and "iw_likelihood" in model.capabilities:
-        g = torch.Generator().manual_seed(seed)
-        iw = float(torch.cat([model.iw_bits_per_dim(to_float(images[i : i + batch_size]), labels[i : i + batch_size],
-                                                    k=iw_k, generator=g).float().cpu()
-                              for i in range(0, images.shape[0], batch_size)]).mean())
-    return {"bpd": float(bpd.mean()), "bpd_std": float(bpd.std()) if bpd.numel() > 1 else 0.0,
-            "exact": bool(model.likelihood_exact), "iw_bpd": iw, "iw_k": int(iw_k) if iw is not None else None,
-            "n": int(images.shape[0])}
+def run_edit(spec, ctx, real: bool, fit_per_class: int) -> dict:
+    """``edit_success``: edit n sampled latents toward every emotion over the model's strength sweep; value =
+    success at the reference strength, mean over emotions. Attribute-vector models first fit their vectors
+    on a fixed class-balanced train subset. Reference: the evaluator's accuracy on real test images."""
+    if real:
+        return evaluator_reference(spec, ctx)
+    model = ctx.model
+    g = torch.Generator().manual_seed(spec.seed)
+    fit_edit_directions(model, ctx.train.images, ctx.train.labels, seed=spec.seed)
+    with torch.no_grad():
+        z = model.edit_start(spec.n_samples, generator=g)
+        res = edit_metrics(model, z, lambda im: ctx.evaluator.probs(im, ctx.data.class_names), ctx.features,
+                           batch_size=ctx.batch_size)
+    ref = float(model.edit_reference_strength)
+    i = strength_index(res["strengths"], ref)
+    summary = {key: res[f"{key}_mean"][i] for key in ("success", "l1", "ssim", "feat_dist", "entanglement")}
+    per_target = {name: vals[i] for name, vals in res["success"].items()}
+    return {"value": summary["success"], "n_samples": spec.n_samples, "extractor_sha256": ctx.evaluator.sha256,
+            "details": {"reference_strength": ref, "edit_mode": model.edit_mode, "at_reference": summary,
+                        "identity_l1": summary["l1"], "identity_ssim": summary["ssim"],
+                        "feature_distance": summary["feat_dist"], "entanglement": summary["entanglement"],
+                        "per_target": per_target, "sweep": res,
+                        "start": "model.edit_start (sampled latents)", "tta": "hflip",
+                        "fit": f"edit_fit on <= {fit_per_class}/class train images (attribute-vector models)"}}

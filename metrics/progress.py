@@ -1,5 +1,5 @@
 """What an evaluation says while it runs: one line per protocol as it starts and ends, a line for
-every one-time computation (reference statistics, real-data floors), and progress bars on a terminal.
+every one-time computation (reference statistics, real-data references), and progress bars on a terminal.
 
 :func:`~exprbench.metrics.evaluate.evaluate_run` calls the hooks of an :class:`EvalReporter`; the base
 class is silent (the library default), :class:`ConsoleReporter` prints (the CLI's). Another front end
@@ -33,8 +33,8 @@ class EvalReporter:
         """A progress bar over ``total`` items; yields ``advance(n)``."""
         yield lambda n=1: None
 
-    def protocol_end(self, index: int, total: int, name: str, entry: dict, floor: dict | None, seconds: float) -> None:
-        """Protocol ``name`` ended: its eval.json ``entry``, its real-data ``floor`` entry, wall ``seconds``."""
+    def protocol_end(self, index: int, total: int, name: str, entry: dict, reference: dict | None, seconds: float) -> None:
+        """Protocol ``name`` ended: its eval.json ``entry``, its real-data ``reference`` entry, wall ``seconds``."""
 
     def end(self, result: dict) -> None:
         """The evaluation ended with eval.json content ``result``."""
@@ -123,10 +123,10 @@ class ConsoleReporter(EvalReporter):
                 self._progress.stop()
                 self._progress = None
 
-    def protocol_end(self, index: int, total: int, name: str, entry: dict, floor: dict | None, seconds: float) -> None:
+    def protocol_end(self, index: int, total: int, name: str, entry: dict, reference: dict | None, seconds: float) -> None:
         text = f"[{index}/{total}] {name}: {entry_summary(entry)}"
         if entry.get("status") == "ok":
             text += f" ({seconds:.1f} s)"
-            if floor and floor.get("status") == "ok":
-                text += f"; real data {format_value(floor.get('value'))}"
+            if reference and reference.get("status") == "ok":
+                text += f"; real data {format_value(reference.get('value'))}"
         self._line(text)

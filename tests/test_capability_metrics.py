@@ -1,4 +1,4 @@
-"""metrics/capability.py: encoder accuracy, linear probe, reconstruction and translation metrics.
+"""metrics/encoding.py and metrics/translation.py: encoder accuracy, linear probe, reconstruction and translation metrics.
 
 Exact values come from small fake plugins with known behaviour; one tiny real plugin checks the plumbing.
 """
@@ -11,9 +11,9 @@ import torch
 from exprbench.config import resolve_config
 from exprbench.data import FER7, DataSpec, to_float
 from exprbench.harness import build_model
-from exprbench.metrics.capability import (CapabilityMetricError, encoder_label_accuracy, l1_ssim, linear_probe_accuracy,
-                                          reconstruction_metrics, translate_all, translation_fid_inputs,
-                                          translation_metrics)
+from exprbench.metrics.encoding import encoder_label_accuracy, linear_probe_accuracy, reconstruction_metrics
+from exprbench.metrics.imageops import CapabilityMetricError, l1_ssim
+from exprbench.metrics.translation import translate_all, translation_fid_inputs, translation_metrics
 
 SPEC = DataSpec(1, 48, 48, FER7, "fer7")
 

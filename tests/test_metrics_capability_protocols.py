@@ -3,7 +3,7 @@
 Tiny runs (2 training steps, ``model.ch=8``) of BiCoGAN (encode + conditional + translate), BiGAN (encode),
 CCycleGAN (translate) and the unconditional GAN (none of them) on a small FER2013 subset, with a tiny
 evaluator: every protocol runs on a model with its capability, is skipped with a reason on one without,
-renames with ``--n-samples``, and gets the floor documented in ``metrics/evaluate.py``.
+renames with ``--n-samples``, and gets the reference its declaration documents (``metrics/protocols.py``).
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ import torch
 
 from exprbench.data import load_fer2013
 from exprbench.errors import UserError
-from exprbench.metrics.evaluate import _floor_key, evaluate_run
-from exprbench.metrics.registry import PROTOCOLS, default_protocols, resolve_protocol
+from exprbench.metrics.evaluate import evaluate_run
+from exprbench.metrics.references import reference_key
+from exprbench.metrics.spec import METRICS, default_metrics, resolve_metric
 from exprbench.metrics.testing import real_data_path, subset, tiny_evaluator, write_fer_csv
 
 DATA = real_data_path()
@@ -62,27 +63,27 @@ def _eval(world, model, metrics=CAPABILITY, n=N):
 
 
 def test_registry_entries():
-    fams = {n: PROTOCOLS.get(n).family for n in CAPABILITY}
+    fams = {n: METRICS.get(n).family for n in CAPABILITY}
     assert fams == {"enc_acc_test": "enc_acc", "probe_test": "probe", "recon_test": "recon_l1",
                     "translate_acc_test": "translate_acc", "translate_fid_test": "translate_fid"}
-    assert PROTOCOLS.get("enc_acc_test").needs == {"encode", "conditional"}
-    assert PROTOCOLS.get("probe_test").needs == {"encode"} == PROTOCOLS.get("recon_test").needs
-    assert PROTOCOLS.get("translate_fid_test").needs == {"translate"}
-    assert set(CAPABILITY) <= set(default_protocols())
+    assert METRICS.get("enc_acc_test").needs == {"encode", "conditional"}
+    assert METRICS.get("probe_test").needs == {"encode"} == METRICS.get("recon_test").needs
+    assert METRICS.get("translate_fid_test").needs == {"translate"}
+    assert set(CAPABILITY) <= set(default_metrics())
     for name, renamed in NAMES.items():
-        assert resolve_protocol(name).with_n(N).name == renamed
-        assert resolve_protocol(renamed).n_samples == N and resolve_protocol(renamed).family == fams[name]
-    assert resolve_protocol("recon1k_test").n_samples == 1000
-    assert len({PROTOCOLS.get(n).seed for n in CAPABILITY}) == 1  # one shared test subset
+        assert resolve_metric(name).with_n(N).name == renamed
+        assert resolve_metric(renamed).n_samples == N and resolve_metric(renamed).family == fams[name]
+    assert resolve_metric("recon1k_test").n_samples == 1000
+    assert len({METRICS.get(n).seed for n in CAPABILITY}) == 1  # one shared test subset
 
 
 def test_bicogan_runs_every_capability_protocol(world):
     res = _eval(world, "bicogan")
-    m, fl = res["metrics"], res["floors"]
+    m, fl = res["metrics"], res["references"]
     assert set(m) == set(NAMES.values())
     for name in NAMES.values():
         assert m[name]["status"] == "ok", (name, m[name])
-        assert m[name]["n_samples"] == N and m[name]["seed"] == PROTOCOLS.get("recon_test").seed
+        assert m[name]["n_samples"] == N and m[name]["seed"] == METRICS.get("recon_test").seed
         assert isinstance(m[name]["value"], float)
     enc = m["enc_acc35_test"]
     assert 0 <= enc["value"] <= 1 and len(enc["details"]["confusion_matrix"]) == 7
@@ -100,13 +101,13 @@ def test_bicogan_runs_every_capability_protocol(world):
     per = tf["details"]["per_target"]
     assert abs(tf["value"] - sum(per.values()) / len(per)) < 1e-9
     assert sum(tf["details"]["n_translated_per_target"].values()) <= N * 6
-    # floors: the evaluator's real-test accuracy for the accuracies, unavailable with a reason otherwise
+    # references: the evaluator's real-test accuracy for the accuracies, unavailable with a reason otherwise
     for name in ("enc_acc35_test", "translate_acc35_test"):
         assert fl[name]["status"] == "ok" and fl[name]["value"] == res["evaluator"]["test_accuracy"]
         assert fl[name]["extractor"] == "fer-evaluator"
     for name in ("probe35_test", "recon35_test", "translate_fid35_test"):
         assert fl[name]["status"] == "unavailable" and fl[name]["value"] is None and fl[name]["reason"]
-    # only ok floors are cached, and the printed table handles every entry
+    # only ok references are cached, and the printed table handles every entry
     from exprbench.metrics.fidelity import fidelity_cache_root
 
     cached = [p.name for p in (fidelity_cache_root() / "floors").glob("*.json")]
@@ -127,7 +128,7 @@ def test_bigan_encode_only(world):
     assert m["enc_acc35_test"]["status"] == "skipped" and "conditional" in m["enc_acc35_test"]["reason"]
     assert m["translate_acc35_test"]["status"] == "skipped" and "translate" in m["translate_acc35_test"]["reason"]
     # a skipped protocol computes no real-data reference
-    assert res["floors"]["enc_acc35_test"]["status"] == "skipped"
+    assert res["references"]["enc_acc35_test"]["status"] == "skipped"
 
 
 def test_ccyclegan_translate_only(world):
@@ -142,15 +143,15 @@ def test_gan_skips_all_with_reasons(world):
     for name in CAPABILITY:
         e = res["metrics"][name]
         assert e["status"] == "skipped" and e["value"] is None and "lacks capability" in e["reason"]
-    assert res["floors"]["translate_acc_test"]["status"] == "skipped"
-    assert res["floors"]["recon_test"]["status"] == "unavailable"
+    assert res["references"]["translate_acc_test"]["status"] == "skipped"
+    assert res["references"]["recon_test"]["status"] == "unavailable"
 
 
-def test_floor_key_and_bad_count(world):
-    from exprbench.metrics.evaluate import _Context
+def test_reference_key_and_bad_count(world):
+    from exprbench.metrics.context import EvalContext
 
-    ctx = _Context(object.__new__(type("M", (), {"capabilities": frozenset()})), world["ds"], torch.device("cpu"),
+    ctx = EvalContext(object.__new__(type("M", (), {"capabilities": frozenset()})), world["ds"], torch.device("cpu"),
                    world["ev"], None)
-    assert len(_floor_key(resolve_protocol("enc_acc_test"), ctx)) == 24  # model-encoder: evaluator sha
+    assert len(reference_key(resolve_metric("enc_acc_test"), ctx)) == 24  # model-encoder: evaluator sha
     with pytest.raises(UserError, match="at least one sample per class"):
         _eval(world, "ccyclegan", ["translate_acc_test"], n=3)

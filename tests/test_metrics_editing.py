@@ -7,10 +7,11 @@ import pytest
 import torch
 
 from exprbench.data import DataSpec
-from exprbench.metrics.capability import CapabilityMetricError
-from exprbench.metrics.editing import (at_strength, balanced_subset, edit_metrics, edit_strengths, likelihood_metrics,
-                                       parse_strengths)
-from exprbench.metrics.registry import resolve_protocol
+from exprbench.metrics.imageops import CapabilityMetricError
+from exprbench.metrics.editing import at_strength, edit_metrics, edit_strengths, parse_strengths
+from exprbench.metrics.labels import balanced_subset
+from exprbench.metrics.likelihood import likelihood_metrics
+from exprbench.metrics.spec import resolve_metric
 from exprbench.models.base import ModelPlugin
 
 SPEC = DataSpec(1, 8, 8, ("a", "b", "c"), "toy")
@@ -111,8 +112,8 @@ def test_balanced_subset():
 
 
 def test_protocols_registered_with_counts_in_their_names():
-    p = resolve_protocol("edit_success")
+    p = resolve_metric("edit_success")
     assert p.family == "edit" and p.needs == {"edit"} and p.n_samples == 350
-    assert resolve_protocol("edit_success100").n_samples == 100
-    b = resolve_protocol("bpd_test")
+    assert resolve_metric("edit_success100").n_samples == 100
+    b = resolve_metric("bpd_test")
     assert b.family == "bpd" and b.needs == {"likelihood"} and b.with_n(700).name == "bpd700_test"

@@ -38,7 +38,7 @@ def test_evaluate_cgan_run(world):
     res = evaluate_run(run, n_samples=140, device="cpu", evaluator_weights=world["ev"])
     on_disk = json.loads((run / "eval.json").read_text())
     assert on_disk == json.loads(json.dumps(res))
-    m, fl = res["metrics"], res["floors"]
+    m, fl = res["metrics"], res["references"]
     for name in ("fid140_train", "kid140_train", "pr140_train", "ifid140_train", "acc_gen140", "cas140"):
         assert m[name]["status"] == "ok", (name, m[name])
         assert ENTRY_KEYS <= set(m[name]) and isinstance(m[name]["value"], float)
@@ -49,7 +49,7 @@ def test_evaluate_cgan_run(world):
     assert len(m["ifid140_train"]["details"]["per_class"]) == 7
     assert len(m["acc_gen140"]["details"]["confusion_matrix"]) == 7
     assert "ratio_to_real" in m["cas140"]["details"]
-    # the accuracy floor is the evaluator's accuracy on real test images = its card
+    # the accuracy reference is the evaluator's accuracy on real test images = its card
     assert fl["acc_gen140"]["value"] == res["evaluator"]["test_accuracy"]
     inc = m["fid140_train_inception"]
     assert inc["status"] == "unavailable" and inc["value"] is None and "inception" in inc["reason"].lower()
@@ -102,22 +102,23 @@ def test_data_path_resolution(tmp_path, monkeypatch):
 
 
 
-def test_floors_cached_and_shared_between_runs(world, monkeypatch):
-    """Floors do not depend on the model: evaluating a second run reads them from the floor cache."""
+def test_references_cached_and_shared_between_runs(world, monkeypatch):
+    """References do not depend on the model: evaluating a second run reads them from the reference cache."""
     import exprbench.metrics.evaluate as ev
+    import exprbench.metrics.references as refs
 
     metrics = ["fid70_train", "acc_gen70"]
     first = evaluate_run(world["runs"]["cgan"], metrics=metrics, device="cpu", evaluator_weights=world["ev"])
     floors_dir = ev.fidelity_cache_root() / "floors"
     assert {p.name.split("-")[0] for p in floors_dir.glob("*.json")} >= set(metrics)
     real_roles = []
-    real = ev._run_protocol
-    monkeypatch.setattr(ev, "_run_protocol", lambda p, ctx, real_role: real_roles.append(real_role) or real(p, ctx, real_role))
+    refs_run = refs.run_protocol
+    monkeypatch.setattr(refs, "run_protocol", lambda p, ctx, real: real_roles.append(real) or refs_run(p, ctx, real))
     second = evaluate_run(world["runs"]["gan"], metrics=metrics, device="cpu", evaluator_weights=world["ev"])
-    assert True not in real_roles, "a floor was recomputed instead of read from the cache"
-    assert second["floors"]["fid70_train"] == first["floors"]["fid70_train"]
-    # acc_gen is skipped for the unconditional GAN: its floor is not even read
-    assert second["floors"]["acc_gen70"]["status"] == "skipped"
+    assert True not in real_roles, "a reference was recomputed instead of read from the cache"
+    assert second["references"]["fid70_train"] == first["references"]["fid70_train"]
+    # acc_gen is skipped for the unconditional GAN: its reference is not even read
+    assert second["references"]["acc_gen70"]["status"] == "skipped"
 
 
 # -- issue 13: evaluation that talks, keeps what it has, picks a checkpoint, scores any images --------
@@ -180,20 +181,22 @@ def test_corrupt_eval_json_is_refused_and_kept(world, tmp_path):
 
 
 def test_skipped_protocols_compute_no_reference(world, monkeypatch):
-    """For an unconditional GAN, class-aware and capability protocols compute nothing, not even floors."""
-    import exprbench.metrics.evaluate as ev
+    """For an unconditional GAN, class-aware and capability protocols compute nothing, not even references."""
+    import exprbench.metrics.classaware as ca
+    import exprbench.metrics.references as refs
 
     calls = []
-    for fn in ("intra_class_fid", "label_accuracy", "cas_real_baseline", "classifier_accuracy_on_real", "_floor"):
-        real = getattr(ev, fn)
-        monkeypatch.setattr(ev, fn, lambda *a, _f=fn, _r=real, **k: calls.append(_f) or _r(*a, **k))
+    for mod, fn in ((ca, "intra_class_fid"), (ca, "label_accuracy"), (ca, "cas_real_baseline"),
+                    (ca, "classifier_accuracy_on_real"), (refs, "reference")):
+        real = getattr(mod, fn)
+        monkeypatch.setattr(mod, fn, lambda *a, _f=fn, _r=real, **k: calls.append(_f) or _r(*a, **k))
     res = evaluate_run(world["runs"]["gan"], metrics=["ifid70_train", "acc_gen70", "cas70", "enc_acc_test", "recon_test"],
                        device="cpu", evaluator_weights=world["ev"])
     assert calls == []
     for name in ("ifid70_train", "acc_gen70", "cas70", "enc_acc_test"):
         assert res["metrics"][name]["status"] == "skipped"
-        assert res["floors"][name]["status"] == "skipped" and "not computed" in res["floors"][name]["reason"]
-    assert res["floors"]["recon_test"]["status"] == "unavailable"  # has no floor at all
+        assert res["references"][name]["status"] == "skipped" and "not computed" in res["references"][name]["reason"]
+    assert res["references"]["recon_test"]["status"] == "unavailable"  # has no reference at all
 
 
 class _Recorder:

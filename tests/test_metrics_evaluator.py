@@ -81,8 +81,10 @@ def test_evaluator_input_errors(bad, msg):
 def test_registered_with_torch_fidelity(tiny, small):
     from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
+    from exprbench.metrics import tf_extractor  # importing it registers the extractor
+
     cls = FEATURE_EXTRACTORS_REGISTRY["fer-evaluator"]
-    assert cls is E.FERFeatureExtractor
+    assert cls is tf_extractor.FERFeatureExtractor
     fx = cls("fer-evaluator", ["penultimate", "logits"], feature_extractor_weights_path=str(tiny)).eval()
     f, l = fx(small.images[:4])
     f3, _ = fx(small.images[:4].expand(-1, 3, -1, -1))  # gray repeated to RGB gives the same features

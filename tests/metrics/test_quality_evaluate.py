@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from exprbench.data import load_fer2013
-from exprbench.metrics.evaluate import _Context, evaluate_run
+from exprbench.metrics.context import EvalContext
+from exprbench.metrics.evaluate import evaluate_run
 from exprbench.metrics.fidelity import fid_from_features, fidelity_features, fidelity_scores
-from exprbench.metrics.registry import resolve_protocol
+from exprbench.metrics.spec import resolve_metric
 from exprbench.metrics.testing import real_data_path, subset, tiny_evaluator, tiny_run, write_fer_csv
 
 DATA = real_data_path()
@@ -38,14 +39,14 @@ def world(tmp_path_factory):
 
 
 def test_registered():
-    assert resolve_protocol("dc10k_train").family == "dc" and resolve_protocol("mem10k_train").family == "mem"
-    assert resolve_protocol("dc1k_train").n_samples == 1000
-    assert resolve_protocol("mem10k_train").with_n(2000).name == "mem2k_train"
+    assert resolve_metric("dc10k_train").family == "dc" and resolve_metric("mem10k_train").family == "mem"
+    assert resolve_metric("dc1k_train").n_samples == 1000
+    assert resolve_metric("mem10k_train").with_n(2000).name == "mem2k_train"
 
 
 def test_entries_and_keys(world):
     res = world["res"]
-    m, fl = res["metrics"], res["floors"]
+    m, fl = res["metrics"], res["references"]
     on_disk = json.loads((world["run"] / "eval.json").read_text())
     assert on_disk["metrics"]["dc70_train"]["details"]["density"] == m["dc70_train"]["details"]["density"]
     for name in ("fid70_train", "kid70_train", "pr70_train", "dc70_train", "mem70_train", "ifid70_train", "acc_gen70",
@@ -88,7 +89,7 @@ def test_fid_equals_torch_fidelity(world):
 
     res = world["res"]
     _, model, _, _, _ = load_for_eval(world["run"], "latest", torch.device("cpu"))
-    ctx = _Context(model, world["ds"], torch.device("cpu"), world["ev"], None)
+    ctx = EvalContext(model, world["ds"], torch.device("cpu"), world["ev"], None)
     gen, _ = ctx.generate(70, 0, per_class=False)
     direct = fidelity_scores(gen, ctx.train.images, ("fid",), evaluator_weights=world["ev"])["fid"]
     assert direct == pytest.approx(res["metrics"]["fid70_train"]["value"], rel=1e-9, abs=1e-12)

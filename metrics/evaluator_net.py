@@ -1,0 +1,140 @@
+"""The FER2013 evaluator network and its card: :class:`FERNet` (a compact VGG-style CNN, Simonyan &
+Zisserman 2015, with batch norm, Ioffe & Szegedy 2015), :class:`NetConfig`, and the weights + JSON card files.
+
+Four stages of two 3x3 conv-BN-ReLU layers and 2x2 max pooling (48 -> 24 -> 12 -> 6 -> 3), global average
+pooling, a fully connected ReLU layer (the *penultimate features*, ``feat_dim`` wide, used for FID / KID /
+precision-recall) and a linear classifier (the *logits*).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from exprbench.data import FER7
+from exprbench.errors import UserError
+from exprbench.io import file_sha256, write_json
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+DEFAULT_WEIGHTS = WEIGHTS_DIR / "fer_evaluator.pt"
+from .names import EXTRACTOR_NAME  # noqa: E402  (re-exported)
+FEATURE_PENULTIMATE = "penultimate"
+FEATURE_LOGITS = "logits"
+CARD_VERSION = 1
+
+
+class EvaluatorError(UserError):
+    """Missing or corrupt evaluator weights / card, a sha256 mismatch, or images it cannot take."""
+
+
+# --------------------------------------------------------------------------------------------
+# the network
+
+
+@dataclass(frozen=True)
+class NetConfig:
+    """Architecture of :class:`FERNet`.
+
+    Attributes:
+        width: channels of the first stage; stages have width x (1, 2, 4, 8).
+        feat_dim: size of the penultimate (feature) layer.
+        dropout: dropout before the feature layer and before the classifier (training only).
+        class_names: the classes of the logits, in order (FER2013 ``fer7`` order by default).
+    """
+
+    width: int = 32
+    feat_dim: int = 256
+    dropout: float = 0.4
+    class_names: tuple[str, ...] = FER7
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["class_names"] = list(self.class_names)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "NetConfig":
+        return cls(int(d["width"]), int(d["feat_dim"]), float(d["dropout"]), tuple(d["class_names"]))
+
+
+def _conv_bn(cin: int, cout: int) -> list[nn.Module]:
+    return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
+
+class FERNet(nn.Module):
+    """Compact VGG-style classifier for 1 x 48 x 48 faces.
+
+    ``forward(x)`` takes float32 N x 1 x 48 x 48 images in [-1, 1] (see :func:`exprbench.data.to_float`)
+    and returns ``(features, logits)``: float32 N x ``feat_dim`` (non-negative, after ReLU) and
+    N x ``len(class_names)``.
+    """
+
+    def __init__(self, cfg: NetConfig = NetConfig()) -> None:
+        super().__init__()
+        self.cfg = cfg
+        w = cfg.width
+        layers: list[nn.Module] = []
+        cin = 1
+        for mult in (1, 2, 4, 8):
+            layers += _conv_bn(cin, w * mult) + _conv_bn(w * mult, w * mult) + [nn.MaxPool2d(2)]
+            cin = w * mult
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(cfg.dropout), nn.Linear(cin, cfg.feat_dim),
+                                  nn.BatchNorm1d(cfg.feat_dim), nn.ReLU(inplace=True))
+        self.drop = nn.Dropout(cfg.dropout)
+        self.classifier = nn.Linear(cfg.feat_dim, len(cfg.class_names))
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.body(x)
+        h = F.adaptive_avg_pool2d(h, 1)
+        feats = self.head(h)
+        return feats, self.classifier(self.drop(feats))
+
+
+# --------------------------------------------------------------------------------------------
+# files: weights + card
+
+
+def card_path(weights: Path) -> Path:
+    """The JSON card beside a weights file: ``fer_evaluator.pt`` -> ``fer_evaluator.json``."""
+    return Path(weights).with_suffix(".json")
+
+
+def read_card(weights: str | Path | None = None) -> dict:
+    """Read the card of ``weights`` (default: the shipped evaluator).
+
+    Raises:
+        EvaluatorError: the card is missing or malformed.
+    """
+    cp = card_path(Path(weights or DEFAULT_WEIGHTS))
+    if not cp.exists():
+        raise EvaluatorError(f"evaluator card {cp} not found (train one with `exprbench evaluator train`)")
+    try:
+        return json.loads(cp.read_text())
+    except json.JSONDecodeError as e:
+        raise EvaluatorError(f"{cp}:{e.lineno}: malformed evaluator card ({e.msg})") from None
+
+
+def save_evaluator(net: FERNet, weights: Path, card: dict) -> dict:
+    """Write ``net``'s state dict to ``weights`` and the card (with its sha256 and net config) beside it.
+
+    Returns the card as written.
+    """
+    from exprbench.data import atomic_torch_save
+
+    state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    atomic_torch_save(state, Path(weights))
+    card = {**card, "card_version": CARD_VERSION, "net": net.cfg.to_dict(),
+            "weights_file": Path(weights).name, "sha256": file_sha256(Path(weights)),
+            "size_bytes": Path(weights).stat().st_size}
+    write_json(card_path(Path(weights)), card)
+    return card
+

@@ -1,0 +1,156 @@
+"""The feature-space protocols over generated images: FID, KID, precision/recall (torch-fidelity, see
+:mod:`.fidelity`), density/coverage (:mod:`.coverage`) and memorisation (:mod:`.memorisation`).
+
+Each runner scores the protocol's generated set (or, for the real-data reference, the real test split)
+against the train reference in the protocol's feature space; with ``ctx.ci_draws`` bootstrap intervals
+come from the features torch-fidelity cached (:mod:`.bootstrap`).
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import torch
+
+from exprbench.io import atomic_open
+
+from .bootstrap import CI_SEED, fid_ci, fid_infinity, kid_ci
+from .coverage import DC_NEIGHBORHOOD, density_coverage, precision_recall_ci
+from .fidelity import fidelity_scores
+from .fidelity_inputs import extractor_info, generated_cache_name, is_cached
+from .memorisation import MEM_QUANTILE, N_PAIRS, memorisation, pairs_grid
+from .names import PR_REFERENCE_SIZE
+
+_TF_METRIC = {"fid": "fid", "kid": "kid", "pr": "prc"}
+
+
+def run_fid_kid_pr(spec, ctx, real: bool, kind: str) -> dict:
+    """FID / KID / precision-recall (``kind``) of generated (or real test) images against the train reference
+    (precision/recall: a fixed random 10k of train, seed 0, so both sets have the same size)."""
+    _, sha = extractor_info(spec.extractor, ctx.evaluator_weights, ctx.inception_weights)
+    kw = ctx.fidelity_kw(spec)
+    if real:
+        cand, n_c = ctx.test.images, len(ctx.test)
+        test_name = ctx.ref_name("test", n_c, spec.extractor, sha)
+        if not is_cached(test_name):
+            ctx.note(f"real test features for the real-data value, one-time, {n_c:,} images")
+    else:
+        cand, _ = ctx.generate(spec.n_samples, spec.seed, per_class=False)
+        n_c = cand.shape[0]
+        ctx.gen_cache_names.add(generated_cache_name(cand, spec.extractor, sha))
+        test_name = None
+    if kind == "pr":
+        ref, sel = ctx.pr_reference(PR_REFERENCE_SIZE)
+        ref_name = ctx.ref_name("train", ref.shape[0], spec.extractor, sha, sel)
+        if not is_cached(ref_name):
+            ctx.note(f"train reference features (random {ref.shape[0]:,} of train, seed 0), one-time, "
+                     f"{ref.shape[0]:,} images")
+    else:
+        ref, ref_name = ctx.train.images, ctx.ref_name("train", len(ctx.train), spec.extractor, sha)
+        if not is_cached(ref_name):
+            ctx.note(f"train reference {'statistics' if kind == 'fid' else 'features'}, one-time, "
+                     f"{ref.shape[0]:,} images")
+    gen_cache = test_name if real else True  # real test features are cached like a reference
+    res = fidelity_scores(cand, ref, (_TF_METRIC[kind],), real_cache_name=ref_name, generated_cache=gen_cache,
+                          seed=2020, **kw)
+    out = {"n_samples": n_c, "extractor_sha256": sha}
+    if kind == "fid":
+        out.update(value=res["fid"], details={"n_real": res["n_real"]})
+    elif kind == "kid":
+        out.update(value=res["kid_mean"], std=res["kid_std"],
+                   details={"n_real": res["n_real"], "kid_subset_size": res["kid_subset_size"], "kid_subsets": 100})
+    else:
+        out.update(value=res["f_score"], details={"precision": res["precision"], "recall": res["recall"],
+                                                  "f_score": res["f_score"], "k": 3, "n_real": res["n_real"]})
+    if ctx.ci_draws:  # intervals (and FID at infinite N) from the features torch-fidelity cached
+        gen_feats = ctx.fidelity_feats(spec, cand, test_name if real else generated_cache_name(cand, spec.extractor, sha),
+                                       "generated")
+        if kind == "fid":
+            stats = ctx.train_statistics(spec, ref_name)
+            out.update(fid_ci(gen_feats, stats, res["fid"], ctx.ci_draws, CI_SEED))
+            out["details"].update(fid_infinity(gen_feats, stats), fid_inf_note=(
+                "linear fit of FID at N, N/2, N/4 (nested random subsets) in 1/N (Chong & Forsyth 2020)"))
+        elif kind == "kid":
+            out.update(kid_ci(gen_feats, ctx.fidelity_feats(spec, ref, ref_name, "real"), res["kid_mean"],
+                              ctx.ci_draws, CI_SEED))
+        else:
+            cis = precision_recall_ci(ctx.fidelity_feats(spec, ref, ref_name, "real"), gen_feats, res, k=3,
+                                      draws=ctx.ci_draws, seed=CI_SEED)
+            out.update(cis["f_score"])
+            out["details"].update(precision_ci95=cis["precision"]["ci95"], recall_ci95=cis["recall"]["ci95"],
+                                  ci_note="k-NN radii of the full sets kept fixed over the draws")
+    return out
+
+
+def run_dc(spec, ctx, real: bool) -> dict:
+    """Density and coverage (Naeem et al. 2020, k=5) against the precision/recall reference (10k train
+    images, seed 0); value = coverage (bounded in [0, 1], falls when modes are dropped; density, which is
+    unbounded and rewards crowding dense regions, goes to details)."""
+    _, sha = extractor_info(spec.extractor, ctx.evaluator_weights, ctx.inception_weights)
+    cand, cand_name = ctx.scored_set(spec, real, sha)
+    ref, sel = ctx.pr_reference(PR_REFERENCE_SIZE)
+    ref_name = ctx.ref_name("train", ref.shape[0], spec.extractor, sha, sel)
+    if not is_cached(ref_name):
+        ctx.note(f"train reference features (random {ref.shape[0]:,} of train, seed 0), one-time")
+    rf = ctx.fidelity_feats(spec, ref, ref_name, "real")
+    gf = ctx.fidelity_feats(spec, cand, cand_name, "generated")
+    res = density_coverage(rf, gf, DC_NEIGHBORHOOD, ci_draws=ctx.ci_draws, ci_seed=CI_SEED)
+    out = {"value": res["coverage"], "n_samples": int(cand.shape[0]), "extractor_sha256": sha,
+           "details": {"density": res["density"], "coverage": res["coverage"], "k": res["k"], "n_real": res["n_real"],
+                       "reference": f"train, {sel}"}}
+    if ctx.ci_draws:
+        out.update(res["coverage_ci"])
+        out["details"].update(density_ci95=res["density_ci"]["ci95"], coverage_ci95=res["coverage_ci"]["ci95"])
+    return out
+
+
+def run_mem(spec, ctx, real: bool) -> dict:
+    """Memorisation (see :mod:`.memorisation`) in the protocol's feature space: the fraction of scored images
+    nearer their nearest train face than the 5th percentile of test-to-train distances. For generated
+    images, the 16 closest (sample, train face) pairs are written to ``RUN/figures_input/<protocol>_pairs.npy``
+    (uint8 16 x 2 x C x H x W: sample, neighbour) and ``..._pairs.png`` (4 pairs per row) when the evaluation
+    has a directory."""
+    _, sha = extractor_info(spec.extractor, ctx.evaluator_weights, ctx.inception_weights)
+    cand, cand_name = ctx.scored_set(spec, real, sha)
+    train_name = ctx.ref_name("train", len(ctx.train), spec.extractor, sha)
+    test_name = ctx.ref_name("test", len(ctx.test), spec.extractor, sha)
+    if not is_cached(train_name):
+        ctx.note(f"train features, one-time, {len(ctx.train):,} images")
+    tr = ctx.fidelity_feats(spec, ctx.train.images, train_name, "real")
+    te = ctx.fidelity_feats(spec, ctx.test.images, test_name, "real")
+    dup = ctx.test_duplicates()
+    gf = te[~dup] if real else ctx.fidelity_feats(spec, cand, cand_name, "generated")
+    res = memorisation(gf, tr, te, MEM_QUANTILE, N_PAIRS, ci_draws=ctx.ci_draws, ci_seed=CI_SEED, test_exclude=dup)
+    details = {k: v for k, v in res.items() if k not in ("fraction", "fraction_ci")}
+    details["test_excluded_note"] = ("test faces that are exact pixel copies of a train face are left out of the "
+                                     "threshold (and of the real-data value)")
+    details["feature_space"] = spec.extractor
+    details["pairs_axes"] = ("sample = index into the scored set (the generated images in order of generation; for "
+                             "the real-data value the test faces that are not copies of a train face), "
+                             "train_index = index into the train split")
+    if not real and ctx.out_dir is not None and res["closest_pairs"]:
+        details["pairs_files"] = write_pairs(ctx, spec.name, cand, res["closest_pairs"])
+        ctx.closest_pairs = (cand, res["closest_pairs"])
+    return {"value": res["fraction"], "n_samples": res["n_generated"], "extractor_sha256": sha,
+            **res.get("fraction_ci", {}), "details": details}
+
+
+def write_pairs(ctx, name: str, cand: torch.Tensor, pairs: list[dict]) -> dict:
+    """Write the closest pairs as .npy (P x 2 x H x W uint8, first channel) and .png into
+    ``out_dir/figures_input``; returns their paths relative to the directory."""
+    from PIL import Image
+
+    s = cand[[q["sample"] for q in pairs]]
+    nb = ctx.train.images[[q["train_index"] for q in pairs]]
+    arr = torch.stack([s, nb], 1)[:, :, 0].numpy().astype(np.uint8)
+    rel = {"npy": f"figures_input/{name}_pairs.npy", "png": f"figures_input/{name}_pairs.png"}
+    buf = io.BytesIO()
+    np.save(buf, arr)
+    with atomic_open(ctx.out_dir / rel["npy"], "wb") as fh:
+        fh.write(buf.getvalue())
+    buf = io.BytesIO()
+    Image.fromarray(pairs_grid(s, nb)).save(buf, format="PNG")
+    with atomic_open(ctx.out_dir / rel["png"], "wb") as fh:
+        fh.write(buf.getvalue())
+    return rel

@@ -1,0 +1,71 @@
+"""The torch-fidelity feature extractor ``"fer-evaluator"`` over the FER2013 evaluator."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+
+from exprbench.data import to_float
+
+from .evaluator import Evaluator, load_evaluator
+from .evaluator_net import EXTRACTOR_NAME, FEATURE_LOGITS, FEATURE_PENULTIMATE
+
+
+def _fidelity_base():
+    from torch_fidelity.feature_extractor_base import FeatureExtractorBase
+
+    return FeatureExtractorBase
+
+
+class FERFeatureExtractor(_fidelity_base()):
+    """torch-fidelity feature extractor ``"fer-evaluator"`` over the FER2013 evaluator.
+
+    Input: uint8 B x 1 x 48 x 48 or B x 3 x 48 x 48 (gray repeated; the channel mean is used).
+    Output: a tuple in the order of the requested features, from ``("penultimate", "logits")``:
+    float32 B x feat_dim and B x 7. FID, KID and precision/recall default to ``"penultimate"``.
+
+    The weights come from ``feature_extractor_weights_path`` (torch-fidelity's kwarg; default the
+    shipped file) and are sha256-checked against their card by :func:`load_evaluator`.
+    """
+
+    def __init__(self, name: str, features_list, feature_extractor_weights_path=None, **kwargs) -> None:
+        super().__init__(name, features_list)
+        ev = load_evaluator(feature_extractor_weights_path, "cpu")
+        self.net = copy.deepcopy(ev.net)
+        self.weights_sha256 = ev.sha256
+
+    @staticmethod
+    def get_provided_features_list():
+        return (FEATURE_PENULTIMATE, FEATURE_LOGITS)
+
+    @staticmethod
+    def get_default_feature_layer_for_metric(metric):
+        return {"isc": FEATURE_LOGITS, "fid": FEATURE_PENULTIMATE, "kid": FEATURE_PENULTIMATE,
+                "prc": FEATURE_PENULTIMATE}[metric]
+
+    @staticmethod
+    def can_be_compiled():
+        return False
+
+    @staticmethod
+    def get_dummy_input_for_compile():
+        return torch.zeros(1, 1, 48, 48, dtype=torch.uint8)
+
+    def forward(self, x):
+        x = Evaluator.check_images(x, "fer-evaluator input")
+        f, l = self.net(to_float(x).contiguous(memory_format=torch.channels_last))
+        got = {FEATURE_PENULTIMATE: f.float(), FEATURE_LOGITS: l.float()}
+        return tuple(got[name] for name in self.features_list)
+
+
+def register_with_fidelity() -> None:
+    """Register :class:`FERFeatureExtractor` as ``"fer-evaluator"`` with torch-fidelity (idempotent)."""
+    from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
+
+    if FEATURE_EXTRACTORS_REGISTRY.get(EXTRACTOR_NAME) is not FERFeatureExtractor:
+        FEATURE_EXTRACTORS_REGISTRY.pop(EXTRACTOR_NAME, None)
+        register_feature_extractor(EXTRACTOR_NAME, FERFeatureExtractor)
+
+
+register_with_fidelity()
