@@ -18,7 +18,9 @@ import torch
 
 from exprbench.data import LABEL_SETS, load_dataset
 from exprbench.errors import TrainingDiverged
-from exprbench.harness import Trainer, device_name, library_versions, list_checkpoints, resolve_device
+from exprbench.harness import Trainer
+from exprbench.rundir import list_checkpoints
+from exprbench.runtime import device_name, library_versions, resolve_device
 from exprbench.io import read_json, write_json
 
 from .claims import Claim, holder, read_attempts, this_host

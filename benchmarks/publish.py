@@ -31,7 +31,7 @@ def publish(results_dir: str | Path, dest: str | Path) -> list[Path]:
     Raises:
         UserError: ``results_dir`` has no ``runs/`` or no completed run; ``dest`` equals ``results_dir``.
     """
-    from exprbench.harness import load_trained
+    from exprbench.trained import load_trained
     from exprbench.weights import FILENAME, export_weights
 
     src, dest = Path(results_dir), Path(dest)

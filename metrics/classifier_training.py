@@ -217,7 +217,7 @@ def train_evaluator(
     Raises:
         UserError: the data is not fer7.
     """
-    from exprbench.harness import device_name, library_versions
+    from exprbench.runtime import device_name, library_versions
 
     if tuple(data.class_names) != FER7:
         raise UserError(f"the evaluator is trained on the fer7 label set, got {data.label_set}")

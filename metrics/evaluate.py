@@ -86,7 +86,7 @@ def evaluate_run(
         missing evaluator weights, an explicit Inception weights path that does not exist, an
         existing eval.json that is not valid JSON.
     """
-    from exprbench.harness import library_versions, resolve_device
+    from exprbench.runtime import library_versions, resolve_device
 
     t0 = time.perf_counter()
     run_dir = Path(run_dir)

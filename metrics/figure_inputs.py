@@ -52,7 +52,7 @@ def _png(path, array: np.ndarray) -> None:
 
 def sample_grid(model, spec) -> tuple[torch.Tensor, list[str]]:
     """The class grid (uint8 K*8 x C x H x W) and its row labels ("" for unconditional models)."""
-    from exprbench.harness import class_grid
+    from exprbench.trained import class_grid
 
     imgs, rows = class_grid(model, spec, PER_CLASS, GRID_SEED)
     return imgs.cpu(), list(rows) if rows is not None else [""] * spec.num_classes

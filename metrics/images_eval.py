@@ -211,7 +211,7 @@ def evaluate_images(
     """
     from exprbench import __version__
     from exprbench.data import LABEL_SETS, load_dataset
-    from exprbench.harness import library_versions, resolve_device
+    from exprbench.runtime import library_versions, resolve_device
 
     from .images_source import load_image_set
 

@@ -175,7 +175,7 @@ def common_fields(dev: torch.device, ctx, specs: Sequence) -> dict:
     """The eval.json fields every evaluation writes: references note, protocol version, versions, device, evaluator."""
     import torch_fidelity
 
-    from exprbench.harness import device_name, library_versions
+    from exprbench.runtime import device_name, library_versions
 
     return {
         "references_note": references_note(specs),

@@ -34,7 +34,7 @@ def resolve_eval_data_path(data, cfg_path) -> str:
 
 def checkpoint_steps(run_dir: str | os.PathLike) -> dict[int, Path]:
     """``{step: path}`` of a run's checkpoints (``checkpoints/step_XXXXXX.pt``), oldest first."""
-    from exprbench.harness import list_checkpoints
+    from exprbench.rundir import list_checkpoints
 
     out = {}
     for path in list_checkpoints(Path(run_dir)):
@@ -84,7 +84,9 @@ def load_for_eval(run_dir: str | os.PathLike, checkpoint: str | int | None, devi
         UserError: see :func:`select_checkpoint`; CheckpointError: a corrupt checkpoint.
     """
     from exprbench.data import DataSpec
-    from exprbench.harness import build_model, list_checkpoints, load_checkpoint, load_run_config, load_trained
+    from exprbench.config import load_run_config
+    from exprbench.rundir import list_checkpoints, load_checkpoint
+    from exprbench.trained import build_model, load_trained
     from exprbench.weights import FILENAME
 
     run_dir = Path(run_dir)

@@ -27,7 +27,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from exprbench.config import resolve_config
 from exprbench.data import FER7, DataSpec
 from exprbench.errors import ConfigError
-from exprbench.harness import build_model, resolve_device
+from exprbench.runtime import resolve_device
+from exprbench.trained import build_model
 from exprbench.models import MODELS
 from exprbench.models.base import Batch
 
