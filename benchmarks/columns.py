@@ -3,28 +3,23 @@
 A metric column is ``<protocol>`` (the protocol's value, e.g. ``fid10k_train``) or
 ``<protocol>:<key>`` (a detail of its ``eval.json`` entry promoted to a column, e.g.
 ``pr10k_train:recall``). The public names mirror ``metrics.spec`` (``higher_is_better``,
-``table_of``, ``LEADERBOARD_TABLES``, ``derived_columns``, ``resolve_metric``); until that module
-exists they are implemented here from the declaration table below, and :func:`resolve_metric`
-returns a :class:`ColumnSpec` carrying the presentation facts the report needs as well (column order,
-header name, chance line, which figure input a metric's evaluation writes).
+``table_of``, ``LEADERBOARD_TABLES``, ``derived_columns``, ``resolve_metric``) and are read from the
+metric declarations there (direction, table, derived columns, column order, header, chance line,
+which figure input a metric's evaluation writes): :func:`resolve_metric` returns them per family as a
+:class:`ColumnSpec`. Nothing about a particular metric is written here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-# (table name, title), in the order the report prints them; "other" collects unknown columns
-LEADERBOARD_TABLES: list[tuple[str, str]] = [
-    ("fidelity", "Fidelity to the training faces"),
-    ("coverage", "Coverage and memorisation"),
-    ("likelihood", "Likelihood (bits/dim of the test faces)"),
-    ("class_aware", "Class-aware generation"),
-    ("encoder", "Encoder"),
-    ("translation", "Translation of test faces"),
-    ("editing", "Editing at the model's reference strength"),
-    ("other", "Other protocols"),
-]
+from exprbench.metrics.spec import LEADERBOARD_TABLES as _DECLARED
+
+# (table name, title), in the order the report prints them (the metric declarations' tables); "other"
+# collects unknown columns
+LEADERBOARD_TABLES: list[tuple[str, str]] = [*_DECLARED, ("other", "Other protocols")]
 OTHER_TABLE = "other"
+_TABLE_INDEX = {name: i for i, (name, _) in enumerate(LEADERBOARD_TABLES)}
 
 
 @dataclass(frozen=True)
@@ -62,41 +57,42 @@ class ColumnSpec:
     kind_key: tuple[str, str, str, str, str] | None = None
 
 
-_SPECS: dict[str, ColumnSpec] = {s.family: s for s in [
-    ColumnSpec("fid", "fidelity", higher=False, figure="samples", ranks_samples=True),
-    ColumnSpec("kid", "fidelity", higher=False),
-    ColumnSpec("pr", "fidelity", derived={"precision": "higher", "recall": "higher"},
-               order=("precision", "recall", None), display={None: "F"}),
-    ColumnSpec("dc", "coverage", derived={"density": "higher"}, order=(None, "density"), display={None: "COVERAGE"}),
-    ColumnSpec("mem", "coverage", higher=False, display={None: "MEMORISED"}, figure="closest_pairs"),
-    ColumnSpec("bpd", "likelihood", higher=False, derived={"iw_bpd": "lower"}, order=(None, "iw_bpd"),
-               kind_key=("exact", "bpd_kind", "bpd kind", "exact", "bound")),
-    ColumnSpec("acc_gen", "class_aware", accuracy=True, confusion=True),
-    ColumnSpec("cas", "class_aware", accuracy=True),
-    ColumnSpec("ifid", "class_aware", higher=False),
-    ColumnSpec("enc_acc", "encoder", accuracy=True),
-    ColumnSpec("probe", "encoder", accuracy=True),
-    ColumnSpec("recon_l1", "encoder", higher=False, derived={"ssim": "higher"}, order=(None, "ssim")),
-    ColumnSpec("translate_acc", "translation", accuracy=True, figure="translations",
-               derived={"identity_l1": "lower", "identity_ssim": "higher"},
-               order=(None, "identity_l1", "identity_ssim")),
-    ColumnSpec("translate_fid", "translation", higher=False),
-    ColumnSpec("edit", "editing", accuracy=True, figure="edits", sweep=True,
-               derived={"identity_l1": "lower", "identity_ssim": "higher", "feature_distance": "lower",
-                        "entanglement": "lower"},
-               order=(None, "entanglement", "feature_distance", "identity_l1", "identity_ssim")),
-]}
-_TABLE_INDEX = {name: i for i, (name, _) in enumerate(LEADERBOARD_TABLES)}
-_FAMILY_INDEX = {fam: i for i, fam in enumerate(_SPECS)}
+def _specs() -> dict[str, ColumnSpec]:
+    """One :class:`ColumnSpec` per metric family, from the metric declarations (``metrics.spec``), in
+    declaration order (the order of families within a table)."""
+    from exprbench.metrics.spec import METRICS, all_metrics
+
+    out: dict[str, ColumnSpec] = {}
+    for name in all_metrics():
+        m = METRICS.get(name)
+        if m.family in out:
+            continue
+        display = {None: m.display} if m.display else {}
+        out[m.family] = ColumnSpec(m.family, m.table, higher=m.direction == "higher", derived=dict(m.derived),
+                                   order=m.columns, display=display, accuracy=m.accuracy, figure=m.figure,
+                                   ranks_samples=m.ranks_samples, confusion=m.confusion, sweep=m.sweep,
+                                   kind_key=m.kind_key)
+    return out
+
+
+_CACHE: dict[str, dict] = {}
+
+
+def _all() -> dict[str, ColumnSpec]:
+    if "specs" not in _CACHE:
+        _CACHE["specs"] = _specs()
+        _CACHE["index"] = {fam: i for i, fam in enumerate(_CACHE["specs"])}
+    return _CACHE["specs"]
 
 
 def _family(protocol: str) -> str:
     """The family of a protocol name (``fid1k_train`` -> ``fid``); the name itself if unknown."""
-    try:
-        from exprbench.metrics.registry import resolve_protocol
+    from exprbench.errors import RegistryError
+    from exprbench.metrics.spec import resolve_metric as _resolve
 
-        return resolve_protocol(protocol).family
-    except Exception:  # noqa: BLE001  (protocols of plugins not installed here: keep the name)
+    try:
+        return _resolve(protocol).family
+    except RegistryError:  # protocols of plugins not installed here: keep the name
         return protocol
 
 
@@ -104,7 +100,7 @@ def resolve_metric(name: str) -> ColumnSpec:
     """The :class:`ColumnSpec` of a protocol (or of the protocol of a ``<protocol>:<key>`` column);
     a protocol of no known family gets one in the ``other`` table, higher is better."""
     fam = _family(name.split(":", 1)[0])
-    return _SPECS.get(fam) or ColumnSpec(fam)
+    return _all().get(fam) or ColumnSpec(fam)
 
 
 def derived_columns(name: str) -> dict[str, str]:
@@ -133,7 +129,8 @@ def column_order(column: str) -> tuple:
     table = table_of(column)
     if table == OTHER_TABLE:
         return (_TABLE_INDEX[OTHER_TABLE], 0, 0, column)
-    return (_TABLE_INDEX[table], _FAMILY_INDEX.get(spec.family, 0), spec.order.index(key or None), column)
+    _all()
+    return (_TABLE_INDEX[table], _CACHE["index"].get(spec.family, 0), spec.order.index(key or None), column)
 
 
 def header_name(column: str) -> str:
@@ -161,7 +158,7 @@ def is_accuracy(column: str) -> bool:
 
 def kind_columns() -> list[tuple[str, str, str, str, str]]:
     """The text columns filled from boolean details: ``(detail key, column, header, true, false)``."""
-    return [s.kind_key for s in _SPECS.values() if s.kind_key]
+    return [s.kind_key for s in _all().values() if s.kind_key]
 
 
 __all__ = ["LEADERBOARD_TABLES", "ColumnSpec", "aliases", "column_order", "derived_columns", "header_name",

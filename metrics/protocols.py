@@ -102,7 +102,7 @@ _fid = dict(needs=S, n_samples=10000, seed=0, direction="lower", table="fidelity
 
 
 @register_metric(**_fid, what=TRAIN.replace("{what}", "FID"), name_pattern="fid{n}_train",
-                 summary="FID (fer-evaluator features), 10k generated vs the full train split")
+                 summary="FID (fer-evaluator features), 10k generated vs the full train split", figure="samples", ranks_samples=True)
 def fid10k_train(spec, ctx, real):
     from .fidelity_metrics import run_fid_kid_pr
 
@@ -123,7 +123,7 @@ def kid10k_train(spec, ctx, real):
 @register_metric(needs=S, n_samples=10000, seed=0, direction="higher", table="fidelity", reference=REAL_IN_PLACE,
                  min_samples=4, derived={"precision": "higher", "recall": "higher"}, details=pr_details, display="F",
                  what=PR_REF.replace("{what}", "precision/recall"), name_pattern="pr{n}_train",
-                 summary="precision/recall (k=3, fer-evaluator), 10k generated vs 10k train; value = F-score")
+                 summary="precision/recall (k=3, fer-evaluator), 10k generated vs 10k train; value = F-score", column_order=("precision", "recall", None))
 def pr10k_train(spec, ctx, real):
     from .fidelity_metrics import run_fid_kid_pr
 
@@ -146,7 +146,7 @@ def dc10k_train(spec, ctx, real):
                            "construction", min_samples=2, details=mem_details, display="MEMORISED",
                  what=TRAIN.replace("{what}", "memorisation (nearest train face)"), name_pattern="mem{n}_train",
                  summary="memorisation: fraction of generated closer to their nearest train face than the 5th "
-                         "percentile of test-to-train distances (fer-evaluator); real data ~ 0.05")
+                         "percentile of test-to-train distances (fer-evaluator); real data ~ 0.05", figure="closest_pairs")
 def mem10k_train(spec, ctx, real):
     from .fidelity_metrics import run_mem
 
@@ -154,20 +154,10 @@ def mem10k_train(spec, ctx, real):
 
 
 # -- class-aware generation --------------------------------------------------------------------
-@register_metric(needs=SC, n_samples=10000, seed=1, direction="lower", table="class_aware", reference=REAL_IN_PLACE,
-                 per_class=True, min_samples=2, details=per_class_details, name_pattern="ifid{n}_train",
-                 what="intra-class FID, {per:,} {src} per emotion vs that emotion's train images (seed {seed})",
-                 summary="intra-class FID: per emotion, n/K generated vs that emotion's train images; mean")
-def ifid_train(spec, ctx, real):
-    from .classaware import run_ifid
-
-    return run_ifid(spec, ctx, real)
-
-
 @register_metric(needs=SC, n_samples=3500, seed=2, compared_with="test", direction="higher", table="class_aware",
                  reference=EVALUATOR_ON_TEST, per_class=True, details=accuracy_details, accuracy=True, family="acc_gen",
                  what="evaluator label accuracy on {per:,} {src} per emotion (seed {seed})", name_pattern="acc_gen{n}",
-                 summary="label accuracy (GAN-test): n/K per emotion classified by the evaluator (hflip TTA)")
+                 summary="label accuracy (GAN-test): n/K per emotion classified by the evaluator (hflip TTA)", confusion=True)
 def acc_gen(spec, ctx, real):
     from .classaware import run_acc
 
@@ -184,6 +174,16 @@ def cas(spec, ctx, real):
     from .classaware import run_cas
 
     return run_cas(spec, ctx, real)
+
+
+@register_metric(needs=SC, n_samples=10000, seed=1, direction="lower", table="class_aware", reference=REAL_IN_PLACE,
+                 per_class=True, min_samples=2, details=per_class_details, name_pattern="ifid{n}_train",
+                 what="intra-class FID, {per:,} {src} per emotion vs that emotion's train images (seed {seed})",
+                 summary="intra-class FID: per emotion, n/K generated vs that emotion's train images; mean")
+def ifid_train(spec, ctx, real):
+    from .classaware import run_ifid
+
+    return run_ifid(spec, ctx, real)
 
 
 # -- the same with Inception-V3 features (when its weights are present) --------------------------
@@ -248,7 +248,7 @@ def recon_test(spec, ctx, real):
                  details=translate_acc_details, accuracy=True, family="translate_acc",
                  name_pattern="translate_acc{n}_test",
                  summary="translation target accuracy: n test faces to every other emotion, read by the evaluator; "
-                         "pair matrix, identity L1/SSIM/feature distance")
+                         "pair matrix, identity L1/SSIM/feature distance", figure="translations")
 def translate_acc_test(spec, ctx, real):
     from .translation import run_translate_acc
 
@@ -272,7 +272,7 @@ def translate_fid_test(spec, ctx, real):
                  derived={"identity_l1": "lower", "identity_ssim": "higher", "feature_distance": "lower",
                           "entanglement": "lower"}, family="edit", name_pattern="edit_success{n}",
                  summary="editing: n sampled latents edited toward every emotion over the model's strength sweep; "
-                         "evaluator success at the reference strength (mean over emotions), identity drift, entanglement")
+                         "evaluator success at the reference strength (mean over emotions), identity drift, entanglement", figure="edits", sweep=True, column_order=(None, "entanglement", "feature_distance", "identity_l1", "identity_ssim"))
 def edit_success(spec, ctx, real):
     from .editing import run_edit
 
@@ -284,7 +284,7 @@ def edit_success(spec, ctx, real):
                  no_reference="bits/dim is the model's own density of real images", derived={"iw_bpd": "lower"},
                  details=bpd_details, name_pattern="bpd{n}_test",
                  summary=f"bits/dim of n real test images (exact for flows, ELBO bound for VAEs, plus the IWAE bound "
-                         f"with K={BPD_IW_K}); lower is better")
+                         f"with K={BPD_IW_K}); lower is better", kind_key=("exact", "bpd_kind", "bpd kind", "exact", "bound"))
 def bpd_test(spec, ctx, real):
     from .likelihood import run_bpd
 

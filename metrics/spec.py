@@ -73,6 +73,9 @@ REFERENCE_LABEL = "real data (reference)"
 _NAME_RX = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
+FIGURES = (None, "samples", "translations", "edits", "closest_pairs")  # figure inputs evaluate writes
+
+
 def format_count(n: int) -> str:
     """10000 -> ``10k``, 1000 -> ``1k``, 2500 -> ``2500``, 700 -> ``700``."""
     return f"{n // 1000}k" if n >= 1000 and n % 1000 == 0 else str(n)
@@ -115,6 +118,15 @@ class MetricSpec:
         what: the start line's phrase, a template over ``n, per, per_total, src, seed, extractor, pr_ref``.
         display: column header of the value in tables (default: the family in capitals).
         accuracy: the value is a label accuracy in [0, 1] (charts draw chance at 1/K).
+        column_order: the order of the value (None) and derived keys in tables (default: value, then
+            derived in declaration order).
+        figure: the figure input its evaluation writes into the run (``samples``, ``translations``,
+            ``edits``, ``closest_pairs``), or None.
+        ranks_samples: the value picks the representative seed of a sample sheet (the median run).
+        confusion: its details hold ``confusion_matrix`` and ``class_names`` (a confusion figure).
+        sweep: its details hold an edit-strength ``sweep`` (success vs strength figure).
+        kind_key: a boolean detail reported as a text column: ``(detail key, column, header, true
+            text, false text)``, or None.
         default: part of the default set of ``exprbench evaluate``.
         summary: one line for ``exprbench metrics``.
         name_pattern: the name with ``{n}`` for the count (renaming on a count override).
@@ -141,9 +153,20 @@ class MetricSpec:
     what: str = ""
     display: str = ""
     accuracy: bool = False
+    column_order: tuple = ()
+    figure: str | None = None
+    ranks_samples: bool = False
+    confusion: bool = False
+    sweep: bool = False
+    kind_key: tuple | None = None
     default: bool = True
     summary: str = ""
     name_pattern: str = ""
+
+    @property
+    def columns(self) -> tuple:
+        """The value (None) and derived keys in table order."""
+        return self.column_order or (None, *self.derived)
 
     def with_n(self, n: int) -> "MetricSpec":
         """The same protocol with ``n`` samples, renamed so the name carries the count.
@@ -200,6 +223,10 @@ def _validate(spec: MetricSpec) -> None:
             raise RegistryError(f"{where}: name_pattern {spec.name_pattern!r} has no {{n}}")
         if not _NAME_RX.match(spec.name_pattern.replace("{n}", "1k")):
             raise RegistryError(f"{where}: name_pattern {spec.name_pattern!r} does not give a valid name")
+    if spec.column_order and set(spec.column_order) != {None, *spec.derived}:
+        raise RegistryError(f"{where}: column_order {spec.column_order!r} must list None and every derived key once")
+    if spec.figure not in FIGURES:
+        raise RegistryError(f"{where}: figure {spec.figure!r} is not one of {', '.join(map(str, FIGURES))}")
     if not callable(spec.fn) or not callable(spec.details):
         raise RegistryError(f"{where}: fn and details must be callables")
 
