@@ -43,8 +43,8 @@ def test_order_names_and_derived():
 
 
 def _names() -> set[str]:
-    fams = {s.family for s in columns._SPECS.values()}
-    return fams | {k for s in columns._SPECS.values() for k in s.derived}
+    specs = columns._all().values()
+    return {s.family for s in specs} | {k for s in specs for k in s.derived}
 
 
 def _code_strings(tree: ast.AST):

@@ -10,11 +10,12 @@ import torch
 
 from exprbench.data import DataSpec
 from exprbench.models.base import ModelPlugin
+from exprbench.models.contracts import Conditional, Editor, Encoder, IWLikelihood, Likelihood, Sampler, Translator
 
 ALL = frozenset({"sample", "conditional", "encode", "translate", "edit", "likelihood", "iw_likelihood"})
 
 
-class FakeModel(ModelPlugin):
+class FakeModel(ModelPlugin, Sampler, Conditional, Encoder, Translator, Editor, Likelihood, IWLikelihood):
     """Images in [-1, 1] with a class-dependent brightness; z = 8 x 8 average-pooled pixels."""
 
     name = "fake"
