@@ -55,7 +55,7 @@ def publish(results_dir: str | Path, dest: str | Path) -> list[Path]:
             for old in (out / "samples").glob("step_*.png"):
                 old.unlink()
             shutil.copy2(sheets[-1], out / "samples" / sheets[-1].name)
-        for extra in ("figures_input",):  # figure inputs that evaluate wrote (read by report)
+        for extra in ("figures", "figures_input"):  # figure inputs that evaluate wrote (read by report)
             if (run / extra).is_dir():
                 shutil.copytree(run / extra, out / extra, dirs_exist_ok=True)
         if any((run / "checkpoints").glob("step_*.pt")) or (run / FILENAME).exists():

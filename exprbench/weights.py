@@ -71,11 +71,14 @@ def export_weights(model, spec: dict, step: int, dest: str | os.PathLike) -> Pat
     state = model.state_dict()
     state.pop("optimizers", None)
     drop = set(model.training_only_nets)
+    ema_only = model.ema is not None and model.ema_net is not None
+    if ema_only:  # sampling reads the EMA copy: the training net's weights are not published
+        drop.add(model.ema_net)
     state["nets"] = {k: v for k, v in state["nets"].items() if k.split(".", 1)[0] not in drop}
     tensors: dict[str, torch.Tensor] = {}
     extra: dict[str, Any] = {}
     _flatten(state, "", tensors, extra)
-    meta = {"format": FORMAT, "step": int(step), "spec": spec, "extra": extra, "model": model.name,
+    meta = {"format": FORMAT, "step": int(step), "spec": spec, "extra": extra, "model": model.name, "ema_only": ema_only,
             "tensors_sha256": tensors_sha256(tensors)}
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -123,7 +126,8 @@ def load_weights(model, path: str | os.PathLike) -> int:
     """Load a published weights file into a freshly built ``model`` (same config); returns its step.
 
     Nets absent from the file (the discriminators) keep the fresh model's initialization and are
-    not used for inference.
+    not used for inference. A file written from a model with EMA holds only the EMA copy of its
+    sampling net; that net gets the EMA weights too, so every inference path reads the same weights.
 
     Raises:
         CheckpointError: see :func:`read_weights`; or the file does not fit the model (names the key).
@@ -144,6 +148,8 @@ def load_weights(model, path: str | os.PathLike) -> int:
         model.load_state_dict(state)
     except (RuntimeError, KeyError) as e:
         raise CheckpointError(f"{path}: does not fit model {model.name!r} ({str(e).splitlines()[0]})") from None
+    if meta.get("ema_only") and model.ema is not None:
+        model.nets[model.ema_net].load_state_dict(model.ema.module.state_dict())
     return int(meta.get("step", 0))
 
 

@@ -37,10 +37,14 @@ def test_export_then_load_gives_the_checkpoint_samples(trained, tmp_path):
     with safe_open(str(path), framework="pt") as f:
         names = list(f.keys())
     assert not any(n.startswith("nets/D.") for n in names)  # D is not needed for inference
-    assert any(n.startswith("ema/") for n in names) and any(n.startswith("nets/G.") for n in names)
+    assert not any(n.startswith("nets/C.") for n in names)  # nor the real-face classifier C
+    # with EMA only the EMA copy of G is published (sampling reads it), and the loaded G gets it too
+    assert any(n.startswith("ema/") for n in names) and not any(n.startswith("nets/G.") for n in names)
     _, loaded, spec2, step2 = load_trained(pub)  # no checkpoints: the published weights
     assert step2 == step == 3 and spec2 == spec
     assert torch.equal(loaded.sample(6, torch.arange(6), g()), want)
+    ema = loaded.ema.module.state_dict()
+    assert all(torch.equal(v, ema[k]) for k, v in loaded.nets["G"].state_dict().items())
 
 
 def test_damaged_weights_are_refused(trained, tmp_path):
