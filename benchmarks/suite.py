@@ -272,10 +272,10 @@ def load_suite(name_or_path: str | Path) -> Suite:
     metrics = list(ev.get("metrics", []))
     curve_metric, curve_every = str(ev.get("curve_metric", "")), int(ev.get("curve_every", 0))
     try:
-        from exprbench.metrics.registry import resolve_protocol
+        from exprbench.metrics.spec import resolve_metric
 
         for m in metrics + ([curve_metric] if curve_metric else []):
-            resolve_protocol(m)
+            resolve_metric(m)
     except UserError as e:
         raise SuiteError(f"{path}: [eval] {e}") from None
 

@@ -15,7 +15,7 @@ Modules (imported lazily, so ``exprbench --help`` stays fast):
 
 from __future__ import annotations
 
-__all__ = ["evaluate_run", "load_evaluator", "resolve_metric", "METRICS", "resolve_protocol", "PROTOCOLS"]
+__all__ = ["evaluate_run", "load_evaluator", "resolve_metric", "METRICS"]
 
 
 def __getattr__(name: str):
@@ -32,8 +32,4 @@ def __getattr__(name: str):
 
         spec._load_builtin()
         return getattr(spec, name)
-    if name in ("resolve_protocol", "PROTOCOLS"):
-        from . import registry
-
-        return getattr(registry, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

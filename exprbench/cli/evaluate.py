@@ -144,10 +144,10 @@ def evaluate_cmd(
 @command("metrics")
 def metrics_cmd() -> None:
     """List the metric protocols, what they need and their sample counts."""
-    from ..metrics.registry import PROTOCOLS
+    from ..metrics.spec import METRICS
 
     t = Table("protocol", "needs", "n_samples", "seed", "default", "summary")
-    for name in PROTOCOLS.names():
-        p = PROTOCOLS.get(name)
+    for name in METRICS.names():
+        p = METRICS.get(name)
         t.add_row(name, ", ".join(sorted(p.needs)), str(p.n_samples), str(p.seed), "yes" if p.default else "", p.summary)
     console.print(t)

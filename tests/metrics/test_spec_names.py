@@ -1,4 +1,4 @@
-"""Tests of metrics/registry.py: protocol names carry their protocol."""
+"""metrics/spec.py: protocol names carry their protocol."""
 
 from __future__ import annotations
 
