@@ -128,8 +128,8 @@ def sheets(rep: Report, w: _Writer, skipped: Skipped) -> dict[tuple[str, str], F
             why = f"{run}/figures/{kind}.png is not there (written by `exprbench evaluate`)"
             if row["source"] == "images":
                 why = f"an images entry without figures/{kind}.png ({run}: its images were scored from outside)"
-            if fi is None and kind == "samples" and row["source"] != "images":
-                fi = training_grid(row["path"])
+            if fi is None and kind == "samples" and row["source"] != "images" and kind in expected:
+                fi = training_grid(row["path"])  # only for a model whose sampling protocols ran
             if fi is None and kind == "closest_pairs":
                 fi = legacy_pairs(row["path"], ev)
             if kind == "samples" and (fi is not None or kind in expected):

@@ -13,11 +13,12 @@ from exprbench.metrics.labels import balanced_subset
 from exprbench.metrics.likelihood import likelihood_metrics
 from exprbench.metrics.spec import resolve_metric
 from exprbench.models.base import ModelPlugin
+from exprbench.models.contracts import Editor, Likelihood
 
 SPEC = DataSpec(1, 8, 8, ("a", "b", "c"), "toy")
 
 
-class ToyEditor(ModelPlugin):
+class ToyEditor(ModelPlugin, Editor, Likelihood):
     """Latent z in R^3; the decoded image's brightness encodes z, the 'classifier' reads argmax z.
 
     Editing toward class t adds strength * e_t (offset mode), so with a large strength the classifier
