@@ -41,6 +41,7 @@ from exprbench.data import DataSpec, to_uint8
 
 from . import register_model
 from .base import Batch, ModelPlugin
+from .blocks import AdversarialConfig
 from .contracts import Conditional, Editor, Sampler, move_to_distance, project_out
 from .runtime import service
 
@@ -171,7 +172,7 @@ class InterFaceGAN(ModelPlugin, Sampler, Conditional, Editor):
         if not (Path(base_run) / "config.json").exists() or not list_checkpoints(Path(base_run)):
             raise ValueError(f"model.base_run={base_run!r} is not a trained run directory (config.json + checkpoints/)")
         base_cfg, base, base_spec, step = load_trained(base_run, self.device)
-        if "sample" not in base.capabilities or "conditional" in base.capabilities or not hasattr(base.cfg, "z_dim"):
+        if "sample" not in base.capabilities or "conditional" in base.capabilities or not isinstance(base.cfg, AdversarialConfig):
             raise ValueError(f"model.base_run={base_run!r} is a {base.name!r} run: InterFaceGAN needs an "
                              "unconditional generator G(z) (a gan run)")
         if (base_spec.channels, base_spec.height, base_spec.width) != (spec.channels, spec.height, spec.width):
