@@ -16,6 +16,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
 from exprbench.data import DataSpec
+from exprbench.validate import check_class, check_float_images, check_labels
 
 from .contracts import CAPABILITIES, class_mean_differences, move_to_distance, project_out  # noqa: F401  (re-exported)
 from .runtime import cpu_labels, cpu_randn, optimizer_step  # noqa: F401  (optimizer_step re-exported)
@@ -183,22 +184,16 @@ class ModelPlugin:
         raise NotImplementedError
 
     def check_labels(self, c: torch.Tensor, n: int) -> torch.Tensor:
-        """``c`` as int64 n labels on the device.
+        """``c`` as int64 n labels on the device (:func:`exprbench.validate.check_labels`).
 
         Raises:
             ValueError: ``c`` not n integer labels in 0..K-1 (the message gives its shape and dtype).
         """
-        c = torch.as_tensor(c)
-        k = self.spec.num_classes
-        if c.shape != (n,) or c.is_floating_point() or (n and (int(c.min()) < 0 or int(c.max()) >= k)):
-            raise ValueError(f"expected {n} int labels in 0..{k - 1}, got {tuple(c.shape)} {c.dtype}")
-        return c.long().to(self.device)
+        return check_labels(c, n, self.spec.num_classes).to(self.device)
 
     def check_class(self, k: int, what: str = "class") -> int:
         """``k`` as a class index; raises ValueError naming the value otherwise."""
-        if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < self.spec.num_classes:
-            raise ValueError(f"{what} {k!r}: expected a class index 0..{self.spec.num_classes - 1}")
-        return k
+        return check_class(k, self.spec.num_classes, what)
 
     def check_images(self, x: torch.Tensor, c: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Validate capability-API inputs and move them to the device (x float32, c int64).
@@ -207,9 +202,7 @@ class ModelPlugin:
             ValueError: ``x`` not a float N x C x H x W of the spec's shape; ``c`` not N labels in 0..K-1.
         """
         s = self.spec
-        if not torch.is_tensor(x) or not x.is_floating_point() or x.dim() != 4 or tuple(x.shape[1:]) != (s.channels, s.height, s.width):
-            shape = tuple(x.shape) if torch.is_tensor(x) else type(x).__name__
-            raise ValueError(f"expected float images N x {s.channels} x {s.height} x {s.width} in [-1, 1], got {shape}")
+        check_float_images(x, "images", s.channels, (s.height, s.width))
         if c is not None:
             c = self.check_labels(c, x.shape[0])
         x = x.float().to(self.device)

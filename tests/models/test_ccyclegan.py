@@ -59,7 +59,7 @@ def test_every_image_goes_to_every_other_emotion():
 def test_translates_but_does_not_sample():
     model = tiny()
     x = torch.rand(3, 1, 48, 48) * 2 - 1
-    with pytest.raises(ValueError, match="int labels in 0..6"):
+    with pytest.raises(ValueError, match=r"(integer labels in|outside) 0\.\.6|labels for \d+ images"):
         model.translate(x, torch.tensor([1, 2, 9]))
     assert "sample" not in model.capabilities and {"translate", "conditional"} <= model.capabilities
     assert not hasattr(model, "sample") and not hasattr(model, "encode")  # no stand-ins, no stubs
