@@ -16,7 +16,6 @@ says so.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from exprbench.errors import UserError
+from exprbench.io import read_json_object
 
 from .columns import resolve_metric
 from .results import metric_columns
@@ -77,12 +77,8 @@ def read_index(run_dir: str | Path) -> dict[str, FigureInput]:
     path = Path(run_dir) / INDEX
     if not path.is_file():
         return {}
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise UserError(f"{path}:{e.lineno}: malformed JSON ({e.msg}); re-run `exprbench evaluate`") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: expected a JSON object {{name: {{file, rows, columns, cell, what}}}}")
+    data = read_json_object(path, "a JSON object {name: {file, rows, columns, cell, what}}",
+                            hint="re-run `exprbench evaluate`")
     out = {}
     for name, e in data.items():
         if not isinstance(e, dict) or not isinstance(e.get("file"), str):

@@ -19,6 +19,7 @@ from typing import Sequence
 import pandas as pd
 
 from exprbench.errors import UserError
+from exprbench.io import read_json_object
 
 from .columns import column_order, derived_columns, kind_columns, resolve_metric
 
@@ -46,15 +47,7 @@ def _read_json_strict(path: Path) -> dict | None:
     """A JSON object file, None when missing; a malformed one is a UserError naming it."""
     if not path.is_file():
         return None
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise UserError(f"{path}:{e.lineno}: malformed JSON ({e.msg}); re-run the command that wrote it") from None
-    except OSError as e:
-        raise UserError(f"{path}: cannot read ({e.strerror})") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: expected a JSON object, got {type(data).__name__}")
-    return data
+    return read_json_object(path, hint="re-run the command that wrote it")
 
 
 def entry_dirs(paths: str | Path | Sequence[str | Path]) -> list[Path]:

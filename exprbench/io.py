@@ -112,6 +112,28 @@ def read_json(path: str | os.PathLike) -> Any | None:
         return None
 
 
+def read_json_object(path: str | os.PathLike, what: str = "a JSON object", hint: str = "") -> dict:
+    """The JSON object in the file at ``path``, for files a user may hand-edit or a killed run may tear.
+
+    Args:
+        path: the file (it must exist; callers decide what a missing file means).
+        what: what the object is, for the message (``a JSON object (a run config)``).
+        hint: what to do about a malformed file, appended to its message.
+
+    Raises:
+        UserError: unreadable, not valid JSON (names the line), or not an object.
+    """
+    try:
+        data = json.loads(Path(path).read_text())
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path}:{e.lineno}: malformed JSON ({e.msg}){'; ' + hint if hint else ''}") from None
+    except OSError as e:
+        raise UserError(f"{path}: cannot read ({e.strerror})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected {what}, got {type(data).__name__}")
+    return data
+
+
 def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
     """Delete the temporary files that killed :func:`atomic_open` writes left in ``folder`` (not recursive).
 

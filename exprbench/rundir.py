@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CheckpointError, UserError
-from .io import atomic_torch_save, file_sha256, read_json, write_json, write_text
+from .io import atomic_torch_save, file_sha256, read_json, read_json_object, write_json, write_text
 
 CONFIG = "config.json"
 IDENTITY = "identity.json"
@@ -108,13 +108,7 @@ def read_config(run_dir: str | os.PathLike) -> dict:
     path = config_path(run_dir)
     if not path.exists():
         raise UserError(f"{run_dir} is not a run directory (no config.json)")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise UserError(f"{path}:{e.lineno}: malformed JSON ({e.msg})") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: expected a JSON object (a run config), got {type(data).__name__}")
-    return data
+    return read_json_object(path, "a JSON object (a run config)")
 
 
 def write_status(run_dir: str | os.PathLike, status: str, **fields: Any) -> None:
