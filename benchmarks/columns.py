@@ -75,14 +75,9 @@ def _specs() -> dict[str, ColumnSpec]:
     return out
 
 
-_CACHE: dict[str, dict] = {}
-
-
 def _all() -> dict[str, ColumnSpec]:
-    if "specs" not in _CACHE:
-        _CACHE["specs"] = _specs()
-        _CACHE["index"] = {fam: i for i, fam in enumerate(_CACHE["specs"])}
-    return _CACHE["specs"]
+    """:func:`_specs` now: metrics registered at run time (plugins, tests) are seen as soon as they are."""
+    return _specs()
 
 
 def _family(protocol: str) -> str:
@@ -129,8 +124,9 @@ def column_order(column: str) -> tuple:
     table = table_of(column)
     if table == OTHER_TABLE:
         return (_TABLE_INDEX[OTHER_TABLE], 0, 0, column)
-    _all()
-    return (_TABLE_INDEX[table], _CACHE["index"].get(spec.family, 0), spec.order.index(key or None), column)
+    families = list(_all())
+    place = families.index(spec.family) if spec.family in families else 0
+    return (_TABLE_INDEX[table], place, spec.order.index(key or None), column)
 
 
 def header_name(column: str) -> str:

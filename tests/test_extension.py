@@ -65,4 +65,5 @@ def test_runtime_model_and_metric_reach_listing_evaluation_and_report(plugins, t
     with open(tmp_path / "report" / "leaderboard.csv") as fh:
         header = next(csv.reader(fh))
     assert any("bright14" in h for h in header) and any("fid14_train" in h for h in header)
+    assert "bright14" in (tmp_path / "report" / "tables" / "fidelity.md").read_text()  # its declared table
     assert "tmp_flat" in (tmp_path / "report" / "leaderboard.md").read_text()
