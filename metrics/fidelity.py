@@ -34,7 +34,7 @@ from typing import Callable, ContextManager, Sequence
 import numpy as np
 import torch
 
-from .fidelity_inputs import (CACHE_VERSION, EXTRACTORS, FAKE_PREFIX, FEATURE_LAYER, INCEPTION_FILE,  # noqa: F401
+from .fidelity_inputs import (CACHE_VERSION, EXTRACTORS, FER_EXTRACTORS, FAKE_PREFIX, FEATURE_LAYER, INCEPTION_FILE,  # noqa: F401
                               INCEPTION_NAME, INCEPTION_URL, KID_SUBSET_SIZE, KID_SUBSETS, PRC_NEIGHBORHOOD,
                               EXTRACTOR_NAME, ExtractorUnavailable, ImageDataset, MetricInputError, check_images,
                               drop_generated_cache, extractor_info, fidelity_cache_root, generated_cache_name,
@@ -131,7 +131,7 @@ def fidelity_scores(
     if bad or not metrics:
         raise MetricInputError(f"unknown fidelity metric(s) {bad or metrics} (known: fid, kid, prc)")
     wpath, wsha = extractor_info(extractor, evaluator_weights, inception_weights)
-    size = (48, 48) if extractor == EXTRACTOR_NAME else None
+    size = (48, 48) if extractor in FER_EXTRACTORS else None
     generated = check_images(generated, "generated images", size)
     real = check_images(real, "real images", size)
     if generated.shape[0] < 2 or real.shape[0] < 2:
@@ -258,7 +258,7 @@ def fidelity_features(
 
     register_with_fidelity()
     wpath, _ = extractor_info(extractor, evaluator_weights, inception_weights)
-    images = check_images(images, f"{role} images", (48, 48) if extractor == EXTRACTOR_NAME else None)
+    images = check_images(images, f"{role} images", (48, 48) if extractor in FER_EXTRACTORS else None)
     layer = FEATURE_LAYER[extractor]
     dev = torch.device(device)
     stack = contextlib.ExitStack()

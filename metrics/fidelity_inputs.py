@@ -19,12 +19,13 @@ from exprbench.data import cache_dir
 from exprbench.errors import UserError
 
 from .evaluator import EXTRACTOR_NAME, FEATURE_PENULTIMATE, file_sha256, resolve_weights
-from .names import INCEPTION_NAME
+from .names import INCEPTION_NAME, MULTILAYER_NAME
 
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
 INCEPTION_URL = f"https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/{INCEPTION_FILE}"
-EXTRACTORS = (EXTRACTOR_NAME, INCEPTION_NAME)
-FEATURE_LAYER = {EXTRACTOR_NAME: FEATURE_PENULTIMATE, INCEPTION_NAME: "2048"}
+EXTRACTORS = (EXTRACTOR_NAME, MULTILAYER_NAME, INCEPTION_NAME)
+FER_EXTRACTORS = (EXTRACTOR_NAME, MULTILAYER_NAME)  # read 48 x 48 faces with the evaluator's weights
+FEATURE_LAYER = {EXTRACTOR_NAME: FEATURE_PENULTIMATE, MULTILAYER_NAME: "multilayer", INCEPTION_NAME: "2048"}
 KID_SUBSET_SIZE = 1000
 KID_SUBSETS = 100
 PRC_NEIGHBORHOOD = 3
@@ -163,6 +164,12 @@ def extractor_info(extractor: str, evaluator_weights=None, inception_weights=Non
     if extractor == EXTRACTOR_NAME:
         p = resolve_weights(evaluator_weights)
         return p, _cached_file_sha(p)
+    if extractor == MULTILAYER_NAME:  # the evaluator's weights and the card's stage scales
+        from .multilayer import read_multilayer_card
+
+        p = resolve_weights(evaluator_weights)
+        card = read_multilayer_card(None, _cached_file_sha(p))
+        return p, hashlib.sha256(f"{_cached_file_sha(p)}|{card['card_sha256']}".encode()).hexdigest()
     if extractor == INCEPTION_NAME:
         p = inception_weights_path(inception_weights)
         if p is None:

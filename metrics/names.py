@@ -3,6 +3,7 @@ protocols from them)."""
 
 EXTRACTOR_NAME = "fer-evaluator"
 INCEPTION_NAME = "inception-v3-compat"
+MULTILAYER_NAME = "fer-multilayer"  # the realism space (metrics/multilayer.py)
 CAS_NAME = "cas-classifier"
 
 CAPABILITY_SEED = 4  # every protocol over real test images of one count sees the same test subset

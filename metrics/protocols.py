@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from .console import fmt
 from .names import (BPD_IW_K, BPD_SEED, CAPABILITY_SEED, CAS_NAME, EDIT_FIT_PER_CLASS, EDIT_SEED, INCEPTION_NAME,
-                    PROBE_TRAIN_PER_CLASS)
+                    MULTILAYER_NAME, PROBE_TRAIN_PER_CLASS)
 from .spec import register_metric
 
 S, SC = frozenset({"sample"}), frozenset({"sample", "conditional"})
@@ -99,6 +99,60 @@ def bpd_details(e: dict, ref: dict) -> str:
 # -- fidelity to the training faces (generated images in feature space) --------------------------
 _fid = dict(needs=S, n_samples=10000, seed=0, direction="lower", table="fidelity", reference=REAL_IN_PLACE,
             min_samples=2, details=fid_details)
+
+
+# -- the realism space first: pooled features of every evaluator stage (metrics/multilayer.py) -----
+_ml = dict(extractor=MULTILAYER_NAME)
+
+
+@register_metric(**_fid, **_ml, what=TRAIN.replace("{what}", "FID"), name_pattern="fid{n}_train_ml", ranks_samples=True,
+                 summary="FID in the realism space (fer-multilayer: pooled features of every evaluator stage), "
+                         "10k generated vs the full train split")
+def fid10k_train_ml(spec, ctx, real):
+    from .fidelity_metrics import run_fid_kid_pr
+
+    return run_fid_kid_pr(spec, ctx, real, "fid")
+
+
+@register_metric(**_fid, **_ml, what=TRAIN.replace("{what}", "KID"), name_pattern="kid{n}_train_ml",
+                 summary="KID mean/std over 100 subsets (fer-multilayer), 10k generated vs train")
+def kid10k_train_ml(spec, ctx, real):
+    from .fidelity_metrics import run_fid_kid_pr
+
+    return run_fid_kid_pr(spec, ctx, real, "kid")
+
+
+@register_metric(needs=S, n_samples=10000, seed=0, direction="higher", table="fidelity", reference=REAL_IN_PLACE,
+                 min_samples=4, derived={"precision": "higher", "recall": "higher"}, details=pr_details, display="F",
+                 what=PR_REF.replace("{what}", "precision/recall"), name_pattern="pr{n}_train_ml", **_ml,
+                 summary="precision/recall (k=3, fer-multilayer), 10k generated vs 10k train; value = F-score",
+                 column_order=("precision", "recall", None))
+def pr10k_train_ml(spec, ctx, real):
+    from .fidelity_metrics import run_fid_kid_pr
+
+    return run_fid_kid_pr(spec, ctx, real, "pr")
+
+
+@register_metric(needs=S, n_samples=10000, seed=0, direction="higher", table="coverage", reference=REAL_IN_PLACE,
+                 min_samples=2, derived={"density": "higher"}, details=dc_details, display="COVERAGE", **_ml,
+                 what=PR_REF.replace("{what}", "density/coverage (k=5)"), name_pattern="dc{n}_train_ml",
+                 summary="density/coverage (Naeem et al. 2020, k=5, fer-multilayer); value = coverage")
+def dc10k_train_ml(spec, ctx, real):
+    from .fidelity_metrics import run_dc
+
+    return run_dc(spec, ctx, real)
+
+
+@register_metric(needs=S, n_samples=10000, seed=0, direction="lower", table="coverage", **_ml,
+                 reference="real test faces (not pixel copies of a train face) scored as samples: about 0.05 by "
+                           "construction", min_samples=2, details=mem_details, display="MEMORISED",
+                 what=TRAIN.replace("{what}", "memorisation (nearest train face)"), name_pattern="mem{n}_train_ml",
+                 summary="memorisation in the realism space (fer-multilayer): fraction of generated closer to their "
+                         "nearest train face than the 5th percentile of test-to-train distances; real data ~ 0.05")
+def mem10k_train_ml(spec, ctx, real):
+    from .fidelity_metrics import run_mem
+
+    return run_mem(spec, ctx, real)
 
 
 @register_metric(**_fid, what=TRAIN.replace("{what}", "FID"), name_pattern="fid{n}_train",

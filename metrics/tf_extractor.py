@@ -1,4 +1,5 @@
-"""The torch-fidelity feature extractor ``"fer-evaluator"`` over the FER2013 evaluator."""
+"""The torch-fidelity feature extractors over the FER2013 evaluator: ``"fer-evaluator"`` (its penultimate
+features and logits) and ``"fer-multilayer"`` (pooled features of all its stages, :mod:`.multilayer`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from exprbench.data import to_float
 
 from .evaluator import Evaluator, load_evaluator
 from .evaluator_net import EXTRACTOR_NAME, FEATURE_LOGITS, FEATURE_PENULTIMATE
+from .multilayer import FEATURE_MULTILAYER, MULTILAYER_NAME, multilayer_features, read_multilayer_card
 
 
 def _fidelity_base():
@@ -59,13 +61,43 @@ class FERFeatureExtractor(_fidelity_base()):
         return tuple(got[name] for name in self.features_list)
 
 
+class FERMultilayerExtractor(FERFeatureExtractor):
+    """torch-fidelity feature extractor ``"fer-multilayer"``: the realism space of :mod:`.multilayer`.
+
+    Input: uint8 B x 1 x 48 x 48 or B x 3 x 48 x 48 (gray repeated). Output: a 1-tuple, float32
+    B x 15*width (360 for the shipped evaluator), for FID, KID and precision/recall. The evaluator weights
+    come from ``feature_extractor_weights_path`` (sha256-checked); the stage scales from the card
+    ``fer_multilayer.json`` beside them (or the shipped one), which must name the same weights.
+    """
+
+    def __init__(self, name: str, features_list, feature_extractor_weights_path=None, **kwargs) -> None:
+        super().__init__(name, features_list, feature_extractor_weights_path, **kwargs)
+        self.scales = read_multilayer_card(None, self.weights_sha256)["stage_scales"]
+
+    @staticmethod
+    def get_provided_features_list():
+        return (FEATURE_MULTILAYER,)
+
+    @staticmethod
+    def get_default_feature_layer_for_metric(metric):
+        return {"fid": FEATURE_MULTILAYER, "kid": FEATURE_MULTILAYER, "prc": FEATURE_MULTILAYER}[metric]
+
+    def forward(self, x):
+        x = Evaluator.check_images(x, "fer-multilayer input")
+        return (multilayer_features(self.net, to_float(x).contiguous(memory_format=torch.channels_last), self.scales),)
+
+
+_EXTRACTOR_CLASSES = {EXTRACTOR_NAME: FERFeatureExtractor, MULTILAYER_NAME: FERMultilayerExtractor}
+
+
 def register_with_fidelity() -> None:
-    """Register :class:`FERFeatureExtractor` as ``"fer-evaluator"`` with torch-fidelity (idempotent)."""
+    """Register ``"fer-evaluator"`` and ``"fer-multilayer"`` with torch-fidelity (idempotent)."""
     from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
 
-    if FEATURE_EXTRACTORS_REGISTRY.get(EXTRACTOR_NAME) is not FERFeatureExtractor:
-        FEATURE_EXTRACTORS_REGISTRY.pop(EXTRACTOR_NAME, None)
-        register_feature_extractor(EXTRACTOR_NAME, FERFeatureExtractor)
+    for name, cls in _EXTRACTOR_CLASSES.items():
+        if FEATURE_EXTRACTORS_REGISTRY.get(name) is not cls:
+            FEATURE_EXTRACTORS_REGISTRY.pop(name, None)
+            register_feature_extractor(name, cls)
 
 
 register_with_fidelity()

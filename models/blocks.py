@@ -74,6 +74,18 @@ def g_loss(kind: str, fake: torch.Tensor) -> torch.Tensor:
     raise ValueError(f"unknown GAN loss {kind!r} (known: {', '.join(LOSSES)})")
 
 
+def r1_penalty(real_logit: torch.Tensor, x_real: torch.Tensor) -> torch.Tensor:
+    """R1 gradient penalty (Mescheder et al. 2018, arXiv:1801.04406, eq. 9 without gamma/2): the batch mean
+    of ||d D(x) / d x||^2 over real images, a scalar with a graph for D's update.
+
+    Args:
+        real_logit: D's logits on ``x_real`` (any shape; summed), computed with ``x_real`` requiring grad.
+        x_real: the real images D saw, float N x C x H x W with ``requires_grad``.
+    """
+    (grad,) = torch.autograd.grad(real_logit.sum(), x_real, create_graph=True)
+    return grad.pow(2).flatten(1).sum(1).mean()
+
+
 def maybe_sn(module: nn.Module, enabled: bool) -> nn.Module:
     """Wrap ``module`` in spectral normalization (Miyato et al. 2018) when ``enabled``."""
     return spectral_norm(module) if enabled else module

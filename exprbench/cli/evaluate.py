@@ -1,4 +1,4 @@
-"""Verbs of the metrics layer: ``exprbench evaluate``, ``metrics``, ``evaluator train|info``."""
+"""Verbs of the metrics layer: ``exprbench evaluate``, ``metrics``, ``evaluator train|info|multilayer``."""
 
 from __future__ import annotations
 
@@ -86,6 +86,27 @@ def evaluator_info(
                   f"(best {card.get('best_epoch')}); wall {card.get('wall_seconds')} s on {card.get('hardware')}")
     console.print(f"sha256 {card['sha256']}  ({card.get('size_bytes')} bytes)   data {card.get('data_fingerprint')}")
     console.print(f"command: {card.get('command')}")
+
+
+@command("multilayer", evaluator_app)
+def evaluator_multilayer(
+    data: Optional[str] = typer.Option(None, "--data", help="FER2013 zip, csv or folder (default: $EXPRBENCH_DATA)."),
+    weights: Optional[Path] = typer.Option(None, "--weights", help="Evaluator weights (default: the shipped evaluator)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Card path (default: metrics/weights/fer_multilayer.json)."),
+) -> None:
+    """Make the card of the realism space fer-multilayer: each evaluator stage's scale on the train split."""
+    from ..data import load_fer2013
+    from ..io import check_writable_file
+    from ..metrics.evaluator import load_evaluator
+    from ..metrics.multilayer import DEFAULT_CARD, build_multilayer_card
+
+    dest = check_writable_file(out or DEFAULT_CARD, "--out")
+    ev = load_evaluator(weights)
+    ds = load_fer2013(data, "fer7")
+    card = build_multilayer_card(ev, ds.images[ds.splits == 0], ds.fingerprint, dest,
+                                 "exprbench " + " ".join(sys.argv[1:]))
+    console.print(f"[green]done[/green] {dest}: {card['feature_dim']} features, stage scales "
+                  + ", ".join(f"{s:.4g}" for s in card["stage_scales"]))
 
 
 @command("evaluate")
