@@ -6,7 +6,8 @@ every completed grid point under ``RESULTS_DIR/runs/`` this writes ``DEST/runs/<
 
     config.json, status.json, record.json, eval.json, train.jsonl, curve.jsonl   (copied)
     samples/<newest>.png                                                       (the final sample sheet)
-    weights.safetensors    the inference nets, EMA where used (exprbench.weights; self-verifying)
+    weights.safetensors    the inference nets, EMA where used (exprbench.weights; self-verifying),
+                           stored in float16 by default (half the bytes)
 
 plus ``DEST/suite.json`` and ``DEST/MANIFEST.sha256`` (``sha256sum -c`` format, one line per weights
 file). ``exprbench sample``, ``evaluate`` and ``report`` work on ``DEST`` from a fresh clone: a run
@@ -25,8 +26,12 @@ from exprbench.io import file_sha256, read_json, write_text
 LIGHT_FILES = ("config.json", "status.json", "record.json", "eval.json", "train.jsonl", "curve.jsonl", "source.json")
 
 
-def publish(results_dir: str | Path, dest: str | Path) -> list[Path]:
+def publish(results_dir: str | Path, dest: str | Path, dtype: str = "float16") -> list[Path]:
     """Publish every completed run of ``results_dir`` into ``dest``; returns the run directories written.
+
+    ``dtype``: how the weights' floating-point tensors are stored (``float16`` or ``float32``). The copied
+    eval.json comes from the run's own float32 weights: ``exprbench evaluate DEST/runs/<point>`` scores
+    the published file itself (what the committed results do).
 
     Raises:
         UserError: ``results_dir`` has no ``runs/`` or no completed run; ``dest`` equals ``results_dir``.
@@ -60,7 +65,7 @@ def publish(results_dir: str | Path, dest: str | Path) -> list[Path]:
                 shutil.copytree(run / extra, out / extra, dirs_exist_ok=True)
         if any((run / "checkpoints").glob("step_*.pt")) or (run / FILENAME).exists():
             _, model, spec, step = load_trained(run, "cpu")
-            export_weights(model, dataclasses.asdict(spec), step, out / FILENAME)
+            export_weights(model, dataclasses.asdict(spec), step, out / FILENAME, dtype)
             manifest.append(f"{file_sha256(out / FILENAME)}  runs/{run.name}/{FILENAME}")
         written.append(out)
     if (src / "suite.json").exists():

@@ -53,7 +53,10 @@ def tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
-def export_weights(model, spec: dict, step: int, dest: str | os.PathLike) -> Path:
+STORED_DTYPES = {"float32": torch.float32, "float16": torch.float16}
+
+
+def export_weights(model, spec: dict, step: int, dest: str | os.PathLike, dtype: str = "float32") -> Path:
     """Write ``model``'s inference state to ``dest`` (a ``.safetensors`` path) atomically.
 
     Args:
@@ -61,6 +64,12 @@ def export_weights(model, spec: dict, step: int, dest: str | os.PathLike) -> Pat
         spec: the run's DataSpec as a dict (``dataclasses.asdict``).
         step: the training step the weights come from.
         dest: output file path.
+        dtype: how floating-point tensors are stored, ``float32`` or ``float16`` (half the bytes; loading
+            casts them back to the model's float32, so outputs differ from the float32 weights by the
+            rounding, about 5e-4 relative: evaluate the published file for numbers that come from it).
+
+    Raises:
+        ValueError: unknown ``dtype``.
 
     Returns:
         ``dest`` as a Path.
@@ -75,11 +84,14 @@ def export_weights(model, spec: dict, step: int, dest: str | os.PathLike) -> Pat
     if ema_only:  # sampling reads the EMA copy: the training net's weights are not published
         drop.add(model.ema_net)
     state["nets"] = {k: v for k, v in state["nets"].items() if k.split(".", 1)[0] not in drop}
+    if dtype not in STORED_DTYPES:
+        raise ValueError(f"stored dtype {dtype!r}: use one of {', '.join(STORED_DTYPES)}")
     tensors: dict[str, torch.Tensor] = {}
     extra: dict[str, Any] = {}
     _flatten(state, "", tensors, extra)
+    tensors = {k: t.to(STORED_DTYPES[dtype]) if t.is_floating_point() else t for k, t in tensors.items()}
     meta = {"format": FORMAT, "step": int(step), "spec": spec, "extra": extra, "model": model.name, "ema_only": ema_only,
-            "tensors_sha256": tensors_sha256(tensors)}
+            "tensors_sha256": tensors_sha256(tensors), "stored_dtype": dtype}
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
@@ -143,7 +155,8 @@ def load_weights(model, path: str | os.PathLike) -> int:
             node = node[p]
         if leaf not in node and parents:
             raise CheckpointError(f"{path}: tensor {name!r} does not fit model {model.name!r}")
-        node[leaf] = t
+        here = node.get(leaf) if isinstance(node, dict) else None
+        node[leaf] = t.to(here.dtype) if torch.is_tensor(here) and here.is_floating_point() and t.is_floating_point() else t
     try:
         model.load_state_dict(state)
     except (RuntimeError, KeyError) as e:

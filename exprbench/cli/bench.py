@@ -9,6 +9,7 @@ from typing import List, Optional
 import typer
 from rich.console import Console
 
+from ..errors import UserError
 from .app import command
 
 # wide enough for the regress table in CI logs (rich otherwise truncates cells at 80 columns)
@@ -117,11 +118,15 @@ def regress(
 def publish(
     results_dir: Path = typer.Argument(..., help="A suite's results directory (with runs/)."),
     to: Path = typer.Option(..., "--to", help="Where the committed form goes (e.g. results/cpu)."),
+    dtype: str = typer.Option("float16", "--dtype", help="How weights are stored: float16 (half the bytes) or float32."),
 ) -> None:
     """Write the committed form of a suite's completed runs: light files, the final sample sheet and
     safetensors weights per run, plus a sha256 manifest (no checkpoints, no TensorBoard logs)."""
     from ..benchmarks.publish import publish as do_publish
+    from ..weights import STORED_DTYPES
 
-    for run in do_publish(results_dir, to):
+    if dtype not in STORED_DTYPES:
+        raise UserError(f"--dtype {dtype!r}: use one of {', '.join(STORED_DTYPES)}")
+    for run in do_publish(results_dir, to, dtype):
         console.print(f"published {run}")
     console.print(f"manifest: {to / 'MANIFEST.sha256'}")

@@ -14,15 +14,20 @@ from exprbench.harness import load_trained
 
 def test_published_runs_load_without_checkpoints(bench_results, tmp_path):
     dest = tmp_path / "pub"
-    written = publish(bench_results, dest)
+    written = publish(bench_results, dest, dtype="float32")
+    half = publish(bench_results, tmp_path / "half")  # the default: float16
     assert {p.name for p in written} == {p.name for p in (bench_results / "runs").iterdir()}
-    for run in written:
+    for run, run16 in zip(written, half):
         assert not (run / "checkpoints").exists() and (run / "weights.safetensors").exists()
         assert (run / "eval.json").exists() and (run / "record.json").exists()
         _, a, _, step_a = load_trained(bench_results / "runs" / run.name)
         _, b, _, step_b = load_trained(run)
+        _, c, _, _ = load_trained(run16)
         g = lambda: torch.Generator().manual_seed(1)  # noqa: E731
-        assert step_a == step_b and torch.equal(a.sample(4, torch.arange(4), g()), b.sample(4, torch.arange(4), g()))
+        want = a.sample(4, torch.arange(4), g())
+        assert step_a == step_b and torch.equal(want, b.sample(4, torch.arange(4), g()))
+        assert (c.sample(4, torch.arange(4), g()) - want).abs().max() < 0.05
+        assert (run16 / "weights.safetensors").stat().st_size < 0.6 * (run / "weights.safetensors").stat().st_size
     lines = (dest / "MANIFEST.sha256").read_text().splitlines()
     assert len(lines) == len(written)
     for ln in lines:

@@ -71,3 +71,22 @@ def test_sample_writes_upscaled_png_and_pdf(trained, tmp_path):
     assert b.size == (3 * a.size[0], 3 * a.size[1])
     assert main(["sample", str(trained), "--n", "2", "--out", str(tmp_path / "s.pdf"), "--scale", "4"]) == 0
     assert (tmp_path / "s.pdf").read_bytes()[:5] == b"%PDF-"
+
+
+def test_float16_weights_are_half_the_size_and_sample_nearly_the_same(trained, tmp_path):
+    _, model, spec, step = load_trained(trained)
+    g = lambda: torch.Generator().manual_seed(5)  # noqa: E731
+    want = model.sample(6, torch.arange(6), g())
+    sizes = {}
+    for dtype in ("float32", "float16"):
+        pub = tmp_path / dtype
+        pub.mkdir()
+        shutil.copy(trained / "config.json", pub / "config.json")
+        sizes[dtype] = export_weights(model, dataclasses.asdict(spec), step, pub / FILENAME, dtype).stat().st_size
+    _, loaded, _, _ = load_trained(tmp_path / "float16")
+    assert all(p.dtype == torch.float32 for p in loaded.nets["G"].parameters())  # cast back on load
+    got = loaded.sample(6, torch.arange(6), g())
+    assert sizes["float16"] < 0.6 * sizes["float32"]
+    assert (got - want).abs().max() < 0.02 and not torch.equal(got, want)
+    with pytest.raises(ValueError, match="stored dtype"):
+        export_weights(model, dataclasses.asdict(spec), step, tmp_path / "x" / FILENAME, "int8")
