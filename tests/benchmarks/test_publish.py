@@ -17,6 +17,7 @@ def test_published_runs_load_without_checkpoints(bench_results, tmp_path):
     written = publish(bench_results, dest, dtype="float32")
     half = publish(bench_results, tmp_path / "half")  # the default: float16
     assert {p.name for p in written} == {p.name for p in (bench_results / "runs").iterdir()}
+    diff = {}
     for run, run16 in zip(written, half):
         assert not (run / "checkpoints").exists() and (run / "weights.safetensors").exists()
         assert (run / "eval.json").exists() and (run / "record.json").exists()
@@ -26,14 +27,16 @@ def test_published_runs_load_without_checkpoints(bench_results, tmp_path):
         g = lambda: torch.Generator().manual_seed(1)  # noqa: E731
         want = a.sample(4, torch.arange(4), g())
         assert step_a == step_b and torch.equal(want, b.sample(4, torch.arange(4), g()))
-        assert (c.sample(4, torch.arange(4), g()) - want).abs().max() < 0.05
-        assert (run16 / "weights.safetensors").stat().st_size < 0.6 * (run / "weights.safetensors").stat().st_size
+        diff[run.name] = float((c.sample(4, torch.arange(4), g()) - want).abs().max())
+    assert max(diff.values()) < 0.05, diff  # float16 rounding, a fraction of one uint8 level (0.0078) typically
+    size = {d: sum((r / "weights.safetensors").stat().st_size for r in runs) for d, runs in (("32", written), ("16", half))}
+    assert size["16"] < 0.6 * size["32"], size
     lines = (dest / "MANIFEST.sha256").read_text().splitlines()
     assert len(lines) == len(written)
     for ln in lines:
         digest, rel = ln.split("  ", 1)
         assert hashlib.sha256((dest / rel).read_bytes()).hexdigest() == digest
-    publish(bench_results, dest)  # idempotent: publishing again rewrites the same manifest
+    publish(bench_results, dest, dtype="float32")  # idempotent: publishing again rewrites the same manifest
     assert (dest / "MANIFEST.sha256").read_text().splitlines() == lines
 
 
