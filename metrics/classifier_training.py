@@ -264,6 +264,11 @@ def train_evaluator(
         "versions": library_versions(),
         "target_note": "issue target >= 0.68 test accuracy (fer7, hflip TTA)",
     }
-    return save_evaluator(net, Path(out), card)
+    saved = save_evaluator(net, Path(out), card)
+    from .multilayer import build_multilayer_card, multilayer_card_path
+
+    build_multilayer_card(net, saved["sha256"], data.images[data.splits == 0], data.fingerprint,
+                          multilayer_card_path(out), saved["command"])  # its realism space (metrics/multilayer.py)
+    return saved
 
 

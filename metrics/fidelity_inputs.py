@@ -165,10 +165,13 @@ def extractor_info(extractor: str, evaluator_weights=None, inception_weights=Non
         p = resolve_weights(evaluator_weights)
         return p, _cached_file_sha(p)
     if extractor == MULTILAYER_NAME:  # the evaluator's weights and the card's stage scales
-        from .multilayer import read_multilayer_card
+        from .multilayer import multilayer_card_path, read_multilayer_card
 
         p = resolve_weights(evaluator_weights)
-        card = read_multilayer_card(None, _cached_file_sha(p))
+        if not multilayer_card_path(p).is_file():
+            raise ExtractorUnavailable(f"no {MULTILAYER_NAME} card {multilayer_card_path(p)} for evaluator {p} "
+                                       f"(make it: exprbench evaluator multilayer --weights {p})")
+        card = read_multilayer_card(multilayer_card_path(p), _cached_file_sha(p))
         return p, hashlib.sha256(f"{_cached_file_sha(p)}|{card['card_sha256']}".encode()).hexdigest()
     if extractor == INCEPTION_NAME:
         p = inception_weights_path(inception_weights)

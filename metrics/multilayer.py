@@ -9,8 +9,9 @@ weighs the same, concatenated (``15 x width`` dimensions; 360 for the shipped wi
 stages see texture, contrast and edges, late ones parts and expression.
 
 The scales are the square root of the total variance of each stage's pooled features over the train
-split, computed once by ``exprbench evaluator multilayer`` and shipped in a card
-(``metrics/weights/fer_multilayer.json``) with the evaluator's sha256 and the data fingerprint; the
+split, computed once per evaluator (``exprbench evaluator train`` writes them, ``exprbench evaluator
+multilayer`` rewrites them) into a card beside its weights (``fer_evaluator.pt`` ->
+``fer_evaluator_multilayer.json``, shipped) with the evaluator's sha256 and the data fingerprint; the
 extractor refuses a card made for other evaluator weights.
 """
 
@@ -28,7 +29,7 @@ from .evaluator_net import WEIGHTS_DIR, EvaluatorError, FERNet
 from .names import MULTILAYER_NAME
 
 FEATURE_MULTILAYER = "multilayer"
-DEFAULT_CARD = WEIGHTS_DIR / "fer_multilayer.json"
+DEFAULT_CARD = WEIGHTS_DIR / "fer_evaluator_multilayer.json"
 CARD_VERSION = 1
 
 
@@ -54,11 +55,17 @@ def multilayer_features(net: FERNet, x: torch.Tensor, scales: list[float]) -> to
     return torch.cat([f / s for f, s in zip(stage_features(net, x), scales)], 1).float()
 
 
+def multilayer_card_path(weights: str | Path) -> Path:
+    """The ``fer-multilayer`` card of evaluator ``weights``: ``<stem>_multilayer.json`` beside them."""
+    return Path(weights).with_name(Path(weights).stem + "_multilayer.json")
+
+
 def read_multilayer_card(path: str | Path | None = None, evaluator_sha256: str | None = None) -> dict:
-    """Read the ``fer-multilayer`` card (default: the shipped one).
+    """Read a ``fer-multilayer`` card (default: the shipped evaluator's).
 
     Args:
-        path: the card file; evaluator_sha256: the evaluator weights in use (checked against the card).
+        path: the card file (see :func:`multilayer_card_path`); evaluator_sha256: the evaluator weights
+            in use (checked against the card).
 
     Raises:
         EvaluatorError: missing or malformed card, or a card built for other evaluator weights.
@@ -80,27 +87,31 @@ def read_multilayer_card(path: str | Path | None = None, evaluator_sha256: str |
     return {**card, "stage_scales": scales, "card_sha256": file_sha256(p)}
 
 
-def build_multilayer_card(ev, train_images: torch.Tensor, fingerprint: str, dest: Path, command: str,
-                          batch_size: int = 512) -> dict:
+def build_multilayer_card(net: FERNet, evaluator_sha256: str, train_images: torch.Tensor, fingerprint: str,
+                          dest: Path, command: str, batch_size: int = 512) -> dict:
     """Compute each stage's scale (sqrt of the total variance of its pooled features over ``train_images``)
     and write the card to ``dest`` atomically.
 
     Args:
-        ev: a loaded :class:`~.evaluator.Evaluator`; train_images: uint8 N x 1 x 48 x 48 (the train split);
-        fingerprint: the data's sha256; dest: the card path; command: the command line, for the card.
+        net: the evaluator's :class:`FERNet`; evaluator_sha256: its weights file's sha256;
+        train_images: uint8 N x 1 x 48 x 48 (the train split); fingerprint: the data's sha256;
+        dest: the card path; command: the command line, for the card.
 
     Returns:
         The card as written.
     """
     parts: list[list[torch.Tensor]] = []
+    device = next(net.parameters()).device
+    was_training = net.training
+    net.eval()
     with torch.no_grad():
         for i in range(0, train_images.shape[0], batch_size):
-            x = to_float(train_images[i : i + batch_size].to(ev.device)).contiguous(memory_format=torch.channels_last)
-            parts.append([f.double().cpu() for f in stage_features(ev.net, x)])
+            x = to_float(train_images[i : i + batch_size].to(device)).contiguous(memory_format=torch.channels_last)
+            parts.append([f.double().cpu() for f in stage_features(net, x)])
+    net.train(was_training)
     stages = [torch.cat([p[k] for p in parts]) for k in range(len(parts[0]))]
     scales = [float(s.var(0).sum().sqrt()) for s in stages]
-    card = {"card_version": CARD_VERSION, "name": MULTILAYER_NAME, "evaluator_sha256": ev.sha256,
-            "evaluator_card": ev.card.get("weights_file", "fer_evaluator.pt"), "stage_scales": scales,
+    card = {"card_version": CARD_VERSION, "name": MULTILAYER_NAME, "evaluator_sha256": evaluator_sha256, "stage_scales": scales,
             "stage_dims": [int(s.shape[1]) for s in stages], "feature_dim": int(sum(s.shape[1] for s in stages)),
             "n_train": int(train_images.shape[0]), "data_fingerprint": fingerprint, "command": command,
             "description": ("channel means over space after each of the evaluator's 4 max poolings, stage k divided by "

@@ -11,7 +11,7 @@ from exprbench.data import to_float
 
 from .evaluator import Evaluator, load_evaluator
 from .evaluator_net import EXTRACTOR_NAME, FEATURE_LOGITS, FEATURE_PENULTIMATE
-from .multilayer import FEATURE_MULTILAYER, MULTILAYER_NAME, multilayer_features, read_multilayer_card
+from .multilayer import FEATURE_MULTILAYER, MULTILAYER_NAME, multilayer_card_path, multilayer_features, read_multilayer_card
 
 
 def _fidelity_base():
@@ -66,13 +66,16 @@ class FERMultilayerExtractor(FERFeatureExtractor):
 
     Input: uint8 B x 1 x 48 x 48 or B x 3 x 48 x 48 (gray repeated). Output: a 1-tuple, float32
     B x 15*width (360 for the shipped evaluator), for FID, KID and precision/recall. The evaluator weights
-    come from ``feature_extractor_weights_path`` (sha256-checked); the stage scales from the card
-    ``fer_multilayer.json`` beside them (or the shipped one), which must name the same weights.
+    come from ``feature_extractor_weights_path`` (sha256-checked); the stage scales from their card
+    ``<stem>_multilayer.json`` beside them, which must name the same weights.
     """
 
     def __init__(self, name: str, features_list, feature_extractor_weights_path=None, **kwargs) -> None:
         super().__init__(name, features_list, feature_extractor_weights_path, **kwargs)
-        self.scales = read_multilayer_card(None, self.weights_sha256)["stage_scales"]
+        from .evaluator import resolve_weights
+
+        card = multilayer_card_path(resolve_weights(feature_extractor_weights_path))
+        self.scales = read_multilayer_card(card, self.weights_sha256)["stage_scales"]
 
     @staticmethod
     def get_provided_features_list():

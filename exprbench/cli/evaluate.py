@@ -92,18 +92,18 @@ def evaluator_info(
 def evaluator_multilayer(
     data: Optional[str] = typer.Option(None, "--data", help="FER2013 zip, csv or folder (default: $EXPRBENCH_DATA)."),
     weights: Optional[Path] = typer.Option(None, "--weights", help="Evaluator weights (default: the shipped evaluator)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Card path (default: metrics/weights/fer_multilayer.json)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Card path (default: <weights stem>_multilayer.json beside the weights)."),
 ) -> None:
     """Make the card of the realism space fer-multilayer: each evaluator stage's scale on the train split."""
     from ..data import load_fer2013
     from ..io import check_writable_file
-    from ..metrics.evaluator import load_evaluator
-    from ..metrics.multilayer import DEFAULT_CARD, build_multilayer_card
+    from ..metrics.evaluator import load_evaluator, resolve_weights
+    from ..metrics.multilayer import build_multilayer_card, multilayer_card_path
 
-    dest = check_writable_file(out or DEFAULT_CARD, "--out")
+    dest = check_writable_file(out or multilayer_card_path(resolve_weights(weights)), "--out")
     ev = load_evaluator(weights)
     ds = load_fer2013(data, "fer7")
-    card = build_multilayer_card(ev, ds.images[ds.splits == 0], ds.fingerprint, dest,
+    card = build_multilayer_card(ev.net, ev.sha256, ds.images[ds.splits == 0], ds.fingerprint, dest,
                                  "exprbench " + " ".join(sys.argv[1:]))
     console.print(f"[green]done[/green] {dest}: {card['feature_dim']} features, stage scales "
                   + ", ".join(f"{s:.4g}" for s in card["stage_scales"]))

@@ -10,7 +10,9 @@ import torch
 from exprbench.metrics.evaluator import load_evaluator
 from exprbench.metrics.evaluator_net import EvaluatorError
 from exprbench.metrics.fidelity import fid_from_features
-from exprbench.metrics.multilayer import DEFAULT_CARD, build_multilayer_card, multilayer_features, read_multilayer_card
+from exprbench.metrics.evaluator_net import DEFAULT_WEIGHTS
+from exprbench.metrics.multilayer import (DEFAULT_CARD, build_multilayer_card, multilayer_card_path, multilayer_features,
+                                         read_multilayer_card)
 from exprbench.metrics.names import MULTILAYER_NAME
 from exprbench.metrics.spec import resolve_metric, table_of
 
@@ -26,7 +28,8 @@ def _stats(f: torch.Tensor) -> dict:
 def test_shipped_card_names_the_shipped_evaluator():
     need_evaluator()
     ev = load_evaluator()
-    card = read_multilayer_card(None, ev.sha256)
+    card = read_multilayer_card(multilayer_card_path(DEFAULT_WEIGHTS), ev.sha256)
+    assert multilayer_card_path(DEFAULT_WEIGHTS) == DEFAULT_CARD
     assert card["feature_dim"] == sum(card["stage_dims"]) == 15 * ev.card["net"]["width"]
     assert len(card["stage_scales"]) == 4 and all(s > 0 for s in card["stage_scales"])
 
@@ -45,7 +48,7 @@ def test_card_is_rebuilt_from_data(tmp_path):
     need_evaluator()
     ev = load_evaluator()
     imgs = torch.randint(0, 256, (64, 1, 48, 48), dtype=torch.uint8)
-    card = build_multilayer_card(ev, imgs, "fp", tmp_path / "c.json", "test")
+    card = build_multilayer_card(ev.net, ev.sha256, imgs, "fp", tmp_path / "c.json", "test")
     again = read_multilayer_card(tmp_path / "c.json", ev.sha256)
     assert again["stage_scales"] == pytest.approx(card["stage_scales"]) and again["n_train"] == 64
 
