@@ -32,7 +32,8 @@ from .classifier_training import TrainRecipe, accuracy_of, train_classifier
 from .evaluator import Evaluator
 from .evaluator_net import NetConfig
 from .fidelity import intra_class_fid
-from .fidelity_inputs import MetricInputError, check_images, extractor_info, generated_cache_name, is_cached
+from .fidelity_inputs import (PREPROCESS_VERSION, MetricInputError, check_images, extractor_info, generated_cache_name,
+                              is_cached)
 from .labels import balanced_subset, confusion_matrix, per_class_accuracy
 
 
@@ -179,13 +180,15 @@ def cas_real_baseline(data: FaceDataset, per_class: int, protocol: CASProtocol,
                       device: torch.device | str = "cpu", use_cache: bool = True) -> dict:
     """The CAS recipe trained on real training images (``per_class`` per class), tested on real test.
 
-    Cached as JSON under ``$EXPRBENCH_CACHE/metrics/`` with a key hashing the data fingerprint,
-    label set, per-class count and the protocol, so a changed recipe or dataset never reuses it.
+    Cached as JSON under ``$EXPRBENCH_CACHE/metrics/`` with a key hashing the decoded data's content
+    (:meth:`~exprbench.data.FaceDataset.content_sha256`), preprocessing version, label set, per-class count
+    and the protocol, so a changed recipe or dataset never reuses it.
 
     Returns:
         Same dict as :func:`classifier_accuracy_on_real`, plus ``"cache_key"``.
     """
-    key_parts = {"v": 1, "data": data.fingerprint, "label_set": data.label_set, "per_class": int(per_class),
+    key_parts = {"v": 2, "data": data.content_sha256(), "preprocess": PREPROCESS_VERSION, "label_set": data.label_set,
+                 "per_class": int(per_class),
                  "protocol": asdict(protocol), "device_type": torch.device(device).type}
     key = hashlib.sha256(json.dumps(key_parts, sort_keys=True).encode()).hexdigest()[:24]
     path = cache_dir() / "metrics" / f"cas-real-{key}.json"

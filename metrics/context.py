@@ -188,7 +188,7 @@ class EvalContext:
     # -- reference data ----------------------------------------------------------------------
     def ref_name(self, split: str, n: int, extractor: str, sha: str, selection: str = "all") -> str:
         """torch-fidelity cache name of real features of this data (see :func:`reference_cache_name`)."""
-        return reference_cache_name(self.data.fingerprint, split, self.data.label_set, extractor, sha, n, selection)
+        return reference_cache_name(self.data.content_sha256(), split, self.data.label_set, extractor, sha, n, selection)
 
     def fidelity_kw(self, spec) -> dict:
         """The extractor keywords of :func:`~exprbench.metrics.fidelity.fidelity_scores` for ``spec``."""
