@@ -62,6 +62,23 @@ def mean_ci(outcomes, draws: int = CI_DRAWS, seed: int = CI_SEED, over: str = "g
     return ci_fields(float(x.mean()), x[idx].mean(axis=1), seed, over)
 
 
+def balanced_mean_ci(outcomes, labels, draws: int = CI_DRAWS, seed: int = CI_SEED,
+                     over: str = "generated samples") -> dict:
+    """Bootstrap interval of a class-balanced mean (e.g. balanced accuracy: the mean per-class recall),
+    resampling within each class (stratified: every draw keeps the class counts).
+
+    Args:
+        outcomes: float array of N per-sample values; labels: int array of N class indices (classes
+            without a sample do not count).
+    """
+    x = np.asarray(outcomes, dtype=np.float64).ravel()
+    y = np.asarray(labels).ravel()
+    classes = np.unique(y)
+    value = float(np.mean([x[y == c].mean() for c in classes]))
+    per = [x[y == c][bootstrap_draws(int((y == c).sum()), draws, seed + int(c))].mean(axis=1) for c in classes]
+    return ci_fields(value, np.mean(np.array(per), axis=0), seed, over + ", stratified by class")
+
+
 class FrechetToFixed:
     """Fréchet distance of resampled generated features to fixed real statistics, fast.
 
