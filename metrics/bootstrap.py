@@ -63,18 +63,20 @@ def mean_ci(outcomes, draws: int = CI_DRAWS, seed: int = CI_SEED, over: str = "g
 
 
 def balanced_mean_ci(outcomes, labels, draws: int = CI_DRAWS, seed: int = CI_SEED,
-                     over: str = "generated samples") -> dict:
+                     over: str = "generated samples", value: float | None = None) -> dict:
     """Bootstrap interval of a class-balanced mean (e.g. balanced accuracy: the mean per-class recall),
     resampling within each class (stratified: every draw keeps the class counts).
 
     Args:
         outcomes: float array of N per-sample values; labels: int array of N class indices (classes
             without a sample do not count).
+        value: the full-set value the interval is placed around (default: computed here).
     """
     x = np.asarray(outcomes, dtype=np.float64).ravel()
     y = np.asarray(labels).ravel()
     classes = np.unique(y)
-    value = float(np.mean([x[y == c].mean() for c in classes]))
+    if value is None:
+        value = float(np.mean([x[y == c].mean() for c in classes]))
     per = [x[y == c][bootstrap_draws(int((y == c).sum()), draws, seed + int(c))].mean(axis=1) for c in classes]
     return ci_fields(value, np.mean(np.array(per), axis=0), seed, over + ", stratified by class")
 

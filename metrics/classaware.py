@@ -215,8 +215,9 @@ def cas_sha() -> str:
 
 
 def run_ifid(spec, ctx, real: bool) -> dict:
-    """``ifid``: per emotion, FID of n/K generated (reference: the real test images of that emotion) vs that
-    emotion's train images; value = mean over emotions."""
+    """``ifid``: per emotion, FID of n/K generated vs that emotion's train images; value = mean over emotions.
+    Reference: per emotion n/K real test faces of that emotion, from PrivateTest + PublicTest where PrivateTest
+    has fewer, all of them where both have fewer (the counts are in details ``n_reference_per_class``)."""
     from torch_fidelity.metric_fid import fid_features_to_statistics
 
     _, sha = extractor_info(spec.extractor, ctx.evaluator_weights, ctx.inception_weights)
@@ -227,13 +228,14 @@ def run_ifid(spec, ctx, real: bool) -> dict:
     if missing:
         ctx.note(f"per-emotion train reference statistics, one-time, {len(missing)} emotions, {sum(missing):,} images")
     if real:
-        imgs, labs = ctx.test.images, ctx.test.labels
+        rs = ctx.real_set_per_class(spec.n_samples // ctx.k, spec.seed)
+        imgs, labs = rs.images, rs.labels
     else:
         imgs, labs = ctx.generate(spec.n_samples, spec.seed, per_class=True)
     res = intra_class_fid(imgs, labs, ctx.train.images, ctx.train.labels, names, real_cache_names=ref_names,
                           **ctx.fidelity_kw(spec))
     if real:
-        feat_name = ctx.ref_name("test", len(ctx.test), spec.extractor, sha)
+        feat_name = ctx.ref_name(rs.split, len(imgs), spec.extractor, sha, rs.selection)
     else:
         feat_name = generated_cache_name(imgs, spec.extractor, sha)
         ctx.gen_cache_names.add(feat_name)
@@ -246,9 +248,14 @@ def run_ifid(spec, ctx, real: bool) -> dict:
                                                                               ref_names[k], "real"))
                                 for k in range(len(names))],
                                res["mean"], ctx.ci_draws, CI_SEED)
-    return {"value": res["mean"], "n_samples": int(imgs.shape[0]), "extractor_sha256": sha, **ci,
-            "details": {"per_class": res["per_class"], "n_generated_per_class" if not real else "n_test_per_class":
-                        res["n_generated"], "n_real_per_class": res["n_real"]}}
+    out = {"value": res["mean"], "n_samples": int(imgs.shape[0]), "extractor_sha256": sha, **ci,
+           "details": {"per_class": res["per_class"], "n_generated_per_class" if not real else "n_reference_per_class":
+                       res["n_generated"], "n_real_per_class": res["n_real"]}}
+    if real:
+        out["n_protocol"] = spec.n_samples // ctx.k * ctx.k
+        out["details"].update(reference_set=rs.where, reference_selection=rs.selection,
+                              protocol_n_per_class=spec.n_samples // ctx.k)
+    return out
 
 
 def run_acc(spec, ctx, real: bool, balanced: bool = True) -> dict:
@@ -266,7 +273,8 @@ def run_acc(spec, ctx, real: bool, balanced: bool = True) -> dict:
     over = "test images" if real else "generated samples"
     ci = {}
     if ctx.ci_draws:
-        ci = (balanced_mean_ci(res["correct"], labs.cpu().numpy(), ctx.ci_draws, CI_SEED, over) if stratified
+        ci = (balanced_mean_ci(res["correct"], labs.cpu().numpy(), ctx.ci_draws, CI_SEED, over, res["balanced_acc"])
+              if stratified
               else mean_ci(res["correct"], ctx.ci_draws, CI_SEED, over))
     return {"value": res["balanced_acc"] if stratified else res["value"], "n_samples": res["n"],
             "extractor_sha256": ctx.evaluator.sha256, **ci,
@@ -305,7 +313,7 @@ def run_cas(spec, ctx, real: bool) -> dict:
     test_labels = ctx.test.labels.cpu().numpy()
     base_bal = balanced_accuracy(base["per_class"])
     if real:
-        ci = (balanced_mean_ci(base["correct"], test_labels, ctx.ci_draws, CI_SEED, over)
+        ci = (balanced_mean_ci(base["correct"], test_labels, ctx.ci_draws, CI_SEED, over, base_bal)
               if base.get("correct") and ctx.ci_draws else {})
         return {"value": base_bal, "n_samples": base["n_train"], **common, **ci,
                 "details": {"statistic": STATISTIC, "accuracy": base["value"], "balanced_acc": base_bal,
@@ -315,7 +323,7 @@ def run_cas(spec, ctx, real: bool) -> dict:
     res = classifier_accuracy_on_real(imgs, labs, ctx.test, CAS, ctx.device)
     bal = res["balanced_acc"]
     ratio = bal / base_bal if bal is not None and base_bal else None
-    ci = balanced_mean_ci(res["correct"], test_labels, ctx.ci_draws, CI_SEED, over) if ctx.ci_draws else {}
+    ci = balanced_mean_ci(res["correct"], test_labels, ctx.ci_draws, CI_SEED, over, bal) if ctx.ci_draws else {}
     return {"value": bal, "n_samples": res["n_train"], **common, **ci,
             "details": {"statistic": STATISTIC, "accuracy": res["value"], "balanced_acc": bal,
                         "ratio_to_real": ratio, "real_baseline": base_bal, "real_baseline_accuracy": base["value"],

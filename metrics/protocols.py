@@ -17,7 +17,9 @@ from .spec import register_metric
 
 S, SC = frozenset({"sample"}), frozenset({"sample", "conditional"})
 
-REAL_IN_PLACE = "the same protocol with the real test split (PrivateTest) in place of generated images"
+REAL_IN_PLACE = ("the same protocol with real faces in place of generated ones, at the protocol's count: random "
+                 "PrivateTest faces, PrivateTest + PublicTest where PrivateTest has fewer; all of them where both have "
+                 "fewer (count in n_samples; FID also read at the protocol's count from its 1/N fit)")
 EVALUATOR_ON_TEST = "the evaluator's plain accuracy on the real test split"
 EVALUATOR_BALANCED = ("the evaluator's class-balanced accuracy (mean per-class recall) on the real test split; plain "
                       "accuracy, chance and majority-class baselines in details")
@@ -28,10 +30,26 @@ PR_REF = "{what} of {n:,} {src} vs {pr_ref} ({extractor}, seed {seed})"
 # -- how details print (a function of the entry and of its reference entry) ---------------------
 def fid_details(e: dict, ref: dict) -> str:
     d = e.get("details", {})
-    if d.get("fid_inf") is None:
-        return ""
-    at = ", ".join(f"{n}: {fmt(v, 4)}" for n, v in d["fid_at_n"].items())
-    return f"FID extrapolated to infinite N {fmt(d['fid_inf'], 4)} (at N: {at})"
+    line = ""
+    if d.get("fid_inf") is not None:
+        at = ", ".join(f"{n}: {fmt(v, 4)}" for n, v in d["fid_at_n"].items())
+        line = f"FID extrapolated to infinite N {fmt(d['fid_inf'], 4)} (at N: {at})"
+    rd = ref.get("details") or {}
+    if rd.get("at_protocol_n"):
+        a = rd["at_protocol_n"]
+        line += (f"{'; ' if line else ''}real data at N={ref.get('n_samples', 0):,} {fmt(ref.get('value'), 4)}, at the "
+                 f"protocol's N={a['n']:,} (1/N fit) {fmt(a['value'], 4)}")
+    return line
+
+
+def ifid_details(e: dict, ref: dict) -> str:
+    line = per_class_details(e, ref)
+    counts = (ref.get("details") or {}).get("n_reference_per_class")
+    if counts:
+        per = (ref.get("details") or {}).get("protocol_n_per_class")
+        line += (f"; real data per class ({ref['details'].get('reference_set')}, at most {per:,} each): "
+                 + "  ".join(f"{k} {v:,}" for k, v in counts.items()))
+    return line
 
 
 def pr_details(e: dict, ref: dict) -> str:
@@ -195,7 +213,7 @@ def cas(spec, ctx, real):
 
 
 @register_metric(needs=SC, n_samples=10000, seed=1, direction="lower", table="class_aware", reference=REAL_IN_PLACE,
-                 per_class=True, min_samples=2, details=per_class_details, name_pattern="ifid{n}_train",
+                 per_class=True, min_samples=2, details=ifid_details, name_pattern="ifid{n}_train",
                  what="intra-class FID, {per:,} {src} per emotion vs that emotion's train images (seed {seed})",
                  summary="intra-class FID: per emotion, n/K generated vs that emotion's train images; mean")
 def ifid_train(spec, ctx, real):
