@@ -243,7 +243,8 @@ def _tex_escape(s) -> str:
     s = str(s)
     for a, b in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"), ("#", r"\#"),
                  ("{", r"\{"), ("}", r"\}"), ("$", r"\$"),
-                 ("±", r"$\pm$"), ("↑", r"$\uparrow$"), ("↓", r"$\downarrow$"), ("–", "--")):
+                 ("±", r"$\pm$"), ("↑", r"$\uparrow$"), ("↓", r"$\downarrow$"), ("–", "--"), ("·", r"$\cdot$"),
+                 ("√n", r"$\sqrt{n}$")):
         s = s.replace(a, b)
     return s.replace(r"\textbackslash\{\}", r"\textbackslash{}")
 

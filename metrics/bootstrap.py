@@ -37,7 +37,7 @@ def interval(value: float, draws: np.ndarray, level: float = 0.95) -> list[float
     """The bias-shifted percentile interval ``[lo, hi]`` of bootstrap ``draws`` around ``value``."""
     d = np.asarray(draws, dtype=np.float64)
     d = d[np.isfinite(d)]
-    if d.size == 0:
+    if d.size == 0 or float(d.min()) == float(d.max()):  # no spread (e.g. every class all right or all wrong)
         return [float(value), float(value)]
     b = float(d.mean()) - float(value)
     a = (1.0 - level) / 2.0

@@ -273,7 +273,7 @@ class EvalContext:
             labs = torch.cat([p.labels for p in parts])
             counts = {name: int(len(p.images)) for name, p in zip(self.data.class_names, parts)}
             where = "test" if all(per <= int((self.test.labels == k).sum()) for k in range(self.k)) else "testval"
-            self._real[key] = RealSet(where, imgs, labs, f"per-class{per}-seed{seed}", len(imgs), counts)
+            self._real[key] = RealSet(where, imgs, labs, f"per-class{per}-seed{seed}", per * self.k, counts)
         return self._real[key]
 
     def scored_set(self, spec, real: bool, sha: str) -> tuple[torch.Tensor, str]:

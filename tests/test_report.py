@@ -23,7 +23,7 @@ def test_tables_and_baseline(bench_results):
     fid = _section(md, "Fidelity to the training faces")
     acc = _section(md, "Class-aware generation")
     assert "FID ↓ (fid70_train)" in fid[0] and "ACC_GEN ↑ (acc_gen70)" in acc[0]
-    assert fid[2].startswith("| real data (reference)") and acc[2].startswith("| real data (reference)")
+    assert fid[2].startswith("| real data (reference") and acc[2].startswith("| real data (reference")
     assert len(fid) == 2 + 1 + 2  # header, rule, reference, gan, cgan
     assert len(acc) == 2 + 1 + 1  # the unconditional gan has no row there
     assert " ± " in md and "**" in md and "(1 seed)" not in md and "floor" not in md
