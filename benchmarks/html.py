@@ -22,7 +22,7 @@ from pathlib import Path
 from exprbench.io import read_json, write_text
 
 from .results import REFERENCE_LABEL, Report, references_note
-from .tables import Table
+from .tables import BOLD_RULE, Table
 
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:1200px;padding:1em 2em;color:#222}
@@ -214,7 +214,8 @@ def render_html(rep: Report, page: Path, embed: bool = True) -> str:
            '<a href="#samples">sample sheets</a><a href="#skipped">figures without input</a><a href="#protocol">protocol</a>'
            '<a href="#hardware">hardware</a></nav>')
     notes = "".join(f"<p>{_inline_md(p)}</p>" for p in rep.note.split("\n\n") if p.strip())
-    tables = "".join(f'<h3 id="lb-{_e(t.name)}">{_e(t.title)}</h3>{table_html(t)}' for t in rep.tables)
+    tables = "".join(f'<h3 id="lb-{_e(t.name)}">{_e(t.title)}</h3>{table_html(t)}'
+                     + "".join(f'<p class="table-note">{_e(n)}</p>' for n in t.notes) for t in rep.tables)
     skipped = ('<ul class="skipped">' + "".join(f"<li><code>{_e(a)}</code>: {_e(b)}</li>" for a, b in rep.skipped)
                + "</ul>") if rep.skipped else "<p>None.</p>"
     return f"""<!DOCTYPE html>
@@ -222,7 +223,7 @@ def render_html(rep: Report, page: Path, embed: bool = True) -> str:
 <title>{_e(title)}</title><style>{CSS}</style></head>
 <body><h1>{_e(title)}</h1>{nav}{notes}
 <p>Click a column header to sort (again to reverse); the {_e(REFERENCE_LABEL)} row stays on top. ↓ lower is
-better, ↑ higher; best value per column in bold; mean ± std over seeds.</p>
+better, ↑ higher; mean ± std over seeds; {_e(BOLD_RULE)} (no interval: no bold).</p>
 <h2 id="leaderboards">Leaderboards</h2>{tables}
 <h2 id="figures">Figures</h2><div class="gallery charts">{chart_html or "<p>None.</p>"}</div>
 <h2 id="samples">Sample sheets per model</h2>{"".join(per_model)}

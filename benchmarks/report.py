@@ -40,7 +40,7 @@ from .baseline import baseline_references
 from .columns import higher_is_better, table_of  # noqa: F401  (re-exported for importers)
 from .results import (KIND_COLUMNS, REFERENCE_LABEL, SOURCES, Report, aggregate, collect, entry_dirs, metric_columns,  # noqa: F401
                       read_stored, _text)
-from .tables import (COST_TABLE, Table, baseline_from, cost_table, leaderboard_cells, leaderboard_tables,  # noqa: F401
+from .tables import (COST_TABLE, Table, baseline_from, cost_table, leaderboard_cells, leaderboard_tables, notes_markdown,  # noqa: F401
                      to_latex, to_markdown)
 
 def _concat(frames: Iterable[pd.DataFrame]) -> pd.DataFrame:
@@ -164,7 +164,7 @@ def write_report(results_dir: str | Path, figures: bool = True, extra: Sequence[
     md = [rep.note]
     tex = []
     for t in rep.tables:
-        body = to_markdown(t.headers, t.rows, t.bold)
+        body = to_markdown(t.headers, t.rows, t.bold) + ("\n" + notes_markdown(t) if t.notes else "")
         md.append(f"## {t.title}\n\n{body}\n")
         latex = to_latex(t, rep.suite)
         tex.append(latex)

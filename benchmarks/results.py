@@ -27,6 +27,9 @@ KIND_COLUMNS = tuple(k[1] for k in kind_columns())  # text columns filled from b
 RUN_COLUMNS = {"run", "model", "config", "seed", "status", "device", "device_name", "steps", "train_seconds",
                "img_per_s", "source", "path", "classes", "eval_seconds", "git_commit", *KIND_COLUMNS}
 REFERENCE_LABEL = "real data (reference)"
+REF_COUNT = "|n"  # refs["<protocol>|n"]: the count of real images of a reference (not a value: never in a baseline)
+CI_LO, CI_HI = "|ci_lo", "|ci_hi"  # a run's bootstrap interval of a column (runs frame)
+LO, HI = "|lo", "|hi"  # a row's interval of a column (aggregate): see :func:`row_interval`
 SOURCES = ("bench", "train+evaluate", "images")
 
 
@@ -166,15 +169,19 @@ def collect(results_dir: str | Path | Sequence[str | Path]) -> tuple[pd.DataFram
             if entry.get("status") == "ok" and isinstance(entry.get("value"), (int, float)):
                 row[name] = float(entry["value"])
                 details = entry.get("details") or {}
+                _interval_cells(row, name, entry.get("ci95"))
                 for key in derived_columns(name):
                     if isinstance(details.get(key), (int, float)):
                         row[f"{name}:{key}"] = float(details[key])
+                        _interval_cells(row, f"{name}:{key}", details.get(f"{key}_ci95"))
                 kind = resolve_metric(name).kind_key
                 if kind and kind[0] in details:
                     row[kind[1]] = kind[3] if details[kind[0]] else kind[4]
         for name, entry in references_of(ev).items():
             if isinstance(entry, dict) and entry.get("status") == "ok" and isinstance(entry.get("value"), (int, float)):
                 refs.setdefault(name, float(entry["value"]))
+                if isinstance(entry.get("n_samples"), int):
+                    refs.setdefault(f"{name}{REF_COUNT}", entry["n_samples"])
                 details = entry.get("details") or {}
                 for key in derived_columns(name):
                     if isinstance(details.get(key), (int, float)):
@@ -198,8 +205,40 @@ def metric_columns(runs: pd.DataFrame) -> list[str]:
     if any(str(c).endswith("|mean") for c in runs.columns):  # an aggregate: <metric>|mean columns
         names = {c[: -len("|mean")] for c in runs.columns if str(c).endswith("|mean")}
     else:
-        names = {c for c in runs.columns if c not in RUN_COLUMNS}
+        names = {c for c in runs.columns if c not in RUN_COLUMNS and "|" not in str(c)}
     return sorted(names, key=column_order)
+
+
+def _interval_cells(row: dict, column: str, ci) -> None:
+    if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(isinstance(v, (int, float)) for v in ci):
+        row[f"{column}{CI_LO}"], row[f"{column}{CI_HI}"] = float(ci[0]), float(ci[1])
+
+
+def row_interval(values: pd.Series, lo: pd.Series | None, hi: pd.Series | None) -> tuple[float, float]:
+    """The 95% interval of a leaderboard row (a model/config) in one column, NaN where there is none.
+
+    One seed: its bootstrap ``ci95`` over samples. Several: the wider of (the mean of the seeds' ci95 bounds) and
+    the seed mean ± t(0.975, n-1) sd / sqrt(n) (Student's t over seeds); the t interval alone when a seed has no
+    ci95. No interval: one seed without ci95 (results written before intervals existed).
+
+    Args:
+        values: the seeds' values (NaN-free); lo, hi: the seeds' ci95 bounds (same index; NaN where none).
+    """
+    n = len(values)
+    boot = None
+    if n and lo is not None and hi is not None:
+        l, h = lo.loc[values.index], hi.loc[values.index]
+        if l.notna().all() and h.notna().all():
+            boot = (float(l.mean()), float(h.mean()))
+    if n < 2:
+        return boot if boot is not None else (math.nan, math.nan)
+    from scipy.stats import t
+
+    m, half = float(values.mean()), float(t.ppf(0.975, n - 1) * values.std(ddof=1) / math.sqrt(n))
+    student = (m - half, m + half)
+    if boot is None or student[1] - student[0] >= boot[1] - boot[0]:
+        return student
+    return boot
 
 
 def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
@@ -208,7 +247,8 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
     Reportable: status ``done`` (a bench record says done, or an ``eval.json`` without a record).
 
     Returns a frame with one row per (model, config), columns ``model``, ``config``, ``seeds``,
-    ``<metric>|mean``, ``<metric>|std``, ``<metric>|n`` and the cost columns ``train_hours``,
+    ``<metric>|mean``, ``<metric>|std``, ``<metric>|n``, the row's interval ``<metric>|lo``, ``<metric>|hi``
+    (:func:`row_interval`, NaN where none) and the cost columns ``train_hours``,
     ``device_type``, ``img_per_s``, the text columns of :func:`.columns.kind_columns`, ``source`` (sources joined by ", "), ``classes``
     and ``hardware`` (device names joined by "; ").
 
@@ -225,6 +265,9 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
             row[f"{m}|mean"] = float(vals.mean()) if len(vals) else math.nan
             row[f"{m}|std"] = float(vals.std(ddof=1)) if len(vals) > 1 else math.nan
             row[f"{m}|n"] = int(len(vals))
+            lo, hi = row_interval(vals, g[f"{m}{CI_LO}"] if f"{m}{CI_LO}" in g else None,
+                                  g[f"{m}{CI_HI}"] if f"{m}{CI_HI}" in g else None)
+            row[f"{m}{LO}"], row[f"{m}{HI}"] = lo, hi
         secs = pd.to_numeric(g["train_seconds"], errors="coerce")
         row["train_hours"] = float(secs.mean()) / 3600 if secs.notna().any() else math.nan
         row["device_type"] = "GPU" if g["device"].astype(str).str.startswith("cuda").any() else (

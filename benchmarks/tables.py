@@ -4,7 +4,8 @@ caption, label and booktabs rules), and the regression baseline (``baseline.json
 
 Each table: one row per model/config with mean ± std over seeds (sample std, ddof=1) and a ``seeds``
 column, protocol names in the headers with the direction (↓ lower is better, ↑ higher), the
-real-data values as the first row ("real data (reference)"), the best model value per column in bold.
+real-data values as the first row ("real data (reference)", with the count of real images it used), the
+best model value per column in bold only when the difference is real (:data:`BOLD_RULE`).
 """
 
 from __future__ import annotations
@@ -19,9 +20,12 @@ from exprbench.errors import UserError
 
 from .columns import (LEADERBOARD_TABLES, aliases, column_order, header_name, higher_is_better, kind_columns,
                       resolve_metric, table_of)
-from .results import REFERENCE_LABEL, metric_columns
+from .results import HI, LO, REF_COUNT, REFERENCE_LABEL, metric_columns
 
 COST_TABLE = ("cost", "Training cost and where each entry comes from")
+BOLD_RULE = ("bold: the best value of a column, only where its 95% interval does not overlap the runner-up's "
+             "(a row's interval: for one seed its bootstrap ci95 over samples; for several, the wider of the mean "
+             "of the seeds' ci95 bounds and the seed mean ± t(0.975, n-1)·sd/√n)")
 
 
 @dataclass
@@ -97,21 +101,30 @@ def _metric_table(name: str, title: str, agg: pd.DataFrame, refs: dict, metrics:
     headers = ["model", "config", "seeds", *(["source"] if with_source else []), *[column_header(m) for m in metrics],
                *[k[2] for k in kinds]]
     columns = [None, None, None, *([None] if with_source else []), *metrics, *[None for _ in kinds]]
-    best = {}
+    best, no_interval = {}, []
     for m in metrics:
-        col = sub[f"{m}|mean"].dropna()
-        if len(col):
-            best[m] = col.max() if higher_is_better(m) else col.min()
+        row, why = _best_row(sub, m)
+        if row is not None:
+            best[m] = row
+        elif why:
+            no_interval.append(m)
     lead = 3 + bool(with_source)
     rows, bold, values = [], [], []
     has_ref = any(_num(refs.get(m)) is not None for m in metrics)
     if has_ref:
-        rows.append([REFERENCE_LABEL, "", "", *([""] if with_source else []),
-                     *[_fmt(_num(refs.get(m))) for m in metrics], *["" for _ in kinds]])
+        counts = {m: refs.get(f"{m.split(':')[0]}{REF_COUNT}") for m in metrics if _num(refs.get(m)) is not None}
+        one = set(counts.values())
+        label = REFERENCE_LABEL
+        if len(one) == 1 and None not in one:  # one count for the whole row: in its label
+            label = REFERENCE_LABEL.replace(")", f", N={one.pop():,})")
+            counts = {}
+        rows.append([label, "", "", *([""] if with_source else []),
+                     *[_fmt(_num(refs.get(m))) + (f" (N={counts[m]:,})" if counts.get(m) else "") for m in metrics],
+                     *["" for _ in kinds]])
         values.append([REFERENCE_LABEL, None, None, *([None] if with_source else []),
                        *[_num(refs.get(m)) for m in metrics], *[None for _ in kinds]])
         bold.append([False] * len(headers))
-    for _, r in sub.iterrows():
+    for idx, r in sub.iterrows():
         seeds = int(r["seeds"])
         cells = [str(r["model"]), str(r["config"]), str(seeds), *([str(r.get("source", ""))] if with_source else [])]
         vals: list = [str(r["model"]), str(r["config"]), seeds, *([str(r.get("source", ""))] if with_source else [])]
@@ -126,7 +139,7 @@ def _metric_table(name: str, title: str, agg: pd.DataFrame, refs: dict, metrics:
                     cell += f" (n={n})"
             cells.append(cell)
             vals.append(mean)
-            flags.append(m in best and mean is not None and mean == best[m])
+            flags.append(mean is not None and m in best and best[m] == idx)
         for k in kinds:
             kind = str(r.get(k[1]) or "")
             cells.append(kind)
@@ -135,7 +148,28 @@ def _metric_table(name: str, title: str, agg: pd.DataFrame, refs: dict, metrics:
         rows.append(cells)
         values.append(vals)
         bold.append(flags)
-    return Table(name, title, headers, rows, bold, values, columns, has_reference=has_ref)
+    notes = [BOLD_RULE[0].upper() + BOLD_RULE[1:] + "."]
+    if no_interval:
+        notes.append("Not bolded for want of an interval (results without ci95, one seed): "
+                     + ", ".join(no_interval) + ".")
+    return Table(name, title, headers, rows, bold, values, columns, has_reference=has_ref, notes=notes)
+
+
+def _best_row(sub: pd.DataFrame, m: str):
+    """``(index of the bold row, None)`` of column ``m``: the best mean whose interval does not overlap the
+    runner-up's; ``(None, "no interval")`` when the best or the runner-up has none; ``(None, "")`` otherwise
+    (fewer than two rows, or the intervals overlap)."""
+    col = sub[f"{m}|mean"].dropna()
+    if len(col) < 2:
+        return None, ""
+    higher = higher_is_better(m)
+    order = col.sort_values(ascending=not higher, kind="stable").index
+    first, second = order[0], order[1]
+    lo, hi = (sub[f"{m}{LO}"] if f"{m}{LO}" in sub else None), (sub[f"{m}{HI}"] if f"{m}{HI}" in sub else None)
+    if lo is None or hi is None or any(_num(v) is None for v in (lo[first], hi[first], lo[second], hi[second])):
+        return None, "no interval"
+    apart = lo[first] > hi[second] if higher else hi[first] < lo[second]
+    return (first, None) if apart else (None, "")
 
 
 def cost_table(agg: pd.DataFrame) -> Table:
@@ -190,6 +224,11 @@ def leaderboard_cells(agg: pd.DataFrame, refs: dict, table: str = "fidelity"
     return [], [], []
 
 
+def notes_markdown(table: Table) -> str:
+    """The table's notes (the bold rule, columns without intervals) as a markdown paragraph ("" for none)."""
+    return (" ".join(table.notes) + "\n") if table.notes else ""
+
+
 def to_markdown(headers, rows, bold) -> str:
     """A GitHub markdown table; bold cells as ``**x**``."""
     def cell(s, b):
@@ -204,7 +243,8 @@ def _tex_escape(s) -> str:
     s = str(s)
     for a, b in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"), ("#", r"\#"),
                  ("{", r"\{"), ("}", r"\}"), ("$", r"\$"),
-                 ("±", r"$\pm$"), ("↑", r"$\uparrow$"), ("↓", r"$\downarrow$"), ("–", "--")):
+                 ("±", r"$\pm$"), ("↑", r"$\uparrow$"), ("↓", r"$\downarrow$"), ("–", "--"), ("·", r"$\cdot$"),
+                 ("√n", r"$\sqrt{n}$")):
         s = s.replace(a, b)
     return s.replace(r"\textbackslash\{\}", r"\textbackslash{}")
 
@@ -241,7 +281,7 @@ def to_latex(table: Table, suite: str = "") -> str:
     what = "mean ± std over seeds" if table.name != "cost" else "mean over seeds"
     caption = f"{table.title}{where}: {what}"
     if table.name != "cost":
-        caption += "; ↓ lower is better, ↑ higher; best in bold"
+        caption += "; ↓ lower is better, ↑ higher; " + "; ".join(n.rstrip(".") for n in table.notes)
     if table.has_reference:
         caption += f"; first row: {REFERENCE_LABEL}"
     tex = styler.to_latex(environment="table", position="htbp", position_float="centering", hrules=True,
@@ -267,5 +307,6 @@ def baseline_from(agg: pd.DataFrame, refs: dict, suite: str) -> dict:
                 entry[m] = {"mean": float(r[f"{m}|mean"]), "std": std, "n": int(r[f"{m}|n"]),
                             "higher_is_better": higher_is_better(m)}
         models[f"{r['model']}/{r['config']}"] = entry
-    return {"suite": suite, "references": dict(sorted(refs.items())), "models": dict(sorted(models.items()))}
+    values = {k: v for k, v in refs.items() if not k.endswith(REF_COUNT)}  # counts are not reference values
+    return {"suite": suite, "references": dict(sorted(values.items())), "models": dict(sorted(models.items()))}
 

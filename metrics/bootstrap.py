@@ -37,7 +37,7 @@ def interval(value: float, draws: np.ndarray, level: float = 0.95) -> list[float
     """The bias-shifted percentile interval ``[lo, hi]`` of bootstrap ``draws`` around ``value``."""
     d = np.asarray(draws, dtype=np.float64)
     d = d[np.isfinite(d)]
-    if d.size == 0:
+    if d.size == 0 or float(d.min()) == float(d.max()):  # no spread (e.g. every class all right or all wrong)
         return [float(value), float(value)]
     b = float(d.mean()) - float(value)
     a = (1.0 - level) / 2.0
@@ -60,6 +60,25 @@ def mean_ci(outcomes, draws: int = CI_DRAWS, seed: int = CI_SEED, over: str = "g
     x = np.asarray(outcomes, dtype=np.float64).ravel()
     idx = bootstrap_draws(x.size, draws, seed)
     return ci_fields(float(x.mean()), x[idx].mean(axis=1), seed, over)
+
+
+def balanced_mean_ci(outcomes, labels, draws: int = CI_DRAWS, seed: int = CI_SEED,
+                     over: str = "generated samples", value: float | None = None) -> dict:
+    """Bootstrap interval of a class-balanced mean (e.g. balanced accuracy: the mean per-class recall),
+    resampling within each class (stratified: every draw keeps the class counts).
+
+    Args:
+        outcomes: float array of N per-sample values; labels: int array of N class indices (classes
+            without a sample do not count).
+        value: the full-set value the interval is placed around (default: computed here).
+    """
+    x = np.asarray(outcomes, dtype=np.float64).ravel()
+    y = np.asarray(labels).ravel()
+    classes = np.unique(y)
+    if value is None:
+        value = float(np.mean([x[y == c].mean() for c in classes]))
+    per = [x[y == c][bootstrap_draws(int((y == c).sum()), draws, seed + int(c))].mean(axis=1) for c in classes]
+    return ci_fields(value, np.mean(np.array(per), axis=0), seed, over + ", stratified by class")
 
 
 class FrechetToFixed:

@@ -27,12 +27,13 @@ from exprbench.data import FaceDataset, cache_dir
 from exprbench.errors import UserError
 from exprbench.io import write_json
 
-from .bootstrap import CI_SEED, mean_ci, stratified_fid_ci
+from .bootstrap import CI_SEED, balanced_mean_ci, mean_ci, stratified_fid_ci
 from .classifier_training import TrainRecipe, accuracy_of, train_classifier
 from .evaluator import Evaluator
 from .evaluator_net import NetConfig
 from .fidelity import intra_class_fid
-from .fidelity_inputs import MetricInputError, check_images, extractor_info, generated_cache_name, is_cached
+from .fidelity_inputs import (PREPROCESS_VERSION, MetricInputError, check_images, extractor_info, generated_cache_name,
+                              is_cached)
 from .labels import balanced_subset, confusion_matrix, per_class_accuracy
 
 
@@ -179,13 +180,15 @@ def cas_real_baseline(data: FaceDataset, per_class: int, protocol: CASProtocol,
                       device: torch.device | str = "cpu", use_cache: bool = True) -> dict:
     """The CAS recipe trained on real training images (``per_class`` per class), tested on real test.
 
-    Cached as JSON under ``$EXPRBENCH_CACHE/metrics/`` with a key hashing the data fingerprint,
-    label set, per-class count and the protocol, so a changed recipe or dataset never reuses it.
+    Cached as JSON under ``$EXPRBENCH_CACHE/metrics/`` with a key hashing the decoded data's content
+    (:meth:`~exprbench.data.FaceDataset.content_sha256`), preprocessing version, label set, per-class count
+    and the protocol, so a changed recipe or dataset never reuses it.
 
     Returns:
         Same dict as :func:`classifier_accuracy_on_real`, plus ``"cache_key"``.
     """
-    key_parts = {"v": 1, "data": data.fingerprint, "label_set": data.label_set, "per_class": int(per_class),
+    key_parts = {"v": 2, "data": data.content_sha256(), "preprocess": PREPROCESS_VERSION, "label_set": data.label_set,
+                 "per_class": int(per_class),
                  "protocol": asdict(protocol), "device_type": torch.device(device).type}
     key = hashlib.sha256(json.dumps(key_parts, sort_keys=True).encode()).hexdigest()[:24]
     path = cache_dir() / "metrics" / f"cas-real-{key}.json"
@@ -212,8 +215,9 @@ def cas_sha() -> str:
 
 
 def run_ifid(spec, ctx, real: bool) -> dict:
-    """``ifid``: per emotion, FID of n/K generated (reference: the real test images of that emotion) vs that
-    emotion's train images; value = mean over emotions."""
+    """``ifid``: per emotion, FID of n/K generated vs that emotion's train images; value = mean over emotions.
+    Reference: per emotion n/K real test faces of that emotion, from PrivateTest + PublicTest where PrivateTest
+    has fewer, all of them where both have fewer (the counts are in details ``n_reference_per_class``)."""
     from torch_fidelity.metric_fid import fid_features_to_statistics
 
     _, sha = extractor_info(spec.extractor, ctx.evaluator_weights, ctx.inception_weights)
@@ -224,13 +228,14 @@ def run_ifid(spec, ctx, real: bool) -> dict:
     if missing:
         ctx.note(f"per-emotion train reference statistics, one-time, {len(missing)} emotions, {sum(missing):,} images")
     if real:
-        imgs, labs = ctx.test.images, ctx.test.labels
+        rs = ctx.real_set_per_class(spec.n_samples // ctx.k, spec.seed)
+        imgs, labs = rs.images, rs.labels
     else:
         imgs, labs = ctx.generate(spec.n_samples, spec.seed, per_class=True)
     res = intra_class_fid(imgs, labs, ctx.train.images, ctx.train.labels, names, real_cache_names=ref_names,
                           **ctx.fidelity_kw(spec))
     if real:
-        feat_name = ctx.ref_name("test", len(ctx.test), spec.extractor, sha)
+        feat_name = ctx.ref_name(rs.split, len(imgs), spec.extractor, sha, rs.selection)
     else:
         feat_name = generated_cache_name(imgs, spec.extractor, sha)
         ctx.gen_cache_names.add(feat_name)
@@ -243,38 +248,60 @@ def run_ifid(spec, ctx, real: bool) -> dict:
                                                                               ref_names[k], "real"))
                                 for k in range(len(names))],
                                res["mean"], ctx.ci_draws, CI_SEED)
-    return {"value": res["mean"], "n_samples": int(imgs.shape[0]), "extractor_sha256": sha, **ci,
-            "details": {"per_class": res["per_class"], "n_generated_per_class" if not real else "n_test_per_class":
-                        res["n_generated"], "n_real_per_class": res["n_real"]}}
+    out = {"value": res["mean"], "n_samples": int(imgs.shape[0]), "extractor_sha256": sha, **ci,
+           "details": {"per_class": res["per_class"], "n_generated_per_class" if not real else "n_reference_per_class":
+                       res["n_generated"], "n_real_per_class": res["n_real"]}}
+    if real:
+        out["n_protocol"] = spec.n_samples // ctx.k * ctx.k
+        out["details"].update(reference_set=rs.where, reference_selection=rs.selection,
+                              protocol_n_per_class=spec.n_samples // ctx.k)
+    return out
 
 
-def run_acc(spec, ctx, real: bool) -> dict:
-    """``acc_gen``: evaluator label accuracy of n/K generated images per emotion (reference: on real test)."""
+def run_acc(spec, ctx, real: bool, balanced: bool = True) -> dict:
+    """``acc_gen``: evaluator label accuracy of n/K generated images per emotion; with equal counts per class it
+    is the class-balanced accuracy. Reference (``real``): the evaluator's class-balanced accuracy (mean
+    per-class recall) on the real test split, the same statistic; with ``balanced=False`` its plain accuracy.
+    Both accuracies, chance and the majority-class baselines go to details."""
     if real:
         imgs, labs = ctx.test.images, ctx.test.labels
     else:
         imgs, labs = ctx.generate(spec.n_samples, spec.seed, per_class=True)
     res = label_accuracy(ctx.evaluator, imgs, labs, ctx.data.class_names)
     base = accuracy_baselines(ctx.train.labels, labs, ctx.data.class_names)
-    return {"value": res["value"], "n_samples": res["n"], "extractor_sha256": ctx.evaluator.sha256,
-            **(mean_ci(res["correct"], ctx.ci_draws, CI_SEED, "test images" if real else "generated samples")
-               if ctx.ci_draws else {}),
-            "details": {"per_class": res["per_class"], "confusion_matrix": res["confusion_matrix"],
-                        "class_names": list(ctx.data.class_names), "tta": "hflip",
-                        "balanced_acc": res["balanced_acc"], **base}}
+    stratified = real and balanced
+    over = "test images" if real else "generated samples"
+    ci = {}
+    if ctx.ci_draws:
+        ci = (balanced_mean_ci(res["correct"], labs.cpu().numpy(), ctx.ci_draws, CI_SEED, over, res["balanced_acc"])
+              if stratified
+              else mean_ci(res["correct"], ctx.ci_draws, CI_SEED, over))
+    return {"value": res["balanced_acc"] if stratified else res["value"], "n_samples": res["n"],
+            "extractor_sha256": ctx.evaluator.sha256, **ci,
+            "details": {"statistic": STATISTIC if balanced else PLAIN, "accuracy": res["value"],
+                        "balanced_acc": res["balanced_acc"], "per_class": res["per_class"],
+                        "confusion_matrix": res["confusion_matrix"], "class_names": list(ctx.data.class_names),
+                        "tta": "hflip", **base}}
 
 
-def evaluator_reference(spec, ctx) -> dict:
-    """The evaluator's accuracy on all real test images (``acc_gen``'s reference), recorded with its extractor:
-    the reference of the protocols whose value is an evaluator accuracy on model outputs."""
-    out = run_acc(spec, ctx, real=True)
+STATISTIC = "class-balanced accuracy (mean per-class recall); plain accuracy in details"
+PLAIN = "plain accuracy (test images in their natural class balance); balanced accuracy in details"
+
+
+def evaluator_reference(spec, ctx, balanced: bool = True) -> dict:
+    """The evaluator on all real test images, recorded with its extractor: the reference of the protocols
+    whose value is an evaluator accuracy on model outputs. ``balanced``: its class-balanced accuracy (for
+    values balanced over classes: acc_gen, translate_acc, edit_success); else its plain accuracy (for a
+    value over test images in their natural class balance: enc_acc)."""
+    out = run_acc(spec, ctx, real=True, balanced=balanced)
     out["extractor"] = "fer-evaluator"
     return out
 
 
 def run_cas(spec, ctx, real: bool) -> dict:
-    """``cas``: a fresh classifier trained on n generated images, tested on real test images; reference: the
-    same recipe on as many real train images (trained once, cached)."""
+    """``cas``: a fresh classifier trained on n generated images, tested on real test images (PrivateTest, whose
+    classes are imbalanced): value = its class-balanced accuracy (mean per-class recall), plain accuracy in
+    details; reference: the same statistic of the recipe on as many real train images (trained once, cached)."""
     per_class = max(spec.n_samples // ctx.k, 1)
     if not real:
         ctx.note(f"training a fresh classifier on {per_class * ctx.k:,} images ({CAS.epochs} epochs); its real-data "
@@ -283,19 +310,23 @@ def run_cas(spec, ctx, real: bool) -> dict:
     common = {"extractor_sha256": cas_sha()}
     trivial = accuracy_baselines(ctx.train.labels, ctx.test.labels, ctx.data.class_names)
     over = "test images (the classifier is fixed; resampling its training set would retrain it)"
+    test_labels = ctx.test.labels.cpu().numpy()
+    base_bal = balanced_accuracy(base["per_class"])
     if real:
-        ci = mean_ci(base["correct"], ctx.ci_draws, CI_SEED, over) if base.get("correct") and ctx.ci_draws else {}
-        return {"value": base["value"], "n_samples": base["n_train"], **common, **ci,
-                "details": {"per_class": base["per_class"], "confusion_matrix": base["confusion_matrix"],
-                            "protocol": asdict(CAS), "train": "real train images, class-balanced",
-                            "balanced_acc": balanced_accuracy(base["per_class"]), **trivial}}
+        ci = (balanced_mean_ci(base["correct"], test_labels, ctx.ci_draws, CI_SEED, over, base_bal)
+              if base.get("correct") and ctx.ci_draws else {})
+        return {"value": base_bal, "n_samples": base["n_train"], **common, **ci,
+                "details": {"statistic": STATISTIC, "accuracy": base["value"], "balanced_acc": base_bal,
+                            "per_class": base["per_class"], "confusion_matrix": base["confusion_matrix"],
+                            "protocol": asdict(CAS), "train": "real train images, class-balanced", **trivial}}
     imgs, labs = ctx.generate(spec.n_samples, spec.seed, per_class=True)
     res = classifier_accuracy_on_real(imgs, labs, ctx.test, CAS, ctx.device)
-    ratio = res["value"] / base["value"] if base["value"] > 0 else None
-    ci = mean_ci(res["correct"], ctx.ci_draws, CI_SEED, over) if ctx.ci_draws else {}
-    return {"value": res["value"], "n_samples": res["n_train"], **common, **ci,
-            "details": {"ratio_to_real": ratio, "real_baseline": base["value"], "per_class": res["per_class"],
-                        "confusion_matrix": res["confusion_matrix"], "protocol": asdict(CAS),
-                        "n_test": res["n_test"], "train_seconds": res["train_seconds"],
-                        "balanced_acc": res["balanced_acc"],
-                        "real_baseline_balanced_acc": balanced_accuracy(base["per_class"]), **trivial}}
+    bal = res["balanced_acc"]
+    ratio = bal / base_bal if bal is not None and base_bal else None
+    ci = balanced_mean_ci(res["correct"], test_labels, ctx.ci_draws, CI_SEED, over, bal) if ctx.ci_draws else {}
+    return {"value": bal, "n_samples": res["n_train"], **common, **ci,
+            "details": {"statistic": STATISTIC, "accuracy": res["value"], "balanced_acc": bal,
+                        "ratio_to_real": ratio, "real_baseline": base_bal, "real_baseline_accuracy": base["value"],
+                        "per_class": res["per_class"], "confusion_matrix": res["confusion_matrix"],
+                        "protocol": asdict(CAS), "n_test": res["n_test"], "train_seconds": res["train_seconds"],
+                        **trivial}}

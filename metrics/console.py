@@ -33,6 +33,15 @@ def details_line(name: str, entry: dict, reference: dict) -> str:
         return ""
 
 
+def reference_text(ref: dict) -> str:
+    """A reference cell: ``0.0122 (N=7,178)``, its value beside the count of real images it used (``-`` when it
+    has none)."""
+    if ref.get("status") != "ok":
+        return "-"
+    n = ref.get("n_samples")
+    return fmt(ref.get("value")) + (f" (N={n:,})" if isinstance(n, int) else "")
+
+
 def print_eval(result: dict, console=None, only: Sequence[str] | None = None) -> None:
     """Print eval.json content: a table of value (± std), real-data reference, n, seed and time, then details.
 
@@ -51,7 +60,7 @@ def print_eval(result: dict, console=None, only: Sequence[str] | None = None) ->
         title = f"{r['model']}: {src['images']['n']:,} images from {src['images']['path']} ({result['device']})"
     else:
         title = f"{r['model']}/{r['config']} seed {r['seed']} step {r['step']} ({result['device']})"
-    t = Table("protocol", "value", REFERENCE_LABEL, "n", "seed", "s", title=title)
+    t = Table("protocol", "value", REFERENCE_LABEL.replace(")", ", N)"), "n", "seed", "s", title=title)
     refs = references_of(result)
     notes = []
     shown = [n for n in result["metrics"] if only is None or n in only]
@@ -59,7 +68,7 @@ def print_eval(result: dict, console=None, only: Sequence[str] | None = None) ->
     for name in shown:
         e = result["metrics"][name]
         ref = refs.get(name, {})
-        ref_text = fmt(ref.get("value")) if ref.get("status") == "ok" else "-"
+        ref_text = reference_text(ref)
         if e["status"] != "ok":
             t.add_row(name, e["status"], ref_text, str(e["n_samples"]), str(e["seed"]), f"{e['wall_s']:.1f}")
             notes.append(f"{name}: {e['status']}: {e.get('reason', '')}")
@@ -85,5 +94,6 @@ def print_eval(result: dict, console=None, only: Sequence[str] | None = None) ->
                       "(each entry records its step)", highlight=False, soft_wrap=True)
     ev = result.get("evaluator", {})
     console.print(f"features: fer-evaluator sha256 {str(ev.get('sha256'))[:12]} (test accuracy "
-                  f"{fmt(ev.get('test_accuracy'))}); {REFERENCE_LABEL} = real test data in place of generated; "
+                  f"{fmt(ev.get('test_accuracy'))}); {REFERENCE_LABEL} = real test data in place of generated, "
+                  "N real images (PrivateTest, + PublicTest where the protocol's count needs more); "
                   f"protocol {result['protocol_version']}", highlight=False, soft_wrap=True)

@@ -3,11 +3,12 @@ generated sets, fixed real subsets, reference caches) and what it says while it 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from exprbench.data import FaceDataset, to_uint8
+from exprbench.data import SPLITS, FaceDataset, to_uint8
 from exprbench.errors import UserError
 
 from .bootstrap import CI_DRAWS
@@ -46,6 +47,37 @@ def network_mismatch(network: str, data: FaceDataset, evaluator) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class RealSet:
+    """Real images standing in for generated ones in a real-data reference.
+
+    Attributes:
+        split: ``test`` (PrivateTest) or ``testval`` (PrivateTest + PublicTest); images: uint8 m x C x H x W;
+        labels: int64 m; selection: how they were drawn (part of their features' cache name); wanted: the
+        protocol's count (m < wanted where the data have fewer); per_class: ``{class: count}`` or None.
+    """
+
+    split: str
+    images: torch.Tensor
+    labels: torch.Tensor
+    selection: str
+    wanted: int
+    per_class: dict | None = None
+
+    @property
+    def where(self) -> str:
+        """``PrivateTest`` or ``PrivateTest + PublicTest``, for the entries' details."""
+        return "PrivateTest" if self.split == "test" else "PrivateTest + PublicTest"
+
+
+def _draw(split: str, imgs: torch.Tensor, labs: torch.Tensor, n: int, seed: int) -> RealSet:
+    """``n`` of ``imgs`` at random (``seed``), or all of them (in order) when there are ``n`` or fewer."""
+    if n >= len(imgs):
+        return RealSet(split, imgs, labs, "all", n)
+    idx = torch.randperm(len(imgs), generator=torch.Generator().manual_seed(seed))[:n]
+    return RealSet(split, imgs[idx], labs[idx], f"random{n}-seed{seed}", n)
+
+
 class EvalContext:
     """What the protocols of one evaluation share.
 
@@ -61,6 +93,7 @@ class EvalContext:
         self.evaluator_weights, self.inception_weights = evaluator_weights, inception_weights
         self.evaluator = load_evaluator(evaluator_weights, device)
         self.train, self.test = data.split("train"), data.split("test")
+        self.val = data.split("val") if bool((data.splits == SPLITS.index("val")).any()) else None
         self.k = len(data.class_names)
         self.image_shape = tuple(data.images.shape[1:])
         self.conditional = "conditional" in model.capabilities
@@ -188,7 +221,7 @@ class EvalContext:
     # -- reference data ----------------------------------------------------------------------
     def ref_name(self, split: str, n: int, extractor: str, sha: str, selection: str = "all") -> str:
         """torch-fidelity cache name of real features of this data (see :func:`reference_cache_name`)."""
-        return reference_cache_name(self.data.fingerprint, split, self.data.label_set, extractor, sha, n, selection)
+        return reference_cache_name(self.data.content_sha256(), split, self.data.label_set, extractor, sha, n, selection)
 
     def fidelity_kw(self, spec) -> dict:
         """The extractor keywords of :func:`~exprbench.metrics.fidelity.fidelity_scores` for ``spec``."""
@@ -209,12 +242,47 @@ class EvalContext:
                                                                                    "real"))
         return self._stats[ref_name]
 
+    def real_set(self, n: int, seed: int) -> RealSet:
+        """The real images that stand in for ``n`` generated ones in a real-data reference: ``n`` random test
+        (PrivateTest) faces; where the test split has fewer, PrivateTest + PublicTest (``val``), at most ``n``
+        of them (all when they are fewer: the reference is then at a smaller count than the protocol's)."""
+        key = ("real_set", n, seed)
+        if key not in self._real:
+            if n <= len(self.test) or self.val is None:
+                split, imgs, labs = "test", self.test.images, self.test.labels
+            else:
+                split = "testval"
+                imgs, labs = torch.cat([self.test.images, self.val.images]), torch.cat([self.test.labels, self.val.labels])
+            self._real[key] = _draw(split, imgs, labs, n, seed)
+        return self._real[key]
+
+    def real_set_per_class(self, per: int, seed: int) -> RealSet:
+        """Per class, the real images standing in for ``per`` generated ones of that class (intra-class FID's
+        reference): ``per`` random test faces of the class; where it has fewer, its test + val faces, at most
+        ``per``. Images in class order (labels int64)."""
+        key = ("real_set_per_class", per, seed)
+        if key not in self._real:
+            parts = []
+            for k in range(self.k):
+                test_k = self.test.images[self.test.labels.cpu() == k]
+                pool = test_k
+                if per > len(test_k) and self.val is not None:
+                    pool = torch.cat([test_k, self.val.images[self.val.labels.cpu() == k]])
+                parts.append(_draw("", pool, torch.full((len(pool),), k, dtype=torch.int64), per, seed + k))
+            imgs = torch.cat([p.images for p in parts])
+            labs = torch.cat([p.labels for p in parts])
+            counts = {name: int(len(p.images)) for name, p in zip(self.data.class_names, parts)}
+            where = "test" if all(per <= int((self.test.labels == k).sum()) for k in range(self.k)) else "testval"
+            self._real[key] = RealSet(where, imgs, labs, f"per-class{per}-seed{seed}", per * self.k, counts)
+        return self._real[key]
+
     def scored_set(self, spec, real: bool, sha: str) -> tuple[torch.Tensor, str]:
         """The images a feature-space protocol scores and their features' cache name: the generated set of
-        ``(n, seed)`` (shared with fid/kid/pr, dropped after the evaluation), or the real test split for the
-        real-data reference (cached like a reference)."""
+        ``(n, seed)`` (shared with fid/kid/pr, dropped after the evaluation), or for the real-data reference the
+        real set of :meth:`real_set` at the protocol's count (cached like a reference)."""
         if real:
-            return self.test.images, self.ref_name("test", len(self.test), spec.extractor, sha)
+            r = self.real_set(spec.n_samples, spec.seed)
+            return r.images, self.ref_name(r.split, len(r.images), spec.extractor, sha, r.selection)
         cand, _ = self.generate(spec.n_samples, spec.seed, per_class=False)
         name = generated_cache_name(cand, spec.extractor, sha)
         self.gen_cache_names.add(name)

@@ -157,7 +157,8 @@ def at_strength(result: dict, strength: float, key: str = "success_mean"):
 def run_edit(spec, ctx, real: bool, fit_per_class: int) -> dict:
     """``edit_success``: edit n sampled latents toward every emotion over the model's strength sweep; value =
     success at the reference strength, mean over emotions. Attribute-vector models first fit their vectors
-    on a fixed class-balanced train subset. Reference: the evaluator's accuracy on real test images."""
+    on a fixed class-balanced train subset (the mean over emotions is balanced: n edits per emotion). Reference: the
+    evaluator's class-balanced accuracy on real test images."""
     if real:
         return evaluator_reference(spec, ctx)
     model = ctx.model

@@ -149,7 +149,7 @@ def run_enc_acc(spec, ctx, real: bool) -> dict:
     """``enc_acc``: argmax E_c(x) vs the true label on ``min(n, len(test))`` real test images; reference: the
     evaluator's accuracy on real test images."""
     if real:
-        return evaluator_reference(spec, ctx)
+        return evaluator_reference(spec, ctx, balanced=False)
     imgs, labs = ctx.test_subset(spec.n_samples, spec.seed)
     with torch.no_grad():
         res = encoder_label_accuracy(ctx.model, imgs, labs, batch_size=ctx.model_batch_size)

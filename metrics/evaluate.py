@@ -38,7 +38,7 @@ from .images_eval import ImagesContext, default_image_protocols, evaluate_images
 from .progress import EvalReporter
 from .references import (check_per_class_counts, common_fields, now, reference, reference_key,  # noqa: F401
                          resolve_protocols, run_all, run_protocol)
-from .rundir import (checkpoint_steps, fingerprint_warnings, load_for_eval, resolve_eval_data_path,  # noqa: F401
+from .rundir import (check_fingerprint, checkpoint_steps, fingerprint_warnings, load_for_eval, resolve_eval_data_path,  # noqa: F401
                      run_train_fingerprint, select_checkpoint)
 from .spec import PROTOCOL_VERSION, resolve_metric  # noqa: F401
 
@@ -53,6 +53,7 @@ def evaluate_run(
     evaluator_weights: str | os.PathLike | None = None,
     checkpoint: str | int | None = "latest",
     reporter: EvalReporter | None = None,
+    strict: bool = False,
 ) -> dict:
     """Evaluate a checkpoint of a run and merge the results into ``run_dir/eval.json`` (atomically).
 
@@ -67,6 +68,9 @@ def evaluate_run(
         evaluator_weights: evaluator weights (default: the shipped ``metrics/weights/fer_evaluator.pt``).
         checkpoint: the step to evaluate, or ``latest`` (default); recorded as ``run.step`` and in each entry.
         reporter: progress hooks (:class:`~exprbench.metrics.progress.EvalReporter`; default: silent).
+        strict: refuse (before any work) when the run's training data fingerprint (status.json
+            ``data_fingerprint``) differs from the evaluation data's; otherwise a warning line, stored in
+            eval.json ``warnings``.
 
     Returns:
         The merged eval.json content: ``{"metrics": {name: entry}, "references": {name: entry},
@@ -84,7 +88,7 @@ def evaluate_run(
         UserError (exit code 2 in the CLI): not a run directory, no checkpoint or no checkpoint at the
         asked step, unknown protocol, bad sample count, dataset not found or of another label set,
         missing evaluator weights, an explicit Inception weights path that does not exist, an
-        existing eval.json that is not valid JSON.
+        existing eval.json that is not valid JSON, ``strict`` and other data than the run was trained on.
     """
     from exprbench.runtime import library_versions, resolve_device
 
@@ -106,6 +110,8 @@ def evaluate_run(
     if tuple(ds.class_names) != tuple(spec.class_names):
         raise UserError(f"the run was trained on classes {spec.class_names}, the data has {ds.class_names}")
     check_per_class_counts(protos, len(ds.class_names))
+    train_fp = run_train_fingerprint(run_dir)
+    warnings = check_fingerprint(run_dir, train_fp, ds.fingerprint, path, strict)
     reporter = reporter or EvalReporter()
     ctx = EvalContext(model, ds, dev, evaluator_weights, inception_weights, reporter=reporter)
     ctx.image_words = "generated images"
@@ -113,8 +119,6 @@ def evaluate_run(
     commit = library_versions()["git_commit"]
     stamp = {"evaluated_at": now(), "step": step, "commit": commit}
     reporter.begin([p.name for p in protos], f"{run_dir} (checkpoint step {step})")
-    train_fp = run_train_fingerprint(run_dir)
-    warnings = fingerprint_warnings(train_fp, ds.fingerprint, path)
     for w in warnings:
         reporter.note(0, len(protos), "data", w)
     results, refs = run_all(protos, ctx, stamp)
@@ -128,7 +132,8 @@ def evaluate_run(
         "run": {"model": cfg.model, "config": cfg.config_name, "seed": cfg.train.seed, "step": step,
                 "label_set": cfg.data.label_set, "checkpoint": rel_ckpt},
         "source": {"kind": "run", "checkpoint": rel_ckpt, "step": step},
-        "data": {"path": str(path), "fingerprint": ds.fingerprint, "train_fingerprint": train_fp,
+        "data": {"path": str(path), "fingerprint": ds.fingerprint, "content_sha256": ds.content_sha256(),
+                 "train_fingerprint": train_fp,
                  "fingerprint_match": None if train_fp is None else train_fp == ds.fingerprint},
         "warnings": warnings,
         "figures": figures,

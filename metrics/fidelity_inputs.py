@@ -29,7 +29,8 @@ FEATURE_LAYER = {EXTRACTOR_NAME: FEATURE_PENULTIMATE, MULTILAYER_NAME: "multilay
 KID_SUBSET_SIZE = 1000
 KID_SUBSETS = 100
 PRC_NEIGHBORHOOD = 3
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: keyed by the decoded content (FaceDataset.content_sha256), no longer the data file
+PREPROCESS_VERSION = 1  # how the metrics feed images to a network: uint8 at native size, gray repeated for RGB
 
 
 class MetricInputError(UserError):
@@ -192,16 +193,19 @@ def fidelity_cache_root() -> Path:
     return cache_dir() / "fidelity"
 
 
-def reference_cache_name(data_fingerprint: str, split: str, label_set: str, extractor: str,
+def reference_cache_name(data_sha256: str, split: str, label_set: str, extractor: str,
                          weights_sha256: str, n_samples: int, selection: str = "all") -> str:
     """A torch-fidelity cache name for real reference features, keyed by their content.
 
     torch-fidelity keys its cache by the name alone, so the name carries a hash of everything the
-    features depend on: the data file's sha256, split, label set, extractor name, extractor weights
-    sha256, the number of images and how they were selected (e.g. ``class=happy``, ``seed=1``).
+    features depend on: the decoded data's content hash (:meth:`~exprbench.data.FaceDataset.content_sha256`:
+    pixels, labels and split ids, whichever file they came from), the preprocessing version
+    (:data:`PREPROCESS_VERSION`), split, label set, extractor name, extractor weights sha256, the number of
+    images and how they were selected (e.g. ``class=happy``, ``seed=1``).
     """
-    parts = {"v": CACHE_VERSION, "data": data_fingerprint, "split": split, "label_set": label_set,
-             "extractor": extractor, "weights": weights_sha256, "n": int(n_samples), "selection": selection}
+    parts = {"v": CACHE_VERSION, "data": data_sha256, "preprocess": PREPROCESS_VERSION, "split": split,
+             "label_set": label_set, "extractor": extractor, "weights": weights_sha256, "n": int(n_samples),
+             "selection": selection}
     h = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
     return f"exprbench-real-{split}-{label_set}-n{int(n_samples)}-{h}"
 

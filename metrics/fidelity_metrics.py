@@ -19,7 +19,7 @@ from .bootstrap import CI_SEED, fid_ci, fid_infinity, kid_ci
 from .coverage import DC_NEIGHBORHOOD, density_coverage, precision_recall_ci
 from .fidelity import fidelity_scores
 from .fidelity_inputs import extractor_info, generated_cache_name, is_cached
-from .memorisation import MEM_QUANTILE, N_PAIRS, memorisation, pairs_grid
+from .memorisation import MEM_QUANTILE, N_PAIRS, duplicate_mask, memorisation, pairs_grid
 from .names import PR_REFERENCE_SIZE
 
 _TF_METRIC = {"fid": "fid", "kid": "kid", "pr": "prc"}
@@ -31,10 +31,11 @@ def run_fid_kid_pr(spec, ctx, real: bool, kind: str) -> dict:
     _, sha = extractor_info(spec.extractor, ctx.evaluator_weights, ctx.inception_weights)
     kw = ctx.fidelity_kw(spec)
     if real:
-        cand, n_c = ctx.test.images, len(ctx.test)
-        test_name = ctx.ref_name("test", n_c, spec.extractor, sha)
+        rs = ctx.real_set(spec.n_samples, spec.seed)
+        cand, n_c = rs.images, len(rs.images)
+        test_name = ctx.ref_name(rs.split, n_c, spec.extractor, sha, rs.selection)
         if not is_cached(test_name):
-            ctx.note(f"real test features for the real-data value, one-time, {n_c:,} images")
+            ctx.note(f"real features for the real-data value ({rs.where}), one-time, {n_c:,} images")
     else:
         cand, _ = ctx.generate(spec.n_samples, spec.seed, per_class=False)
         n_c = cand.shape[0]
@@ -55,6 +56,8 @@ def run_fid_kid_pr(spec, ctx, real: bool, kind: str) -> dict:
     res = fidelity_scores(cand, ref, (_TF_METRIC[kind],), real_cache_name=ref_name, generated_cache=gen_cache,
                           seed=2020, **kw)
     out = {"n_samples": n_c, "extractor_sha256": sha}
+    if real:
+        out["n_protocol"] = spec.n_samples
     if kind == "fid":
         out.update(value=res["fid"], details={"n_real": res["n_real"]})
     elif kind == "kid":
@@ -63,9 +66,19 @@ def run_fid_kid_pr(spec, ctx, real: bool, kind: str) -> dict:
     else:
         out.update(value=res["f_score"], details={"precision": res["precision"], "recall": res["recall"],
                                                   "f_score": res["f_score"], "k": 3, "n_real": res["n_real"]})
-    if ctx.ci_draws:  # intervals (and FID at infinite N) from the features torch-fidelity cached
+    if real:
+        out["details"].update(reference_set(rs))
+    short = real and n_c < spec.n_samples and kind == "fid"
+    if ctx.ci_draws or short:  # intervals (and FID at infinite N) from the features torch-fidelity cached
         gen_feats = ctx.fidelity_feats(spec, cand, test_name if real else generated_cache_name(cand, spec.extractor, sha),
                                        "generated")
+    if short:  # fewer real images than the protocol's count: the FID at that count from the 1/N fit
+        fit = fid_infinity(gen_feats, ctx.train_statistics(spec, ref_name))
+        out["details"]["at_protocol_n"] = {
+            "n": spec.n_samples, "value": fit["fid_inf"] + fit["fid_inf_slope"] / spec.n_samples,
+            "method": f"FID at N = {n_c:,}, {n_c // 2:,}, {n_c // 4:,} fitted linearly in 1/N (Chong & Forsyth 2020), "
+                      f"read at N = {spec.n_samples:,}"}
+    if ctx.ci_draws:
         if kind == "fid":
             stats = ctx.train_statistics(spec, ref_name)
             out.update(fid_ci(gen_feats, stats, res["fid"], ctx.ci_draws, CI_SEED))
@@ -99,6 +112,9 @@ def run_dc(spec, ctx, real: bool) -> dict:
     out = {"value": res["coverage"], "n_samples": int(cand.shape[0]), "extractor_sha256": sha,
            "details": {"density": res["density"], "coverage": res["coverage"], "k": res["k"], "n_real": res["n_real"],
                        "reference": f"train, {sel}"}}
+    if real:
+        out["n_protocol"] = spec.n_samples
+        out["details"].update(reference_set(ctx.real_set(spec.n_samples, spec.seed)))
     if ctx.ci_draws:
         out.update(res["coverage_ci"])
         out["details"].update(density_ci95=res["density_ci"]["ci95"], coverage_ci95=res["coverage_ci"]["ci95"])
@@ -120,11 +136,17 @@ def run_mem(spec, ctx, real: bool) -> dict:
     tr = ctx.fidelity_feats(spec, ctx.train.images, train_name, "real")
     te = ctx.fidelity_feats(spec, ctx.test.images, test_name, "real")
     dup = ctx.test_duplicates()
-    gf = te[~dup] if real else ctx.fidelity_feats(spec, cand, cand_name, "generated")
+    if real:  # the real stand-ins that are not pixel copies of a train face
+        keep = ~duplicate_mask(cand, ctx.train.images)
+        gf = ctx.fidelity_feats(spec, cand, cand_name, "generated")[keep]
+    else:
+        gf = ctx.fidelity_feats(spec, cand, cand_name, "generated")
     res = memorisation(gf, tr, te, MEM_QUANTILE, N_PAIRS, ci_draws=ctx.ci_draws, ci_seed=CI_SEED, test_exclude=dup)
     details = {k: v for k, v in res.items() if k not in ("fraction", "fraction_ci")}
     details["test_excluded_note"] = ("test faces that are exact pixel copies of a train face are left out of the "
-                                     "threshold (and of the real-data value)")
+                                     "threshold (and real faces that are copies, of the real-data value)")
+    if real:
+        details.update(reference_set(ctx.real_set(spec.n_samples, spec.seed)))
     details["feature_space"] = spec.extractor
     details["pairs_axes"] = ("sample = index into the scored set (the generated images in order of generation; for "
                              "the real-data value the test faces that are not copies of a train face), "
@@ -133,7 +155,13 @@ def run_mem(spec, ctx, real: bool) -> dict:
         details["pairs_files"] = write_pairs(ctx, spec.name, cand, res["closest_pairs"])
         ctx.closest_pairs = (cand, res["closest_pairs"])
     return {"value": res["fraction"], "n_samples": res["n_generated"], "extractor_sha256": sha,
-            **res.get("fraction_ci", {}), "details": details}
+            **({"n_protocol": spec.n_samples} if real else {}), **res.get("fraction_ci", {}), "details": details}
+
+
+def reference_set(rs) -> dict:
+    """The details of a real-data reference that say which real images stood in for the generated ones."""
+    return {"reference_set": rs.where, "reference_selection": rs.selection, "reference_n": int(len(rs.images)),
+            "protocol_n": int(rs.wanted)}
 
 
 def write_pairs(ctx, name: str, cand: torch.Tensor, pairs: list[dict]) -> dict:

@@ -128,5 +128,6 @@ class ConsoleReporter(EvalReporter):
         if entry.get("status") == "ok":
             text += f" ({seconds:.1f} s)"
             if reference and reference.get("status") == "ok":
-                text += f"; real data {format_value(reference.get('value'))}"
+                n = reference.get("n_samples")
+                text += f"; real data {format_value(reference.get('value'))}" + (f" (N={n:,})" if isinstance(n, int) else "")
         self._line(text)

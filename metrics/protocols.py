@@ -17,8 +17,12 @@ from .spec import register_metric
 
 S, SC = frozenset({"sample"}), frozenset({"sample", "conditional"})
 
-REAL_IN_PLACE = "the same protocol with the real test split (PrivateTest) in place of generated images"
-EVALUATOR_ON_TEST = "the evaluator's accuracy on the real test split"
+REAL_IN_PLACE = ("the same protocol with real faces in place of generated ones, at the protocol's count: random "
+                 "PrivateTest faces, PrivateTest + PublicTest where PrivateTest has fewer; all of them where both have "
+                 "fewer (count in n_samples; FID also read at the protocol's count from its 1/N fit)")
+EVALUATOR_ON_TEST = "the evaluator's plain accuracy on the real test split"
+EVALUATOR_BALANCED = ("the evaluator's class-balanced accuracy (mean per-class recall) on the real test split; plain "
+                      "accuracy, chance and majority-class baselines in details")
 TRAIN = "{what} of {n:,} {src} vs the train split ({extractor}, seed {seed})"
 PR_REF = "{what} of {n:,} {src} vs {pr_ref} ({extractor}, seed {seed})"
 
@@ -26,10 +30,26 @@ PR_REF = "{what} of {n:,} {src} vs {pr_ref} ({extractor}, seed {seed})"
 # -- how details print (a function of the entry and of its reference entry) ---------------------
 def fid_details(e: dict, ref: dict) -> str:
     d = e.get("details", {})
-    if d.get("fid_inf") is None:
-        return ""
-    at = ", ".join(f"{n}: {fmt(v, 4)}" for n, v in d["fid_at_n"].items())
-    return f"FID extrapolated to infinite N {fmt(d['fid_inf'], 4)} (at N: {at})"
+    line = ""
+    if d.get("fid_inf") is not None:
+        at = ", ".join(f"{n}: {fmt(v, 4)}" for n, v in d["fid_at_n"].items())
+        line = f"FID extrapolated to infinite N {fmt(d['fid_inf'], 4)} (at N: {at})"
+    rd = ref.get("details") or {}
+    if rd.get("at_protocol_n"):
+        a = rd["at_protocol_n"]
+        line += (f"{'; ' if line else ''}real data at N={ref.get('n_samples', 0):,} {fmt(ref.get('value'), 4)}, at the "
+                 f"protocol's N={a['n']:,} (1/N fit) {fmt(a['value'], 4)}")
+    return line
+
+
+def ifid_details(e: dict, ref: dict) -> str:
+    line = per_class_details(e, ref)
+    counts = (ref.get("details") or {}).get("n_reference_per_class")
+    if counts:
+        per = (ref.get("details") or {}).get("protocol_n_per_class")
+        line += (f"; real data per class ({ref['details'].get('reference_set')}, at most {per:,} each): "
+                 + "  ".join(f"{k} {v:,}" for k, v in counts.items()))
+    return line
 
 
 def pr_details(e: dict, ref: dict) -> str:
@@ -54,13 +74,25 @@ def mem_details(e: dict, ref: dict) -> str:
             + (f"; pairs in {d['pairs_files']['png']}" if d.get("pairs_files") else ""))
 
 
+def reference_accuracy(ref: dict) -> str:
+    """``; real data: balanced B (accuracy A; chance C; always 'happy' A_m)`` from a reference entry's details ("" if
+    it has none)."""
+    d = ref.get("details") or {}
+    if "balanced_acc" not in d or "accuracy" not in d:
+        return ""
+    return (f"; real data: balanced {fmt(d['balanced_acc'], 3)} (accuracy {fmt(d['accuracy'], 3)}; chance "
+            f"{fmt(d.get('chance'), 3)}; always {d.get('majority_class')!r}: accuracy {fmt(d.get('majority_acc'), 3)})")
+
+
 def accuracy_details(e: dict, ref: dict) -> str:
     d = e.get("details", {})
     if "majority_acc" not in d:
         return per_class_details(e, ref)
-    return (f"balanced accuracy {fmt(d['balanced_acc'], 3)}  (chance {fmt(d['chance'], 3)}; always "
+    plain = f"  accuracy {fmt(d['accuracy'], 3)}" if d.get("accuracy") is not None else ""
+    return (f"balanced accuracy {fmt(d['balanced_acc'], 3)}{plain}  (chance {fmt(d['chance'], 3)}; always "
             f"{d['majority_class']!r}: accuracy {fmt(d['majority_acc'], 3)}, balanced {fmt(d['majority_balanced_acc'], 3)})"
             + (f"; ratio to the real-data baseline {fmt(d['ratio_to_real'], 3)}" if d.get("ratio_to_real") else "")
+            + reference_accuracy(ref)
             + ("; per class: " + "  ".join(f"{k} {fmt(v, 3)}" for k, v in d["per_class"].items())
                if d.get("per_class") else ""))
 
@@ -76,8 +108,9 @@ def recon_details(e: dict, ref: dict) -> str:
 
 def translate_acc_details(e: dict, ref: dict) -> str:
     d = e.get("details", {})
-    return (f"identity L1 {fmt(d['identity_l1'], 3)}  SSIM {fmt(d['identity_ssim'], 3)}  feature distance "
-            f"{fmt(d['feature_distance'], 3)}  own-emotion L1 {fmt(d['self_l1'], 3)}")
+    plain = f"plain accuracy over pairs {fmt(d['accuracy'], 3)}; " if d.get("accuracy") is not None else ""
+    return (f"{plain}identity L1 {fmt(d['identity_l1'], 3)}  SSIM {fmt(d['identity_ssim'], 3)}  feature distance "
+            f"{fmt(d['feature_distance'], 3)}  own-emotion L1 {fmt(d['self_l1'], 3)}" + reference_accuracy(ref))
 
 
 def per_target_details(e: dict, ref: dict) -> str:
@@ -88,7 +121,8 @@ def edit_details(e: dict, ref: dict) -> str:
     d = e.get("details", {})
     a = d["at_reference"]
     return (f"at strength {d['reference_strength']:g}: identity L1 {fmt(a['l1'], 3)}  SSIM {fmt(a['ssim'], 3)}  "
-            f"feature distance {fmt(a['feat_dist'], 3)}  entanglement {fmt(a['entanglement'], 3)}")
+            f"feature distance {fmt(a['feat_dist'], 3)}  entanglement {fmt(a['entanglement'], 3)}"
+            + reference_accuracy(ref))
 
 
 def bpd_details(e: dict, ref: dict) -> str:
@@ -209,7 +243,7 @@ def mem10k_train(spec, ctx, real):
 
 # -- class-aware generation --------------------------------------------------------------------
 @register_metric(needs=SC, n_samples=3500, seed=2, compared_with="test", direction="higher", table="class_aware",
-                 reference=EVALUATOR_ON_TEST, per_class=True, details=accuracy_details, accuracy=True, family="acc_gen",
+                 reference=EVALUATOR_BALANCED, per_class=True, details=accuracy_details, accuracy=True, family="acc_gen",
                  what="evaluator label accuracy on {per:,} {src} per emotion (seed {seed})", name_pattern="acc_gen{n}",
                  summary="label accuracy (GAN-test): n/K per emotion classified by the evaluator (hflip TTA)", confusion=True)
 def acc_gen(spec, ctx, real):
@@ -220,10 +254,12 @@ def acc_gen(spec, ctx, real):
 
 @register_metric(needs=SC, n_samples=7000, seed=3, extractor=CAS_NAME, compared_with="test",
                  direction="higher", table="class_aware", uses=(CAS_NAME,),
-                 reference="the CAS recipe trained on as many real train images (class-balanced)", per_class=True,
+                 reference="the CAS recipe trained on as many real train images (class-balanced); its class-balanced "
+                           "test accuracy", per_class=True,
                  details=accuracy_details, accuracy=True, name_pattern="cas{n}",
                  what="CAS: a fresh classifier trained on {per_total:,} {src}, tested on real test images (seed {seed})",
-                 summary="Classification Accuracy Score: fresh classifier trained on n generated, tested on real test")
+                 summary="Classification Accuracy Score: fresh classifier trained on n generated, tested on real test; "
+                         "value = class-balanced accuracy (mean per-class recall), plain accuracy in details")
 def cas(spec, ctx, real):
     from .classaware import run_cas
 
@@ -231,7 +267,7 @@ def cas(spec, ctx, real):
 
 
 @register_metric(needs=SC, n_samples=10000, seed=1, direction="lower", table="class_aware", reference=REAL_IN_PLACE,
-                 per_class=True, min_samples=2, details=per_class_details, name_pattern="ifid{n}_train",
+                 per_class=True, min_samples=2, details=ifid_details, name_pattern="ifid{n}_train",
                  what="intra-class FID, {per:,} {src} per emotion vs that emotion's train images (seed {seed})",
                  summary="intra-class FID: per emotion, n/K generated vs that emotion's train images; mean")
 def ifid_train(spec, ctx, real):
@@ -297,7 +333,7 @@ def recon_test(spec, ctx, real):
 
 
 # -- translation of real test faces ---------------------------------------------------------------
-@register_metric(needs={"translate"}, **_test, direction="higher", table="translation", reference=EVALUATOR_ON_TEST,
+@register_metric(needs={"translate"}, **_test, direction="higher", table="translation", reference=EVALUATOR_BALANCED,
                  per_class=True, derived={"identity_l1": "lower", "identity_ssim": "higher"},
                  details=translate_acc_details, accuracy=True, family="translate_acc",
                  name_pattern="translate_acc{n}_test",
@@ -322,7 +358,7 @@ def translate_fid_test(spec, ctx, real):
 
 # -- editing and likelihood -------------------------------------------------------------------------
 @register_metric(needs={"edit"}, n_samples=350, seed=EDIT_SEED, compared_with="generated", direction="higher",
-                 table="editing", reference=EVALUATOR_ON_TEST, accuracy=True, details=edit_details,
+                 table="editing", reference=EVALUATOR_BALANCED, accuracy=True, details=edit_details,
                  derived={"identity_l1": "lower", "identity_ssim": "higher", "feature_distance": "lower",
                           "entanglement": "lower"}, family="edit", name_pattern="edit_success{n}",
                  summary="editing: n sampled latents edited toward every emotion over the model's strength sweep; "

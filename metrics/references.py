@@ -19,11 +19,12 @@ from exprbench.errors import UserError
 from exprbench.io import write_json
 
 from .classaware import cas_sha
-from .fidelity_inputs import EXTRACTORS, ExtractorUnavailable, drop_generated_cache, extractor_info, fidelity_cache_root
+from .fidelity_inputs import (EXTRACTORS, PREPROCESS_VERSION, ExtractorUnavailable, drop_generated_cache, extractor_info,
+                              fidelity_cache_root)
 from .names import CAS_NAME, PR_REFERENCE_SIZE
 from .spec import PROTOCOL_VERSION, default_metrics, resolve_metric
 
-REFERENCE_SCHEMA = 2  # 2: references carry ci95, balanced accuracy and the trivial baselines
+REFERENCE_SCHEMA = 3  # 3: class-balanced accuracies, the protocol's own sample count, keyed by the decoded content
 REFERENCE_CACHE = "floors"  # folder of the reference cache under the fidelity cache (name kept: caches stay valid)
 
 
@@ -61,10 +62,9 @@ def reference_key(spec, ctx) -> str:
         _, sha = extractor_info(spec.extractor, ctx.evaluator_weights, ctx.inception_weights)
     else:  # e.g. model-encoder: the reference is the evaluator's
         sha = ctx.evaluator.sha256
-    # the key names are those of the first cache version, so cached references stay valid
     parts = {"protocol_version": PROTOCOL_VERSION, "floor_schema": REFERENCE_SCHEMA, "protocol": spec.key_fields(),
-             "data": ctx.data.fingerprint, "label_set": ctx.data.label_set, "evaluator": ctx.evaluator.sha256,
-             "extractor_sha256": sha}
+             "data": ctx.data.content_sha256(), "preprocess": PREPROCESS_VERSION, "label_set": ctx.data.label_set,
+             "evaluator": ctx.evaluator.sha256, "extractor_sha256": sha}
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=sorted).encode()).hexdigest()[:24]
 
 
@@ -72,7 +72,8 @@ def reference(spec, ctx) -> dict:
     """The real-data reference of ``spec``, computed once per content hash and cached as JSON.
 
     References do not depend on the model, so every run of a suite shares them; the cache file's name is
-    a hash of the protocol definition, data fingerprint, label set, evaluator and extractor weights.
+    a hash of the protocol definition, the decoded data's content hash and preprocessing version, label set,
+    evaluator and extractor weights (:func:`reference_key`).
     """
     if spec.reference is None:  # nothing to compute, nothing to cache
         return run_protocol(spec, ctx, real=True)

@@ -125,3 +125,19 @@ def fingerprint_warnings(train_fp: str | None, eval_fp: str, path) -> list[str]:
         return []
     return [f"warning: the run was trained on data with fingerprint {train_fp[:12]}, the evaluation data {path} has "
             f"{eval_fp[:12]}: its numbers compare the model with other data than it learned from"]
+
+
+def check_fingerprint(run_dir: Path, train_fp: str | None, eval_fp: str, path, strict: bool) -> list[str]:
+    """The data-identity check of an evaluation: the warning lines (see :func:`fingerprint_warnings`), or
+    with ``strict`` a refusal.
+
+    Raises:
+        UserError: ``strict`` and the run's training data fingerprint (status.json ``data_fingerprint``)
+            differs from the evaluation data's.
+    """
+    warnings = fingerprint_warnings(train_fp, eval_fp, path)
+    if warnings and strict:
+        raise UserError(f"{run_dir}: trained on data {train_fp[:12]}, the evaluation data {path} is {eval_fp[:12]} "
+                        "(--strict refuses; drop --strict to evaluate with a warning, or pass --data with the "
+                        "training data)")
+    return warnings

@@ -18,7 +18,7 @@ import torch
 
 from exprbench.data import to_float, to_uint8
 
-from .classaware import evaluator_reference
+from .classaware import balanced_accuracy, evaluator_reference
 from .fidelity import fidelity_scores
 from .fidelity_inputs import extractor_info, is_cached
 from .imageops import CapabilityMetricError, Classifier, Features, batched, check_labels, check_model_images, l1_ssim, need
@@ -161,16 +161,21 @@ def translation_fid_inputs(tr: Translations, real_images: torch.Tensor, real_lab
 
 
 def run_translate_acc(spec, ctx, real: bool) -> dict:
-    """``translate_acc``: evaluator target accuracy of test faces translated to every other emotion, pair
-    matrix, identity; reference: the evaluator's accuracy on real test images."""
+    """``translate_acc``: evaluator target accuracy of test faces translated to every other emotion, balanced over
+    the targets (each target has fewer pairs where its own class is common among the sources), pair matrix,
+    identity; reference: the evaluator's class-balanced accuracy on real test images."""
     if real:
         return evaluator_reference(spec, ctx)
     tr = ctx.translations(spec.n_samples, spec.seed)
     res = translation_metrics(tr, ctx.classify, ctx.features)
     details = {k: v for k, v in res.items() if k != "target_accuracy"}
+    balanced = balanced_accuracy(res["per_target"])
     details.update(class_names=list(ctx.data.class_names), n_sources=int(tr.source.shape[0]), tta="hflip",
-                   pair_matrix_axes="rows = source class, columns = target class (None: target == source)")
-    return {"value": res["target_accuracy"], "n_samples": int(tr.source.shape[0]),
+                   pair_matrix_axes="rows = source class, columns = target class (None: target == source)",
+                   accuracy=res["target_accuracy"], balanced_acc=balanced,
+                   statistic="class-balanced target accuracy (mean over targets of per_target); plain accuracy "
+                             "over all pairs in details (accuracy)")
+    return {"value": balanced, "n_samples": int(tr.source.shape[0]),
             "extractor_sha256": ctx.evaluator.sha256, "details": details}
 
 

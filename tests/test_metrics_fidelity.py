@@ -109,12 +109,12 @@ def test_precision_recall(sets, tiny, tmp_path):
 
 
 def test_cache_key_changes_with_content():
-    base = dict(data_fingerprint="a" * 64, split="train", label_set="fer7", extractor="fer-evaluator",
+    base = dict(data_sha256="a" * 64, split="train", label_set="fer7", extractor="fer-evaluator",
                 weights_sha256="b" * 64, n_samples=100)
     k = Fm.reference_cache_name(**base)
     assert Fm.reference_cache_name(**{**base, "weights_sha256": "c" * 64}) != k
     assert Fm.reference_cache_name(**{**base, "n_samples": 101}) != k
-    assert Fm.reference_cache_name(**{**base, "data_fingerprint": "d" * 64}) != k
+    assert Fm.reference_cache_name(**{**base, "data_sha256": "d" * 64}) != k
     assert Fm.reference_cache_name(**{**base, "split": "test"}) != k
     assert Fm.reference_cache_name(**base) == k
 
@@ -124,7 +124,7 @@ def test_cache_key_changes_when_weights_change(real, tiny, tmp_path):
     _, sha1 = Fm.extractor_info("fer-evaluator", tiny)
     _, sha2 = Fm.extractor_info("fer-evaluator", other)
     assert sha1 != sha2
-    k = lambda sha: Fm.reference_cache_name(real.fingerprint, "train", "fer7", "fer-evaluator", sha, 600)
+    k = lambda sha: Fm.reference_cache_name(real.content_sha256(), "train", "fer7", "fer-evaluator", sha, 600)
     assert k(sha1) != k(sha2)
 
 

@@ -124,6 +124,7 @@ def evaluate_cmd(
     inception_weights: Optional[Path] = typer.Option(None, "--inception-weights", help="torch-fidelity Inception-V3 weights (.pth)."),
     evaluator_weights: Optional[Path] = typer.Option(None, "--evaluator-weights", help="Evaluator weights (default: the shipped ones)."),
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bars (default: on a terminal only)."),
+    strict: bool = typer.Option(False, "--strict", help="Refuse (exit 2) when the run was trained on other data than --data (fingerprints differ); default: a warning, stored in eval.json."),
 ) -> None:
     """Evaluate a trained run (or score images from any source with --images): merge the results into
     eval.json and print them with the real-data values. Progress goes to stderr, one line per protocol."""
@@ -143,6 +144,8 @@ def evaluate_cmd(
                 raise UserError(f"{opt} goes with --images; a run writes RUN_DIR/eval.json")
     elif checkpoint != "latest":
         raise UserError("--checkpoint goes with a run directory, not with --images")
+    elif strict:
+        raise UserError("--strict goes with a run directory (images have no training data fingerprint)")
     reporter = ConsoleReporter(Console(stderr=True), bars=progress)
     if images is not None:
         result = evaluate_images(images, labels=labels, out=out, name=name, metrics=names, n_samples=n_samples,
@@ -155,7 +158,7 @@ def evaluate_cmd(
     else:
         result = evaluate_run(run_dir, metrics=names, n_samples=n_samples, device=device, data=data,
                               inception_weights=inception_weights, evaluator_weights=evaluator_weights,
-                              checkpoint=checkpoint, reporter=reporter)
+                              checkpoint=checkpoint, reporter=reporter, strict=strict)
         dest = Path(run_dir)
     print_eval(result, console, only=result["evaluations"][-1]["protocols"])
     extra = " and source.json" if images is not None else ""

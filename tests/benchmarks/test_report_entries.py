@@ -52,7 +52,7 @@ def test_train_evaluate_runs_alone_are_reported(tmp_path):
     write_run(tmp_path / "r" / "runs", "gan", 0, None, bench=False)  # trained, never evaluated: not reported
     md = (write_report(tmp_path / "r", figures=False, html=False) / "leaderboard.md").read_text()
     rows = _table(md, "Fidelity to the training faces")
-    assert [r[0] for r in rows[2:]] == ["real data (reference)", "cgan"]
+    assert [r[0] for r in rows[2:]] == ["real data (reference, N=70)", "cgan"]
     assert "train+evaluate" in md
 
 
@@ -68,12 +68,14 @@ def test_paper_tables(results):
     fid = _table(md, "Fidelity to the training faces")
     assert fid[0][:4] == ["model", "config", "seeds", "source"]
     assert {"PRECISION ↑ (pr70_train)", "RECALL ↑ (pr70_train)", "F ↑ (pr70_train)"} <= set(fid[0])
-    assert fid[2][0] == "real data (reference)" and "floor" not in md
+    assert fid[2][0] == "real data (reference, N=70)" and "floor" not in md
     assert "(1 seed)" not in md and "vae | default | 1 |" in md
     tex = (out / "leaderboard.tex").read_text()
     for s in (r"\begin{table}", r"\caption{Fidelity", r"\label{tab:synthetic-fidelity}", r"\toprule",
-              r"\bottomrule", r"\textbf{", r"$\pm$", r"real data (reference)", r"\end{table}"):
+              r"\bottomrule", r"$\pm$", r"real data (reference, N=70)", r"\end{table}"):
         assert s in tex, s
+    # the synthetic results carry no ci95: nothing is bold, and the caption and the notes say why
+    assert r"\textbf{" not in tex and "want of an interval" in tex and "want of an interval" in md
     assert tex.count(r"\begin{table}") == len([t for t in ("fidelity", "class_aware", "cost")
                                                  if (out / "tables" / f"{t}.tex").exists()]) == 3
     one = (out / "tables" / "class_aware.tex").read_text()

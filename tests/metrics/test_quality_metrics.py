@@ -167,3 +167,17 @@ def test_duplicates_left_out_of_the_threshold():
     assert abs(res["fraction"] - 0.05) < 0.011
     imgs = torch.randint(0, 256, (6, 1, 4, 4), dtype=torch.uint8)
     assert duplicate_mask(imgs, imgs[[1, 3]]).tolist() == [False, True, False, True, False, False]
+
+
+def test_balanced_mean_ci_stratified():
+    from exprbench.metrics.bootstrap import balanced_mean_ci
+
+    # 90 of class 0 all right, 10 of class 1 all wrong: plain accuracy 0.9, balanced 0.5
+    outcomes, labels = [1.0] * 90 + [0.0] * 10, [0] * 90 + [1] * 10
+    a = balanced_mean_ci(outcomes, labels, draws=50, seed=1, over="test images")
+    assert a["ci95"] == [0.5, 0.5] and "stratified" in a["ci_method"]
+    rng = np.random.default_rng(0)
+    outcomes, labels = rng.random(300) < 0.6, rng.integers(0, 3, 300)
+    b = balanced_mean_ci(outcomes, labels, draws=100, seed=2)
+    value = np.mean([outcomes[labels == c].mean() for c in range(3)])
+    assert b["ci95"][0] <= value <= b["ci95"][1] and b == balanced_mean_ci(outcomes, labels, draws=100, seed=2)
