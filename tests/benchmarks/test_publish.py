@@ -43,3 +43,15 @@ def test_published_runs_load_without_checkpoints(bench_results, tmp_path):
 def test_publish_refuses_a_directory_without_runs(tmp_path):
     with pytest.raises(UserError, match="no runs/ directory"):
         publish(tmp_path, tmp_path / "x")
+
+
+def test_a_published_run_evaluates_from_its_weights(bench_results, tmp_path):
+    from exprbench.metrics.evaluate import evaluate_run
+
+    run = publish(bench_results, tmp_path / "pub")[0]
+    before = (run / "eval.json").read_text()
+    res = evaluate_run(run, ["acc_gen70"], device="cpu")  # no checkpoints: the float16 weights file
+    e = res["metrics"]["acc_gen70"]
+    assert e["status"] == "ok" and e["step"] > 0 and (run / "eval.json").read_text() != before
+    with pytest.raises(UserError, match="no checkpoint"):  # a step needs the checkpoints, which are not published
+        evaluate_run(run, ["acc_gen70"], device="cpu", checkpoint=7)
