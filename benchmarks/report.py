@@ -38,7 +38,7 @@ from exprbench.io import read_json, write_json, write_text
 
 from .baseline import baseline_references
 from .columns import higher_is_better, table_of  # noqa: F401  (re-exported for importers)
-from .results import (KIND_COLUMNS, REFERENCE_LABEL, SOURCES, Report, aggregate, collect, entry_dirs, metric_columns,  # noqa: F401
+from .results import (KIND_COLUMNS, REF_COUNT, REFERENCE_LABEL, SOURCES, Report, aggregate, collect, entry_dirs, metric_columns,  # noqa: F401
                       read_stored, _text)
 from .tables import (COST_TABLE, Table, baseline_from, cost_table, leaderboard_cells, leaderboard_tables, notes_markdown,  # noqa: F401
                      to_latex, to_markdown)
@@ -177,6 +177,7 @@ def write_report(results_dir: str | Path, figures: bool = True, extra: Sequence[
     csv.insert(0, "row", "model")
     ref = {"row": "reference", "model": REFERENCE_LABEL, "config": ""}
     ref.update({f"{m}|mean": v for m, v in rep.references.items() if f"{m}|mean" in csv.columns})
+    ref.update({k: v for k, v in rep.references.items() if k.endswith(REF_COUNT) and k in csv.columns})  # counts
     csv = pd.concat([pd.DataFrame([ref]), csv], ignore_index=True)[list(csv.columns)]
     write_text(out / "leaderboard.csv", csv.to_csv(index=False, float_format="%.10g"))
     base = baseline_from(rep.agg, rep.references, rep.suite)

@@ -313,6 +313,7 @@ def read_stored(csv_path: Path) -> tuple[pd.DataFrame, dict]:
     if len(ref):
         r = ref.iloc[0]
         refs = {c.split("|")[0]: float(r[c]) for c in df.columns if c.endswith("|mean") and pd.notna(r[c])}
+        refs.update({c: int(r[c]) for c in df.columns if c.endswith(REF_COUNT) and pd.notna(r[c])})  # real images
     agg = df[df["row"] == "model"].drop(columns=["row"]).reset_index(drop=True)
     agg["config"] = _text(agg["config"])
     agg["model"] = agg["model"].astype(str)

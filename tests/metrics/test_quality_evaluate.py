@@ -70,7 +70,7 @@ def test_entries_and_keys(world):
     for name in ("fid70_train", "kid70_train", "pr70_train", "dc70_train"):
         assert fl[name]["n_samples"] == 70 and fl[name]["details"]["reference_set"] == "PrivateTest", name
         assert fl[name]["details"]["reference_selection"] == "random70-seed0" and fl[name]["n_protocol"] == 70
-    assert fl["ifid70_train"]["details"]["n_reference_per_class"] == {n: 10 for n in ds.class_names}
+    assert fl["ifid70_train"]["details"]["n_reference_per_class"] == {n: 10 for n in world["ds"].class_names}
     arr = np.load(world["run"] / mem["pairs_files"]["npy"])
     assert arr.shape == (16, 2, 48, 48) and arr.dtype == np.uint8
     assert (world["run"] / "figures_input" / "mem70_train_pairs.png").exists()
