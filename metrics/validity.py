@@ -164,7 +164,8 @@ def _record(spec: MetricSpec, e: dict, condition: str, strength: int, param, **e
     rec = {"protocol": base_name(spec), "evaluated": spec.name, "family": spec.family, "space": spec.extractor,
            "direction": spec.direction, "condition": condition, "strength": strength, "param": param,
            "value": e.get("value"), "ci95": e.get("ci95"), "status": e.get("status"), "reason": e.get("reason"),
-           "n": e.get("n_samples"), "seed": spec.seed, **extra}
+           "n": e.get("n_samples"), "seed": spec.seed,
+           "wall_s": e.get("wall_s"), "cpu_s": e.get("cpu_s"), **extra}
     for key in spec.derived:
         rec[key] = d.get(key)
         rec[f"{key}_ci95"] = d.get(f"{key}_ci95")
@@ -186,8 +187,14 @@ class _Scorer:
         from .references import run_protocol
 
         ctx.ci_draws = self.opts.ci_draws
+        out = {}
         try:
-            return {s.name: (s, run_protocol(s, ctx, real=False)) for s in self._specs(condition, cas_only)}
+            for s in self._specs(condition, cas_only):
+                c = time.process_time()
+                e = run_protocol(s, ctx, real=False)
+                e["cpu_s"] = round(time.process_time() - c, 2)
+                out[s.name] = (s, e)
+            return out
         finally:
             drop_generated_cache(ctx.gen_cache_names)
 
@@ -224,7 +231,7 @@ def run_study(opts: StudyOptions) -> dict:
     from .rundir import load_for_eval, resolve_eval_data_path
     from .validity_criteria import CI_TOLERANCE, criteria_table
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     if opts.n < 2:
         raise UserError(f"--n must be at least 2, got {opts.n}")
     points, pair = checkpoint_points(opts.progress, opts.pair)
@@ -251,9 +258,9 @@ def run_study(opts: StudyOptions) -> dict:
         records.extend(_record(s, e, condition, strength, param, **extra) for s, e in res.values())
 
     def timed(what: str, fn):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         out = fn()
-        opts.log(f"{what}: {time.perf_counter() - t:.1f} s")
+        opts.log(f"{what}: {time.perf_counter() - t:.1f} s ({time.process_time() - c:.1f} s CPU)")
         return out
 
     base = timed("real PrivateTest faces (strength 0)", lambda: scorer.images(imgs, labs, "privatetest", "base"))
@@ -329,7 +336,7 @@ def run_study(opts: StudyOptions) -> dict:
                      "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()},
         "progress": [f"{r}@{c}" for r, c in points], "pair": {"untrained": str(pair[0]), "faces": str(pair[1])}
         if len(pair) == 2 else None,
-        "wall_s": round(time.perf_counter() - t0, 1),
+        "wall_s": round(time.perf_counter() - t0, 1), "cpu_s": round(time.process_time() - c0, 1),
     }
     crit = [{k_: (v.cell() if hasattr(v, "cell") else v) for k_, v in r.items()} for r in rows]
     return {"study": meta, "skipped": skipped, "records": records, "criteria": crit,

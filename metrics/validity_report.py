@@ -58,7 +58,7 @@ def notes(result: dict) -> list[str]:
     m = result["study"]
     out = [f"{m['n']:,} scored images per sample-based protocol; {m['per_class_note']}; real PrivateTest faces "
            f"of {m['data']['path']} (fingerprint {str(m['data']['fingerprint'])[:12]}), commit {m['commit']}, "
-           f"{m['hardware']['device']}, {m['wall_s']:.0f} s" + (" (quick: strengths 0, 2, 4)" if m["quick"] else ""),
+           f"{m['hardware']['device']}, {m['wall_s']:.0f} s ({m['cpu_s']:.0f} s CPU)" + (" (quick: strengths 0, 2, 4)" if m["quick"] else ""),
            f"monotone: every step worsens the value in the protocol's direction, tolerance {m['ci_tolerance']} x the "
            f"larger ci95 half-width of the step's two values ({m['ci_draws']} bootstrap draws"
            + ("; 0: no tolerance)" if not m["ci_draws"] else ")") + ", and the most severe value is worse than strength 0",

@@ -31,9 +31,11 @@ def validate_cmd(
     evaluator_weights: Optional[Path] = typer.Option(None, "--evaluator-weights", help="Evaluator weights (default: the shipped ones)."),
     inception_weights: Optional[Path] = typer.Option(None, "--inception-weights", help="torch-fidelity Inception-V3 weights (.pth)."),
 ) -> None:
-    """Metric validity study: each fidelity, coverage and class-aware protocol's response to degraded, mode-dropped
-    and memorised real PrivateTest faces, to training progress and to an untrained vs a trained run; prints the
-    pass/fail table and writes it with every raw value and the figures under --out."""
+    """Metric validity study: how each fidelity, coverage and class-aware protocol responds to controlled changes.
+
+    Degraded, mode-dropped and memorised real PrivateTest faces, training progress (--progress) and an untrained
+    vs a trained run (--pair); prints the pass/fail table and writes it, every raw value and the figures to --out.
+    """
     from ..io import check_writable_dir
     from ..metrics.validity import QUICK_N, STUDY_N, StudyOptions, checkpoint_points, run_study
     from ..metrics.validity_report import CRITERIA_COLUMNS, criteria_frame, notes, write_study
