@@ -1,8 +1,8 @@
 """The metric validity study (``exprbench metrics validate``): how each protocol of the leaderboard tables
 ``fidelity``, ``coverage`` and ``class_aware`` responds to controlled changes of real faces.
 
-The real PrivateTest faces (with their labels) are scored as samples, through the path that scores
-images from any source (:class:`~exprbench.metrics.images_eval.ImagesContext`: the protocols' own
+The real PrivateTest faces (with their labels; those that are pixel copies of a train face left out) are
+scored as samples, through the path that scores images from any source (:class:`~exprbench.metrics.images_eval.ImagesContext`: the protocols' own
 functions, no protocol math here), unchanged (strength 0) and changed by (:mod:`.degrade`):
 
 * degradations of quality: blur, noise, JPEG, contrast, shift, 4 strengths each;
@@ -14,7 +14,7 @@ functions, no protocol math here), unchanged (strength 0) and changed by (:mod:`
   face-drawing run (``pair``), sampled through the run loaders.
 
 Every protocol runs at the study's sample count (:data:`STUDY_N`; per-class protocols at the largest
-class-balanced count of PrivateTest, 55 per emotion); its judgement is :mod:`.validity_criteria`. CAS
+class-balanced count of the scored faces); its judgement is :mod:`.validity_criteria`. CAS
 trains a classifier per condition, so it runs only with ``cas=True`` and then for mode dropping,
 progress and the pair only. Protocols whose extractor is unavailable (Inception without weights) are
 skipped with the reason.
@@ -238,9 +238,13 @@ def run_study(opts: StudyOptions) -> dict:
     path = resolve_eval_data_path(opts.data, None)
     ds = load_dataset(path, "fer7")
     dev = resolve_device(opts.device)
+    from .memorisation import duplicate_mask
+
     test, train = ds.split("test"), ds.split("train")
+    unseen = ~duplicate_mask(test.images, train.images)  # test faces that are pixel copies of train faces are left out
+    imgs, labs = test.images[unseen], test.labels[unseen]
     k = len(ds.class_names)
-    per = int(torch.bincount(test.labels, minlength=k).min())
+    per = int(torch.bincount(labs, minlength=k).min())
     per_class_n = min(per, opts.n // k) * k
     specs, skipped = study_protocols(opts.only, opts.n, per_class_n, opts.evaluator_weights, opts.inception_weights,
                                      opts.cas and not opts.quick)
@@ -252,7 +256,6 @@ def run_study(opts: StudyOptions) -> dict:
     strengths = (0, 2, 4) if opts.quick else (0, 1, 2, 3, 4)
     sub = (1, 3) if opts.quick else (1, 2, 3)  # indices into DROPPED / COLLAPSE_K / MEMORISED (1-based)
     records: list[dict] = []
-    imgs, labs = test.images, test.labels
 
     def add(res: dict, condition: str, strength: int, param, **extra) -> None:
         records.extend(_record(s, e, condition, strength, param, **extra) for s, e in res.values())
@@ -280,7 +283,7 @@ def run_study(opts: StudyOptions) -> dict:
         x = drop_emotions(imgs, labs, order[:m], STUDY_SEED)
         add(timed(f"drop {', '.join(gone)}", lambda: scorer.images(x, labs, f"drop-{m}", "drop_emotions")),
             "drop_emotions", i, ",".join(gone))
-    add(mode_base, "collapse", 0, None)
+    add(mode_base, "collapse", 0, "all")
     for i in sub:
         kk = COLLAPSE_K[i - 1]
         x, y = collapse(imgs, labs, kk, STUDY_SEED)
@@ -321,7 +324,7 @@ def run_study(opts: StudyOptions) -> dict:
     versions = library_versions()
     meta = {
         "n": opts.n, "per_class_n": per_class_n, "per_class_note": (
-            f"per-class protocols at {per_class_n // k} per emotion: the smallest emotion of PrivateTest has {per}"),
+            f"per-class protocols at {per_class_n // k} per emotion: the smallest emotion of the scored faces has {per}"),
         "seed": STUDY_SEED, "quick": opts.quick, "cas": any(s.extractor == CAS_NAME for s in specs),
         "cas_conditions": list(CAS_CONDITIONS), "ci_draws": opts.ci_draws, "ci_tolerance": CI_TOLERANCE,
         "strengths": {n_: [d.levels[s] for s in strengths] for n_, d in DEGRADATIONS.items()},
@@ -330,8 +333,8 @@ def run_study(opts: StudyOptions) -> dict:
         "drop_labels": "the slots keep their emotion label (a conditional model asked for a dropped emotion drew "
                        "a face of another one); collapse and memorisation keep true labels",
         "commit": versions.get("git_commit"), "versions": versions,
-        "data": {"path": str(path), "fingerprint": ds.fingerprint, "scored": "PrivateTest (test split) faces",
-                 "n_test": len(test)},
+        "data": {"path": str(path), "fingerprint": ds.fingerprint, "scored": f"the {len(labs):,} PrivateTest faces that are not pixel copies "
+                 f"of a train face (of {len(test):,})", "n_scored": len(labs), "n_test": len(test)},
         "hardware": {"device": device_name(dev), "cpu": platform.processor() or platform.machine(),
                      "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()},
         "progress": [f"{r}@{c}" for r, c in points], "pair": {"untrained": str(pair[0]), "faces": str(pair[1])}

@@ -56,7 +56,7 @@ def fmt(v: float | None) -> str:
 
 
 def monotone(values: Sequence[float | None], direction: str, halfwidths: Sequence[float | None] | None = None,
-             tolerance: float = CI_TOLERANCE) -> Verdict:
+             tolerance: float = CI_TOLERANCE, strengths: Sequence | None = None) -> Verdict:
     """Whether ``values`` (strength 0 first) worsen at every step in ``direction`` (``lower``/``higher`` is better).
 
     Args:
@@ -64,6 +64,7 @@ def monotone(values: Sequence[float | None], direction: str, halfwidths: Sequenc
         direction: the protocol's (or the statistic's) declared direction.
         halfwidths: ci95 half-width of each value (None or missing: 0).
         tolerance: a step may go the wrong way by ``tolerance`` x the larger half-width of its two values.
+        strengths: the strength of each value, for the message (default 0, 1, ...).
 
     Returns:
         A :class:`Verdict` whose statistic is ``v0 -> v_last`` and the first offending step, if any.
@@ -73,11 +74,13 @@ def monotone(values: Sequence[float | None], direction: str, halfwidths: Sequenc
     sign = 1.0 if direction == "lower" else -1.0
     h = [0.0 if (halfwidths is None or halfwidths[i] is None) else float(halfwidths[i]) for i in range(len(values))]
     w = [sign * float(v) for v in values]  # increases as the value worsens
+    st = list(strengths) if strengths is not None else list(range(len(values)))
     stat = f"{fmt(values[0])} -> {fmt(values[-1])}"
     for i in range(len(w) - 1):
         allowed = tolerance * max(h[i], h[i + 1])
         if w[i + 1] - w[i] < -allowed:
-            return Verdict(FAIL, f"{stat}; step {i}->{i + 1} improves: {fmt(values[i])} -> {fmt(values[i + 1])}")
+            return Verdict(FAIL, f"{stat}; strength {st[i]}->{st[i + 1]} improves: {fmt(values[i])} -> "
+                                 f"{fmt(values[i + 1])}")
     if not w[-1] - w[0] > tolerance * max(h[0], h[-1]):
         return Verdict(FAIL, f"{stat}; no response")
     return Verdict(PASS, stat)
@@ -142,17 +145,19 @@ def criteria_table(protocols: Sequence[dict], series, degradations: Sequence[str
                 row[d] = Verdict(NA, "CAS is run for mode dropping and progress only")
             else:
                 s = series(p["protocol"], d, None)
-                row[d] = monotone([v for *_, v, _ in s], direction, [halfwidth(c) for *_, c in s])
+                row[d] = monotone([v for *_, v, _ in s], direction, [halfwidth(c) for *_, c in s],
+                                  strengths=[st for st, *_ in s])
         for cond in ("drop_emotions", "collapse", "memorisation"):
             det = DETECTORS[cond].get(fam)
             if det is None:
-                row[cond] = Verdict(NA, "not a detector of this change (values recorded)")
+                row[cond] = Verdict(NA, "not a detector of this change; values recorded")
             elif not ran(cond):
                 row[cond] = Verdict(NA, "CAS is run for mode dropping and progress only")
             else:
                 key, kdir = det
                 s = series(p["protocol"], cond, key)
-                v = monotone([v for *_, v, _ in s], kdir or direction, [halfwidth(c) for *_, c in s])
+                v = monotone([v for *_, v, _ in s], kdir or direction, [halfwidth(c) for *_, c in s],
+                             strengths=[st for st, *_ in s])
                 row[cond] = Verdict(v.status, (f"{key}: " if key else "") + v.statistic)
         if fam in NOT_QUALITY:
             row["progress"] = Verdict(NA, NOT_QUALITY[fam])

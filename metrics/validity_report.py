@@ -15,8 +15,18 @@ CRITERIA_COLUMNS = ("blur", "noise", "jpeg", "contrast", "shift", "drop_emotions
                     "progress", "dynamic range")
 FIGURE_FAMILIES = ("blur", "noise", "jpeg", "contrast", "shift", "drop_emotions", "collapse", "memorisation",
                    "progress")
-X_LABEL = {"drop_emotions": "emotions dropped", "collapse": "collapse (0: all faces; 1-3: 1000, 100, 10 faces)",
-           "memorisation": "train faces submitted (0, 25, 50, 100%)", "progress": "checkpoint step"}
+X_LABEL = {"drop_emotions": "emotions dropped", "collapse": "distinct faces kept",
+           "memorisation": "fraction of train faces submitted", "progress": "checkpoint step"}
+WHAT = {"blur": "Gaussian blur sigma (px)", "noise": "noise std ([0, 1] pixel units)", "jpeg": "JPEG quality",
+        "contrast": "contrast factor", "shift": "shift (px, edge fill)"}
+
+
+def _tick(param) -> str:
+    if param is None or param == "" or (isinstance(param, float) and param != param):
+        return "none"
+    if isinstance(param, float):
+        return f"{param:g}"
+    return "\n".join(str(param).split(",")) if isinstance(param, str) else str(param)
 
 
 def records_frame(records: list[dict]):
@@ -56,7 +66,7 @@ def notes(result: dict) -> list[str]:
     from .validity_criteria import DYNAMIC_RANGE, RANK_MIN
 
     m = result["study"]
-    out = [f"{m['n']:,} scored images per sample-based protocol; {m['per_class_note']}; real PrivateTest faces "
+    out = [f"{m['n']:,} scored images per sample-based protocol; {m['per_class_note']}; {m['data']['scored']} "
            f"of {m['data']['path']} (fingerprint {str(m['data']['fingerprint'])[:12]}), commit {m['commit']}, "
            f"{m['hardware']['device']}, {m['wall_s']:.0f} s ({m['cpu_s']:.0f} s CPU)" + (" (quick: strengths 0, 2, 4)" if m["quick"] else ""),
            f"monotone: every step worsens the value in the protocol's direction, tolerance {m['ci_tolerance']} x the "
@@ -106,6 +116,7 @@ def write_figures(df, out: Path) -> list[str]:
         if fam == "progress":
             d["x"], d["y"], ylab = d["param"].astype(float), d["value"].astype(float), "value"
         else:
+            ticks = sorted(set(zip(d["strength"].astype(int), d["param"].map(_tick))))
             ref = d[d["strength"] == 0].set_index(["protocol", "space"])["value"]
             d["y"] = [v / ref.get((p, s), np.nan) if ref.get((p, s), 0) not in (0, None) else np.nan
                       for p, s, v in zip(d["protocol"], d["space"], d["value"])]
@@ -121,7 +132,9 @@ def write_figures(df, out: Path) -> list[str]:
             if len(y) and (y > 0).all() and y.max() / y.min() > 10:
                 ax.set_yscale("log")
             ax.set_title(name, fontsize=8)
-        g.set_axis_labels(X_LABEL.get(fam, f"{fam} strength (0 = none)"), ylab)
+            if fam != "progress":
+                ax.set_xticks([t for t, _ in ticks], [lab for _, lab in ticks], fontsize=7)
+        g.set_axis_labels(X_LABEL.get(fam, WHAT.get(fam, fam)), ylab)
         g.figure.suptitle(f"metric response: {fam}", y=1.02, fontsize=9)
         written += _save(g.figure, out, f"fig_{fam}")
     return written

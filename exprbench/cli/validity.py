@@ -55,9 +55,12 @@ def validate_cmd(
     result = run_study(opts)
     files = write_study(result, dest)
     t = Table("protocol", "feature space", *CRITERIA_COLUMNS, title="metric validity (pass / fail / n.a.)")
-    for row in criteria_frame(result).itertuples(index=False):
-        t.add_row(*[str(v) for v in row])
+    for row in result["verdicts"]:
+        t.add_row(row["protocol"], row["feature space"], *[row[c] for c in CRITERIA_COLUMNS])
     console.print(t)
+    for row in criteria_frame(result).itertuples(index=False):  # the measured statistic of each criterion
+        console.print(f"{row[0]} ({row[1]}): " + "; ".join(f"{c} {v}" for c, v in zip(CRITERIA_COLUMNS, row[2:])),
+                      highlight=False, soft_wrap=True)
     for line in notes(result):
         console.print(f"- {line}", highlight=False, soft_wrap=True)
     console.print(f"wrote {', '.join(files)} to {dest} ({result['study']['wall_s']:.0f} s)", highlight=False,
