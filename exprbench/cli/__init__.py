@@ -5,6 +5,7 @@ Each module declares its verbs with the one registrar of :mod:`.app` (``@command
 
 * :mod:`.core`: ``models``, ``data info``, ``train``, ``config show``, ``sample``;
 * :mod:`.evaluate`: ``evaluate``, ``metrics``, ``evaluator train|info``;
+* :mod:`.validity`: ``metrics validate``;
 * :mod:`.bench`: ``bench``, ``report``, ``regress``, ``publish``;
 * :mod:`.capabilities`: ``translate``, ``encode``, ``edit``.
 
@@ -18,7 +19,7 @@ import sys
 from .app import CONTEXT, DEVICE_HELP, app, cli_command, command, console, group, main
 
 # the verb modules, in the order their verbs are listed
-from . import core, evaluate, bench, capabilities  # noqa: E402,F401
+from . import core, evaluate, validity, bench, capabilities  # noqa: E402,F401
 
 __all__ = ["CONTEXT", "DEVICE_HELP", "app", "cli_command", "command", "console", "group", "main"]
 

@@ -41,9 +41,22 @@ def command(name: str, parent: typer.Typer | None = None) -> Callable[[Callable]
     return deco
 
 
-def group(name: str, help: str) -> typer.Typer:
-    """A verb group ``exprbench <name> ...`` of the root app (its verbs register with ``command(..., group)``)."""
-    sub = typer.Typer(no_args_is_help=True, help=help)
+def group(name: str, help: str, default: Callable[[], None] | None = None) -> typer.Typer:
+    """A verb group ``exprbench <name> ...`` of the root app (its verbs register with ``command(..., group)``).
+
+    Args:
+        name: the group's verb; help: its help line.
+        default: what ``exprbench <name>`` alone does (None: print the group's help).
+    """
+    if default is None:
+        sub = typer.Typer(no_args_is_help=True, help=help)
+    else:
+        sub = typer.Typer(invoke_without_command=True, help=help)
+
+        @sub.callback()
+        def _default(ctx: typer.Context) -> None:
+            if ctx.invoked_subcommand is None:
+                default()
     app.add_typer(sub, name=name)
     return sub
 

@@ -1,4 +1,5 @@
-"""Verbs of the metrics layer: ``exprbench evaluate``, ``metrics``, ``evaluator train|info|multilayer``."""
+"""Verbs of the metrics layer: ``exprbench evaluate``, ``metrics`` (the group; ``metrics validate`` is in
+:mod:`.validity`), ``evaluator train|info|multilayer``."""
 
 from __future__ import annotations
 
@@ -165,7 +166,6 @@ def evaluate_cmd(
     console.print(f"wrote {dest / 'eval.json'}{extra} ({result['wall_s']:.1f} s)", highlight=False, soft_wrap=True)
 
 
-@command("metrics")
 def metrics_cmd() -> None:
     """List the metric protocols, what they need and their sample counts."""
     from ..metrics.spec import METRICS
@@ -175,3 +175,7 @@ def metrics_cmd() -> None:
         p = METRICS.get(name)
         t.add_row(name, ", ".join(sorted(p.needs)), str(p.n_samples), str(p.seed), "yes" if p.default else "", p.summary)
     console.print(t)
+
+
+metrics_app = group("metrics", "List the metric protocols, what they need and their sample counts "
+                               "(alone); 'validate': the metric validity study.", default=metrics_cmd)

@@ -1,0 +1,197 @@
+"""The metric validity study: degradations (monotone in a simple statistic, batch-size independent), the set
+changes (mode dropping, collapse, memorisation), the pass criteria on synthetic series, and
+``exprbench metrics validate`` on a tiny run (files written, exit 0; bad input, exit 2)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from exprbench.metrics.degrade import DEGRADATIONS, collapse, drop_emotions, memorise
+from exprbench.metrics.validity_criteria import (FAIL, NA, PASS, criteria_table, dynamic_range, halfwidth, monotone,
+                                                 ranked)
+
+
+def _faces(n: int = 24, seed: int = 0) -> torch.Tensor:
+    """Smooth random uint8 n x 1 x 48 x 48 images (low-frequency blobs, as faces are)."""
+    g = torch.Generator().manual_seed(seed)
+    low = torch.rand(n, 1, 6, 6, generator=g)
+    x = torch.nn.functional.interpolate(low, size=(48, 48), mode="bicubic", align_corners=False)
+    return (x.clamp(0, 1) * 200 + 28).round().to(torch.uint8)
+
+
+def _mse(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(((a.float() - b.float()) ** 2).mean())
+
+
+def _tv(x: torch.Tensor) -> float:
+    x = x.float()
+    return float((x[..., 1:, :] - x[..., :-1, :]).abs().mean() + (x[..., :, 1:] - x[..., :, :-1]).abs().mean())
+
+
+STAT = {  # family -> statistic of (degraded, original) that grows with the strength
+    "blur": lambda d, x: -_tv(d),
+    "noise": _mse,
+    "jpeg": _mse,
+    "contrast": lambda d, x: -float(d.float().std()),
+    "shift": _mse,
+}
+
+
+@pytest.mark.parametrize("family", list(DEGRADATIONS))
+def test_degradation_is_monotone_and_batch_independent(family):
+    d = DEGRADATIONS[family]
+    x = _faces()
+    outs = [d.apply(x, s) for s in range(len(d.levels))]
+    assert torch.equal(outs[0], x), "strength 0 is the identity"
+    assert all(o.dtype == torch.uint8 and o.shape == x.shape for o in outs)
+    stats = [STAT[family](o, x) for o in outs]
+    assert all(b > a for a, b in zip(stats, stats[1:])), (family, stats)
+    for s in range(1, len(d.levels)):
+        assert torch.equal(d.apply(x, s, batch_size=5), outs[s]), (family, s)
+
+
+def test_drop_emotions_removes_the_faces_and_keeps_labels():
+    x, y = _faces(70), torch.arange(7).repeat(10)
+    out = drop_emotions(x, y, [0, 3], seed=0)
+    dropped = {bytes(x[i].numpy()) for i in range(70) if int(y[i]) in (0, 3)}
+    assert not any(bytes(out[i].numpy()) in dropped for i in range(70))
+    kept = y[~torch.isin(y, torch.tensor([0, 3]))]
+    assert torch.equal(out[~torch.isin(y, torch.tensor([0, 3]))], x[~torch.isin(y, torch.tensor([0, 3]))])
+    assert out.shape == x.shape and len(kept) == 50
+    assert torch.equal(drop_emotions(x, y, [0, 3], seed=0), out)
+
+
+def test_collapse_keeps_k_distinct_faces_with_true_labels():
+    x, y = _faces(70), torch.arange(7).repeat(10)
+    for k in (7, 10, 30):
+        out, lab = collapse(x, y, k, seed=1)
+        assert len({bytes(o.numpy()) for o in out}) == k and torch.equal(lab, y)
+        index = {bytes(x[i].numpy()): int(y[i]) for i in range(70)}
+        assert all(index[bytes(out[i].numpy())] == int(y[i]) for i in range(70))
+    out, lab = collapse(x, y, 1, seed=1)
+    assert len({bytes(o.numpy()) for o in out}) == 1 and len(set(lab.tolist())) == 1
+
+
+def test_memorise_is_nested_and_of_the_fraction():
+    x, y = _faces(40), torch.arange(4).repeat(10)
+    tx, ty = _faces(80, seed=5), torch.arange(4).repeat(20)
+    train = {bytes(t.numpy()): int(c) for t, c in zip(tx, ty)}
+    sets = {f: memorise(x, y, tx, ty, f, seed=0) for f in (0.0, 0.25, 0.5, 1.0)}
+    copied = {f: {i for i in range(40) if bytes(s[i].numpy()) in train} for f, s in sets.items()}
+    assert [len(copied[f]) for f in (0.0, 0.25, 0.5, 1.0)] == [0, 10, 20, 40]
+    assert copied[0.25] <= copied[0.5] <= copied[1.0]
+    assert all(train[bytes(sets[1.0][i].numpy())] == int(y[i]) for i in range(40))
+
+
+def test_monotone_criterion():
+    assert monotone([1.0, 2.0, 3.0, 5.0], "lower").status == PASS
+    assert monotone([0.9, 0.8, 0.5, 0.1], "higher").status == PASS
+    assert monotone([1.0, 2.0, 1.9, 5.0], "lower").status == FAIL
+    # the wrong-way step is within 0.25 x the ci95 half-width (0.4 / 2 x 0.25 = 0.05 >= 0.04)
+    assert monotone([1.0, 2.0, 1.96, 5.0], "lower", [0.2, 0.2, 0.2, 0.2]).status == PASS
+    assert monotone([1.0, 2.0, 1.9, 5.0], "lower", [0.2, 0.2, 0.2, 0.2]).status == FAIL
+    assert "no response" in monotone([1.0, 1.0, 1.0], "lower").statistic
+    assert monotone([1.0, None, 2.0], "lower").status == NA
+    assert halfwidth([1.0, 2.0]) == 0.5 and halfwidth(None) is None
+
+
+def test_ranked_and_dynamic_range_criteria():
+    assert ranked([0, 10, 30, 100], [50.0, 20.0, 12.0, 9.0], "lower").status == PASS
+    assert ranked([0, 10, 30, 100], [9.0, 12.0, 20.0, 50.0], "lower").status == FAIL
+    assert ranked([0, 10, 30, 100], [0.1, 0.3, 0.28, 0.5], "higher").status == PASS  # rho 0.8
+    assert ranked([0, 10], [2.0, 1.0], "lower").status == NA
+    assert dynamic_range(30.0, 9.0).status == PASS and dynamic_range(10.1, 9.1).status == FAIL
+    assert dynamic_range(None, 1.0).status == NA
+
+
+def test_criteria_table_reads_families():
+    data = {("fid_x", "blur"): [1, 2, 3], ("fid_x", "drop_emotions"): [1, 1, 1], ("mem_x", "memorisation"): [.05, .3, .9],
+            ("pr_x", "drop_emotions"): [.9, .7, .5], ("fid_x", "progress"): [30, 10, 5], ("fid_x", "pair"): [5, 40]}
+
+    def series(protocol, condition, key):
+        vals = data.get((protocol, condition), [])
+        return [(i, i * 10, v, None) for i, v in enumerate(vals)]
+
+    protos = [{"protocol": "fid_x", "family": "fid", "space": "s", "direction": "lower", "cas": False},
+              {"protocol": "mem_x", "family": "mem", "space": "s", "direction": "lower", "cas": False},
+              {"protocol": "pr_x", "family": "pr", "space": "s", "direction": "higher", "cas": False}]
+    rows = {r["protocol"]: r for r in criteria_table(protos, series, ["blur"], True, True, ())}
+    assert rows["fid_x"]["blur"].status == PASS and rows["fid_x"]["drop_emotions"].status == NA
+    assert rows["fid_x"]["progress"].status == PASS and rows["fid_x"]["dynamic range"].status == PASS
+    assert rows["mem_x"]["memorisation"].status == PASS and rows["mem_x"]["blur"].status == NA
+    assert rows["pr_x"]["drop_emotions"].status == PASS and rows["pr_x"]["dynamic range"].status == NA
+
+
+# -- the command on a tiny run ------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from exprbench.data import load_fer2013
+    from exprbench.metrics.testing import tiny_evaluator, tiny_run
+    from tests.conftest import write_csv
+
+    root = tmp_path_factory.mktemp("validity")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("EXPRBENCH_CACHE", str(root / "cache"))
+    mp.setattr(torch.hub, "get_dir", lambda: str(root / "hub"))  # no Inception weights: skipped with the reason
+    csv = write_csv(root / "fer2013.csv", per_class=12)
+    ds = load_fer2013(csv)
+    ev = tiny_evaluator(ds, root / "ev.pt", epochs=1)
+    runs = [tiny_run(csv, root / f"cgan{s}", "cgan", steps=s, dataset=ds) for s in (1, 2)]
+    yield {"root": root, "csv": csv, "ev": ev, "runs": runs}
+    mp.undo()
+
+
+def test_validate_writes_the_study(tiny, capsys):
+    from exprbench.cli import main
+
+    out = tiny["root"] / "study"
+    a, b = map(str, tiny["runs"])
+    rc = main(["metrics", "validate", "--quick", "--n", "40", "--out", str(out), "--data", str(tiny["csv"]),
+               "--evaluator-weights", str(tiny["ev"]), "--progress", a, "--progress", b, "--pair", a, b])
+    text = capsys.readouterr().out
+    assert rc == 0, text
+    for f in ("validity.json", "validity.csv", "criteria.md", "fig_blur.png", "fig_blur.pdf", "fig_progress.png"):
+        assert (out / f).exists(), f
+    res = json.loads((out / "validity.json").read_text())
+    assert res["study"]["data"]["fingerprint"] and res["study"]["commit"] is not None
+    rec = res["records"]
+    assert {"blur", "noise", "jpeg", "contrast", "shift", "drop_emotions", "collapse", "memorisation", "progress",
+            "pair"} <= {r["condition"] for r in rec}
+    assert {r["protocol"] for r in rec} >= {"fid10k_train", "pr10k_train", "dc10k_train", "mem10k_train", "ifid_train"}
+    assert any(s["protocol"] == "fid10k_train_inception" and "unavailable" in s["reason"] for s in res["skipped"])
+    assert all(r["n"] == 40 for r in rec if r["protocol"] == "fid10k_train" and r["status"] == "ok")
+    assert "fid10k_train" in (out / "criteria.md").read_text() and "fid10k_train" in text
+    crit = {c["protocol"]: c for c in res["criteria"]}
+    assert crit["mem10k_train"]["blur"].startswith("n.a.")
+    assert crit["fid10k_train"]["progress"].startswith("n.a.")  # two checkpoints: ranking needs 3
+    assert crit["fid10k_train"]["dynamic range"].split()[0] in ("pass", "fail")
+
+
+@pytest.mark.parametrize("args, msg", [
+    (["--progress", "{root}/nope"], "not a run directory"),
+    (["--progress", "{run}"], "checkpoint(s)"),
+    (["--only", "fid_nonexistent"], "unknown metric protocol"),
+    (["--only", "bpd_test"], "not a protocol of the tables"),
+    (["--pair", "{run}", "{root}/nope"], "not a run directory"),
+])
+def test_validate_bad_input_exits_2(tiny, capsys, args, msg):
+    from exprbench.cli import main
+
+    args = [a.format(root=tiny["root"], run=tiny["runs"][0]) for a in args]
+    out = tiny["root"] / "bad"
+    rc = main(["metrics", "validate", "--quick", "--n", "40", "--out", str(out), "--data", str(tiny["csv"]),
+               "--evaluator-weights", str(tiny["ev"]), *args])
+    err = capsys.readouterr().err
+    assert rc == 2 and msg in err and len(err.strip().splitlines()) == 1, err
+    assert not (out / "validity.json").exists()
+
+
+def test_metrics_alone_still_lists(capsys):
+    from exprbench.cli import main
+
+    assert main(["metrics"]) == 0
+    text = capsys.readouterr().out
+    assert "fid10k_train" in text and "validate" not in text
