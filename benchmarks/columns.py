@@ -11,7 +11,7 @@ which figure input a metric's evaluation writes): :func:`resolve_metric` returns
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from exprbench.metrics.spec import LEADERBOARD_TABLES as _DECLARED
 
@@ -65,7 +65,9 @@ def _specs() -> dict[str, ColumnSpec]:
     out: dict[str, ColumnSpec] = {}
     for name in all_metrics():
         m = METRICS.get(name)
-        if m.family in out:
+        if m.family in out:  # a family's later declarations (another feature space) add their figure input
+            if out[m.family].figure is None and m.figure is not None:
+                out[m.family] = replace(out[m.family], figure=m.figure)
             continue
         display = {None: m.display} if m.display else {}
         out[m.family] = ColumnSpec(m.family, m.table, higher=m.direction == "higher", derived=dict(m.derived),
@@ -89,6 +91,20 @@ def _family(protocol: str) -> str:
         return _resolve(protocol).family
     except RegistryError:  # protocols of plugins not installed here: keep the name
         return protocol
+
+
+def _declared_place(protocol: str) -> int:
+    """The place of ``protocol``'s declaration in the registry (a variant such as ``fid2k_train_ml`` sorts as
+    the declaration it comes from); unknown protocols after all declared ones."""
+    from exprbench.errors import RegistryError
+    from exprbench.metrics.spec import all_metrics
+    from exprbench.metrics.spec import resolve_metric as _resolve
+
+    declared = all_metrics()
+    try:
+        return declared.index(_resolve(protocol).fn.__name__)
+    except (RegistryError, ValueError):
+        return len(declared)
 
 
 def resolve_metric(name: str) -> ColumnSpec:
@@ -118,15 +134,17 @@ def table_of(column: str) -> str:
 
 
 def column_order(column: str) -> tuple:
-    """Sort key of a column: its table, its family's place in the table, its place in the family."""
+    """Sort key of a column: its table, its family's place in the table, its place in the family, then the
+    protocol's place in the registry (so within a family the protocol declared first, e.g. the realism
+    space's ``fid10k_train_ml``, comes first)."""
     base, _, key = column.partition(":")
     spec = resolve_metric(base)
     table = table_of(column)
     if table == OTHER_TABLE:
-        return (_TABLE_INDEX[OTHER_TABLE], 0, 0, column)
+        return (_TABLE_INDEX[OTHER_TABLE], 0, 0, 0, column)
     families = list(_all())
     place = families.index(spec.family) if spec.family in families else 0
-    return (_TABLE_INDEX[table], place, spec.order.index(key or None), column)
+    return (_TABLE_INDEX[table], place, spec.order.index(key or None), _declared_place(base), column)
 
 
 def header_name(column: str) -> str:
