@@ -26,7 +26,8 @@ def test_tables_and_baseline(bench_results):
     assert fid[2].startswith("| real data (reference") and acc[2].startswith("| real data (reference")
     assert len(fid) == 2 + 1 + 2  # header, rule, reference, gan, cgan
     assert len(acc) == 2 + 1 + 1  # the unconditional gan has no row there
-    assert " ± " in md and "**" in md and "(1 seed)" not in md and "floor" not in md
+    # bold only where intervals are apart (tiny runs may have none): the rule is stated under the tables
+    assert " ± " in md and "does not overlap the runner-up's" in md and "(1 seed)" not in md and "floor" not in md
     assert "| cgan | default | 2 |" in md and "| CPU |" in md
     base = json.loads((out / "baseline.json").read_text())
     assert set(base["models"]) == {"gan/default", "cgan/default"}
@@ -34,8 +35,8 @@ def test_tables_and_baseline(bench_results):
     assert fid["n"] == 2 and fid["std"] is not None and fid["higher_is_better"] is False
     assert "acc_gen70" not in base["models"]["gan/default"]  # unconditional: skipped, not zero
     tex = (out / "leaderboard.tex").read_text()
-    assert r"\textbf{" in tex and r"fid70\_train" in tex and r"$\pm$" in tex and r"\begin{table}" in tex
-    assert "real data (reference)" in (out / "leaderboard.csv").read_text()
+    assert r"fid70\_train" in tex and r"$\pm$" in tex and r"\begin{table}" in tex
+    assert "real data (reference" in (out / "leaderboard.csv").read_text()
     assert "Not completed yet" not in md
     assert "bench" in (out / "leaderboard.csv").read_text()
 
