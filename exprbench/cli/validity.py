@@ -26,7 +26,7 @@ def validate_cmd(
     ci_draws: Optional[int] = typer.Option(None, "--ci-draws", min=0, help="Bootstrap draws of the intervals that set the monotone tolerance (default 50; --quick: 0)."),
     progress: List[Path] = typer.Option([], "--progress", help="A run directory with several checkpoints/step_*.pt, or several run directories (repeat the option): checkpoints ranked in training order."),
     pair: Optional[Tuple[Path, Path]] = typer.Option(None, "--pair", help="UNTRAINED_RUN FACES_RUN: dynamic range of the distances (untrained >= 3 x faces)."),
-    device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     data: Optional[str] = typer.Option(None, "--data", help="FER2013 zip, csv or folder (default: $EXPRBENCH_DATA)."),
     evaluator_weights: Optional[Path] = typer.Option(None, "--evaluator-weights", help="Evaluator weights (default: the shipped ones)."),
     inception_weights: Optional[Path] = typer.Option(None, "--inception-weights", help="torch-fidelity Inception-V3 weights (.pth)."),
