@@ -39,8 +39,7 @@ from .progress import EvalReporter
 from .references import (check_per_class_counts, common_fields, now, reference, reference_key,  # noqa: F401
                          resolve_protocols, run_all, run_protocol)
 from .rundir import (check_fingerprint, checkpoint_steps, fingerprint_warnings, load_for_eval, resolve_eval_data_path,  # noqa: F401
-                     run_train_fingerprint, select_checkpoint)
-from exprbench.rundir import WEIGHTS
+                     reads_published_weights, run_train_fingerprint, select_checkpoint)
 from .spec import PROTOCOL_VERSION, resolve_metric  # noqa: F401
 
 
@@ -99,7 +98,7 @@ def evaluate_run(
         raise UserError(f"{run_dir} is not a run directory (no config.json)")
     protos = resolve_protocols(metrics, n_samples)
     read_eval(run_dir / "eval.json")  # a corrupt eval.json is reported before any work
-    if not (checkpoint in (None, "latest") and (run_dir / WEIGHTS).exists() and not checkpoint_steps(run_dir)):
+    if not reads_published_weights(run_dir, checkpoint):
         select_checkpoint(run_dir, checkpoint)  # a bad --checkpoint too (a committed run loads its weights)
     dev = resolve_device(device)
     if inception_weights is not None:

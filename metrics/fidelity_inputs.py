@@ -169,11 +169,13 @@ def extractor_info(extractor: str, evaluator_weights=None, inception_weights=Non
         from .multilayer import multilayer_card_path, read_multilayer_card
 
         p = resolve_weights(evaluator_weights)
-        if not multilayer_card_path(p).is_file():
-            raise ExtractorUnavailable(f"no {MULTILAYER_NAME} card {multilayer_card_path(p)} for evaluator {p} "
+        card_file = multilayer_card_path(p)
+        if not card_file.is_file():
+            raise ExtractorUnavailable(f"no {MULTILAYER_NAME} card {card_file} for evaluator {p} "
                                        f"(make it: exprbench evaluator multilayer --weights {p})")
-        card = read_multilayer_card(multilayer_card_path(p), _cached_file_sha(p))
-        return p, hashlib.sha256(f"{_cached_file_sha(p)}|{card['card_sha256']}".encode()).hexdigest()
+        sha = _cached_file_sha(p)
+        card = read_multilayer_card(card_file, sha)
+        return p, hashlib.sha256(f"{sha}|{card['card_sha256']}".encode()).hexdigest()
     if extractor == INCEPTION_NAME:
         p = inception_weights_path(inception_weights)
         if p is None:

@@ -73,6 +73,14 @@ def select_checkpoint(run_dir: str | os.PathLike, checkpoint: str | int | None =
     return steps[step]
 
 
+def reads_published_weights(run_dir: str | os.PathLike, checkpoint: str | int | None) -> bool:
+    """Whether the evaluation of ``checkpoint`` reads the run's published ``weights.safetensors``: a committed
+    run (weights, no checkpoints) asked for its latest state."""
+    from exprbench.rundir import WEIGHTS
+
+    return checkpoint in (None, "latest") and (Path(run_dir) / WEIGHTS).exists() and not checkpoint_steps(run_dir)
+
+
 def load_for_eval(run_dir: str | os.PathLike, checkpoint: str | int | None, device: torch.device):
     """Load a run's config and the chosen checkpoint into its plugin (eval mode), as ``load_trained`` does
     (a run with no checkpoints but published weights, ``weights.safetensors``, loads those).
@@ -85,14 +93,13 @@ def load_for_eval(run_dir: str | os.PathLike, checkpoint: str | int | None, devi
     """
     from exprbench.data import DataSpec
     from exprbench.config import load_run_config
-    from exprbench.rundir import list_checkpoints, load_checkpoint
+    from exprbench.rundir import WEIGHTS, load_checkpoint
     from exprbench.trained import build_model, load_trained
-    from exprbench.weights import FILENAME
 
     run_dir = Path(run_dir)
-    if not list_checkpoints(run_dir) and (run_dir / FILENAME).exists() and checkpoint in (None, "latest"):
+    if reads_published_weights(run_dir, checkpoint):
         cfg, model, spec, step = load_trained(run_dir, device)  # a committed run: its published weights
-        return cfg, model, spec, step, run_dir / FILENAME
+        return cfg, model, spec, step, run_dir / WEIGHTS
     cfg = load_run_config(run_dir)
     path = select_checkpoint(run_dir, checkpoint)
     state = load_checkpoint(path, map_location=device)
