@@ -6,6 +6,7 @@ every completed grid point under ``RESULTS_DIR/runs/`` this writes ``DEST/runs/<
 
     config.json, status.json, record.json, eval.json, train.jsonl, curve.jsonl   (copied)
     samples/<newest>.png                                                       (the final sample sheet)
+    (config.json values naming another run of RESULTS_DIR/runs/ become {runs}/<point>, see exprbench.rundir)
     weights.safetensors    the inference nets, EMA where used (exprbench.weights; self-verifying),
                            stored in float16 by default (half the bytes)
 
@@ -21,7 +22,8 @@ import shutil
 from pathlib import Path
 
 from exprbench.errors import UserError
-from exprbench.io import file_sha256, read_json, write_text
+from exprbench.io import file_sha256, read_json, write_json, write_text
+from exprbench.rundir import collapse_runs
 
 LIGHT_FILES = ("config.json", "status.json", "record.json", "eval.json", "train.jsonl", "curve.jsonl", "source.json")
 
@@ -54,6 +56,10 @@ def publish(results_dir: str | Path, dest: str | Path, dtype: str = "float16") -
         for name in LIGHT_FILES:
             if (run / name).exists():
                 shutil.copy2(run / name, out / name)
+        # a config naming a sibling run (InterFaceGAN's model.base_run) names it as {runs}/<point> in the copy
+        config = read_json(run / "config.json")
+        if config and (moved := collapse_runs(config, src / "runs")) != config:
+            write_json(out / "config.json", moved)
         sheets = sorted((run / "samples").glob("step_*.png"))
         if sheets:
             (out / "samples").mkdir(exist_ok=True)

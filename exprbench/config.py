@@ -352,12 +352,13 @@ def config_from_dict(d: Mapping[str, Any]) -> RunConfig:
 
 
 def load_run_config(run_dir) -> RunConfig:
-    """Read ``run_dir/config.json`` back into a :class:`RunConfig` (see :mod:`exprbench.rundir`).
+    """Read ``run_dir/config.json`` back into a :class:`RunConfig` (see :mod:`exprbench.rundir`); values
+    ``{runs}/<run>`` name a sibling run directory of ``run_dir``.
 
     Raises:
         UserError: no such run directory / config, or malformed JSON (names the line).
         ConfigError: missing fields or keys that the plugin no longer knows.
     """
-    from .rundir import read_config
+    from .rundir import expand_runs, read_config
 
-    return config_from_dict(read_config(run_dir))
+    return config_from_dict(expand_runs(read_config(run_dir), run_dir))

@@ -4,7 +4,9 @@ The harness (training), the metrics (evaluation) and the report share this modul
 other exprbench module than errors and io (no model, no dataset, no config). A run directory holds::
 
     config.json          the resolved RunConfig (exprbench.config; written by the harness, read back
-                         exactly by exprbench.config.load_run_config)
+                         exactly by exprbench.config.load_run_config). A string value that starts with
+                         ``{runs}/`` names a sibling run directory (``{runs}`` = this run's parent folder;
+                         ``exprbench publish`` writes InterFaceGAN's ``model.base_run`` that way)
     identity.json        what defines a suite grid point's results (benchmarks runner)
     status.json          the harness's state: status (one of RUN_STATUSES: running | completed |
                          interrupted | diverged), step, train_seconds, img/s, device, data fingerprint,
@@ -109,6 +111,45 @@ def read_config(run_dir: str | os.PathLike) -> dict:
     if not path.exists():
         raise UserError(f"{run_dir} is not a run directory (no config.json)")
     return read_json_object(path, "a JSON object (a run config)")
+
+
+RUNS_PLACEHOLDER = "{runs}"
+
+
+def expand_runs(config: dict, run_dir: str | os.PathLike) -> dict:
+    """``config`` with every string value ``{runs}/...`` rooted at ``run_dir``'s parent folder (the folder of
+    its sibling runs), at any depth; other values unchanged."""
+    parent = str(Path(run_dir).resolve().parent)
+
+    def expand(v):
+        if isinstance(v, dict):
+            return {k: expand(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [expand(x) for x in v]
+        if isinstance(v, str) and v.startswith(RUNS_PLACEHOLDER + "/"):
+            return parent + v[len(RUNS_PLACEHOLDER):]
+        return v
+
+    return expand(config)
+
+
+def collapse_runs(config: dict, runs_dir: str | os.PathLike) -> dict:
+    """The inverse of :func:`expand_runs` for a config moved out of ``runs_dir``: string values naming a path
+    under ``runs_dir`` become ``{runs}/...``."""
+    prefixes = sorted({str(Path(runs_dir)), str(Path(runs_dir).resolve())}, key=len, reverse=True)
+
+    def collapse(v):
+        if isinstance(v, dict):
+            return {k: collapse(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [collapse(x) for x in v]
+        if isinstance(v, str):
+            for pre in prefixes:
+                if v.startswith(pre + "/"):
+                    return RUNS_PLACEHOLDER + v[len(pre):]
+        return v
+
+    return collapse(config)
 
 
 def write_status(run_dir: str | os.PathLike, status: str, **fields: Any) -> None:

@@ -30,7 +30,7 @@ from exprbench.data import to_float
 from exprbench.io import file_sha256
 
 from .classifier_training import TrainRecipe, accuracy_of, train_classifier, train_evaluator  # noqa: F401
-from .evaluator_net import (CARD_VERSION, DEFAULT_WEIGHTS, EXTRACTOR_NAME, FEATURE_LOGITS,  # noqa: F401
+from .evaluator_net import (AUX_WEIGHTS, CARD_VERSION, DEFAULT_WEIGHTS, EXTRACTOR_NAME, FEATURE_LOGITS,  # noqa: F401
                             FEATURE_PENULTIMATE, WEIGHTS_DIR, EvaluatorError, FERNet, NetConfig, card_path,
                             read_card, save_evaluator)
 from .labels import confusion_matrix, per_class_accuracy  # noqa: F401
@@ -186,3 +186,14 @@ def load_evaluator(weights: str | Path | None = None, device: str | torch.device
     ev = Evaluator(net, card, sha, dev)
     _LOADED[key] = ev
     return ev
+
+
+def load_aux_classifier(weights: str | Path | None = None, device: str | torch.device = "cpu") -> Evaluator:
+    """Load the auxiliary FER classifier that model plugins fit on (InterFaceGAN's boundaries): ``weights``, else
+    the shipped ``metrics/weights/fer_aux_classifier.pt`` (same net family and card as the evaluator, trained
+    with another width and seed; ``exprbench evaluator train --width 16 --feat-dim 128 --seed 1``).
+
+    Raises:
+        EvaluatorError: missing weights or card, sha256 mismatch, or a state dict that does not fit.
+    """
+    return load_evaluator(AUX_WEIGHTS if weights is None else weights, device)

@@ -22,6 +22,9 @@ from exprbench.io import file_sha256, write_json
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 DEFAULT_WEIGHTS = WEIGHTS_DIR / "fer_evaluator.pt"
+#: a second FER classifier (narrower net, other seed) for models that fit on class scores (InterFaceGAN's
+#: boundaries), so that the evaluator that scores acc_gen / edit_success never also trains a model
+AUX_WEIGHTS = WEIGHTS_DIR / "fer_aux_classifier.pt"
 from .names import EXTRACTOR_NAME  # noqa: E402  (re-exported)
 FEATURE_PENULTIMATE = "penultimate"
 FEATURE_LOGITS = "logits"

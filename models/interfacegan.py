@@ -5,7 +5,9 @@ The plugin wraps the generator G of a trained ``gan`` run (``model.base_run``, i
 one) and "trains" by fitting one linear boundary per emotion (paper sec. 2.2 and 3.1):
 
 1. draw ``n_latents`` z ~ N(0, I) (10,000 in the paper) and generate G(z);
-2. score every image with the FER evaluator's per-emotion probabilities (hflip TTA);
+2. score every image with a FER classifier's per-emotion probabilities (hflip TTA): the project's auxiliary
+   classifier ``metrics/weights/fer_aux_classifier.pt`` (narrower, other seed), not the evaluator that then
+   scores the run's ``acc_gen`` and ``edit_success`` (fitting on the scorer would favour this model);
 3. for each emotion e, sort by p(e | G(z)) and keep the top and the bottom ``ratio`` (2%) as positives
    and negatives; split them 70/30 (``val_fraction``) and fit a linear SVM (scikit-learn
    ``SVC(kernel="linear")``, or ``LinearSVC``); log the validation accuracy;
@@ -19,7 +21,8 @@ Conditional sampling to emotion e moves random z to distance ``cond_distance`` a
 The whole fit happens in the first :meth:`InterFaceGAN.training_step` (the named configs train for 1
 step; the harness's batch is not used). The run directory then holds G (a copy of the base run's
 sampling generator, so the run stands alone once trained) and the boundaries; building the plugin
-still reads the base run's ``config.json`` (the architecture of G), so keep the base run with it.
+still reads the base run's ``config.json`` (the architecture of G), so keep the base run with it (a published base
+run, weights without checkpoints, will do: ``exprbench publish`` names it ``{runs}/<point>``, a sibling folder).
 
 Configs: ``reference`` and ``default`` are the same, the paper's protocol (N = 10,000, ratio 0.02,
 70/30, linear SVC, C = 1): there is no training recipe to improve on here. ``model.base_run`` (required)
@@ -45,6 +48,8 @@ from .blocks import AdversarialConfig
 from .contracts import Conditional, Editor, Sampler, move_to_distance, project_out
 from .runtime import service
 
+WEIGHTS = "weights.safetensors"  # a published run's weights (exprbench.rundir.WEIGHTS; models import no harness)
+
 SVMS = ("svc", "linear_svc")
 
 
@@ -61,7 +66,8 @@ class InterFaceGANConfig:
         svm_c: the SVM's regularization constant C.
         cond_distance: signed distance along n_e used by conditional sampling.
         score_batch: images generated and scored per batch.
-        evaluator_weights: FER evaluator weights ("" = the shipped ``metrics/weights/fer_evaluator.pt``).
+        scorer_weights: the classifier that scores G(z) for the fit ("" = the shipped auxiliary classifier
+            ``metrics/weights/fer_aux_classifier.pt``; naming the evaluator's weights fits on the scorer).
     """
 
     base_run: str = ""
@@ -72,7 +78,7 @@ class InterFaceGANConfig:
     svm_c: float = field(default=1.0, metadata={'gt': 0})
     cond_distance: float = 3.0
     score_batch: int = field(default=500, metadata={'min': 1})
-    evaluator_weights: str = ""
+    scorer_weights: str = ""
 
 
 def fit_boundary(z: np.ndarray, scores: np.ndarray, ratio: float = 0.02, val_fraction: float = 0.3,
@@ -169,8 +175,12 @@ class InterFaceGAN(ModelPlugin, Sampler, Conditional, Editor):
         if not base_run:
             raise ValueError("model.base_run is empty: name the run directory of a trained gan "
                              "(--set model.base_run=results/runs/gan-default-s0)")
-        if not (Path(base_run) / "config.json").exists() or not list_checkpoints(Path(base_run)):
-            raise ValueError(f"model.base_run={base_run!r} is not a trained run directory (config.json + checkpoints/)")
+        base_dir = Path(base_run)
+        has_config = (base_dir / "config.json").exists()
+        ckpts = list_checkpoints(base_dir) if has_config else []
+        if not has_config or not (ckpts or (base_dir / WEIGHTS).exists()):
+            raise ValueError(f"model.base_run={base_run!r} is not a trained run directory (config.json + "
+                             f"checkpoints/ or published {WEIGHTS})")
         base_cfg, base, base_spec, step = load_trained(base_run, self.device)
         if "sample" not in base.capabilities or "conditional" in base.capabilities or not isinstance(base.cfg, AdversarialConfig):
             raise ValueError(f"model.base_run={base_run!r} is a {base.name!r} run: InterFaceGAN needs an "
@@ -181,23 +191,23 @@ class InterFaceGAN(ModelPlugin, Sampler, Conditional, Editor):
         G = copy.deepcopy(base.sampling_net()).eval()
         G.requires_grad_(False)
         info = {"base_model": base.name, "base_config": base_cfg.config_name, "base_step": step,
-                "base_ckpt": list_checkpoints(Path(base_run))[-1].name}
+                "base_ckpt": ckpts[-1].name if ckpts else WEIGHTS}
         return G, int(base.cfg.z_dim), info
 
     # -- the fit ---------------------------------------------------------------------------
     @torch.no_grad()
     def score_latents(self, n: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Sample n latents and score G(z) with the FER evaluator.
+        """Sample n latents and score G(z) with the auxiliary FER classifier (``scorer_weights``).
 
         Returns:
             ``(z, probs)``: float32 n x z_dim (CPU) and float32 n x K per-emotion probabilities
-            (evaluator, hflip TTA, restricted to ``spec.class_names``).
+            (hflip TTA, restricted to ``spec.class_names``).
 
         Raises:
-            EvaluatorError: missing or mismatching evaluator weights, or images the evaluator cannot
-            read (it is FER-specific: 48 x 48).
+            EvaluatorError: missing or mismatching classifier weights, or images it cannot read (it is
+            FER-specific: 48 x 48).
         """
-        ev = service("load_scorer")(self.cfg.evaluator_weights or None, self.device)
+        ev = service("load_scorer")(self.cfg.scorer_weights or None, self.device)
         zs, ps = [], []
         for i in range(0, n, self.cfg.score_batch):
             z = torch.randn(min(self.cfg.score_batch, n - i), self.z_dim, generator=generator)

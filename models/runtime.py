@@ -71,14 +71,15 @@ def fp32(device: torch.device) -> contextlib.AbstractContextManager:
 
 # --------------------------------------------------------------------------------------------
 # services of the layers above models (a plugin that wraps another run, e.g. InterFaceGAN, needs the
-# harness's run loader and the metrics layer's FER evaluator without importing them)
+# harness's run loader and the metrics layer's auxiliary FER classifier without importing them)
 
 #: service name -> its default provider "module:attribute", resolved on first use when no layer has
 #: called :func:`provide` (the harness and the metrics layer may provide them explicitly instead)
 SERVICE_DEFAULTS = {
     "load_run": "exprbench.harness:load_trained",  # (run_dir, device) -> (cfg, plugin, spec, step)
     "list_checkpoints": "exprbench.harness:list_checkpoints",  # run_dir: Path -> sorted checkpoint paths
-    "load_scorer": "exprbench.metrics.evaluator:load_evaluator",  # (weights or None, device) -> .probs(uint8, names)
+    # (weights or None, device) -> .probs(uint8, names); None = the auxiliary classifier, never the evaluator
+    "load_scorer": "exprbench.metrics.evaluator:load_aux_classifier",
 }
 _SERVICES: dict = {}
 

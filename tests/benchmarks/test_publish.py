@@ -55,3 +55,38 @@ def test_a_published_run_evaluates_from_its_weights(bench_results, tmp_path):
     assert e["status"] == "ok" and e["step"] > 0 and (run / "eval.json").read_text() != before
     with pytest.raises(UserError, match="no checkpoint"):  # a step needs the checkpoints, which are not published
         evaluate_run(run, ["acc_gen70"], device="cpu", checkpoint=7)
+
+
+def test_a_published_interfacegan_loads_its_published_base_run(tmp_path):
+    """InterFaceGAN's config names its base GAN run by path: published, it names the sibling copy ({runs}/<point>),
+    so the published pair loads from anywhere once the original runs are gone."""
+    import json
+    import shutil
+
+    from exprbench.config import resolve_config
+    from exprbench.data import load_fer2013
+    from exprbench.harness import Trainer
+
+    from ..conftest import write_csv
+
+    src = tmp_path / "suite"
+    ds = load_fer2013(write_csv(tmp_path / "fer2013.csv", per_class=6), use_cache=False)
+    gan = resolve_config("gan", "default", ["model.ch=4", "train.batch_size=8", "train.steps=1", "train.sample_every=0",
+                                            "train.samples_per_class=1"])
+    Trainer(gan, src / "runs" / "gan-default-s0", dataset=ds, progress=False).run()
+    ifg = resolve_config("interfacegan", "default", [f"model.base_run={src / 'runs' / 'gan-default-s0'}",
+                                                     "model.n_latents=200", "model.ratio=0.1", "train.samples_per_class=1"])
+    Trainer(ifg, src / "runs" / "interfacegan-default-s0", dataset=ds, progress=False).run()
+    for run in (src / "runs").iterdir():
+        (run / "record.json").write_text(json.dumps({"status": "done"}))
+    g = lambda: torch.Generator().manual_seed(3)  # noqa: E731
+    want = load_trained(src / "runs" / "interfacegan-default-s0")[1].sample(4, torch.arange(4), g())
+    publish(src, tmp_path / "pub", dtype="float32")
+    moved = tmp_path / "clone" / "results"
+    shutil.copytree(tmp_path / "pub", moved)
+    shutil.rmtree(src)
+    cfg = json.loads((moved / "runs" / "interfacegan-default-s0" / "config.json").read_text())
+    assert cfg["model_cfg"]["base_run"] == "{runs}/gan-default-s0"
+    cfg_loaded, model, _, _ = load_trained(moved / "runs" / "interfacegan-default-s0")
+    assert cfg_loaded.model_cfg.base_run == str((moved / "runs" / "gan-default-s0").resolve())
+    assert torch.equal(model.sample(4, torch.arange(4), g()), want)

@@ -48,3 +48,17 @@ def test_rundir_imports_no_model_dataset_or_torch():
             "assert not bad, bad")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_runs_placeholder_roots_sibling_runs_at_the_run_parent(tmp_path):
+    from exprbench.rundir import collapse_runs, expand_runs
+
+    runs = tmp_path / "suite" / "runs"
+    cfg = {"model_cfg": {"base_run": str(runs / "gan-default-s0"), "ch": 8, "tags": [str(runs / "a")]},
+           "data": {"path": "/data/fer2013.zip"}}
+    moved = collapse_runs(cfg, runs)
+    assert moved["model_cfg"] == {"base_run": "{runs}/gan-default-s0", "ch": 8, "tags": ["{runs}/a"]}
+    assert moved["data"] == cfg["data"]  # paths outside the runs folder stay as they are
+    back = expand_runs(moved, tmp_path / "elsewhere" / "runs" / "interfacegan-default-s0")
+    assert back["model_cfg"]["base_run"] == str((tmp_path / "elsewhere" / "runs").resolve() / "gan-default-s0")
+    assert expand_runs(cfg, runs / "x") == cfg  # nothing to expand

@@ -117,3 +117,18 @@ def test_base_run_is_required_and_must_be_unconditional(fitted, tmp_path):
     with pytest.raises(ConfigError, match="'interfacegan' run"):  # an InterFaceGAN run is conditional
         build_model(resolve_config("interfacegan", "default", [f"model.base_run={root / 'ifg'}"]), ds.spec,
                     torch.device("cpu"))
+
+
+def test_boundaries_are_fitted_with_the_aux_classifier_not_the_evaluator():
+    """The classifier InterFaceGAN fits on by default is the shipped auxiliary one: other weights (another width and
+    seed) than the evaluator that scores its acc_gen and edit_success."""
+    from exprbench.metrics.evaluator import load_aux_classifier, load_evaluator
+    from exprbench.models import runtime
+    from exprbench.models.interfacegan import InterFaceGANConfig
+
+    assert InterFaceGANConfig().scorer_weights == ""
+    assert runtime.SERVICE_DEFAULTS["load_scorer"] == "exprbench.metrics.evaluator:load_aux_classifier"
+    aux, ev = load_aux_classifier(), load_evaluator()
+    assert aux.sha256 != ev.sha256
+    assert aux.card["net"] != ev.card["net"] and aux.card["seed"] != ev.card["seed"]
+    assert aux.class_names == ev.class_names
