@@ -34,7 +34,7 @@ import torch
 from exprbench.errors import UserError
 
 from .degrade import DEGRADATIONS, collapse, drop_emotions, memorise
-from .names import CAS_NAME
+from .names import CAS_NAME, EXTRACTOR_NAME
 from .spec import METRICS, MetricSpec, resolve_metric
 
 STUDY_N = 3000  # generated images of every sample-based protocol in the study
@@ -58,6 +58,8 @@ class StudyOptions:
         ci_draws: bootstrap draws of the intervals (0: none, the monotone tolerance is then 0).
         progress: run directories (one with several checkpoints, or several runs); pair: (untrained, faces).
         device, data, evaluator_weights, inception_weights: as ``exprbench evaluate``.
+        check: called with the study's metadata (no timings yet) before any image is scored; it raises
+            to stop the study (``exprbench metrics validate --update`` refuses other settings this way).
     """
 
     n: int = STUDY_N
@@ -72,6 +74,7 @@ class StudyOptions:
     evaluator_weights: str | None = None
     inception_weights: str | None = None
     log: Callable[[str], None] = field(default=lambda s: None, repr=False)
+    check: Callable[[dict], None] | None = field(default=None, repr=False)
 
 
 def _has_model(run: Path) -> bool:
@@ -218,6 +221,42 @@ def _drop_order(ds) -> list[int]:
     return torch.argsort(counts, descending=True, stable=True).tolist()
 
 
+def _weights_sha256(specs, opts: StudyOptions) -> tuple[str | None, dict[str, str]]:
+    """sha256 of the evaluator weights (None when absent) and of each studied feature space's weights."""
+    from .evaluator_net import EvaluatorError
+    from .fidelity_inputs import EXTRACTORS, extractor_info
+
+    try:
+        evaluator = extractor_info(EXTRACTOR_NAME, opts.evaluator_weights)[1]
+    except EvaluatorError:
+        evaluator = None
+    spaces = {s.extractor: extractor_info(s.extractor, opts.evaluator_weights, opts.inception_weights)[1]
+              for s in specs if s.extractor in EXTRACTORS}
+    return evaluator, spaces
+
+
+def judge(records: Sequence[dict], protocols: Sequence[dict], have_progress: bool, have_pair: bool
+          ) -> tuple[list[dict], list[dict]]:
+    """The criteria rows (cells ``pass (stat)``) and the verdict rows (statuses) of studied protocols.
+
+    Args:
+        records: the study's records (:func:`run_study`), any order.
+        protocols: ``{"protocol", "family", "space", "direction", "cas"}`` per protocol, in table order.
+        have_progress, have_pair: whether the study scored training progress / the pair of runs.
+    """
+    from .validity_criteria import criteria_table
+
+    def series(protocol: str, condition: str, key):
+        rows = sorted((r for r in records if r["protocol"] == protocol and r["condition"] == condition),
+                      key=lambda r: r["strength"])
+        return [(r["strength"], r["param"], r[key] if key else r["value"], r.get(f"{key}_ci95") if key else r["ci95"])
+                for r in rows]
+
+    rows = criteria_table(protocols, series, list(DEGRADATIONS), have_progress, have_pair, CAS_CONDITIONS)
+    return ([{k: (v.cell() if hasattr(v, "cell") else v) for k, v in r.items()} for r in rows],
+            [{k: (v.status if hasattr(v, "status") else v) for k, v in r.items()} for r in rows])
+
+
 def run_study(opts: StudyOptions) -> dict:
     """Run the study; returns ``{"study": meta, "skipped": [...], "records": [...], "criteria": rows}``.
 
@@ -229,7 +268,7 @@ def run_study(opts: StudyOptions) -> dict:
     from exprbench.runtime import device_name, library_versions, resolve_device
 
     from .rundir import load_for_eval, resolve_eval_data_path
-    from .validity_criteria import CI_TOLERANCE, criteria_table
+    from .validity_criteria import CI_TOLERANCE
 
     t0, c0 = time.perf_counter(), time.process_time()
     if opts.n < 2:
@@ -252,8 +291,32 @@ def run_study(opts: StudyOptions) -> dict:
         raise UserError("no protocol left to study: " + "; ".join(f"{s['protocol']}: {s['reason']}" for s in skipped))
     for s in skipped:
         opts.log(f"skip {s['protocol']} ({s['space']}): {s['reason']}")
-    scorer = _Scorer(specs, ds, dev, opts)
     strengths = (0, 2, 4) if opts.quick else (0, 1, 2, 3, 4)
+    order = _drop_order(ds)
+    evaluator_sha, spaces_sha = _weights_sha256(specs, opts)
+    versions = library_versions()
+    meta = {
+        "n": opts.n, "per_class_n": per_class_n, "per_class_note": (
+            f"per-class protocols at {per_class_n // k} per emotion: the smallest emotion of the scored faces has {per}"),
+        "seed": STUDY_SEED, "quick": opts.quick, "cas": any(s.extractor == CAS_NAME for s in specs),
+        "cas_conditions": list(CAS_CONDITIONS), "ci_draws": opts.ci_draws, "ci_tolerance": CI_TOLERANCE,
+        "strengths": {n_: [d.levels[s] for s in strengths] for n_, d in DEGRADATIONS.items()},
+        "what": {n_: d.what for n_, d in DEGRADATIONS.items()},
+        "drop_order": [ds.class_names[c] for c in order],
+        "drop_labels": "the slots keep their emotion label (a conditional model asked for a dropped emotion drew "
+                       "a face of another one); collapse and memorisation keep true labels",
+        "commit": versions.get("git_commit"), "versions": versions,
+        "data": {"path": str(path), "fingerprint": ds.fingerprint, "scored": f"the {len(labs):,} PrivateTest faces that are not pixel copies "
+                 f"of a train face (of {len(test):,})", "n_scored": len(labs), "n_test": len(test)},
+        "hardware": {"device": device_name(dev), "cpu": platform.processor() or platform.machine(),
+                     "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()},
+        "progress": [f"{r}@{c}" for r, c in points], "pair": {"untrained": str(pair[0]), "faces": str(pair[1])}
+        if len(pair) == 2 else None,
+        "evaluator_sha256": evaluator_sha, "extractors_sha256": spaces_sha,
+    }
+    if opts.check is not None:
+        opts.check(meta)
+    scorer = _Scorer(specs, ds, dev, opts)
     sub = (1, 3) if opts.quick else (1, 2, 3)  # indices into DROPPED / COLLAPSE_K / MEMORISED (1-based)
     records: list[dict] = []
 
@@ -272,7 +335,6 @@ def run_study(opts: StudyOptions) -> dict:
         for st in strengths[1:]:
             add(timed(f"{name} {d.levels[st]}", lambda: scorer.images(d.apply(imgs, st), labs, f"{name}-{st}", name)),
                 name, st, d.levels[st])
-    order = _drop_order(ds)
     cas_base = scorer.images(imgs, labs, "privatetest", "drop_emotions", cas_only=True) if any(
         s.extractor == CAS_NAME for s in specs) else {}
     mode_base = {**base, **cas_base}
@@ -314,33 +376,6 @@ def run_study(opts: StudyOptions) -> dict:
     protos = [{"protocol": base_name(s), "family": s.family, "space": s.extractor, "direction": s.direction,
                "cas": s.extractor == CAS_NAME} for s in specs]
 
-    def series(protocol: str, condition: str, key):
-        rows = sorted((r for r in records if r["protocol"] == protocol and r["condition"] == condition),
-                      key=lambda r: r["strength"])
-        return [(r["strength"], r["param"], r[key] if key else r["value"], r.get(f"{key}_ci95") if key else r["ci95"])
-                for r in rows]
-
-    rows = criteria_table(protos, series, list(DEGRADATIONS), bool(points), len(pair) == 2, CAS_CONDITIONS)
-    versions = library_versions()
-    meta = {
-        "n": opts.n, "per_class_n": per_class_n, "per_class_note": (
-            f"per-class protocols at {per_class_n // k} per emotion: the smallest emotion of the scored faces has {per}"),
-        "seed": STUDY_SEED, "quick": opts.quick, "cas": any(s.extractor == CAS_NAME for s in specs),
-        "cas_conditions": list(CAS_CONDITIONS), "ci_draws": opts.ci_draws, "ci_tolerance": CI_TOLERANCE,
-        "strengths": {n_: [d.levels[s] for s in strengths] for n_, d in DEGRADATIONS.items()},
-        "what": {n_: d.what for n_, d in DEGRADATIONS.items()},
-        "drop_order": [ds.class_names[c] for c in order],
-        "drop_labels": "the slots keep their emotion label (a conditional model asked for a dropped emotion drew "
-                       "a face of another one); collapse and memorisation keep true labels",
-        "commit": versions.get("git_commit"), "versions": versions,
-        "data": {"path": str(path), "fingerprint": ds.fingerprint, "scored": f"the {len(labs):,} PrivateTest faces that are not pixel copies "
-                 f"of a train face (of {len(test):,})", "n_scored": len(labs), "n_test": len(test)},
-        "hardware": {"device": device_name(dev), "cpu": platform.processor() or platform.machine(),
-                     "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()},
-        "progress": [f"{r}@{c}" for r, c in points], "pair": {"untrained": str(pair[0]), "faces": str(pair[1])}
-        if len(pair) == 2 else None,
-        "wall_s": round(time.perf_counter() - t0, 1), "cpu_s": round(time.process_time() - c0, 1),
-    }
-    crit = [{k_: (v.cell() if hasattr(v, "cell") else v) for k_, v in r.items()} for r in rows]
-    return {"study": meta, "skipped": skipped, "records": records, "criteria": crit,
-            "verdicts": [{k_: (v.status if hasattr(v, "status") else v) for k_, v in r.items()} for r in rows]}
+    crit, verdicts = judge(records, protos, bool(points), len(pair) == 2)
+    meta["wall_s"], meta["cpu_s"] = round(time.perf_counter() - t0, 1), round(time.process_time() - c0, 1)
+    return {"study": meta, "skipped": skipped, "records": records, "criteria": crit, "verdicts": verdicts}

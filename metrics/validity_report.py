@@ -79,6 +79,9 @@ def notes(result: dict) -> list[str]:
            ("CAS: trains a classifier per condition on the scored images, run for " + ", ".join(m["cas_conditions"])
             + " only (its strength-0 value is optimistic: trained and tested on PrivateTest)") if m["cas"]
            else "CAS: not run (pass --cas; it trains a classifier per condition, about 2 min each on CPU)"]
+    out[1:1] = [f"update {u['date']} (--update): studied {', '.join(u['protocols'])} at the same settings, commit "
+                f"{u['commit']}, {u['hardware']['device']}, {u['wall_s']:.0f} s ({u['cpu_s']:.0f} s CPU); their "
+                "records replace any earlier ones of those protocols" for u in m.get("updates", [])]
     out += [f"skipped {s['protocol']} ({s['space']}): {s['reason']}" for s in result["skipped"]]
     return out
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import List, Optional, Tuple
 
@@ -26,6 +27,7 @@ def validate_cmd(
     ci_draws: Optional[int] = typer.Option(None, "--ci-draws", min=0, help="Bootstrap draws of the intervals that set the monotone tolerance (default 50; --quick: 0)."),
     progress: List[Path] = typer.Option([], "--progress", help="A run directory with several checkpoints/step_*.pt, or several run directories (repeat the option): checkpoints ranked in training order."),
     pair: Optional[Tuple[Path, Path]] = typer.Option(None, "--pair", help="UNTRAINED_RUN FACES_RUN: dynamic range of the distances (untrained >= 3 x faces)."),
+    update: bool = typer.Option(False, "--update", help="Add to the study already in --out: the protocols studied now replace theirs, the others' records are kept, the table is judged again. Needs the study's --n, --ci-draws, --quick, --progress, --pair, data and evaluator weights."),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     data: Optional[str] = typer.Option(None, "--data", help="FER2013 zip, csv or folder (default: $EXPRBENCH_DATA)."),
     evaluator_weights: Optional[Path] = typer.Option(None, "--evaluator-weights", help="Evaluator weights (default: the shipped ones)."),
@@ -35,14 +37,17 @@ def validate_cmd(
 
     Degraded, mode-dropped and memorised real PrivateTest faces, training progress (--progress) and an untrained
     vs a trained run (--pair); prints the pass/fail table and writes it, every raw value and the figures to --out.
+    With --update, the protocols studied now are folded into the study already in --out (e.g. ``--only cas --cas``).
     """
     from ..io import check_writable_dir
     from ..metrics.validity import QUICK_N, STUDY_N, StudyOptions, checkpoint_points, run_study
     from ..metrics.validity_report import CRITERIA_COLUMNS, criteria_frame, notes, write_study
+    from ..metrics.validity_update import check_update, load_study, merge_study
 
     dest = check_writable_dir(out, "--out")
     if dest.exists() and (dest / "config.json").exists():
         raise UserError(f"--out {dest}: a training run directory; the study goes to a folder of its own")
+    stored = load_study(dest) if update else None
     names = [m.strip() for item in only for m in item.split(",") if m.strip()]
     checkpoint_points(progress, pair)  # bad runs before any work
     err = Console(stderr=True)
@@ -51,8 +56,10 @@ def validate_cmd(
                         pair=tuple(pair) if pair else None, device=device, data=data,
                         evaluator_weights=str(evaluator_weights) if evaluator_weights else None,
                         inception_weights=str(inception_weights) if inception_weights else None,
-                        log=lambda s: err.print(s, highlight=False, soft_wrap=True))
-    result = run_study(opts)
+                        log=lambda s: err.print(s, highlight=False, soft_wrap=True),
+                        check=(lambda meta: check_update(stored, meta, dest)) if update else None)
+    new = run_study(opts)
+    result = merge_study(stored, new, "exprbench " + " ".join(sys.argv[1:])) if update else new
     files = write_study(result, dest)
     t = Table("protocol", "feature space", *CRITERIA_COLUMNS, title="metric validity (pass / fail / n.a.)")
     for row in result["verdicts"]:
@@ -63,5 +70,6 @@ def validate_cmd(
                       highlight=False, soft_wrap=True)
     for line in notes(result):
         console.print(f"- {line}", highlight=False, soft_wrap=True)
-    console.print(f"wrote {', '.join(files)} to {dest} ({result['study']['wall_s']:.0f} s)", highlight=False,
+    what = f"updated the study with {', '.join(c['protocol'] for c in new['criteria'])}: " if update else ""
+    console.print(f"{what}wrote {', '.join(files)} to {dest} ({new['study']['wall_s']:.0f} s)", highlight=False,
                   soft_wrap=True)

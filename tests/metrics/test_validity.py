@@ -195,3 +195,78 @@ def test_metrics_alone_still_lists(capsys):
     assert main(["metrics"]) == 0
     text = capsys.readouterr().out
     assert "fid10k_train" in text and "validate" not in text
+
+
+# -- --update: fold protocols into a stored study ---------------------------------------------------------
+def _validate(tiny, out, *args):
+    from exprbench.cli import main
+
+    return main(["metrics", "validate", "--quick", "--n", "40", "--out", str(out), "--data", str(tiny["csv"]),
+                 "--evaluator-weights", str(tiny["ev"]), *args])
+
+
+@pytest.fixture(scope="module")
+def stored(tiny):
+    """A quick study of acc_gen alone (the cheapest protocol)."""
+    out = tiny["root"] / "stored"
+    assert _validate(tiny, out, "--only", "acc_gen") == 0
+    return out
+
+
+def _files(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_validate_update_adds_a_protocol(tiny, stored, tmp_path, capsys):
+    import shutil
+
+    out = tmp_path / "study"
+    shutil.copytree(stored, out)
+    res = json.loads((out / "validity.json").read_text())
+    for r in res["records"]:  # a flat acc_gen: judged again from the records, every monotone criterion fails
+        r["value"] = 0.5
+    res["skipped"].append({"protocol": "mem10k_train", "space": "fer-evaluator", "reason": "not studied yet"})
+    (out / "validity.json").write_text(json.dumps(res))
+    capsys.readouterr()
+    assert _validate(tiny, out, "--only", "mem10k_train", "--update") == 0, capsys.readouterr()
+    text = capsys.readouterr().out
+    assert "updated the study with mem10k_train" in text
+    merged = json.loads((out / "validity.json").read_text())
+    keep = [json.dumps(r, sort_keys=True) for r in merged["records"] if r["protocol"] == "acc_gen"]
+    assert keep == [json.dumps(r, sort_keys=True) for r in res["records"]]
+    assert {r["protocol"] for r in merged["records"]} == {"acc_gen", "mem10k_train"}
+    crit = {c["protocol"]: c for c in merged["criteria"]}
+    assert "no response" in crit["acc_gen"]["blur"] and crit["mem10k_train"]["memorisation"].split()[0] in ("pass", "fail")
+    assert merged["skipped"] == [] and merged["study"]["updates"][0]["protocols"] == ["mem10k_train"]
+    assert merged["study"]["updates"][0]["evaluator_sha256"]
+    assert "mem10k_train" in (out / "criteria.md").read_text() and "(--update)" in (out / "criteria.md").read_text()
+    assert "mem10k_train" in (out / "validity.csv").read_text()
+
+
+@pytest.mark.parametrize("args, edit, msg", [
+    (["--n", "41"], None, "--n 41"),
+    (["--ci-draws", "3"], None, "--ci-draws 3"),
+    (["--progress", "{a}", "--progress", "{b}"], None, "--progress points"),
+    (["--pair", "{a}", "{b}"], None, "--pair runs"),
+    ([], ("data", "fingerprint"), "data fingerprint"),
+    ([], ("evaluator_sha256",), "evaluator weights sha256"),
+    ([], "missing", "no validity.json"),
+])
+def test_validate_update_refuses_and_writes_nothing(tiny, stored, tmp_path, capsys, args, edit, msg):
+    import shutil
+
+    out = tmp_path / "study"
+    shutil.copytree(stored, out)
+    if edit == "missing":
+        (out / "validity.json").unlink()
+    elif edit:
+        res = json.loads((out / "validity.json").read_text())
+        (res["study"][edit[0]] if len(edit) == 2 else res["study"]).__setitem__(edit[-1], "0" * 64)
+        (out / "validity.json").write_text(json.dumps(res))
+    before = _files(out)
+    a, b = map(str, tiny["runs"])
+    capsys.readouterr()
+    rc = _validate(tiny, out, "--only", "acc_gen", "--update", *[x.format(a=a, b=b) for x in args])
+    err = capsys.readouterr().err
+    assert rc == 2 and msg in err and len(err.strip().splitlines()) == 1, err
+    assert _files(out) == before
