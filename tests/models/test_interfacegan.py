@@ -130,5 +130,5 @@ def test_boundaries_are_fitted_with_the_aux_classifier_not_the_evaluator():
     assert runtime.SERVICE_DEFAULTS["load_scorer"] == "exprbench.metrics.evaluator:load_aux_classifier"
     aux, ev = load_aux_classifier(), load_evaluator()
     assert aux.sha256 != ev.sha256
-    assert aux.card["net"] != ev.card["net"] and aux.card["seed"] != ev.card["seed"]
+    assert aux.card["net"] != ev.card["net"] and aux.card["recipe"]["seed"] != ev.card["recipe"]["seed"]
     assert aux.class_names == ev.class_names
