@@ -45,6 +45,7 @@ from typing import Any
 
 from exprbench.config import NO_STEP_BUDGET, RunConfig, resolve_config
 from exprbench.errors import UserError
+from exprbench.rundir import collapse_runs
 
 SUITES_DIR = Path(__file__).resolve().parent / "suites"
 # a suite name becomes a folder name (results/<name>): letters, digits, '.', '_', '-', nothing path-like
@@ -140,20 +141,8 @@ def identity_config(config: dict, runs_dir: str | Path | None = None) -> dict:
     flat = flatten({"model": config.get("model_cfg", {}), "train": config.get("train", {}),
                     "data": config.get("data", {}), "name": {"model": config.get("model"),
                                                              "config": config.get("config_name")}})
-    prefixes = []
-    if runs_dir is not None:
-        prefixes = sorted({str(Path(runs_dir)), str(Path(runs_dir).resolve())}, key=len, reverse=True)
-    out = {}
-    for k, v in flat.items():
-        if k in IDENTITY_IGNORED:
-            continue
-        if isinstance(v, str):
-            for pre in prefixes:
-                if v == pre or v.startswith(pre + "/"):
-                    v = "{runs}" + v[len(pre):]
-                    break
-        out[k] = v
-    return out
+    flat = {k: v for k, v in flat.items() if k not in IDENTITY_IGNORED}
+    return collapse_runs(flat, runs_dir) if runs_dir is not None else flat
 
 
 def identity_hash(identity: dict) -> str:

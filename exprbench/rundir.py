@@ -116,40 +116,40 @@ def read_config(run_dir: str | os.PathLike) -> dict:
 RUNS_PLACEHOLDER = "{runs}"
 
 
+def _map_strings(value: Any, fn) -> Any:
+    """``value`` (nested dicts and lists from JSON) with ``fn`` applied to every string in it."""
+    if isinstance(value, dict):
+        return {k: _map_strings(v, fn) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_map_strings(v, fn) for v in value]
+    return fn(value) if isinstance(value, str) else value
+
+
 def expand_runs(config: dict, run_dir: str | os.PathLike) -> dict:
-    """``config`` with every string value ``{runs}/...`` rooted at ``run_dir``'s parent folder (the folder of
-    its sibling runs), at any depth; other values unchanged."""
+    """``config`` with every string value ``{runs}`` or ``{runs}/...`` rooted at ``run_dir``'s parent folder (the
+    folder of its sibling runs), at any depth; other values unchanged."""
     parent = str(Path(run_dir).resolve().parent)
 
-    def expand(v):
-        if isinstance(v, dict):
-            return {k: expand(x) for k, x in v.items()}
-        if isinstance(v, list):
-            return [expand(x) for x in v]
-        if isinstance(v, str) and v.startswith(RUNS_PLACEHOLDER + "/"):
+    def expand(v: str) -> str:
+        if v == RUNS_PLACEHOLDER or v.startswith(RUNS_PLACEHOLDER + "/"):
             return parent + v[len(RUNS_PLACEHOLDER):]
         return v
 
-    return expand(config)
+    return _map_strings(config, expand)
 
 
 def collapse_runs(config: dict, runs_dir: str | os.PathLike) -> dict:
-    """The inverse of :func:`expand_runs` for a config moved out of ``runs_dir``: string values naming a path
-    under ``runs_dir`` become ``{runs}/...``."""
+    """The inverse of :func:`expand_runs` for a config moved out of ``runs_dir``: string values that are
+    ``runs_dir`` or a path under it (as given or resolved) become ``{runs}`` / ``{runs}/...``, at any depth."""
     prefixes = sorted({str(Path(runs_dir)), str(Path(runs_dir).resolve())}, key=len, reverse=True)
 
-    def collapse(v):
-        if isinstance(v, dict):
-            return {k: collapse(x) for k, x in v.items()}
-        if isinstance(v, list):
-            return [collapse(x) for x in v]
-        if isinstance(v, str):
-            for pre in prefixes:
-                if v.startswith(pre + "/"):
-                    return RUNS_PLACEHOLDER + v[len(pre):]
+    def collapse(v: str) -> str:
+        for pre in prefixes:
+            if v == pre or v.startswith(pre + "/"):
+                return RUNS_PLACEHOLDER + v[len(pre):]
         return v
 
-    return collapse(config)
+    return _map_strings(config, collapse)
 
 
 def write_status(run_dir: str | os.PathLike, status: str, **fields: Any) -> None:

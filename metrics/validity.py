@@ -235,6 +235,11 @@ def _weights_sha256(specs, opts: StudyOptions) -> tuple[str | None, dict[str, st
     return evaluator, spaces
 
 
+def protocol_row(protocol: str, family: str, space: str, direction: str) -> dict:
+    """A studied protocol as :func:`judge` and the criteria table read it (``cas``: the CAS classifier space)."""
+    return {"protocol": protocol, "family": family, "space": space, "direction": direction, "cas": space == CAS_NAME}
+
+
 def judge(records: Sequence[dict], protocols: Sequence[dict], have_progress: bool, have_pair: bool
           ) -> tuple[list[dict], list[dict]]:
     """The criteria rows (cells ``pass (stat)``) and the verdict rows (statuses) of studied protocols.
@@ -373,8 +378,7 @@ def run_study(opts: StudyOptions) -> dict:
         for r in records:
             if r["condition"] == "progress":
                 r["strength"] = by_step.index((r["param"], r["run"]))
-    protos = [{"protocol": base_name(s), "family": s.family, "space": s.extractor, "direction": s.direction,
-               "cas": s.extractor == CAS_NAME} for s in specs]
+    protos = [protocol_row(base_name(s), s.family, s.extractor, s.direction) for s in specs]
 
     crit, verdicts = judge(records, protos, bool(points), len(pair) == 2)
     meta["wall_s"], meta["cpu_s"] = round(time.perf_counter() - t0, 1), round(time.process_time() - c0, 1)

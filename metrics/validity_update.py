@@ -17,7 +17,6 @@ from pathlib import Path
 from exprbench.errors import UserError
 from exprbench.io import read_json_object
 
-from .names import CAS_NAME
 from .spec import METRICS
 
 # settings an update must share with the study, in the order they are checked, and how the user sets them
@@ -96,13 +95,13 @@ def check_update(stored: dict, meta: dict, where: Path) -> None:
 
 
 def _protocol(name: str, records: list[dict]) -> dict:
+    from .validity import protocol_row
+
     r = next((r for r in records if r["protocol"] == name), None)
     if r is None:
         s = METRICS.get(name)
-        return {"protocol": name, "family": s.family, "space": s.extractor, "direction": s.direction,
-                "cas": s.extractor == CAS_NAME}
-    return {"protocol": name, "family": r["family"], "space": r["space"], "direction": r["direction"],
-            "cas": r["space"] == CAS_NAME}
+        return protocol_row(name, s.family, s.extractor, s.direction)
+    return protocol_row(name, r["family"], r["space"], r["direction"])
 
 
 def _interleave(kept: list[dict], new: list[dict]) -> list[dict]:

@@ -34,21 +34,19 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
 from exprbench.data import DataSpec, to_uint8
+from exprbench.errors import CheckpointError, ConfigError, UserError
 
 from . import register_model
 from .base import Batch, ModelPlugin
 from .blocks import AdversarialConfig
 from .contracts import Conditional, Editor, Sampler, move_to_distance, project_out
 from .runtime import service
-
-WEIGHTS = "weights.safetensors"  # a published run's weights (exprbench.rundir.WEIGHTS; models import no harness)
 
 SVMS = ("svc", "linear_svc")
 
@@ -171,17 +169,15 @@ class InterFaceGAN(ModelPlugin, Sampler, Conditional, Editor):
 
     def _base_generator(self, base_run: str, spec: DataSpec) -> tuple[nn.Module, int, dict]:
         """G of the base run (its EMA copy when it has one), its z size, and what identifies it."""
-        list_checkpoints, load_trained = service("list_checkpoints"), service("load_run")
         if not base_run:
             raise ValueError("model.base_run is empty: name the run directory of a trained gan "
                              "(--set model.base_run=results/runs/gan-default-s0)")
-        base_dir = Path(base_run)
-        has_config = (base_dir / "config.json").exists()
-        ckpts = list_checkpoints(base_dir) if has_config else []
-        if not has_config or not (ckpts or (base_dir / WEIGHTS).exists()):
-            raise ValueError(f"model.base_run={base_run!r} is not a trained run directory (config.json + "
-                             f"checkpoints/ or published {WEIGHTS})")
-        base_cfg, base, base_spec, step = load_trained(base_run, self.device)
+        try:  # a run with checkpoints, or a published one (weights.safetensors, no checkpoints)
+            base_cfg, base, base_spec, step = service("load_run")(base_run, self.device)
+        except (CheckpointError, ConfigError):  # a corrupt checkpoint or a stale config: its own error
+            raise
+        except UserError as e:  # no config.json, or neither checkpoints nor published weights
+            raise ValueError(f"model.base_run={base_run!r} is not a trained run directory ({e})") from None
         if "sample" not in base.capabilities or "conditional" in base.capabilities or not isinstance(base.cfg, AdversarialConfig):
             raise ValueError(f"model.base_run={base_run!r} is a {base.name!r} run: InterFaceGAN needs an "
                              "unconditional generator G(z) (a gan run)")
@@ -190,8 +186,7 @@ class InterFaceGAN(ModelPlugin, Sampler, Conditional, Editor):
                              f"{base_spec.width} images, the data is {spec.channels}x{spec.height}x{spec.width}")
         G = copy.deepcopy(base.sampling_net()).eval()
         G.requires_grad_(False)
-        info = {"base_model": base.name, "base_config": base_cfg.config_name, "base_step": step,
-                "base_ckpt": ckpts[-1].name if ckpts else WEIGHTS}
+        info = {"base_model": base.name, "base_config": base_cfg.config_name, "base_step": step}
         return G, int(base.cfg.z_dim), info
 
     # -- the fit ---------------------------------------------------------------------------

@@ -77,7 +77,6 @@ def fp32(device: torch.device) -> contextlib.AbstractContextManager:
 #: called :func:`provide` (the harness and the metrics layer may provide them explicitly instead)
 SERVICE_DEFAULTS = {
     "load_run": "exprbench.harness:load_trained",  # (run_dir, device) -> (cfg, plugin, spec, step)
-    "list_checkpoints": "exprbench.harness:list_checkpoints",  # run_dir: Path -> sorted checkpoint paths
     # (weights or None, device) -> .probs(uint8, names); None = the auxiliary classifier, never the evaluator
     "load_scorer": "exprbench.metrics.evaluator:load_aux_classifier",
 }

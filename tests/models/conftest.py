@@ -59,7 +59,6 @@ def base_gan_services(monkeypatch, tmp_path):
         return cfg, build_model(cfg, spec, torch.device("cpu")), spec, 1
 
     monkeypatch.setitem(runtime._SERVICES, "load_run", load_run)
-    monkeypatch.setitem(runtime._SERVICES, "list_checkpoints", lambda run_dir: [run_dir / "checkpoints" / "step_000001.pt"])
     monkeypatch.setitem(runtime._SERVICES, "load_scorer", lambda weights, device: FakeScorer())
 
     def base_run(spec: DataSpec) -> list[str]:
