@@ -1,5 +1,5 @@
-"""ACGAN's separate classifier C (the ``default`` config): trained on real faces only, read in eval
-mode for G's class loss, never changed by G's update, and left out of the published weights."""
+"""The separate real-face classifier C of the ACGAN, cGAN and CCycleGAN ``default`` configs: trained
+on real faces only, read in eval mode for G's class loss, never changed by G's update, and left out of the published weights."""
 
 from __future__ import annotations
 
@@ -71,3 +71,21 @@ def test_cgan_default_reads_its_auxiliary_class_loss_from_the_real_face_classifi
     plain = build_model(resolve_config("cgan", "default", ["model.ch=8", "model.aux_cls_weight=0"]), SPEC,
                         torch.device("cpu"))
     assert "C" not in plain.nets and "loss_cls_g" not in plain.training_step(Batch(x, c), 0)
+
+
+def test_ccyclegan_default_reads_its_target_class_loss_from_the_real_face_classifier():
+    """CCycleGAN's ``default`` reads G's target-class loss from C (trained on real faces only),
+    ``reference`` keeps D's class head; C is training-only and learns real labels."""
+    assert resolve_config("ccyclegan", "reference").model_cfg.classifier == "shared"
+    torch.manual_seed(0)
+    cfg = resolve_config("ccyclegan", "default", ["model.ch=8", "model.cls_ch=8", "train.ema=false"])
+    assert cfg.model_cfg.classifier == "separate"
+    model = build_model(cfg, SPEC, torch.device("cpu"))
+    assert "C" in model.nets and "C" in model.training_only_nets
+    x, c = bars(14)
+    logs = [model.training_step(Batch(x, c), s) for s in range(25)]
+    assert {"loss_c", "c_acc_real", "acc_target_c", "acc_target_d"} <= set(logs[0])
+    assert sum(step["c_acc_real"] for step in logs[-5:]) / 5 > 0.6, [step["c_acc_real"] for step in logs]
+    shared = build_model(resolve_config("ccyclegan", "default", ["model.ch=8", "model.classifier=shared"]),
+                         SPEC, torch.device("cpu"))
+    assert "C" not in shared.nets and "acc_target_c" not in shared.training_step(Batch(x, c), 0)
