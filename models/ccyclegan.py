@@ -176,6 +176,8 @@ class CCycleGANConfig:
         all_targets: translate every image to every other class each step (else one random other class).
         classifier: where G's class loss is read: ``shared`` (D's class head, the paper) or ``separate``
             (a BatchNorm classifier C of width ``cls_ch`` trained on real faces only, Adam at ``lr_c``).
+        c_reads: with ``separate`` and ``all_targets``, how many of each image's K - 1 translations (drawn
+            at random each step) C reads for G's class loss: C on all 6 costs more than G and D together.
         pool_size: unused (kept so that configs and run directories of earlier versions load).
         lr_g, lr_d: Adam learning rates; betas: Adam betas.
     """
@@ -193,6 +195,7 @@ class CCycleGANConfig:
     classifier: str = field(default="shared", metadata={'choices': ['shared', 'separate']})
     cls_ch: int = field(default=24, metadata={'min': 1})
     lr_c: float = field(default=1e-3, metadata={'gt': 0})
+    c_reads: int = field(default=1, metadata={'min': 1})
     pool_size: int = field(default=16, metadata={'min': 1})
     lr_g: float = field(default=2e-4, metadata={'gt': 0})
     lr_d: float = field(default=2e-4, metadata={'gt': 0})
@@ -262,6 +265,15 @@ class CCycleGAN(AdversarialPlugin, Translator, Conditional):
         """The ``separate`` classifier C's cross-entropy step on the real batch (none for ``shared``)."""
         return self.real_classifier_step(batch)
 
+    def _c_reads(self, n: int, device) -> torch.Tensor:
+        """Indices (long) of the translations C reads: ``c_reads`` random targets per source image."""
+        per = self.spec.num_classes - 1 if self.cfg.all_targets else 1
+        r = min(self.cfg.c_reads, per)
+        if r == per:
+            return torch.arange(n * per, device=device)
+        offs = torch.rand(n, per, device=device).argsort(1)[:, :r]
+        return (torch.arange(n, device=device)[:, None] * per + offs).reshape(-1)
+
     def d_inputs(self, batch: Batch):
         G = self.nets["G"]
         src, c_t = self._targets(batch.c)
@@ -288,9 +300,10 @@ class CCycleGAN(AdversarialPlugin, Translator, Conditional):
         fake, rec = out[: src.shape[0]], out[src.shape[0]:]
         adv, cls = self.nets["D"](fake)
         loss_adv = g_loss(cfg.loss, adv)
-        if "C" in self.nets:  # the separate real-face classifier, in eval mode
-            cls_c = self.real_classifier_logits(fake)
-            loss_cls = F.cross_entropy(cls_c, c_t)
+        if "C" in self.nets:  # the separate real-face classifier, in eval mode, on c_reads per image
+            pick = self._c_reads(n, fake.device)
+            cls_c, c_c = self.real_classifier_logits(fake[pick]), c_t[pick]
+            loss_cls = F.cross_entropy(cls_c, c_c)
         else:
             loss_cls = self._cls_g(cls, c_t)
         loss_rec = (rec - x).abs().mean()
@@ -302,7 +315,7 @@ class CCycleGAN(AdversarialPlugin, Translator, Conditional):
             logs["loss_cyc"] = loss_cyc.item()
         logs["acc_target_d"] = (cls.argmax(1) == c_t).float().mean().item()
         if "C" in self.nets:
-            logs["acc_target_c"] = (cls_c.argmax(1) == c_t).float().mean().item()
+            logs["acc_target_c"] = (cls_c.argmax(1) == c_c).float().mean().item()
         return loss_g, logs
 
     def bn_calibration_inputs(self, n: int, generator: torch.Generator) -> None:

@@ -86,6 +86,8 @@ def test_ccyclegan_default_reads_its_target_class_loss_from_the_real_face_classi
     logs = [model.training_step(Batch(x, c), s) for s in range(25)]
     assert {"loss_c", "c_acc_real", "acc_target_c", "acc_target_d"} <= set(logs[0])
     assert sum(step["c_acc_real"] for step in logs[-5:]) / 5 > 0.6, [step["c_acc_real"] for step in logs]
+    picks = model._c_reads(4, torch.device("cpu"))  # one of each image's 6 translations (c_reads = 1)
+    assert picks.shape == (4,) and torch.equal(picks // 6, torch.arange(4))
     shared = build_model(resolve_config("ccyclegan", "default", ["model.ch=8", "model.classifier=shared"]),
                          SPEC, torch.device("cpu"))
     assert "C" not in shared.nets and "acc_target_c" not in shared.training_step(Batch(x, c), 0)
