@@ -43,7 +43,13 @@ Configs:
     ``default``    SNGAN-style nets: G the standard-CNN generator with conditional batch norm, E a
                    strided-conv encoder with z and class heads, D the BigBiGAN joint discriminator with
                    unary scores and a projection term for c (Miyato & Koyama 2018); hinge loss, G EMA
-                   for sampling, horizontal flips, same EFL schedule.
+                   for sampling, horizontal flips, same EFL schedule, and an auxiliary class loss for G
+                   read from a real-face classifier C (``aux_cls_weight``, as the cGAN ``default``).
+
+``aux_cls_weight > 0`` adds ``aux_cls_weight * CE(C(G(z, c)), c)`` to the G+E loss, where C is a small
+BatchNorm classifier trained on real faces only (:meth:`~.adversarial.AdversarialPlugin.init_real_classifier`);
+E's own class head is not used for it, since E is updated with G and could learn to read G's fakes
+(the collusion the ACGAN's shared head showed). 0 is the paper's BiCoGAN.
 Capabilities: ``sample``, ``conditional``, ``encode``, ``translate`` (x -> E_z(x) -> G(E_z(x), c_target):
 the person is carried by z, the expression by c). Sampling uses the EMA generator when enabled;
 encode / reconstruct / translate use E and the training G (E was trained to invert that one).
@@ -89,12 +95,18 @@ class BiCoGANConfig(BiGANConfig):
     Attributes:
         real_c: class vector paired with real images in D: ``true`` or ``encoded`` (module docstring).
         efl_alpha, efl_rho, efl_phi: the EFL weight schedule gamma = min(alpha exp(rho t), phi).
+        aux_cls_weight: weight of G's class loss read from the real-face classifier C (0 = no C).
+        cls_ch: width of C.
+        lr_c: Adam learning rate of C.
     """
 
     real_c: str = field(default="true", metadata={'choices': ['true', 'encoded']})
     efl_alpha: float = field(default=1.0, metadata={'min': 0})
     efl_rho: float = 0.5
     efl_phi: float = field(default=10.0, metadata={'min': 0})
+    aux_cls_weight: float = field(default=0.0, metadata={'min': 0})
+    cls_ch: int = field(default=24, metadata={'min': 1})
+    lr_c: float = field(default=1e-3, metadata={'gt': 0})
 
 
 class RefDiscriminator(nn.Module):
@@ -126,8 +138,9 @@ class BiCoGAN(AdversarialPlugin, Sampler, Conditional, Encoder, Translator):
     name = "bicogan"
     capabilities = frozenset({"sample", "conditional", "encode", "translate"})
     Config = BiCoGANConfig
+    training_only_nets = frozenset({"D", "C"})
     named_configs = {
-        "default": {"train.ema": True, "train.batch_size": 64, "train.steps": 20000},
+        "default": {"train.ema": True, "train.batch_size": 64, "train.steps": 20000, "model.aux_cls_weight": 1.0},
         "reference": {
             "model.arch": "reference", "model.z_dim": 100, "model.loss": "bce", "model.unary": False,
             "model.real_c": "true", "model.lr_g": 2e-4, "model.lr_e": 2e-4, "model.lr_d": 2e-4,
@@ -150,6 +163,8 @@ class BiCoGAN(AdversarialPlugin, Sampler, Conditional, Encoder, Translator):
                               "E": ConvEncoder(spec, cfg.z_dim, cfg.ch, num_classes=k),
                               "D": JointDiscriminator(spec, cfg.z_dim, cfg.ch, num_classes=k, unary=cfg.unary)},
         }, {"G": cfg.lr_g, "E": cfg.lr_e, "D": cfg.lr_d})
+        if cfg.aux_cls_weight > 0:
+            self.init_real_classifier(cfg.cls_ch, cfg.lr_c)
 
     # -- schedule ----------------------------------------------------------------------------
     def gamma(self, epoch: float) -> float:
@@ -170,6 +185,10 @@ class BiCoGAN(AdversarialPlugin, Sampler, Conditional, Encoder, Translator):
     g_nets = ("G", "E")
     g_loss_name = "loss_ge"
 
+    def pre_step(self, batch: Batch) -> dict[str, float]:
+        """C's cross-entropy step on the real batch (none without C)."""
+        return self.real_classifier_step(batch)
+
     def d_inputs(self, batch: Batch):
         x, c = batch.x, batch.c
         z = self.noise(x.shape[0])
@@ -183,18 +202,25 @@ class BiCoGAN(AdversarialPlugin, Sampler, Conditional, Encoder, Translator):
         return loss_d, {"d_real": real_s[0].mean().item(), "d_fake": fake_s[0].mean().item()}
 
     def g_objective(self, batch: Batch, ctx):
-        """The BiGAN value for G and E plus gamma(t) * EFL, t = ``batch.epoch``."""
+        """The BiGAN value for G and E plus gamma(t) * EFL, t = ``batch.epoch``, plus (with C)
+        ``aux_cls_weight`` * CE(C(G(z, c)), c)."""
         G, E, D = self.nets["G"], self.nets["E"], self.nets["D"]
         x, c = batch.x, batch.c
         z = self.noise(x.shape[0])
         c_fake = c
         z_hat, logits = E(x)
-        real_g, fake_g = D(x, z_hat, self._real_c(c, logits)), D(G(z, c_fake), z, self._onehot(c_fake))
+        fake = G(z, c_fake)
+        real_g, fake_g = D(x, z_hat, self._real_c(c, logits)), D(fake, z, self._onehot(c_fake))
         _, adv = pair_losses(self.cfg.loss, real_g, fake_g)
         efl = F.cross_entropy(logits.float(), c)
         gamma = self.gamma(batch.epoch)
-        return adv + gamma * efl, {"loss_adv_ge": adv.item(), "efl": efl.item(), "efl_gamma": gamma,
-                                   "acc_enc": (logits.argmax(1) == c).float().mean().item()}
+        logs = {"loss_adv_ge": adv.item(), "efl": efl.item(), "efl_gamma": gamma,
+                "acc_enc": (logits.argmax(1) == c).float().mean().item()}
+        loss = adv + gamma * efl
+        if "C" in self.nets:
+            loss_cls_g = F.cross_entropy(self.real_classifier_logits(fake), c_fake)
+            loss, logs["loss_cls_g"] = loss + self.cfg.aux_cls_weight * loss_cls_g, loss_cls_g.item()
+        return loss, logs
 
     # -- generation and capabilities ---------------------------------------------------------
     def sample(self, n: int, labels: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:

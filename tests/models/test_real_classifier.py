@@ -91,3 +91,20 @@ def test_ccyclegan_default_reads_its_target_class_loss_from_the_real_face_classi
     shared = build_model(resolve_config("ccyclegan", "default", ["model.ch=8", "model.classifier=shared"]),
                          SPEC, torch.device("cpu"))
     assert "C" not in shared.nets and "acc_target_c" not in shared.training_step(Batch(x, c), 0)
+
+
+def test_bicogan_default_reads_its_auxiliary_class_loss_from_the_real_face_classifier():
+    """BiCoGAN's ``default`` adds G's class loss read from C (not from E's class head, which is updated
+    with G); ``reference`` and ``aux_cls_weight=0`` are the paper's BiCoGAN without C."""
+    assert resolve_config("bicogan", "reference").model_cfg.aux_cls_weight == 0
+    torch.manual_seed(0)
+    cfg = resolve_config("bicogan", "default", ["model.ch=8", "model.cls_ch=8", "train.ema=false"])
+    model = build_model(cfg, SPEC, torch.device("cpu"))
+    assert cfg.model_cfg.aux_cls_weight == 1.0 and "C" in model.nets and "C" in model.training_only_nets
+    x, c = bars(14)
+    logs = [model.training_step(Batch(x, c, epoch=0.0), s) for s in range(25)]
+    assert {"loss_c", "c_acc_real", "loss_cls_g", "efl"} <= set(logs[0])
+    assert sum(step["c_acc_real"] for step in logs[-5:]) / 5 > 0.6, [step["c_acc_real"] for step in logs]
+    plain = build_model(resolve_config("bicogan", "default", ["model.ch=8", "model.aux_cls_weight=0"]), SPEC,
+                        torch.device("cpu"))
+    assert "C" not in plain.nets and "loss_cls_g" not in plain.training_step(Batch(x, c, epoch=0.0), 0)
