@@ -98,7 +98,8 @@ def run_point(suite: Suite, point: GridPoint, run_dir: Path, data_path: str | No
             status = read_json(run_dir / "status.json") or {}
         t1 = time.perf_counter()
         if suite.metrics or cfg.data.label_set in LABEL_SETS:
-            ev = evaluate_run(run_dir, metrics=suite.metrics or None, device=str(dev), data=cfg.data.path)
+            ev = evaluate_run(run_dir, metrics=suite.metrics or None, device=str(dev), data=cfg.data.path,
+                              ci_draws=suite.ci_draws)
         else:  # no FER2013 metric applies to other data (CelebA): a suite without metrics only trains
             ev = {}
         record.update(

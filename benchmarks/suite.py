@@ -82,6 +82,7 @@ class Suite:
         grid: the runs, in file order (model, then config, then seed).
         metrics: protocol names evaluated after training.
         curve_metric, curve_every: periodic evaluation during training ("" / 0 = off).
+        ci_draws: bootstrap draws of each metric's interval (None: the metrics' default, 200; 0: none).
         device: training and evaluation device.
         budget: ``{"steps": N}`` or ``{"minutes": M}``.
     """
@@ -95,6 +96,7 @@ class Suite:
     curve_every: int = 0
     device: str = "auto"
     budget: dict[str, Any] = field(default_factory=dict)
+    ci_draws: int | None = None
 
     def run_config(self, point: GridPoint, data: str | None = None, runs_dir: str | Path | None = None) -> RunConfig:
         """The resolved :class:`RunConfig` of ``point`` (``data`` sets ``data.path``).
@@ -153,7 +155,7 @@ def identity_hash(identity: dict) -> str:
 # the suite file's schema: field -> expected TOML type (checked before any value is used)
 _TOP_TYPES = {"description": str, "seeds": list, "device": str, "data": dict, "budget": dict,
               "train": dict, "eval": dict, "models": list}
-_EVAL_TYPES = {"metrics": list, "curve_metric": str, "curve_every": int}
+_EVAL_TYPES = {"metrics": list, "curve_metric": str, "curve_every": int, "ci_draws": int}
 _MODEL_TYPES = {"name": str, "configs": list, "set": dict, "seeds": list}
 _TOML_NAMES = {str: "a string", list: "a list", dict: "a table", int: "an integer"}
 
@@ -173,6 +175,8 @@ def _check_types(raw: dict, path: Path) -> None:
     ev = raw.get("eval", {})
     if isinstance(ev.get("curve_every"), int) and ev["curve_every"] < 0:
         raise SuiteError(f"{path}: [eval] curve_every = {ev['curve_every']} must be >= 0")
+    if isinstance(ev.get("ci_draws"), int) and ev["ci_draws"] < 0:
+        raise SuiteError(f"{path}: [eval] ci_draws = {ev['ci_draws']} must be >= 0")
     for m in ev.get("metrics", []):
         expect(m, str, "[eval] metrics entry")
     for i, entry in enumerate(raw.get("models", []), 1):
@@ -298,4 +302,4 @@ def load_suite(name_or_path: str | Path) -> Suite:
         raise SuiteError(f"{path}: name = {name!r} must be a plain name (letters, digits, '.', '_', '-', "
                          "starting with a letter or digit): it names the results folder results/<name>")
     return Suite(name, raw.get("description", ""), path, grid, metrics,
-                 curve_metric, curve_every, device, {bkey: bval})
+                 curve_metric, curve_every, device, {bkey: bval}, ev.get("ci_draws"))

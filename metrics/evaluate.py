@@ -54,6 +54,7 @@ def evaluate_run(
     checkpoint: str | int | None = "latest",
     reporter: EvalReporter | None = None,
     strict: bool = False,
+    ci_draws: int | None = None,
 ) -> dict:
     """Evaluate a checkpoint of a run and merge the results into ``run_dir/eval.json`` (atomically).
 
@@ -71,6 +72,8 @@ def evaluate_run(
         strict: refuse (before any work) when the run's training data fingerprint (status.json
             ``data_fingerprint``) differs from the evaluation data's; otherwise a warning line, stored in
             eval.json ``warnings``.
+        ci_draws: bootstrap draws of each entry's ``ci95`` (None: ``bootstrap.CI_DRAWS`` = 200; 0: no
+            intervals); stored in each entry as ``ci_draws``. Values do not depend on it.
 
     Returns:
         The merged eval.json content: ``{"metrics": {name: entry}, "references": {name: entry},
@@ -115,6 +118,8 @@ def evaluate_run(
     warnings = check_fingerprint(run_dir, train_fp, ds.fingerprint, path, strict)
     reporter = reporter or EvalReporter()
     ctx = EvalContext(model, ds, dev, evaluator_weights, inception_weights, reporter=reporter)
+    if ci_draws is not None:
+        ctx.ci_draws = int(ci_draws)
     ctx.image_words = "generated images"
     ctx.out_dir = run_dir
     commit = library_versions()["git_commit"]

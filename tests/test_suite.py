@@ -110,6 +110,8 @@ def test_dependencies_follow_runs_placeholders():
     ('train = 3\n', r"train = 3 must be a table"),
     ('[[models]]\nname = "gan"\nset = 3\n', r"\[\[models\]\] entry 1 set = 3 must be a table"),
     ('[eval]\ncurve_every = -1\n', r"curve_every = -1 must be >= 0"),
+    ('[eval]\nci_draws = -5\n', r"\[eval\] ci_draws = -5 must be >= 0"),
+    ('[eval]\nci_draws = "many"\n', r"\[eval\] ci_draws = 'many' must be an integer"),
 ])
 def test_suite_values_of_the_wrong_type_are_refused_in_one_line(tmp_path, text, message):
     from exprbench.benchmarks.suite import SuiteError, load_suite
@@ -122,3 +124,9 @@ def test_suite_values_of_the_wrong_type_are_refused_in_one_line(tmp_path, text, 
     p.write_text(top + head + body + (tail if top == "" or "models" not in top else ""))
     with pytest.raises(SuiteError, match=message):
         load_suite(p)
+
+
+def test_suite_ci_draws_reaches_the_suite():
+    """``[eval] ci_draws`` (the smoke suite's cheaper intervals) is parsed; absent means the metrics' default."""
+    assert load_suite("smoke").ci_draws == 20
+    assert load_suite("cpu").ci_draws is None

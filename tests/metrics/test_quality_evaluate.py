@@ -162,3 +162,12 @@ def test_references_beyond_the_test_split(world):
     print_eval(res, console=Console(file=buf, width=250), only=["fid300_train", "ifid350_train"])
     out = buf.getvalue()
     assert "(N=210)" in out and "protocol's N=300" in out and "at most 50 each" in out
+
+
+def test_ci_draws_override_keeps_values(world):
+    """``evaluate_run(ci_draws=k)``: entries record k draws, and the values equal those at 200 draws."""
+    res = evaluate_run(world["run"], metrics=["fid70_train", "acc_gen70"], device="cpu", evaluator_weights=world["ev"],
+                       ci_draws=10)
+    for name in ("fid70_train", "acc_gen70"):
+        e = res["metrics"][name]
+        assert e["ci_draws"] == 10 and e["value"] == pytest.approx(world["res"]["metrics"][name]["value"], rel=1e-6), name
