@@ -139,13 +139,19 @@ def sheets(rep: Report, w: _Writer, skipped: Skipped) -> dict[tuple[str, str], F
                     _missing(w, skipped, name, _title(model, config), why)
                 continue
             title = f"{_title(model, config)} ({note}): {fi.what or what}"
-            if kind == "samples" and len(fi.rows) == 1:
+            if kind == "samples" and unconditional(fi):
                 title += ", unconditional"
             if fi.fallback:
                 title += f"\n[{fi.fallback}: no figures/{kind}.png in this run]"
                 skipped.append((name, f"{why}; {fi.fallback} is shown instead"))
             _sheet(w, name, title, fi)
     return samples
+
+
+def unconditional(fi: FigureInput) -> bool:
+    """A sample grid whose rows are not classes: one row, or rows without labels (an unconditional G
+    drawn on the conditional models' 7-row grid)."""
+    return len(fi.rows) <= 1 or not any(fi.rows)
 
 
 def _crop(fi: FigureInput, img: np.ndarray, n: int) -> tuple[np.ndarray, tuple[str, ...]]:
@@ -166,8 +172,8 @@ def comparison_sheet(samples: dict, w: _Writer, skipped: Skipped, per_cell: int 
     keys = sorted(samples)
     fig, axes = plt.subplots(1, len(keys), figsize=(len(keys) * per_cell * 0.45 + 1.0, 7 * 0.45 + 0.6),
                              squeeze=False)
-    missing = []
-    for i, (ax, key) in enumerate(zip(axes[0], keys)):
+    missing, labelled = [], None  # class names are written once, left of the first panel that has them
+    for ax, key in zip(axes[0], keys):
         fi = samples[key]
         label = f"{key[0]}/{key[1]}" if key[1] else key[0]
         if fi is None or fi.fallback:
@@ -176,10 +182,14 @@ def comparison_sheet(samples: dict, w: _Writer, skipped: Skipped, per_cell: int 
             missing.append(label)
             continue
         img, _ = _crop(fi, fi.image(), per_cell)
-        _show(ax, img, fi.rows, (), ylabels=i == 0 or len(fi.rows) > 1)
+        uncond = unconditional(fi)
+        show = not uncond and tuple(fi.rows) != labelled  # other panels' labels would overlap their left neighbour
+        _show(ax, img, () if uncond else fi.rows, (), ylabels=show)
+        labelled = tuple(fi.rows) if show else labelled
         ax.set_xticks([])
-        ax.set_title(label + ("*" if len(fi.rows) == 1 else ""), fontsize=8)
-    fig.suptitle("samples per class, median-FID seed (* unconditional: one row of random draws)", fontsize=8)
+        ax.set_title(label + ("*" if uncond else ""), fontsize=8)
+    fig.suptitle("samples per class (rows as labelled at the left), median-FID seed "
+                 "(* unconditional: rows are random draws, not classes)", fontsize=8)
     w.save(fig, "comparison")
     if missing:
         skipped.append(("comparison", f"placeholder panels for {', '.join(missing)} (no figures/samples.png)"))

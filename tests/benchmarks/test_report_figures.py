@@ -72,6 +72,8 @@ def test_comparison_has_one_panel_per_model(results, tmp_path):
     assert [p["title"] for p in panels] == ["cgan/default", "ddpm/images", "gan/default*", "vae/default"]
     assert panels[0]["images"] == [(7 * 12, 4 * 12)]  # the first 4 latents of each class
     assert panels[2]["images"] == [(12, 4 * 12)]  # unconditional: one row
+    # class names once, left of the first conditional panel (elsewhere they overlapped the neighbour)
+    assert panels[0]["y"] == CLASSES and all(not any(p["y"]) for p in panels[1:])
     assert panels[3]["images"] == [] and "no samples.png" in panels[3]["texts"]
     assert "placeholder panels for ddpm/images, vae/default" in dict(skipped)["comparison"]
 
@@ -126,3 +128,14 @@ def test_report_imports_no_model_and_no_dataset_code(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == []
+
+
+def test_unlabelled_rows_are_an_unconditional_grid(results, tmp_path):
+    """An unconditional G drawn on the 7-row grid (rows labelled "") is marked unconditional, with no
+    class labels, in its sheet and in the comparison."""
+    write_figure_inputs(results / "runs" / "gan-default-s1", classes=[""] * 7)
+    w, skipped = _Recorder(tmp_path / "f"), []
+    comparison_sheet(sheets(build_report(results), w, skipped), w, skipped)
+    assert w.axes["samples_gan-default"][0]["title"].endswith(", unconditional")
+    gan = next(p for p in w.axes["comparison"] if p["title"].startswith("gan/"))
+    assert gan["title"] == "gan/default*" and not any(gan["y"])
