@@ -21,8 +21,10 @@ install: $(STAMP)
 train: $(STAMP)
 	$(BIN)/exprbench train cgan --data $(DATA) --out results/runs/cgan-quickstart --resume $(TRAIN_ARGS)
 
+# -n auto: one pytest-xdist worker per core (the smoke-suite gate runs first, on one of them)
+TEST_ARGS ?= -n auto
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(TEST_ARGS)
 
 perf: $(STAMP)
 	$(BIN)/python -m pytest benchmarks/perf --benchmark-enable --benchmark-only --benchmark-autosave

@@ -134,3 +134,14 @@ def bench_results(tmp_path_factory):
     p.write_text(p.read_text().replace("seeds = [0]", "seeds = [0, 1]"))
     run_suite(load_suite(p), tmp / "out", data_path=str(data), progress=False)
     return tmp / "out"
+
+
+# The longest tests first, so that under pytest-xdist (``make test``: ``-n auto``) one worker starts on
+# the smoke-suite gate at once while the others take the rest, instead of the gate starting last.
+LONGEST_FIRST = ("tests/test_smoke_suite.py",)
+
+
+def pytest_collection_modifyitems(config, items):
+    first = [it for it in items if it.nodeid.startswith(LONGEST_FIRST)]
+    if first:
+        items[:] = first + [it for it in items if not it.nodeid.startswith(LONGEST_FIRST)]

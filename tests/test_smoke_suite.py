@@ -25,9 +25,11 @@ BENCH_OPTIONS = ["--seed", "0"]
 
 @pytest.fixture
 def all_cores():
-    """The smoke suite is the one heavy test: let it use every core (the others run single-threaded)."""
+    """The smoke suite is the one heavy test: in a serial run let it use every core (the others run
+    single-threaded); under pytest-xdist (``make test``) the other workers have the other cores."""
     before = torch.get_num_threads()
-    torch.set_num_threads(os.cpu_count() or 1)
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        torch.set_num_threads(os.cpu_count() or 1)
     yield
     torch.set_num_threads(before)
 
