@@ -163,15 +163,17 @@ def criteria_table(protocols: Sequence[dict], series, degradations: Sequence[str
             row["progress"] = Verdict(NA, NOT_QUALITY[fam])
         elif not have_progress:
             row["progress"] = Verdict(NA, "no --progress run given")
+        elif not (s := series(p["protocol"], "progress", None)):
+            row["progress"] = Verdict(NA, "not studied (updated without --progress)")
         else:
-            s = series(p["protocol"], "progress", None)
             row["progress"] = ranked([par for _, par, _, _ in s], [v for _, _, v, _ in s], direction)
         if fam not in DISTANCE_FAMILIES:
             row["dynamic range"] = Verdict(NA, "not a distance")
         elif not have_pair:
             row["dynamic range"] = Verdict(NA, "no --pair runs given")
+        elif not (s := {st: v for st, _, v, _ in series(p["protocol"], "pair", None)}):
+            row["dynamic range"] = Verdict(NA, "not studied (updated without --pair)")
         else:
-            s = {st: v for st, _, v, _ in series(p["protocol"], "pair", None)}
             row["dynamic range"] = dynamic_range(s.get(1), s.get(0))
         rows.append(row)
     return rows

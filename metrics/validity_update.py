@@ -24,6 +24,8 @@ SETTINGS = {"quick": "--quick", "n": "--n", "ci_draws": "--ci-draws", "progress"
             "pair": "--pair runs", "fingerprint": "the data fingerprint", "evaluator_sha256": "the evaluator weights sha256",
             "per_class_n": "the per-class count", "seed": "the study seed", "ci_tolerance": "the monotone tolerance",
             "strengths": "the strengths", "drop_order": "the emotion drop order", "cas_conditions": "the CAS conditions"}
+# run settings an update may leave out (its protocols then have no progress / pair records)
+RUN_SETTINGS = ("progress", "pair")
 STUDY_KEYS = ("study", "records", "criteria", "skipped")
 NOT_IN_UPDATE = ("what", "drop_labels", "per_class_note", "strengths", "cas_conditions", "updates")
 
@@ -73,6 +75,9 @@ def _show(v) -> str:
 def check_update(stored: dict, meta: dict, where: Path) -> None:
     """Refuse an update whose settings differ from those of the stored study or of any earlier update.
 
+    An update may leave out the study's ``--progress`` / ``--pair`` runs (e.g. when they are no longer on
+    disk): its protocols then get no progress / pair records and those criteria cells read n.a.
+
     Args:
         stored: the stored study (:func:`load_study`).
         meta: the new run's metadata (:func:`~.validity.run_study`), before any image is scored.
@@ -82,11 +87,13 @@ def check_update(stored: dict, meta: dict, where: Path) -> None:
         UserError: the first setting (:data:`SETTINGS`, a feature space's weights sha256) that differs.
     """
     new = settings(meta)
-    for entry in [stored["study"], *stored["study"].get("updates", [])]:
+    for i, entry in enumerate([stored["study"], *stored["study"].get("updates", [])]):
         old = settings(entry)
         for key in [*SETTINGS, *sorted(k for k in new if k.startswith("sha256 "))]:
             if key not in old or key not in new or old[key] == new[key]:
                 continue
+            if key in RUN_SETTINGS and (not new[key] or (i > 0 and not old[key])):
+                continue  # an update without these runs studies no progress / pair: those cells read n.a.
             if _runs(key, old[key]) == _runs(key, new[key]):
                 continue
             what = SETTINGS.get(key) or f"the {key.split(' ', 1)[1]} weights sha256"

@@ -27,7 +27,7 @@ def validate_cmd(
     ci_draws: Optional[int] = typer.Option(None, "--ci-draws", min=0, help="Bootstrap draws of the intervals that set the monotone tolerance (default 50; --quick: 0)."),
     progress: List[Path] = typer.Option([], "--progress", help="A run directory with several checkpoints/step_*.pt, or several run directories (repeat the option): checkpoints ranked in training order."),
     pair: Optional[Tuple[Path, Path]] = typer.Option(None, "--pair", help="UNTRAINED_RUN FACES_RUN: dynamic range of the distances (untrained >= 3 x faces)."),
-    update: bool = typer.Option(False, "--update", help="Add to the study already in --out: the protocols studied now replace theirs, the others' records are kept, the table is judged again. Needs the study's --n, --ci-draws, --quick, --progress, --pair, data and evaluator weights."),
+    update: bool = typer.Option(False, "--update", help="Add to the study already in --out: the protocols studied now replace theirs, the others' records are kept, the table is judged again. Needs the study's --n, --ci-draws, --quick, data and evaluator weights; --progress and --pair as the study's, or left out (those cells then read n.a.)."),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     data: Optional[str] = typer.Option(None, "--data", help="FER2013 zip, csv or folder (default: $EXPRBENCH_DATA)."),
     evaluator_weights: Optional[Path] = typer.Option(None, "--evaluator-weights", help="Evaluator weights (default: the shipped ones)."),
@@ -51,6 +51,10 @@ def validate_cmd(
     names = [m.strip() for item in only for m in item.split(",") if m.strip()]
     checkpoint_points(progress, pair)  # bad runs before any work
     err = Console(stderr=True)
+    for given, flag in ((progress, "--progress"), (pair, "--pair")):
+        if update and not given and stored["study"].get(flag[2:]):
+            err.print(f"warning: --update without {flag}: the protocols studied now get no {flag[2:]} records "
+                      "(their cells read n.a.)", highlight=False, soft_wrap=True)
     opts = StudyOptions(n=n or (QUICK_N if quick else STUDY_N), quick=quick, only=names, cas=cas,
                         ci_draws=(0 if quick else 50) if ci_draws is None else ci_draws, progress=list(progress),
                         pair=tuple(pair) if pair else None, device=device, data=data,

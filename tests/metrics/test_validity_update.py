@@ -110,8 +110,6 @@ def test_merge_replaces_the_studied_protocol_and_judges_again(tmp_path):
     ({"quick": True}, "--quick"),
     ({"data": {"fingerprint": "0" * 64}}, "data fingerprint"),
     ({"progress": ["/runs/a@1", "/runs/a@2"]}, "--progress"),
-    ({"progress": []}, "--progress"),
-    ({"pair": None}, "--pair"),
     ({"pair": {"untrained": "/runs/x", "faces": "/runs/a"}}, "--pair"),
     ({"evaluator_sha256": "1" * 64}, "evaluator weights sha256"),
     ({"extractors_sha256": {"fer-multilayer": "1" * 64}}, "fer-multilayer weights sha256"),
@@ -135,6 +133,21 @@ def test_check_update_accepts_the_same_settings(tmp_path, monkeypatch):
     later = merge_study(stored, _study(["acc_gen"], evaluator_sha256="e" * 64), "update")
     with pytest.raises(UserError, match="evaluator weights sha256"):  # an earlier update recorded it
         check_update(later, {**stored["study"], "evaluator_sha256": "1" * 64}, "out")
+
+
+def test_update_without_the_study_runs_leaves_their_cells_na():
+    stored = _study(["fid10k_train", "acc_gen"], [CAS_SKIP])
+    check_update(stored, {**stored["study"], "progress": [], "pair": None}, "out")  # runs no longer on disk
+    new = _study(["cas"], progress=[], pair=None)
+    new["records"] = [r for r in new["records"] if r["condition"] not in ("progress", "pair")]
+    merged = merge_study(stored, new, "exprbench metrics validate --only cas --cas --update")
+    cas = {c["protocol"]: c for c in merged["criteria"]}["cas"]
+    assert "updated without --progress" in cas["progress"] and cas["drop_emotions"].startswith("pass")
+    assert merged["criteria"][:2] == stored["criteria"]  # the other protocols keep their progress cells
+    assert merged["study"]["progress"] == stored["study"]["progress"]
+    check_update(merged, stored["study"], "out")  # a later update may give the study's runs again
+    with pytest.raises(UserError, match="--progress"):
+        check_update(merged, {**stored["study"], "progress": ["/runs/b@1"]}, "out")
 
 
 def test_load_study_needs_a_study(tmp_path):
