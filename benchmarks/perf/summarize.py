@@ -24,11 +24,13 @@ def table(run: dict) -> str:
         e = b.get("extra_info", {})
         if "gflop_per_img" not in e:
             continue
+        gflop = "–" if e["gflop_per_img"] is None else f"{e['gflop_per_img']:.3f}"
+        rate = "–" if e.get("gflop_per_s") is None else f"{e['gflop_per_s']:.1f}"
         rows.append(f"| {e['model']} | {e['config']} | {e['memory_format']} | {e['threads']} | {e['img_per_s']:.1f} | "
-                    f"{e['gflop_per_img']:.3f} | {e['gflop_per_s']:.1f} |")
+                    f"{gflop} | {rate} |")
     machine = run.get("machine_info", {})
     cpu = machine.get("cpu", {}).get("brand_raw", machine.get("processor", "?"))
-    return f"{cpu}, torch {run.get('commit_info', {}).get('id', '')[:8]}\n\n" + "\n".join(rows)
+    return f"{cpu}, commit {run.get('commit_info', {}).get('id', '')[:8]}\n\n" + "\n".join(rows)
 
 
 if __name__ == "__main__":
