@@ -97,8 +97,8 @@ def test_train_step_img_per_s(benchmark, threads, name, config, fmt):
     benchmark.pedantic(model.training_step, args=(batch, 1), rounds=5, iterations=1, warmup_rounds=1)
     img_s = BATCH / benchmark.stats.stats.mean
     benchmark.extra_info.update({"model": name, "config": config, "memory_format": fmt, "img_per_s": img_s,
-                                 "gflop_per_img": flops, "gflop_per_s": None if flops is None else flops * img_s, "device": str(device),
-                                 "threads": threads, "batch": BATCH})
+                                 "gflop_per_img": flops, "gflop_per_s": None if flops is None else flops * img_s,
+                                 "device": str(device), "threads": threads, "batch": BATCH})
 
 
 @pytest.mark.parametrize("name", MODELS.names())
