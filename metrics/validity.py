@@ -149,7 +149,7 @@ def study_protocols(only: Sequence[str], n: int, per_class_n: int, evaluator_wei
         if why:
             skipped.append({"protocol": name, "space": s.extractor, "reason": why})
             continue
-        specs.append(s.with_n(per_class_n if s.per_class else n))
+        specs.append(s if s.extractor == CAS_NAME else s.with_n(per_class_n if s.per_class else n))
     return specs, skipped
 
 
@@ -181,18 +181,18 @@ class _Scorer:
     def __init__(self, specs, ds, dev, opts: StudyOptions) -> None:
         self.specs, self.ds, self.dev, self.opts = specs, ds, dev, opts
 
-    def _specs(self, condition: str, cas_only: bool = False):
-        return [s for s in self.specs if (s.extractor != CAS_NAME and not cas_only)
-                or (s.extractor == CAS_NAME and condition in CAS_CONDITIONS)]
+    def _specs(self, condition: str, cas: str = "with"):
+        return [s for s in self.specs if (s.extractor != CAS_NAME and cas != "only")
+                or (s.extractor == CAS_NAME and condition in CAS_CONDITIONS and cas != "without")]
 
-    def _run(self, ctx, condition: str, cas_only: bool = False) -> dict:
+    def _run(self, ctx, condition: str, cas: str = "with") -> dict:
         from .fidelity_inputs import drop_generated_cache
         from .references import run_protocol
 
         ctx.ci_draws = self.opts.ci_draws
         out = {}
         try:
-            for s in self._specs(condition, cas_only):
+            for s in self._specs(condition, cas):
                 c = time.process_time()
                 e = run_protocol(s, ctx, real=False)
                 e["cpu_s"] = round(time.process_time() - c, 2)
@@ -201,13 +201,14 @@ class _Scorer:
         finally:
             drop_generated_cache(ctx.gen_cache_names)
 
-    def images(self, images, labels, what: str, condition: str, cas_only: bool = False) -> dict:
+    def images(self, images, labels, what: str, condition: str, cas: str = "with") -> dict:
+        """Scores of the images by the protocols of ``condition``; ``cas``: "with", "without" or "only" CAS."""
         from .images_eval import ImagesContext
         from .images_source import ImageSet
 
         iset = ImageSet(images, labels, {"path": what, "n": int(images.shape[0])})
         ctx = ImagesContext(iset, what, self.ds, self.dev, self.opts.evaluator_weights, self.opts.inception_weights)
-        return self._run(ctx, condition, cas_only)
+        return self._run(ctx, condition, cas)
 
     def model(self, model, condition: str) -> dict:
         from .context import EvalContext
@@ -296,6 +297,18 @@ def run_study(opts: StudyOptions) -> dict:
         raise UserError("no protocol left to study: " + "; ".join(f"{s['protocol']}: {s['reason']}" for s in skipped))
     for s in skipped:
         opts.log(f"skip {s['protocol']} ({s['space']}): {s['reason']}")
+    cas_spec = next((s for s in specs if s.extractor == CAS_NAME), None)
+    cas_note = None
+    if cas_spec is not None:  # CAS tests on PrivateTest: it is trained on its real baseline's train faces
+        from .classaware import CAS, balanced_real_subset
+
+        cas_per = cas_spec.n_samples // k
+        cas_imgs, cas_labs = balanced_real_subset(train, cas_per, CAS.seed + 1)
+        short = [ds.class_names[c] for c, m in enumerate(torch.bincount(train.labels, minlength=k).tolist())
+                 if m < cas_per]
+        cas_note = (f"{cas_per * k:,} real train faces, {cas_per:,} per emotion (seed {CAS.seed + 1}"
+                    + (f"; {', '.join(short)} drawn with replacement" if short else "")
+                    + "): the set of CAS's real-data baseline; each classifier is tested on all PrivateTest faces")
     strengths = (0, 2, 4) if opts.quick else (0, 1, 2, 3, 4)
     order = _drop_order(ds)
     evaluator_sha, spaces_sha = _weights_sha256(specs, opts)
@@ -304,7 +317,7 @@ def run_study(opts: StudyOptions) -> dict:
         "n": opts.n, "per_class_n": per_class_n, "per_class_note": (
             f"per-class protocols at {per_class_n // k} per emotion: the smallest emotion of the scored faces has {per}"),
         "seed": STUDY_SEED, "quick": opts.quick, "cas": any(s.extractor == CAS_NAME for s in specs),
-        "cas_conditions": list(CAS_CONDITIONS), "ci_draws": opts.ci_draws, "ci_tolerance": CI_TOLERANCE,
+        "cas_conditions": list(CAS_CONDITIONS), "cas_scored": cas_note, "ci_draws": opts.ci_draws, "ci_tolerance": CI_TOLERANCE,
         "strengths": {n_: [d.levels[s] for s in strengths] for n_, d in DEGRADATIONS.items()},
         "what": {n_: d.what for n_, d in DEGRADATIONS.items()},
         "drop_order": [ds.class_names[c] for c in order],
@@ -340,22 +353,30 @@ def run_study(opts: StudyOptions) -> dict:
         for st in strengths[1:]:
             add(timed(f"{name} {d.levels[st]}", lambda: scorer.images(d.apply(imgs, st), labs, f"{name}-{st}", name)),
                 name, st, d.levels[st])
-    cas_base = scorer.images(imgs, labs, "privatetest", "drop_emotions", cas_only=True) if any(
-        s.extractor == CAS_NAME for s in specs) else {}
+    cas_base = timed("CAS: real train faces (strength 0)", lambda: scorer.images(
+        cas_imgs, cas_labs, "train-balanced", "drop_emotions", cas="only")) if cas_spec is not None else {}
     mode_base = {**base, **cas_base}
     add(mode_base, "drop_emotions", 0, "")
     for i in sub:
         m = DROPPED[i - 1]
         gone = [ds.class_names[c] for c in order[:m]]
         x = drop_emotions(imgs, labs, order[:m], STUDY_SEED)
-        add(timed(f"drop {', '.join(gone)}", lambda: scorer.images(x, labs, f"drop-{m}", "drop_emotions")),
+        add(timed(f"drop {', '.join(gone)}", lambda: scorer.images(x, labs, f"drop-{m}", "drop_emotions", "without")),
             "drop_emotions", i, ",".join(gone))
+        if cas_spec is not None:
+            xc = drop_emotions(cas_imgs, cas_labs, order[:m], STUDY_SEED)
+            add(timed(f"CAS: drop {', '.join(gone)}", lambda: scorer.images(
+                xc, cas_labs, f"cas-drop-{m}", "drop_emotions", "only")), "drop_emotions", i, ",".join(gone))
     add(mode_base, "collapse", 0, "all")
     for i in sub:
         kk = COLLAPSE_K[i - 1]
         x, y = collapse(imgs, labs, kk, STUDY_SEED)
-        add(timed(f"collapse to {kk} faces", lambda: scorer.images(x, y, f"collapse-{kk}", "collapse")),
+        add(timed(f"collapse to {kk} faces", lambda: scorer.images(x, y, f"collapse-{kk}", "collapse", "without")),
             "collapse", i, kk)
+        if cas_spec is not None:
+            xc, yc = collapse(cas_imgs, cas_labs, kk, STUDY_SEED)
+            add(timed(f"CAS: collapse to {kk} faces", lambda: scorer.images(
+                xc, yc, f"cas-collapse-{kk}", "collapse", "only")), "collapse", i, kk)
     add(base, "memorisation", 0, 0.0)
     for i in sub:
         f = MEMORISED[i - 1]

@@ -76,8 +76,10 @@ def notes(result: dict) -> list[str]:
            "by recall (pr), coverage (dc), intra-class FID, label accuracy and CAS",
            f"progress: Spearman rho of checkpoint step vs value >= {RANK_MIN}; dynamic range: distance of the "
            f"untrained-looking run >= {DYNAMIC_RANGE:g} x that of the face-drawing run",
-           ("CAS: trains a classifier per condition on the scored images, run for " + ", ".join(m["cas_conditions"])
-            + " only (its strength-0 value is optimistic: trained and tested on PrivateTest)") if m["cas"]
+           ("CAS: trains a classifier per condition, run for " + ", ".join(m["cas_conditions"]) + " only; "
+            + (f"its mode-dropping and collapse sets are {m['cas_scored']}" if m.get("cas_scored") else
+               "trained on the scored images (its strength-0 value is optimistic: trained and tested on PrivateTest)"))
+           if m["cas"]
            else "CAS: not run (pass --cas; it trains a classifier per condition, about 2 min each on CPU)"]
     out[1:1] = [f"update {u['date']} (--update): studied {', '.join(u['protocols'])} at the same settings, commit "
                 f"{u['commit']}, {u['hardware']['device']}, {u['wall_s']:.0f} s ({u['cpu_s']:.0f} s CPU); their "

@@ -136,8 +136,9 @@ def merge_study(stored: dict, result: dict, command: str, date: str | None = Non
     Returns:
         The merged study: records of ``result``'s protocols replace theirs, other records unchanged and in
         their order; criteria and verdicts judged again from the merged records; ``skipped`` without the
-        protocols studied now; ``study`` the stored one, with ``cas`` set when CAS was studied and the new
-        run's metadata appended to ``updates``.
+        protocols studied now; ``study`` the stored one, with ``cas`` set when CAS was studied (and
+        ``cas_scored``, what its classifiers were trained on, taken from the update) and the new run's
+        metadata appended to ``updates``.
     """
     from .validity import judge
 
@@ -152,6 +153,8 @@ def merge_study(stored: dict, result: dict, command: str, date: str | None = Non
     skipped.update({s["protocol"]: s for s in result["skipped"] if s["protocol"] not in studied})
     meta = copy.deepcopy(stored["study"])
     meta["cas"] = bool(meta.get("cas")) or bool(result["study"].get("cas"))
+    if result["study"].get("cas_scored"):  # what CAS was trained on now (its earlier records are replaced)
+        meta["cas_scored"] = result["study"]["cas_scored"]
     update = {k: v for k, v in result["study"].items() if k not in NOT_IN_UPDATE}
     update.update(protocols=now, command=command,
                   date=date or datetime.now(timezone.utc).replace(microsecond=0).isoformat())
