@@ -36,6 +36,7 @@ from exprbench.errors import UserError
 from .degrade import DEGRADATIONS, collapse, drop_emotions, memorise
 from .names import CAS_NAME, EXTRACTOR_NAME
 from .spec import METRICS, MetricSpec, resolve_metric
+from .validity_criteria import CAS_CONDITIONS, judge, protocol_row
 
 STUDY_N = 3000  # generated images of every sample-based protocol in the study
 QUICK_N = 500
@@ -44,7 +45,6 @@ STUDY_TABLES = ("fidelity", "coverage", "class_aware")
 DROPPED = (1, 2, 3)  # emotions removed
 COLLAPSE_K = (1000, 100, 10)  # distinct faces kept
 MEMORISED = (0.25, 0.5, 1.0)  # fraction of train faces submitted
-CAS_CONDITIONS = ("drop_emotions", "collapse", "progress", "pair")
 
 
 @dataclass
@@ -234,33 +234,6 @@ def _weights_sha256(specs, opts: StudyOptions) -> tuple[str | None, dict[str, st
     spaces = {s.extractor: extractor_info(s.extractor, opts.evaluator_weights, opts.inception_weights)[1]
               for s in specs if s.extractor in EXTRACTORS}
     return evaluator, spaces
-
-
-def protocol_row(protocol: str, family: str, space: str, direction: str) -> dict:
-    """A studied protocol as :func:`judge` and the criteria table read it (``cas``: the CAS classifier space)."""
-    return {"protocol": protocol, "family": family, "space": space, "direction": direction, "cas": space == CAS_NAME}
-
-
-def judge(records: Sequence[dict], protocols: Sequence[dict], have_progress: bool, have_pair: bool
-          ) -> tuple[list[dict], list[dict]]:
-    """The criteria rows (cells ``pass (stat)``) and the verdict rows (statuses) of studied protocols.
-
-    Args:
-        records: the study's records (:func:`run_study`), any order.
-        protocols: ``{"protocol", "family", "space", "direction", "cas"}`` per protocol, in table order.
-        have_progress, have_pair: whether the study scored training progress / the pair of runs.
-    """
-    from .validity_criteria import criteria_table
-
-    def series(protocol: str, condition: str, key):
-        rows = sorted((r for r in records if r["protocol"] == protocol and r["condition"] == condition),
-                      key=lambda r: r["strength"])
-        return [(r["strength"], r["param"], r[key] if key else r["value"], r.get(f"{key}_ci95") if key else r["ci95"])
-                for r in rows]
-
-    rows = criteria_table(protocols, series, list(DEGRADATIONS), have_progress, have_pair, CAS_CONDITIONS)
-    return ([{k: (v.cell() if hasattr(v, "cell") else v) for k, v in r.items()} for r in rows],
-            [{k: (v.status if hasattr(v, "status") else v) for k, v in r.items()} for r in rows])
 
 
 def run_study(opts: StudyOptions) -> dict:

@@ -11,7 +11,7 @@
 
 Which criterion applies to which protocol is read from its family (:data:`DETECTORS`, :data:`NOT_QUALITY`,
 :data:`DISTANCE_FAMILIES`), so a protocol registered later (another feature space's ``fid10k_train_ssl``)
-is judged like its family.
+is judged like its family. :func:`judge` turns a study's records into the criteria and verdict rows.
 """
 
 from __future__ import annotations
@@ -20,9 +20,13 @@ import math
 from dataclasses import dataclass
 from typing import Sequence
 
+from .degrade import DEGRADATIONS
+from .names import CAS_NAME
+
 CI_TOLERANCE = 0.25
 RANK_MIN = 0.8
 DYNAMIC_RANGE = 3.0
+CAS_CONDITIONS = ("drop_emotions", "collapse", "progress", "pair")  # the conditions CAS is scored under
 PASS, FAIL, NA = "pass", "fail", "n.a."
 # condition -> {family: detail key holding the statistic (None: the value), its direction (None: the protocol's)}
 DETECTORS: dict[str, dict[str, tuple[str | None, str | None]]] = {
@@ -177,3 +181,28 @@ def criteria_table(protocols: Sequence[dict], series, degradations: Sequence[str
             row["dynamic range"] = dynamic_range(s.get(1), s.get(0))
         rows.append(row)
     return rows
+
+
+def protocol_row(protocol: str, family: str, space: str, direction: str) -> dict:
+    """A studied protocol as :func:`judge` and the criteria table read it (``cas``: the CAS classifier space)."""
+    return {"protocol": protocol, "family": family, "space": space, "direction": direction, "cas": space == CAS_NAME}
+
+
+def judge(records: Sequence[dict], protocols: Sequence[dict], have_progress: bool, have_pair: bool
+          ) -> tuple[list[dict], list[dict]]:
+    """The criteria rows (cells ``pass (stat)``) and the verdict rows (statuses) of studied protocols.
+
+    Args:
+        records: the study's records (:func:`~.validity.run_study`), any order.
+        protocols: ``{"protocol", "family", "space", "direction", "cas"}`` per protocol, in table order.
+        have_progress, have_pair: whether the study scored training progress / the pair of runs.
+    """
+    def series(protocol: str, condition: str, key):
+        rows = sorted((r for r in records if r["protocol"] == protocol and r["condition"] == condition),
+                      key=lambda r: r["strength"])
+        return [(r["strength"], r["param"], r[key] if key else r["value"], r.get(f"{key}_ci95") if key else r["ci95"])
+                for r in rows]
+
+    rows = criteria_table(protocols, series, list(DEGRADATIONS), have_progress, have_pair, CAS_CONDITIONS)
+    return ([{k: (v.cell() if hasattr(v, "cell") else v) for k, v in r.items()} for r in rows],
+            [{k: (v.status if hasattr(v, "status") else v) for k, v in r.items()} for r in rows])

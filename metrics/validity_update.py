@@ -3,7 +3,7 @@
 The protocols studied now replace their records in the stored ``validity.json``; every other protocol's
 records are kept as stored. A criteria row reads only its own protocol's records and the study's settings
 (:func:`~.validity_criteria.criteria_table`), so the rows are judged again from the merged records
-(:func:`~.validity.judge`) once :func:`check_update` has made sure the update shares the study's settings.
+(:func:`~.validity_criteria.judge`) once :func:`check_update` has made sure the update shares the study's settings.
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ def check_update(stored: dict, meta: dict, where: Path) -> None:
 
 
 def _protocol(name: str, records: list[dict]) -> dict:
-    from .validity import protocol_row
+    from .validity_criteria import protocol_row
 
     r = next((r for r in records if r["protocol"] == name), None)
     if r is None:
@@ -140,7 +140,7 @@ def merge_study(stored: dict, result: dict, command: str, date: str | None = Non
         ``cas_scored``, what its classifiers were trained on, taken from the update) and the new run's
         metadata appended to ``updates``.
     """
-    from .validity import judge
+    from .validity_criteria import judge
 
     now = [c["protocol"] for c in result["criteria"]]
     kept = [r for r in stored["records"] if r["protocol"] not in now]
