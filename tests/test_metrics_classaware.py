@@ -60,6 +60,14 @@ def test_cas_and_cached_baseline(small, monkeypatch, tmp_path):
     assert C.cas_real_baseline(small, 10, proto) == base  # served from the cache
     C.cas_real_baseline(small, 10, C.CASProtocol(width=4, feat_dim=16, epochs=1, batch_size=32, seed=1))
     assert len(list((tmp_path / "metrics").glob("cas-real-*.json"))) == 2  # another recipe, another key
+    threads = torch.get_num_threads()
+    try:  # the classifier depends on the CPU thread count: another count, another key
+        torch.set_num_threads(threads + 1)
+        other = C.cas_real_baseline(small, 10, proto)
+    finally:
+        torch.set_num_threads(threads)
+    assert other["threads"] == threads + 1 and base["threads"] == threads
+    assert len(list((tmp_path / "metrics").glob("cas-real-*.json"))) == 3
 
 
 def test_balanced_real_subset(small):
