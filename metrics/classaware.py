@@ -182,18 +182,21 @@ def cas_real_baseline(data: FaceDataset, per_class: int, protocol: CASProtocol,
 
     Cached as JSON under ``$EXPRBENCH_CACHE/metrics/`` with a key hashing the decoded data's content
     (:meth:`~exprbench.data.FaceDataset.content_sha256`), preprocessing version, label set, per-class count,
-    the protocol, the device type and, on CPU, torch's thread count, so a changed recipe or dataset never
-    reuses it. The thread count is in the key because the trained classifier depends on it: the reference
-    config's balanced accuracy measured 0.350 at 1 thread and 0.392 at 2 on the same 7,000 FER2013 faces.
+    the protocol, the device type and, on CPU, torch's thread count and CPU capability (ISA), so a changed
+    recipe, dataset or machine kind never reuses it: the trained classifier depends on them (the reference
+    config's balanced accuracy on the same 7,000 FER2013 faces measured 0.350 and 0.367 at 1 thread on two
+    machines (each reproducible on its own) and 0.392 at 2 threads), so CAS is comparable only between evaluations whose
+    ``details.threads`` and ``details.cpu_capability`` match.
 
     Returns:
-        Same dict as :func:`classifier_accuracy_on_real`, plus ``"cache_key"`` and ``"threads"`` (None off CPU).
+        Same dict as :func:`classifier_accuracy_on_real`, plus ``"cache_key"``, ``"threads"`` and ``"cpu_capability"`` (None off CPU).
     """
     dev_type = torch.device(device).type
     threads = torch.get_num_threads() if dev_type == "cpu" else None  # CPU kernels split reductions by thread
-    key_parts = {"v": 3, "data": data.content_sha256(), "preprocess": PREPROCESS_VERSION, "label_set": data.label_set,
+    isa = torch.backends.cpu.get_cpu_capability() if dev_type == "cpu" else None  # and pick kernels by ISA
+    key_parts = {"v": 4, "data": data.content_sha256(), "preprocess": PREPROCESS_VERSION, "label_set": data.label_set,
                  "per_class": int(per_class),
-                 "protocol": asdict(protocol), "device_type": dev_type, "threads": threads}
+                 "protocol": asdict(protocol), "device_type": dev_type, "threads": threads, "cpu_capability": isa}
     key = hashlib.sha256(json.dumps(key_parts, sort_keys=True).encode()).hexdigest()[:24]
     path = cache_dir() / "metrics" / f"cas-real-{key}.json"
     if use_cache and path.exists():
@@ -203,7 +206,7 @@ def cas_real_baseline(data: FaceDataset, per_class: int, protocol: CASProtocol,
             path.unlink(missing_ok=True)
     x, y = balanced_real_subset(data.split("train"), per_class, protocol.seed + 1)
     res = classifier_accuracy_on_real(x, y, data.split("test"), protocol, device)
-    res["cache_key"], res["threads"] = key, threads
+    res["cache_key"], res["threads"], res["cpu_capability"] = key, threads, isa
     if use_cache:
         write_json(path, res)
     return res
@@ -331,7 +334,7 @@ def run_cas(spec, ctx, real: bool) -> dict:
     return {"value": bal, "n_samples": res["n_train"], **common, **ci,
             "details": {"statistic": STATISTIC, "accuracy": res["value"], "balanced_acc": bal,
                         "ratio_to_real": ratio, "real_baseline": base_bal, "real_baseline_accuracy": base["value"],
-                        "threads": base.get("threads"),
+                        "threads": base.get("threads"), "cpu_capability": base.get("cpu_capability"),
                         "per_class": res["per_class"], "confusion_matrix": res["confusion_matrix"],
                         "protocol": asdict(CAS), "n_test": res["n_test"], "train_seconds": res["train_seconds"],
                         **trivial}}

@@ -19,6 +19,7 @@ A figure that cannot be computed (e.g. a class without a test face) is left out 
 from __future__ import annotations
 
 import io
+import json
 
 import numpy as np
 import torch
@@ -142,5 +143,18 @@ def write_figure_inputs(ctx) -> dict:
             "2-pixel white padding")
     if not index:
         return {"skipped": skipped} if skipped else {}
-    write_json(folder / "index.json", index)
+    write_json(folder / "index.json", {**_kept_entries(folder, index), **index})
     return {"index": f"{FOLDER}/index.json", "files": sorted(index), "skipped": skipped}
+
+
+def _kept_entries(folder, written: dict) -> dict:
+    """Entries of an earlier ``index.json`` that this evaluation did not rewrite and whose file is still
+    there (``closest_pairs`` after an ``evaluate --metrics cas``), as eval.json keeps earlier results."""
+    try:
+        old = json.loads((folder / "index.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(old, dict):
+        return {}
+    return {k: v for k, v in old.items() if k not in written and isinstance(v, dict)
+            and isinstance(v.get("file"), str) and (folder / v["file"]).is_file()}

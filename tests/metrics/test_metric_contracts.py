@@ -191,6 +191,17 @@ def test_figure_inputs(world, tmp_path):
         img = np.asarray(Image.open(tmp_path / "figures" / e["file"]))
         assert img.shape[:2] == (len(e["rows"]) * h, len(e["columns"]) * w), name
     assert not list((tmp_path / "figures").glob("*.tmp"))
+    # a later evaluation without memorisation keeps the earlier closest-pairs entry (its file is there)
+    (tmp_path / "figures" / "closest_pairs.png").write_bytes(b"png")
+    (tmp_path / "figures" / "gone.png").unlink(missing_ok=True)
+    index["closest_pairs"] = {"file": "closest_pairs.png", "rows": ["pairs 1-4"], "columns": ["sample"],
+                              "cell": [h, w], "what": "earlier"}
+    index["gone"] = {"file": "gone.png", "rows": [], "columns": [], "cell": [h, w], "what": "file deleted"}
+    (tmp_path / "figures" / "index.json").write_text(json.dumps(index))
+    write_figure_inputs(ctx)
+    again = json.loads((tmp_path / "figures" / "index.json").read_text())
+    assert sorted(again) == ["closest_pairs", "edits", "samples", "translations"]
+    assert again["closest_pairs"]["what"] == "earlier"
 
 
 def test_old_floors_still_read():
