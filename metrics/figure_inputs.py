@@ -19,13 +19,12 @@ A figure that cannot be computed (e.g. a class without a test face) is left out 
 from __future__ import annotations
 
 import io
-import json
 
 import numpy as np
 import torch
 
 from exprbench.data import to_float, to_uint8
-from exprbench.io import atomic_open, write_json
+from exprbench.io import atomic_open, read_json, write_json
 
 from .editing import edit_strengths, fit_edit_directions
 from .memorisation import pairs_grid
@@ -90,7 +89,7 @@ def edit_grid(model, train) -> tuple[torch.Tensor, list[float]]:
 
 def write_figure_inputs(ctx) -> dict:
     """Write the figure inputs of the evaluated model (in eval mode) into ``ctx.out_dir / "figures"``
-    (nothing without one).
+    (nothing without one); ``index.json`` keeps an earlier entry this evaluation did not rewrite.
 
     Args:
         ctx: the evaluation context (model, data, the last memorisation pairs).
@@ -150,10 +149,7 @@ def write_figure_inputs(ctx) -> dict:
 def _kept_entries(folder, written: dict) -> dict:
     """Entries of an earlier ``index.json`` that this evaluation did not rewrite and whose file is still
     there (``closest_pairs`` after an ``evaluate --metrics cas``), as eval.json keeps earlier results."""
-    try:
-        old = json.loads((folder / "index.json").read_text())
-    except (OSError, ValueError):
-        return {}
+    old = read_json(folder / "index.json")
     if not isinstance(old, dict):
         return {}
     return {k: v for k, v in old.items() if k not in written and isinstance(v, dict)
