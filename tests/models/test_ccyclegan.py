@@ -72,10 +72,15 @@ def test_translates_but_does_not_sample():
 def test_own_emotion_translation_stays_close_after_short_real_training(real_zip, tmp_path, monkeypatch):
     if USER_CACHE:
         monkeypatch.setenv("EXPRBENCH_CACHE", USER_CACHE)  # the decoded zip, when the caller has it cached
+    # The reconstruction and cycle terms are what keep a face's identity; G's class term is off here.
+    # At weight 3 it reads C, which in a short run has not learned real faces yet (0.28 accuracy at
+    # step 150), and its gradient moved own-emotion translations away by chance: L1 0.28 at 2 threads
+    # and 0.36 at 1 thread at step 150 (seed 0), 0.42 at step 300 (seed 1). With it off, 300 steps
+    # gave L1 0.11 (seed 0) and 0.13 (seed 1) on one thread; 150 steps (0.15, 0.26) were too few.
     cfg = resolve_config("ccyclegan", "default", [
-        f"data.path={real_zip}", "model.ch=8", "model.lr_g=1e-3", "train.ema=false", "train.batch_size=16",
-        "train.steps=150", "train.log_every=50", "train.sample_every=0", "train.ckpt_every=0",
-        "train.samples_per_class=2"])
+        f"data.path={real_zip}", "model.ch=8", "model.lr_g=1e-3", "model.w_cls=0", "train.ema=false",
+        "train.batch_size=16", "train.steps=300", "train.log_every=50", "train.sample_every=0",
+        "train.ckpt_every=0", "train.samples_per_class=2"])
     Trainer(cfg, tmp_path / "run", progress=False).run()
     _, model, spec, step = load_trained(tmp_path / "run")
     test = load_fer2013(real_zip).split("test")
@@ -84,6 +89,6 @@ def test_own_emotion_translation_stays_close_after_short_real_training(real_zip,
 
     l1, ssim = l1_ssim(x, to_uint8(model.translate(to_float(x), c, c)))
     l1_other_face, _ = l1_ssim(x, x.roll(1, 0))
-    assert step == 150
+    assert step == 300
     assert float(l1.mean()) < 0.2 and float(l1.mean()) < 0.6 * float(l1_other_face.mean())
     assert float(ssim.mean()) > 0.25
