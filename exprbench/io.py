@@ -14,7 +14,7 @@ import math
 import os
 import tempfile
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any, Callable, Iterator
 
 from .errors import UserError
 
@@ -110,6 +110,31 @@ def read_json(path: str | os.PathLike) -> Any | None:
         return json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError):
         return None
+
+
+def cached_json(path: str | os.PathLike, compute: Callable[[], Any], keep: Callable[[Any], bool] | None = None) -> Any:
+    """The JSON cached at ``path``, else ``compute()``'s result, written there atomically when ``keep(result)``.
+
+    One process computes it: another asking for the same ``path`` meanwhile waits on ``<path>.lock``
+    (filelock) and then reads it, so runners sharing a cache (two ``bench`` processes on one ``--out``,
+    Ray workers on one machine) never compute it twice. A file that is not valid JSON is computed again.
+
+    Args:
+        path: the cache file (its folder is created); compute: makes the object (JSON-serialisable).
+        keep: whether a result is cached (default: every result).
+    """
+    from filelock import FileLock
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(f"{path}.lock"):
+        cached = read_json(path)
+        if cached is not None:
+            return cached
+        obj = compute()
+        if keep is None or keep(obj):
+            write_json(path, obj)
+        return obj
 
 
 def read_json_object(path: str | os.PathLike, what: str = "a JSON object", hint: str = "") -> dict:

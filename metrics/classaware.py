@@ -25,7 +25,7 @@ import torch
 
 from exprbench.data import FaceDataset, cache_dir
 from exprbench.errors import UserError
-from exprbench.io import write_json
+from exprbench.io import cached_json
 
 from .bootstrap import CI_SEED, balanced_mean_ci, mean_ci, stratified_fid_ci
 from .classifier_training import TrainRecipe, accuracy_of, train_classifier
@@ -199,17 +199,14 @@ def cas_real_baseline(data: FaceDataset, per_class: int, protocol: CASProtocol,
                  "protocol": asdict(protocol), "device_type": dev_type, "threads": threads, "cpu_capability": isa}
     key = hashlib.sha256(json.dumps(key_parts, sort_keys=True).encode()).hexdigest()[:24]
     path = cache_dir() / "metrics" / f"cas-real-{key}.json"
-    if use_cache and path.exists():
-        try:
-            return json.loads(path.read_text())
-        except json.JSONDecodeError:
-            path.unlink(missing_ok=True)
-    x, y = balanced_real_subset(data.split("train"), per_class, protocol.seed + 1)
-    res = classifier_accuracy_on_real(x, y, data.split("test"), protocol, device)
-    res["cache_key"], res["threads"], res["cpu_capability"] = key, threads, isa
-    if use_cache:
-        write_json(path, res)
-    return res
+
+    def compute() -> dict:
+        x, y = balanced_real_subset(data.split("train"), per_class, protocol.seed + 1)
+        res = classifier_accuracy_on_real(x, y, data.split("test"), protocol, device)
+        res["cache_key"], res["threads"], res["cpu_capability"] = key, threads, isa
+        return res
+
+    return cached_json(path, compute) if use_cache else compute()
 
 
 # -- the protocols: ifid, acc_gen, cas --------------------------------------------------------------

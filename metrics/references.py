@@ -16,7 +16,7 @@ from typing import Sequence
 import torch
 
 from exprbench.errors import UserError
-from exprbench.io import write_json
+from exprbench.io import cached_json
 
 from .classaware import cas_sha
 from .fidelity_inputs import (EXTRACTORS, PREPROCESS_VERSION, ExtractorUnavailable, drop_generated_cache, extractor_info,
@@ -81,16 +81,12 @@ def reference(spec, ctx) -> dict:
         path = fidelity_cache_root() / REFERENCE_CACHE / f"{spec.name}-{reference_key(spec, ctx)}.json"
     except ExtractorUnavailable:  # e.g. no Inception weights: the protocol reports itself unavailable
         return run_protocol(spec, ctx, real=True)
-    if path.exists():
-        try:
-            return json.loads(path.read_text())
-        except json.JSONDecodeError:
-            path.unlink(missing_ok=True)
-    ctx.note("real-data value (real images in place of generated), one-time, then cached")
-    e = run_protocol(spec, ctx, real=True)
-    if e["status"] == "ok":
-        write_json(path, e)
-    return e
+
+    def compute() -> dict:
+        ctx.note("real-data value (real images in place of generated), one-time, then cached")
+        return run_protocol(spec, ctx, real=True)
+
+    return cached_json(path, compute, keep=lambda e: e["status"] == "ok")
 
 
 def reference_not_run(spec) -> dict:
