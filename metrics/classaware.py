@@ -32,8 +32,7 @@ from .classifier_training import TrainRecipe, accuracy_of, train_classifier
 from .evaluator import Evaluator
 from .evaluator_net import NetConfig
 from .fidelity import intra_class_fid
-from .fidelity_inputs import (PREPROCESS_VERSION, MetricInputError, check_images, extractor_info, generated_cache_name,
-                              is_cached)
+from .fidelity_inputs import PREPROCESS_VERSION, MetricInputError, check_images, extractor_info, generated_cache_name
 from .labels import balanced_subset, confusion_matrix, per_class_accuracy
 
 
@@ -226,11 +225,8 @@ def run_ifid(spec, ctx, real: bool) -> dict:
 
     _, sha = extractor_info(spec.extractor, ctx.evaluator_weights, ctx.inception_weights)
     names = ctx.data.class_names
-    counts = [int((ctx.train.labels == k).sum()) for k in range(len(names))]
-    ref_names = [ctx.ref_name("train", c, spec.extractor, sha, f"class={n}") for c, n in zip(counts, names)]
-    missing = [c for c, r in zip(counts, ref_names) if not is_cached(r)]
-    if missing:
-        ctx.note(f"per-emotion train reference statistics, one-time, {len(missing)} emotions, {sum(missing):,} images")
+    # an emotion's train features are rows of the full train split's (extracted once)
+    ref_names = [ctx.train_subset_name(spec, sha, ctx.train.labels == k, f"class={n}") for k, n in enumerate(names)]
     if real:
         rs = ctx.real_set_per_class(spec.n_samples // ctx.k, spec.seed)
         imgs, labs = rs.images, rs.labels

@@ -13,8 +13,8 @@ from exprbench.errors import UserError
 
 from .bootstrap import CI_DRAWS
 from .evaluator import load_evaluator
-from .fidelity import fidelity_features
-from .fidelity_inputs import generated_cache_name, reference_cache_name
+from .fidelity import cache_features, fidelity_features
+from .fidelity_inputs import generated_cache_name, is_cached, reference_cache_name
 from .labels import balanced_subset
 from .memorisation import duplicate_mask
 from .names import CAS_NAME, EXTRACTOR_NAME
@@ -233,6 +233,30 @@ class EvalContext:
         return fidelity_features(images, cache_name, spec.extractor, self.evaluator_weights, self.inception_weights,
                                  self.device, progress=self.fidelity_progress, role=role)
 
+    def train_features(self, spec, sha: str) -> tuple[torch.Tensor, str]:
+        """Features of the full train split in ``spec``'s extractor (float32 N x D, extracted once per cache,
+        with a note the first time) and their cache name."""
+        name = self.ref_name("train", len(self.train), spec.extractor, sha)
+        if not is_cached(name):
+            self.note(f"train features, one-time, {len(self.train):,} images")
+        return self.fidelity_feats(spec, self.train.images, name, "real"), name
+
+    def train_subset_name(self, spec, sha: str, select: torch.Tensor, selection: str) -> str:
+        """The cache name of the features of the train images ``select`` picks, made sure to be cached: their
+        rows of :meth:`train_features`, so a subset reference (precision/recall's random 10k, an emotion's
+        train faces) never extracts a train image twice.
+
+        Args:
+            select: bool mask over the train split or int64 indices into it; selection: how they were chosen
+                (part of the cache name, e.g. ``random10000-seed0``, ``class=happy``).
+        """
+        n = int(select.sum()) if select.dtype == torch.bool else int(select.numel())
+        name = self.ref_name("train", n, spec.extractor, sha, selection)
+        if not is_cached(name):
+            full, _ = self.train_features(spec, sha)
+            cache_features(full[select.cpu()], name, spec.extractor)
+        return name
+
     def train_statistics(self, spec, ref_name: str) -> dict:
         """FID statistics (mu, sigma) of the full train split's features, as torch-fidelity computes them."""
         from torch_fidelity.metric_fid import fid_features_to_statistics
@@ -294,8 +318,9 @@ class EvalContext:
             self._real["test_dups"] = duplicate_mask(self.test.images, self.train.images)
         return self._real["test_dups"]
 
-    def pr_reference(self, n: int) -> tuple[torch.Tensor, str]:
-        """A fixed random subset of ``min(n, len(train))`` train images (seed 0) for precision/recall."""
+    def pr_reference(self, n: int) -> tuple[torch.Tensor, str, torch.Tensor]:
+        """A fixed random subset of ``min(n, len(train))`` train images (seed 0) for precision/recall: its
+        uint8 images, selection label and int64 indices into the train split."""
         m = min(n, len(self.train))
         idx = torch.randperm(len(self.train), generator=torch.Generator().manual_seed(0))[:m]
-        return self.train.images[idx], f"random{m}-seed0"
+        return self.train.images[idx], f"random{m}-seed0", idx

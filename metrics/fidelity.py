@@ -164,7 +164,7 @@ def fidelity_scores(
     if "prc" in metrics and min(generated.shape[0], real.shape[0]) <= prc_neighborhood:
         raise MetricInputError(f"precision/recall with k={prc_neighborhood} needs more than {prc_neighborhood} "
                                f"images per set, got {generated.shape[0]} and {real.shape[0]}")
-    with stack, contextlib.redirect_stdout(io.StringIO()):
+    with _extraction_lock(real_cache_name, cache_root), stack, contextlib.redirect_stdout(io.StringIO()):
         res = torch_fidelity.calculate_metrics(**kwargs)
     if "fid" in metrics:
         out["fid"] = float(res[torch_fidelity.KEY_METRIC_FID])
@@ -270,9 +270,45 @@ def fidelity_features(
         cache=cache_name is not None, cache_root=str(cache_root or fidelity_cache_root()),
     )
     fe = create_feature_extractor(extractor, [layer], **kwargs)
-    with stack, contextlib.redirect_stdout(io.StringIO()):
+    with _extraction_lock(cache_name, cache_root), stack, contextlib.redirect_stdout(io.StringIO()):
         feats = extract_featuresdict_from_input_id_cached(1, fe, **kwargs)[layer]
     return feats.float().cpu()
+
+
+def cache_features(features: torch.Tensor, cache_name: str, extractor: str = EXTRACTOR_NAME,
+                   cache_root: Path | None = None) -> None:
+    """Store ``features`` in torch-fidelity's cache under ``cache_name``, where :func:`fidelity_features` and
+    :func:`fidelity_scores` then read them instead of extracting: for a subset of images whose features are
+    already there (a row selection of a cached set), so they are not extracted twice.
+
+    Written with torch-fidelity's own cache function and file names; an existing entry is kept.
+
+    Args:
+        features: float32 N x D, rows as :func:`fidelity_features` returns them for the subset's images.
+        cache_name: the subset's cache name (e.g. :func:`reference_cache_name` with its selection).
+        extractor: the extractor the features come from (part of the file name).
+    """
+    from torch_fidelity.utils import cache_lookup_group_recompute_all_on_any_miss
+
+    layer = FEATURE_LAYER[extractor]
+    root = str(cache_root or fidelity_cache_root())
+    with _extraction_lock(cache_name, cache_root):
+        cache_lookup_group_recompute_all_on_any_miss(
+            f"{cache_name}-{extractor}-features-", [layer], lambda: {layer: features.float().cpu().contiguous()},
+            cache=True, cache_root=root, verbose=False)
+
+
+def _extraction_lock(cache_name: str | None, cache_root: Path | None):
+    """A filelock on ``<cache root>/<cache_name>.lock`` while features under that name are looked up or
+    extracted, so processes sharing a cache (the smoke gate's two runners, two ``bench`` processes) extract
+    a reference once: the second waits, then reads the first's cache. No lock without a name."""
+    if cache_name is None:
+        return contextlib.nullcontext()
+    from filelock import FileLock
+
+    root = Path(cache_root or fidelity_cache_root())
+    root.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(root / f"{cache_name}.lock"))
 
 
 def fid_from_features(generated: torch.Tensor, real_statistics: dict) -> float:

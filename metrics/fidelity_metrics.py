@@ -41,17 +41,12 @@ def run_fid_kid_pr(spec, ctx, real: bool, kind: str) -> dict:
         n_c = cand.shape[0]
         ctx.gen_cache_names.add(generated_cache_name(cand, spec.extractor, sha))
         test_name = None
-    if kind == "pr":
-        ref, sel = ctx.pr_reference(PR_REFERENCE_SIZE)
-        ref_name = ctx.ref_name("train", ref.shape[0], spec.extractor, sha, sel)
-        if not is_cached(ref_name):
-            ctx.note(f"train reference features (random {ref.shape[0]:,} of train, seed 0), one-time, "
-                     f"{ref.shape[0]:,} images")
+    if kind == "pr":  # the random 10k's features are rows of the full train split's
+        ref, sel, idx = ctx.pr_reference(PR_REFERENCE_SIZE)
+        ref_name = ctx.train_subset_name(spec, sha, idx, sel)
     else:
-        ref, ref_name = ctx.train.images, ctx.ref_name("train", len(ctx.train), spec.extractor, sha)
-        if not is_cached(ref_name):
-            ctx.note(f"train reference {'statistics' if kind == 'fid' else 'features'}, one-time, "
-                     f"{ref.shape[0]:,} images")
+        ref = ctx.train.images
+        _, ref_name = ctx.train_features(spec, sha)
     gen_cache = test_name if real else True  # real test features are cached like a reference
     res = fidelity_scores(cand, ref, (_TF_METRIC[kind],), real_cache_name=ref_name, generated_cache=gen_cache,
                           seed=2020, **kw)
@@ -102,10 +97,8 @@ def run_dc(spec, ctx, real: bool) -> dict:
     unbounded and rewards crowding dense regions, goes to details)."""
     _, sha = extractor_info(spec.extractor, ctx.evaluator_weights, ctx.inception_weights)
     cand, cand_name = ctx.scored_set(spec, real, sha)
-    ref, sel = ctx.pr_reference(PR_REFERENCE_SIZE)
-    ref_name = ctx.ref_name("train", ref.shape[0], spec.extractor, sha, sel)
-    if not is_cached(ref_name):
-        ctx.note(f"train reference features (random {ref.shape[0]:,} of train, seed 0), one-time")
+    ref, sel, idx = ctx.pr_reference(PR_REFERENCE_SIZE)
+    ref_name = ctx.train_subset_name(spec, sha, idx, sel)
     rf = ctx.fidelity_feats(spec, ref, ref_name, "real")
     gf = ctx.fidelity_feats(spec, cand, cand_name, "generated")
     res = density_coverage(rf, gf, DC_NEIGHBORHOOD, ci_draws=ctx.ci_draws, ci_seed=CI_SEED)
@@ -129,11 +122,8 @@ def run_mem(spec, ctx, real: bool) -> dict:
     has a directory."""
     _, sha = extractor_info(spec.extractor, ctx.evaluator_weights, ctx.inception_weights)
     cand, cand_name = ctx.scored_set(spec, real, sha)
-    train_name = ctx.ref_name("train", len(ctx.train), spec.extractor, sha)
     test_name = ctx.ref_name("test", len(ctx.test), spec.extractor, sha)
-    if not is_cached(train_name):
-        ctx.note(f"train features, one-time, {len(ctx.train):,} images")
-    tr = ctx.fidelity_feats(spec, ctx.train.images, train_name, "real")
+    tr, _ = ctx.train_features(spec, sha)
     te = ctx.fidelity_feats(spec, ctx.test.images, test_name, "real")
     dup = ctx.test_duplicates()
     if real:  # the real stand-ins that are not pixel copies of a train face

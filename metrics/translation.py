@@ -20,7 +20,7 @@ from exprbench.data import to_float, to_uint8
 
 from .classaware import balanced_accuracy, evaluator_reference
 from .fidelity import fidelity_scores
-from .fidelity_inputs import extractor_info, is_cached
+from .fidelity_inputs import extractor_info
 from .imageops import CapabilityMetricError, Classifier, Features, batched, check_labels, check_model_images, l1_ssim, need
 
 
@@ -187,16 +187,13 @@ def run_translate_fid(spec, ctx, real: bool) -> dict:
     tr = ctx.translations(spec.n_samples, spec.seed)
     sets = translation_fid_inputs(tr, ctx.train.images, ctx.train.labels)
     per, n_tr, n_real, left = {}, {}, {}, []
-    todo = [real.shape[0] for name, (gen, real) in sets["per_target"].items() if gen.shape[0] >= 2 and real.shape[0] >= 2
-            and not is_cached(ctx.ref_name("train", real.shape[0], spec.extractor, sha, f"class={name}"))]
-    if todo:
-        ctx.note(f"per-emotion train reference statistics, one-time, {len(todo)} emotions, {sum(todo):,} images")
-    for name in ctx.data.class_names:
+    for k, name in enumerate(ctx.data.class_names):
         gen, real_imgs = sets["per_target"][name]
         if gen.shape[0] < 2 or real_imgs.shape[0] < 2:
             left.append(name)
             continue
-        ref = ctx.ref_name("train", real_imgs.shape[0], spec.extractor, sha, f"class={name}")
+        # the emotion's train features are rows of the full train split's (as ifid's, extracted once)
+        ref = ctx.train_subset_name(spec, sha, ctx.train.labels == k, f"class={name}")
         per[name] = fidelity_scores(gen, real_imgs, ("fid",), real_cache_name=ref, **ctx.fidelity_kw(spec))["fid"]
         n_tr[name], n_real[name] = int(gen.shape[0]), int(real_imgs.shape[0])
     if not per:

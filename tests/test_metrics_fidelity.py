@@ -176,3 +176,47 @@ def test_inception_explicit_path_and_hub_cache(monkeypatch, tmp_path):
     assert Fm.inception_weights_path() == hub / "checkpoints" / Fm.INCEPTION_FILE
     with pytest.raises(Fm.MetricInputError, match="unknown feature extractor"):
         Fm.extractor_info("vgg16")
+
+
+def test_cached_subset_features_are_read_not_extracted(sets, tiny, tmp_path):
+    _, train = sets
+    full = Fm.fidelity_features(train, "full", evaluator_weights=tiny, cache_root=tmp_path)
+    rows = torch.arange(0, 600, 3)
+    Fm.cache_features(full[rows], "subset", cache_root=tmp_path)
+    # the subset's name now reads the stored rows, whatever images are passed: nothing is extracted
+    assert torch.equal(Fm.fidelity_features(train[:5], "subset", evaluator_weights=tiny, cache_root=tmp_path),
+                       full[rows])
+    # and the rows are what extracting the subset's images gives (another batch composition)
+    direct = Fm.fidelity_features(train[rows], None, evaluator_weights=tiny, cache_root=tmp_path)
+    assert torch.allclose(direct, full[rows], rtol=1e-4, atol=1e-5)
+    # FID against the stored subset equals FID against the freshly extracted one
+    test = sets[0]
+    stored = scores(test, train[rows], tiny, tmp_path, real_cache_name="subset")["fid"]
+    fresh = scores(test, train[rows], tiny, tmp_path / "fresh")["fid"]
+    assert stored == pytest.approx(fresh, rel=1e-4)
+    # an existing entry is kept
+    Fm.cache_features(torch.zeros(3, full.shape[1]), "subset", cache_root=tmp_path)
+    assert torch.equal(Fm.fidelity_features(train[:5], "subset", evaluator_weights=tiny, cache_root=tmp_path), full[rows])
+
+
+def test_reference_extraction_holds_a_lock_per_cache_name(sets, tiny, tmp_path, monkeypatch):
+    from filelock import FileLock, Timeout
+    from torch_fidelity import utils
+
+    seen = {}
+    real_extract = utils.extract_featuresdict_from_input_id
+
+    def extract(*a, **kw):  # while extracting, another process cannot take the name's lock
+        try:
+            with FileLock(str(tmp_path / "ref.lock"), timeout=0.05):
+                seen["free"] = True
+        except Timeout:
+            seen["free"] = False
+        return real_extract(*a, **kw)
+
+    monkeypatch.setattr(utils, "extract_featuresdict_from_input_id", extract)
+    Fm.fidelity_features(sets[1][:50], "ref", evaluator_weights=tiny, cache_root=tmp_path)
+    assert seen == {"free": False}
+    Fm.fidelity_features(sets[1][:50], "ref", evaluator_weights=tiny, cache_root=tmp_path)  # read back: unlocked after
+    with FileLock(str(tmp_path / "ref.lock"), timeout=0.05):
+        pass

@@ -55,22 +55,42 @@ def cached(cfile: Path, version: int, build: Callable[[], dict], use_cache: bool
         use_cache: read and write the entry (False: always ``build()``, nothing written).
 
     Returns:
-        The dict, loaded with ``weights_only=True`` on the CPU or freshly built (then written atomically).
+        The dict, loaded with ``weights_only=True`` on the CPU or freshly built (then written atomically;
+        processes missing the same entry at once decode it once: the others wait on its lock in
+        ``<cache>/locks/``).
 
     Raises:
         DataError: the cache folder cannot be written (checked before decoding), or what ``build`` raises.
     """
-    if use_cache and cfile.exists():
-        try:
-            raw = torch.load(cfile, map_location="cpu", weights_only=True)
-            if raw.get("version") == version:
-                return raw
-        except Exception:  # a damaged cache entry is rebuilt, never trusted
-            pass
-        drop_cache_entry(cfile)
-    if use_cache:
-        check_cache_writable(cfile.parent)
-    raw = build()
-    if use_cache:
-        atomic_torch_save(raw, cfile)
+    if not use_cache:
+        return build()
+    raw = _load(cfile, version)
+    if raw is not None:
+        return raw
+    check_cache_writable(cfile.parent)
+    from filelock import FileLock
+
+    # one process decodes: another asking for the same entry meanwhile waits, then reads it (the lock files
+    # live apart, in <cache>/locks/, so the data folder holds entries only)
+    locks = cfile.parent.parent / "locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(locks / f"{cfile.name}.lock")):
+        raw = _load(cfile, version)
+        if raw is None:
+            raw = build()
+            atomic_torch_save(raw, cfile)
     return raw
+
+
+def _load(cfile: Path, version: int) -> dict | None:
+    """The entry at ``cfile`` when it is readable and of ``version``; a damaged or stale one is deleted."""
+    if not cfile.exists():
+        return None
+    try:
+        raw = torch.load(cfile, map_location="cpu", weights_only=True)
+        if raw.get("version") == version:
+            return raw
+    except Exception:  # a damaged cache entry is rebuilt, never trusted
+        pass
+    drop_cache_entry(cfile)
+    return None
