@@ -22,7 +22,7 @@ train: $(STAMP)
 	$(BIN)/exprbench train cgan --data $(DATA) --out results/runs/cgan-quickstart --resume $(TRAIN_ARGS)
 
 # -n auto: one pytest-xdist worker per core (the smoke-suite gate runs first, on one of them)
-TEST_ARGS ?= -n auto
+TEST_ARGS ?= -n auto --durations=15
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(TEST_ARGS)
 
