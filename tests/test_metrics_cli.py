@@ -90,7 +90,7 @@ def test_cli_evaluate_prints_progress_lines(cli_world, capsys, monkeypatch):
     cap = capsys.readouterr()
     err = cap.err.splitlines()
     assert err[0].startswith(f"evaluating {cli_world['run']} (checkpoint step 2): 2 protocols")
-    assert f"[1/2] fid60_train: train reference statistics, one-time, {cli_world['n_train']} images" in err
+    assert f"[1/2] fid60_train: train features, one-time, {cli_world['n_train']} images" in err
     assert any(line.startswith("[1/2] fid60_train: ") and "s); real data" in line for line in err)
     assert "━" not in cap.err  # not a terminal: no progress bars
     assert "fid60_train" in cap.out and "wrote" in cap.out

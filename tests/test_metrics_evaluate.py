@@ -233,7 +233,7 @@ def test_progress_lines_and_one_time_references(world, tmp_path, monkeypatch):
     n_train = len(world["ds"].split("train"))
     assert lines[0].startswith("evaluating ") and "2 protocols" in lines[0]
     assert lines[1].startswith("[1/2] fid70_train: FID of 70 generated images")
-    assert f"[1/2] fid70_train: train reference statistics, one-time, {n_train:,} images" in lines
+    assert f"[1/2] fid70_train: train features, one-time, {n_train:,} images" in lines
     assert any(line.startswith("[1/2] fid70_train: ") and "s); real data " in line and line.endswith("(N=70)")
                for line in lines)
     assert lines[-1].startswith("[2/2] acc_gen70: skipped (model 'gan' lacks capability conditional")
