@@ -67,11 +67,18 @@ def label_accuracy(evaluator: Evaluator, images: torch.Tensor, labels: torch.Ten
     """
     images = check_images(images, "images")
     labels = _check_labels(labels, images.shape[0], len(class_names), "labels")
-    pred = evaluator.predict(images, class_names, tta=tta)
+    return accuracy_of_predictions(evaluator.predict(images, class_names, tta=tta), labels, class_names)
+
+
+def accuracy_of_predictions(pred: torch.Tensor, labels: torch.Tensor, class_names: Sequence[str]) -> dict:
+    """:func:`label_accuracy`'s result from predicted labels (int64 N) and true labels (int64 N, indices into
+    ``class_names``). Raises MetricInputError when their counts differ or a label is out of range."""
+    labels = _check_labels(labels, int(pred.shape[0]), len(class_names), "labels")
+    pred = pred.long().cpu()
     cm = confusion_matrix(labels, pred, len(class_names))
     per = per_class_accuracy(cm, class_names)
     return {"value": float((pred == labels).float().mean()), "per_class": per,
-            "confusion_matrix": cm, "n": int(images.shape[0]), "balanced_acc": balanced_accuracy(per),
+            "confusion_matrix": cm, "n": int(pred.shape[0]), "balanced_acc": balanced_accuracy(per),
             "correct": (pred == labels).tolist()}
 
 
@@ -263,11 +270,12 @@ def run_acc(spec, ctx, real: bool, balanced: bool = True) -> dict:
     is the class-balanced accuracy. Reference (``real``): the evaluator's class-balanced accuracy (mean
     per-class recall) on the real test split, the same statistic; with ``balanced=False`` its plain accuracy.
     Both accuracies, chance and the majority-class baselines go to details."""
-    if real:
-        imgs, labs = ctx.test.images, ctx.test.labels
+    if real:  # the evaluator's test-split labels, classified once per cache (ctx.test_predictions)
+        labs = ctx.test.labels
+        res = accuracy_of_predictions(ctx.test_predictions(), labs, ctx.data.class_names)
     else:
         imgs, labs = ctx.generate(spec.n_samples, spec.seed, per_class=True)
-    res = label_accuracy(ctx.evaluator, imgs, labs, ctx.data.class_names)
+        res = label_accuracy(ctx.evaluator, imgs, labs, ctx.data.class_names)
     base = accuracy_baselines(ctx.train.labels, labs, ctx.data.class_names)
     stratified = real and balanced
     over = "test images" if real else "generated samples"

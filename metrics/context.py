@@ -14,7 +14,7 @@ from exprbench.errors import UserError
 from .bootstrap import CI_DRAWS
 from .evaluator import load_evaluator
 from .fidelity import cache_features, fidelity_features
-from .fidelity_inputs import generated_cache_name, is_cached, reference_cache_name
+from .fidelity_inputs import PREPROCESS_VERSION, fidelity_cache_root, generated_cache_name, is_cached, reference_cache_name
 from .labels import balanced_subset
 from .memorisation import duplicate_mask
 from .names import CAS_NAME, EXTRACTOR_NAME
@@ -213,6 +213,26 @@ class EvalContext:
     def classify(self, images: torch.Tensor) -> torch.Tensor:
         """Evaluator labels (hflip TTA, as acc_gen) of uint8 images, int64 indices into the data's classes."""
         return self.evaluator.predict(images, self.data.class_names)
+
+    def test_predictions(self) -> torch.Tensor:
+        """The evaluator's labels (hflip TTA) of the real test split, int64 N: computed once per evaluator and
+        decoded content, then read from a JSON cache (``$EXPRBENCH_CACHE/fidelity/predictions/``), so the
+        references that are an evaluator accuracy on real test faces (acc_gen, translate_acc, edit_success,
+        enc_acc) and processes sharing the cache classify the test faces once."""
+        if "test_pred" not in self._real:
+            import hashlib
+            import json
+
+            from exprbench.io import cached_json
+
+            parts = {"data": self.data.content_sha256(), "preprocess": PREPROCESS_VERSION, "split": "test",
+                     "label_set": self.data.label_set, "classes": list(self.data.class_names),
+                     "evaluator": self.evaluator.sha256, "tta": "hflip"}
+            key = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
+            path = fidelity_cache_root() / "predictions" / f"test-{key}.json"
+            pred = cached_json(path, lambda: {**parts, "pred": self.classify(self.test.images).tolist()})["pred"]
+            self._real["test_pred"] = torch.tensor(pred, dtype=torch.int64)
+        return self._real["test_pred"]
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """Evaluator penultimate features of uint8 images, float32 N x feat_dim."""

@@ -212,3 +212,13 @@ def test_old_floors_still_read():
            "references": {"kid1k_train": {"value": 0.0, "status": "ok"}}, "evaluations": [{"protocols": ["kid1k_train"]}]}
     merged = merge_eval(old, new)
     assert set(merged["references"]) == {"fid1k_train", "kid1k_train"} and "floors" not in merged
+
+
+def test_test_split_is_classified_once_per_cache(world, monkeypatch):
+    """The evaluator-accuracy references read one cached classification of the test split."""
+    a = _ctx(world, 500, 256)
+    pred = a.test_predictions()
+    assert torch.equal(pred, a.evaluator.predict(a.test.images, world["ds"].class_names))
+    b = _ctx(world, 500, 256)  # another evaluation (or process) on the same cache
+    monkeypatch.setattr(b, "classify", lambda images: pytest.fail("classified the test split again"))
+    assert torch.equal(b.test_predictions(), pred)
