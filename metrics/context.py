@@ -253,13 +253,21 @@ class EvalContext:
         return fidelity_features(images, cache_name, spec.extractor, self.evaluator_weights, self.inception_weights,
                                  self.device, progress=self.fidelity_progress, role=role)
 
-    def train_features(self, spec, sha: str) -> tuple[torch.Tensor, str]:
-        """Features of the full train split in ``spec``'s extractor (float32 N x D, extracted once per cache,
-        with a note the first time) and their cache name."""
+    def train_ref_name(self, spec, sha: str) -> str:
+        """Cache name of the full train split's features in ``spec``'s extractor, with a note when they are not
+        cached yet (whoever reads them next extracts them, once per cache)."""
         name = self.ref_name("train", len(self.train), spec.extractor, sha)
         if not is_cached(name):
             self.note(f"train features, one-time, {len(self.train):,} images")
-        return self.fidelity_feats(spec, self.train.images, name, "real"), name
+        return name
+
+    def train_features(self, spec, sha: str) -> torch.Tensor:
+        """Features of the full train split in ``spec``'s extractor, float32 N x D (extracted once per cache,
+        read from it once per evaluation)."""
+        name = self.train_ref_name(spec, sha)
+        if ("train_feats", name) not in self._real:
+            self._real[("train_feats", name)] = self.fidelity_feats(spec, self.train.images, name, "real")
+        return self._real[("train_feats", name)]
 
     def train_subset_name(self, spec, sha: str, select: torch.Tensor, selection: str) -> str:
         """The cache name of the features of the train images ``select`` picks, made sure to be cached: their
@@ -273,7 +281,7 @@ class EvalContext:
         n = int(select.sum()) if select.dtype == torch.bool else int(select.numel())
         name = self.ref_name("train", n, spec.extractor, sha, selection)
         if not is_cached(name):
-            full, _ = self.train_features(spec, sha)
+            full = self.train_features(spec, sha)
             cache_features(full[select.cpu()], name, spec.extractor)
         return name
 

@@ -46,7 +46,7 @@ def run_fid_kid_pr(spec, ctx, real: bool, kind: str) -> dict:
         ref_name = ctx.train_subset_name(spec, sha, idx, sel)
     else:
         ref = ctx.train.images
-        _, ref_name = ctx.train_features(spec, sha)
+        ref_name = ctx.train_ref_name(spec, sha)  # torch-fidelity reads (or extracts) them itself
     gen_cache = test_name if real else True  # real test features are cached like a reference
     res = fidelity_scores(cand, ref, (_TF_METRIC[kind],), real_cache_name=ref_name, generated_cache=gen_cache,
                           seed=2020, **kw)
@@ -123,7 +123,7 @@ def run_mem(spec, ctx, real: bool) -> dict:
     _, sha = extractor_info(spec.extractor, ctx.evaluator_weights, ctx.inception_weights)
     cand, cand_name = ctx.scored_set(spec, real, sha)
     test_name = ctx.ref_name("test", len(ctx.test), spec.extractor, sha)
-    tr, _ = ctx.train_features(spec, sha)
+    tr = ctx.train_features(spec, sha)
     te = ctx.fidelity_feats(spec, ctx.test.images, test_name, "real")
     dup = ctx.test_duplicates()
     if real:  # the real stand-ins that are not pixel copies of a train face
