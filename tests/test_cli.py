@@ -131,6 +131,24 @@ def test_version_and_h_on_every_command(capsys):
         assert code == 0 and "Usage" in out, (path, err)
 
 
+@pytest.mark.parametrize("argv", [["--help"], ["models"], ["train", "-h"]])
+def test_closed_stdout_pipe_ends_quietly(argv):
+    """`exprbench -h | head`: the reader closing the pipe ends the command without a traceback or an
+    error line (exit 141 = 128 + SIGPIPE from our handler, or 1 where rich's console ends it itself)."""
+    import os
+    import subprocess
+    import sys
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first write
+    try:
+        proc = subprocess.run([sys.executable, "-m", "exprbench", *argv], stdout=write_end,
+                              stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write_end)
+    assert proc.returncode in (1, 141) and proc.stderr == "", proc.stderr[-2000:]
+
+
 def test_train_help_shows_default_budget_and_seed(capsys):
     code, out, _ = run(["train", "--help"], capsys)
     text = " ".join(out.replace("│", " ").split())

@@ -9,7 +9,8 @@ Each module declares its verbs with the one registrar of :mod:`.app` (``@command
 * :mod:`.bench`: ``bench``, ``report``, ``regress``, ``publish``;
 * :mod:`.capabilities`: ``translate``, ``encode``, ``edit``.
 
-Exit codes (:func:`main`): 0 success, 2 bad input or usage, 1 any other failure, 130 interrupted.
+Exit codes (:func:`main`): 0 success, 2 bad input or usage, 1 any other failure, 130 interrupted,
+141 stdout closed by its reader (`exprbench -h | head`).
 """
 
 from __future__ import annotations

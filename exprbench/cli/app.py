@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import os
 import sys
 from typing import Callable
 
@@ -98,8 +99,17 @@ def _one_line(text: str) -> str:
     return "; ".join(x.strip() for x in str(text).splitlines() if x.strip())
 
 
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot raise BrokenPipeError again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no real stdout (a test's capture): nothing to flush
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: run the CLI, map errors to exit codes (2 bad input/usage, 1 other failure, 130 Ctrl-C).
+    """Entry point: run the CLI, map errors to exit codes (2 bad input/usage, 1 other failure, 130 Ctrl-C, 141 stdout closed).
 
     Errors a user causes print one line on stderr: usage errors of click/typer (an unknown option, a
     value out of its range) as ``error: <command>: <message> (see '<command> -h')``, a
@@ -138,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # stdout's reader went away (`exprbench -h | head`): stop quietly, as `cat` does
+        _silence_stdout()
+        return 141  # 128 + SIGPIPE, the shell's status for a command ended by a closed pipe
     except OSError as e:
         if e.errno in _PATH_ERRNOS and e.filename is not None:  # a path the user gave: bad input
             print(f"error: {e.filename}: {e.strerror}", file=sys.stderr)
