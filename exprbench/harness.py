@@ -278,7 +278,8 @@ class Trainer:
                    desc=f"{cfg.model}/{cfg.config_name}", unit="step", dynamic_ncols=True)
         amp = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" and tc.amp
                else contextlib.nullcontext())
-        sums: dict[str, float] = {}
+        sums: dict[str, float] = {}  # per log key: the sum over the window's steps that returned it
+        counts: dict[str, int] = {}  # ... and how many did (a key a model logs on some steps only is not diluted)
         n_acc, t_window, img_s = 0, time.perf_counter(), 0.0
         budget_s = tc.minutes * 60 if tc.minutes is not None else math.inf
         logf = open(self.run_dir / TRAIN_LOG, "a")
@@ -309,13 +310,14 @@ class Trainer:
                 train_seconds += time.perf_counter() - t0
                 for k, v in logs.items():
                     sums[k] = sums.get(k, 0.0) + v
+                    counts[k] = counts.get(k, 0) + 1
                 n_acc += 1
                 bar.update(1)
                 if step % tc.log_every == 0 or step == tc.steps:
                     now = time.perf_counter()
                     img_s = n_acc * tc.batch_size / max(now - t_window, 1e-9)
                     rec = {"step": step, "epoch": round(sampler.epochs_done, 4),
-                           **{k: v / n_acc for k, v in sums.items()}, "img_s": img_s,
+                           **{k: v / counts[k] for k, v in sums.items()}, "img_s": img_s,
                            "train_seconds": round(train_seconds, 3)}
                     logf.write(json.dumps(rec) + "\n")
                     logf.flush()
@@ -323,7 +325,7 @@ class Trainer:
                         if k != "step":
                             writer.add_scalar(k, v, step)
                     bar.set_postfix({k: f"{v:.3g}" for k, v in rec.items() if k not in ("step", "train_seconds")})
-                    sums, n_acc, t_window = {}, 0, now
+                    sums, counts, n_acc, t_window = {}, {}, 0, now
                 if tc.sample_every and step % tc.sample_every == 0:
                     grid(step)
                 if self.eval_hook and self.eval_every and step % self.eval_every == 0:

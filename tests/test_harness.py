@@ -46,6 +46,25 @@ def test_run_directory_contents(tmp_path, tiny_dataset):
     assert step == 4 and spec.class_names == tiny_dataset.class_names and model.ema is not None
 
 
+def test_a_key_logged_on_some_steps_is_averaged_over_those_steps(tmp_path, tiny_dataset, monkeypatch):
+    """A log key a model returns on some steps only (InterFaceGAN's fit statistics, step 1) is the mean
+    over the steps that returned it, not divided by the whole logging window."""
+    from exprbench.models import get_model
+
+    cls = get_model("gan")
+    plain = cls.training_step
+
+    def step_with_a_once_key(self, batch, step):
+        logs = plain(self, batch, step)
+        return {**logs, "once": 5.0} if step == 0 else logs
+
+    monkeypatch.setattr(cls, "training_step", step_with_a_once_key)
+    Trainer(cfg_for("gan", 4), tmp_path / "r", dataset=tiny_dataset, progress=False).run()
+    records = [json.loads(x) for x in (tmp_path / "r" / "train.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [2, 4]
+    assert records[0]["once"] == 5.0 and "once" not in records[1]
+
+
 def test_existing_run_dir_needs_resume(tmp_path, tiny_dataset):
     Trainer(cfg_for(steps=2), tmp_path / "r", dataset=tiny_dataset, progress=False).run()
     with pytest.raises(UserError, match="exists: pass --resume"):
