@@ -95,6 +95,12 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
         fh.write(text + "\n")
 
 
+def content_key(parts: dict, length: int = 24) -> str:
+    """The first ``length`` hex digits of the sha256 of ``parts`` as sorted-key JSON (sets as sorted lists):
+    the cache keys of references, predictions and CAS, made from everything the cached value depends on."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=sorted).encode()).hexdigest()[:length]
+
+
 def file_sha256(path: str | os.PathLike) -> str:
     """sha256 (hex) of a file's bytes, read in 1 MiB blocks."""
     h = hashlib.sha256()

@@ -25,7 +25,7 @@ import torch
 
 from exprbench.data import FaceDataset, cache_dir
 from exprbench.errors import UserError
-from exprbench.io import cached_json
+from exprbench.io import cached_json, content_key
 
 from .bootstrap import CI_SEED, balanced_mean_ci, mean_ci, stratified_fid_ci
 from .classifier_training import TrainRecipe, accuracy_of, train_classifier
@@ -203,7 +203,7 @@ def cas_real_baseline(data: FaceDataset, per_class: int, protocol: CASProtocol,
     key_parts = {"v": 4, "data": data.content_sha256(), "preprocess": PREPROCESS_VERSION, "label_set": data.label_set,
                  "per_class": int(per_class),
                  "protocol": asdict(protocol), "device_type": dev_type, "threads": threads, "cpu_capability": isa}
-    key = hashlib.sha256(json.dumps(key_parts, sort_keys=True).encode()).hexdigest()[:24]
+    key = content_key(key_parts)
     path = cache_dir() / "metrics" / f"cas-real-{key}.json"
 
     def compute() -> dict:

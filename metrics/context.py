@@ -220,15 +220,12 @@ class EvalContext:
         references that are an evaluator accuracy on real test faces (acc_gen, translate_acc, edit_success,
         enc_acc) and processes sharing the cache classify the test faces once."""
         if "test_pred" not in self._real:
-            import hashlib
-            import json
-
-            from exprbench.io import cached_json
+            from exprbench.io import cached_json, content_key
 
             parts = {"data": self.data.content_sha256(), "preprocess": PREPROCESS_VERSION, "split": "test",
                      "label_set": self.data.label_set, "classes": list(self.data.class_names),
                      "evaluator": self.evaluator.sha256, "tta": "hflip"}
-            key = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
+            key = content_key(parts)
             path = fidelity_cache_root() / "predictions" / f"test-{key}.json"
             pred = cached_json(path, lambda: {**parts, "pred": self.classify(self.test.images).tolist()})["pred"]
             self._real["test_pred"] = torch.tensor(pred, dtype=torch.int64)

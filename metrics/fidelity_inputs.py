@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import os
 from pathlib import Path
 from typing import Callable, Iterable
@@ -17,6 +16,7 @@ from torch.utils.data import Dataset
 
 from exprbench.data import cache_dir
 from exprbench.errors import UserError
+from exprbench.io import content_key
 
 from .evaluator import EXTRACTOR_NAME, FEATURE_PENULTIMATE, file_sha256, resolve_weights
 from .names import INCEPTION_NAME, MULTILAYER_NAME
@@ -208,7 +208,7 @@ def reference_cache_name(data_sha256: str, split: str, label_set: str, extractor
     parts = {"v": CACHE_VERSION, "data": data_sha256, "preprocess": PREPROCESS_VERSION, "split": split,
              "label_set": label_set, "extractor": extractor, "weights": weights_sha256, "n": int(n_samples),
              "selection": selection}
-    h = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
+    h = content_key(parts)
     return f"exprbench-real-{split}-{label_set}-n{int(n_samples)}-{h}"
 
 

@@ -8,15 +8,13 @@ A protocol's reference is its registered function run with ``real=True`` when th
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from typing import Sequence
 
 import torch
 
 from exprbench.errors import UserError
-from exprbench.io import cached_json
+from exprbench.io import cached_json, content_key
 
 from .classaware import cas_sha
 from .fidelity_inputs import (EXTRACTORS, PREPROCESS_VERSION, ExtractorUnavailable, drop_generated_cache, extractor_info,
@@ -65,7 +63,7 @@ def reference_key(spec, ctx) -> str:
     parts = {"protocol_version": PROTOCOL_VERSION, "floor_schema": REFERENCE_SCHEMA, "protocol": spec.key_fields(),
              "data": ctx.data.content_sha256(), "preprocess": PREPROCESS_VERSION, "label_set": ctx.data.label_set,
              "evaluator": ctx.evaluator.sha256, "extractor_sha256": sha}
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=sorted).encode()).hexdigest()[:24]
+    return content_key(parts)
 
 
 def reference(spec, ctx) -> dict:
