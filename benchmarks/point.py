@@ -97,10 +97,11 @@ def run_point(suite: Suite, point: GridPoint, run_dir: Path, data_path: str | No
                     eval_every=suite.curve_every).run()
             status = read_json(run_dir / "status.json") or {}
         t1 = time.perf_counter()
-        if suite.metrics or cfg.data.label_set in LABEL_SETS:
-            ev = evaluate_run(run_dir, metrics=suite.metrics or None, device=str(dev), data=cfg.data.path,
+        metrics = [m for m in suite.metrics if m not in point.skip_metrics]
+        if metrics or (not suite.metrics and cfg.data.label_set in LABEL_SETS):  # none listed: the defaults
+            ev = evaluate_run(run_dir, metrics=metrics or None, device=str(dev), data=cfg.data.path,
                               ci_draws=suite.ci_draws)
-        else:  # no FER2013 metric applies to other data (CelebA): a suite without metrics only trains
+        else:  # every listed metric skipped, or other data (CelebA, where no FER2013 metric applies): train only
             ev = {}
         record.update(
             status=DONE, train_wall_s=status.get("train_seconds"), steps=status.get("step"),

@@ -60,12 +60,13 @@ class SuiteError(UserError):
 
 @dataclass(frozen=True)
 class GridPoint:
-    """One run of a suite: ``<model>-<config>-s<seed>``."""
+    """One run of a suite: ``<model>-<config>-s<seed>``; ``skip_metrics``: suite protocols not evaluated for it."""
 
     model: str
     config: str
     seed: int
     overrides: tuple[str, ...]
+    skip_metrics: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -156,7 +157,7 @@ def identity_hash(identity: dict) -> str:
 _TOP_TYPES = {"description": str, "seeds": list, "device": str, "data": dict, "budget": dict,
               "train": dict, "eval": dict, "models": list}
 _EVAL_TYPES = {"metrics": list, "curve_metric": str, "curve_every": int, "ci_draws": int}
-_MODEL_TYPES = {"name": str, "configs": list, "set": dict, "seeds": list}
+_MODEL_TYPES = {"name": str, "configs": list, "set": dict, "seeds": list, "skip_metrics": list}
 _TOML_NAMES = {str: "a string", list: "a list", dict: "a table", int: "an integer"}
 
 
@@ -279,9 +280,14 @@ def load_suite(name_or_path: str | Path) -> Suite:
     for i, entry in enumerate(models, 1):
         if "name" not in entry:
             raise SuiteError(f"{path}: [[models]] entry {i} has no name")
-        extra = sorted(set(entry) - {"name", "configs", "set", "seeds"})
+        extra = sorted(set(entry) - set(_MODEL_TYPES))
         if extra:
-            raise SuiteError(f"{path}: [[models]] {entry['name']!r}: unknown field {extra[0]!r} (known: name, configs, set, seeds)")
+            raise SuiteError(f"{path}: [[models]] {entry['name']!r}: unknown field {extra[0]!r} (known: {', '.join(_MODEL_TYPES)})")
+        skip = entry.get("skip_metrics", [])  # a model's exceptions to [eval] metrics (e.g. a costly one the gate runs once)
+        not_listed = [m for m in skip if m not in metrics]
+        if not_listed:
+            raise SuiteError(f"{path}: [[models]] {entry['name']!r}: skip_metrics names {not_listed[0]!r}, which is not "
+                             "in [eval] metrics")
         entry_seeds = entry.get("seeds", seeds)  # a model may run fewer (or other) seeds than the suite's
         if not isinstance(entry_seeds, list) or not entry_seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in entry_seeds):
             raise SuiteError(f"{path}: [[models]] {entry['name']!r}: seeds = {entry_seeds!r} must be a non-empty list of integers")
@@ -292,7 +298,7 @@ def load_suite(name_or_path: str | Path) -> Suite:
             except UserError as e:
                 raise SuiteError(f"{path}: [[models]] {entry['name']!r} config {config!r}: {e}") from None
             for seed in entry_seeds:
-                grid.append(GridPoint(entry["name"], config, seed, tuple(overrides + [f"train.seed={seed}"])))
+                grid.append(GridPoint(entry["name"], config, seed, tuple(overrides + [f"train.seed={seed}"]), tuple(skip)))
     names = [g.name for g in grid]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:

@@ -44,6 +44,18 @@ def test_runs_grid_records_and_skips(tmp_path):
     assert before == after
 
 
+def test_skipped_metric_is_not_evaluated_for_that_model_only(tmp_path):
+    need_evaluator()
+    data = write_csv(tmp_path / "fer2013.csv", per_class=10)
+    cgan = model_block("cgan").replace('configs = ["default"]', 'configs = ["default"]\nskip_metrics = ["acc_gen70"]')
+    suite = load_suite(write_suite(tmp_path / "s.toml", models=("gan",), extra_models=cgan, curve=""))
+    assert [r["status"] for r in run_suite(suite, tmp_path / "out", data_path=str(data), progress=False)] == ["done"] * 2
+    ev = {n: json.loads((tmp_path / "out" / "runs" / n / "eval.json").read_text())["metrics"]
+          for n in ("gan-default-s0", "cgan-default-s0")}
+    assert set(ev["cgan-default-s0"]) == {"fid70_train"}
+    assert set(ev["gan-default-s0"]) == {"fid70_train", "acc_gen70"}  # recorded (skipped: unconditional) for the other
+
+
 def test_failed_run_recorded_and_suite_goes_on(tmp_path):
     need_evaluator()
     data = write_csv(tmp_path / "fer2013.csv", per_class=10)

@@ -43,6 +43,8 @@ def test_grid_overrides(tmp_path):
     (lambda s: s.replace("seeds = [0]", "seeds = []"), r"seeds = \[\] must be a non-empty list"),
     (lambda s: s.replace('["fid70_train", "acc_gen70"]', '["fidd"]'), "unknown metric protocol 'fidd'"),
     (lambda s: s + "\nbogus = 1\n", "unknown field 'bogus'"),
+    (lambda s: s.replace('configs = ["default"]', 'configs = ["default"]\nskip_metrics = ["cas350"]', 1),
+     r"'gan': skip_metrics names 'cas350', which is not in \[eval\] metrics"),
     (lambda s: s.replace("[budget]", "[budget"), "not valid TOML"),
 ])
 def test_bad_suite_files(tmp_path, edit, message):
@@ -130,3 +132,11 @@ def test_suite_ci_draws_reaches_the_suite():
     """``[eval] ci_draws`` (the smoke suite's cheaper intervals) is parsed; absent means the metrics' default."""
     assert load_suite("smoke").ci_draws == 20
     assert load_suite("cpu").ci_draws is None
+
+
+def test_skip_metrics_reach_the_grid_points():
+    """The smoke gate runs CAS on the cGAN only: every other model's points skip it, and nothing else."""
+    suite = load_suite("smoke")
+    skips = {p.model: p.skip_metrics for p in suite.grid}
+    assert skips["cgan"] == () and skips["gan"] == () and skips["acgan"] == ("cas350",)
+    assert {m for s in skips.values() for m in s} == {"cas350"} and "cas350" in suite.metrics
