@@ -31,7 +31,7 @@ from exprbench.io import file_sha256
 
 from .classifier_training import TrainRecipe, accuracy_of, train_classifier, train_evaluator  # noqa: F401
 from .evaluator_net import (AUX_WEIGHTS, CARD_VERSION, DEFAULT_WEIGHTS, EXTRACTOR_NAME, FEATURE_LOGITS,  # noqa: F401
-                            FEATURE_PENULTIMATE, WEIGHTS_DIR, EvaluatorError, FERNet, NetConfig, card_path,
+                            FEATURE_PENULTIMATE, WEIGHTS_DIR, EvaluatorError, FERNet, NetConfig, build_net, card_path,
                             read_card, save_evaluator)
 from .labels import confusion_matrix, per_class_accuracy  # noqa: F401
 
@@ -177,7 +177,7 @@ def load_evaluator(weights: str | Path | None = None, device: str | torch.device
         )
     try:
         cfg = NetConfig.from_dict(card["net"])
-        net = FERNet(cfg)
+        net = build_net(cfg)
         net.load_state_dict(torch.load(p, map_location="cpu", weights_only=True))
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__

@@ -1,9 +1,12 @@
-"""The FER2013 evaluator network and its card: :class:`FERNet` (a compact VGG-style CNN, Simonyan &
-Zisserman 2015, with batch norm, Ioffe & Szegedy 2015), :class:`NetConfig`, and the weights + JSON card files.
+"""The FER2013 evaluator networks and their card: :class:`FERNet` (a compact VGG-style CNN, Simonyan &
+Zisserman 2015, with batch norm, Ioffe & Szegedy 2015), :class:`FERResNet` (a ResNet, He et al. 2016, adapted
+to 48 x 48), :class:`NetConfig` (``arch`` picks one: :func:`build_net`), and the weights + JSON card files.
 
-Four stages of two 3x3 conv-BN-ReLU layers and 2x2 max pooling (48 -> 24 -> 12 -> 6 -> 3), global average
-pooling, a fully connected ReLU layer (the *penultimate features*, ``feat_dim`` wide, used for FID / KID /
-precision-recall) and a linear classifier (the *logits*).
+``vgg``: four stages of two 3x3 conv-BN-ReLU layers and 2x2 max pooling (48 -> 24 -> 12 -> 6 -> 3).
+``resnet``: a 3x3 conv-BN-ReLU stem at 48 x 48, then four stages of two basic residual blocks, each stage
+halving the size (24, 12, 6, 3). Both end in global average pooling, a fully connected ReLU layer (the
+*penultimate features*, ``feat_dim`` wide, used for FID / KID / precision-recall) and a linear classifier
+(the *logits*); both expose ``stages(x)``, the four stage outputs the realism space pools.
 """
 
 from __future__ import annotations
@@ -48,21 +51,33 @@ class NetConfig:
         feat_dim: size of the penultimate (feature) layer.
         dropout: dropout before the feature layer and before the classifier (training only).
         class_names: the classes of the logits, in order (FER2013 ``fer7`` order by default).
+        arch: ``vgg`` (:class:`FERNet`) or ``resnet`` (:class:`FERResNet`).
     """
 
     width: int = 32
     feat_dim: int = 256
     dropout: float = 0.4
     class_names: tuple[str, ...] = FER7
+    arch: str = "vgg"
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["class_names"] = list(self.class_names)
+        if self.arch == "vgg":  # cards written before the ResNet keep their bytes
+            d.pop("arch")
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "NetConfig":
-        return cls(int(d["width"]), int(d["feat_dim"]), float(d["dropout"]), tuple(d["class_names"]))
+        """Read a card's ``net`` entry (no ``arch``: ``vgg``, the cards written before the ResNet).
+
+        Raises:
+            ValueError: an unknown ``arch``.
+        """
+        arch = str(d.get("arch", "vgg"))
+        if arch not in ARCHS:
+            raise ValueError(f"unknown evaluator arch {arch!r} (known: {', '.join(ARCHS)})")
+        return cls(int(d["width"]), int(d["feat_dim"]), float(d["dropout"]), tuple(d["class_names"]), arch)
 
 
 def _conv_bn(cin: int, cout: int) -> list[nn.Module]:
@@ -95,11 +110,96 @@ class FERNet(nn.Module):
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
+    def stages(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The output of each stage (after its max pooling): float32 N x C_k x S_k x S_k, S_k = 24, 12, 6, 3."""
+        out, h = [], x
+        for layer in self.body:
+            h = layer(h)
+            if isinstance(layer, nn.MaxPool2d):
+                out.append(h)
+        return out
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.body(x)
         h = F.adaptive_avg_pool2d(h, 1)
         feats = self.head(h)
         return feats, self.classifier(self.drop(feats))
+
+
+class _BasicBlock(nn.Module):
+    """``relu(bn(conv(relu(bn(conv(x))))) + shortcut(x))`` (He et al. 2016, Fig. 2), the shortcut a strided
+    1x1 conv-BN when the size or width changes."""
+
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.short = (nn.Identity() if stride == 1 and cin == cout else
+                      nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.relu(self.bn1(self.conv1(x)), inplace=True)
+        return F.relu(self.bn2(self.conv2(h)) + self.short(x), inplace=True)
+
+
+class FERResNet(nn.Module):
+    """ResNet classifier for 1 x 48 x 48 faces (He et al. 2016, basic blocks; stem at full size, no max pool).
+
+    Stem conv3x3-BN-ReLU (``width``) at 48 x 48; stages of two basic blocks at width x (1, 2, 4, 8), each
+    starting with a stride-2 block (24, 12, 6, 3); GAP; FC-BN-ReLU (``feat_dim``); linear logits.
+    ``forward(x)`` takes float32 N x 1 x 48 x 48 in [-1, 1] and returns ``(features, logits)`` as
+    :class:`FERNet` does.
+    """
+
+    def __init__(self, cfg: NetConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        w = cfg.width
+        self.stem = nn.Sequential(*_conv_bn(1, w))
+        cin, blocks = w, []
+        for mult in (1, 2, 4, 8):
+            blocks.append(nn.Sequential(_BasicBlock(cin, w * mult, 2), _BasicBlock(w * mult, w * mult, 1)))
+            cin = w * mult
+        self.body = nn.ModuleList(blocks)
+        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(cfg.dropout), nn.Linear(cin, cfg.feat_dim),
+                                  nn.BatchNorm1d(cfg.feat_dim), nn.ReLU(inplace=True))
+        self.drop = nn.Dropout(cfg.dropout)
+        self.classifier = nn.Linear(cfg.feat_dim, len(cfg.class_names))
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        for b in self.modules():  # zero-init the last BN of each residual branch (Goyal et al. 2017)
+            if isinstance(b, _BasicBlock):
+                nn.init.zeros_(b.bn2.weight)
+
+    def stages(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The output of each stage: float32 N x C_k x S_k x S_k, S_k = 24, 12, 6, 3."""
+        out, h = [], self.stem(x)
+        for stage in self.body:
+            h = stage(h)
+            out.append(h)
+        return out
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = F.adaptive_avg_pool2d(self.stages(x)[-1], 1)
+        feats = self.head(h)
+        return feats, self.classifier(self.drop(feats))
+
+
+ARCHS = {"vgg": FERNet, "resnet": FERResNet}
+
+
+def build_net(cfg: NetConfig) -> nn.Module:
+    """A fresh evaluator-family network of ``cfg.arch`` (:data:`ARCHS`).
+
+    Raises:
+        ValueError: an unknown ``cfg.arch``.
+    """
+    if cfg.arch not in ARCHS:
+        raise ValueError(f"unknown evaluator arch {cfg.arch!r} (known: {', '.join(ARCHS)})")
+    return ARCHS[cfg.arch](cfg)
 
 
 # --------------------------------------------------------------------------------------------

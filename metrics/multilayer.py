@@ -42,12 +42,7 @@ def stage_features(net: FERNet, x: torch.Tensor) -> list[torch.Tensor]:
     Returns:
         One float32 N x C_k tensor per stage (C_k = width x 1, 2, 4, 8).
     """
-    out, h = [], x
-    for layer in net.body:
-        h = layer(h)
-        if isinstance(layer, torch.nn.MaxPool2d):
-            out.append(h.mean((2, 3)))
-    return out
+    return [h.mean((2, 3)) for h in net.stages(x)]
 
 
 def multilayer_features(net: FERNet, x: torch.Tensor, scales: list[float]) -> torch.Tensor:

@@ -34,12 +34,21 @@ def evaluator_train(
     seed: int = typer.Option(0, "--seed", help="Seed of init, data order and augmentation."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads (torch.set_num_threads)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    arch: str = typer.Option("vgg", "--arch", help="vgg (compact VGG) or resnet (ResNet, basic blocks)."),
+    blur: float = typer.Option(0.0, "--blur", min=0.0, max=1.0, help="Probability of a random Gaussian blur per image."),
+    resample: float = typer.Option(0.0, "--resample", min=0.0, max=1.0, help="Probability of a 48 -> s -> 48 resampling."),
+    noise: float = typer.Option(0.0, "--noise", min=0.0, max=1.0, help="Probability of additive Gaussian noise."),
+    cutout: float = typer.Option(0.0, "--cutout", min=0.0, max=1.0, help="Probability of erasing a random rectangle."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from <out>.state.pt (written after every epoch)."),
 ) -> None:
-    """Train the evaluator on FER2013 train (fer7), select on val, report on test; write weights + card."""
+    """Train the evaluator on FER2013 train (fer7), select on val, report on test; write weights + card.
+
+    After every epoch the training state goes to ``<out>.state.pt``; ``--resume`` continues from it."""
     from ..data import load_fer2013
     from ..runtime import resolve_device
 
     from ..metrics.evaluator import DEFAULT_WEIGHTS, NetConfig, TrainRecipe, train_evaluator
+    from ..metrics.evaluator_net import ARCHS
 
     from ..io import check_writable_file
 
@@ -50,16 +59,23 @@ def evaluator_train(
         raise UserError(f"--out {dest}: the weights file must end in .pt")
     if dest.exists() and not overwrite:
         raise UserError(f"--out {dest} exists: pass --overwrite to replace it, or choose another --out")
+    if arch not in ARCHS:
+        raise UserError(f"--arch {arch!r}: not one of {', '.join(ARCHS)}")
+    state = dest.with_suffix(".state.pt")
+    if state.exists() and not resume:
+        raise UserError(f"{state} exists (a stopped training): pass --resume to continue it, or delete it")
     dev = resolve_device(device)
     ds = load_fer2013(data, "fer7")
-    recipe = TrainRecipe(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, threads=threads)
-    cfg = NetConfig(width=width, feat_dim=feat_dim, dropout=dropout)
+    recipe = TrainRecipe(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, threads=threads,
+                         blur=blur, resample=resample, noise=noise, cutout=cutout)
+    cfg = NetConfig(width=width, feat_dim=feat_dim, dropout=dropout, arch=arch)
     command = "exprbench " + " ".join(sys.argv[1:])
 
     def log(rec: dict) -> None:
         console.print(json.dumps(rec), highlight=False)
 
-    card = train_evaluator(ds, dest, cfg, recipe, dev, command=command, log=log)
+    card = train_evaluator(ds, dest, cfg, recipe, dev, command=command, log=log, checkpoint=state)
+    state.unlink(missing_ok=True)
     console.print(f"[green]done[/green] {dest}: val {card['val_accuracy']:.4f}, test {card['test_accuracy']:.4f} "
                   f"(best epoch {card['best_epoch']}/{card['epochs']}, {card['wall_seconds']:.0f} s)")
 
