@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -214,22 +215,38 @@ class EvalContext:
         """Evaluator labels (hflip TTA, as acc_gen) of uint8 images, int64 indices into the data's classes."""
         return self.evaluator.predict(images, self.data.class_names)
 
-    def test_predictions(self) -> torch.Tensor:
+    def test_predictions(self, lowpass: str | None = None) -> torch.Tensor:
         """The evaluator's labels (hflip TTA) of the real test split, int64 N: computed once per evaluator and
         decoded content, then read from a JSON cache (``$EXPRBENCH_CACHE/fidelity/predictions/``), so the
         references that are an evaluator accuracy on real test faces (acc_gen, translate_acc, edit_success,
-        enc_acc) and processes sharing the cache classify the test faces once."""
-        if "test_pred" not in self._real:
+        enc_acc) and processes sharing the cache classify the test faces once.
+
+        Args:
+            lowpass: a filter of :data:`~exprbench.metrics.lowpass.LOWPASS` applied to the faces first, or None.
+        """
+        memo = "test_pred" if lowpass is None else f"test_pred_{lowpass}"
+        if memo not in self._real:
             from exprbench.io import cached_json, content_key
+
+            from .lowpass import LOWPASS
 
             parts = {"data": self.data.content_sha256(), "preprocess": PREPROCESS_VERSION, "split": "test",
                      "label_set": self.data.label_set, "classes": list(self.data.class_names),
                      "evaluator": self.evaluator.sha256, "tta": "hflip"}
-            key = content_key(parts)
-            path = fidelity_cache_root() / "predictions" / f"test-{key}.json"
-            pred = cached_json(path, lambda: {**parts, "pred": self.classify(self.test.images).tolist()})["pred"]
-            self._real["test_pred"] = torch.tensor(pred, dtype=torch.int64)
-        return self._real["test_pred"]
+            images = self.test.images
+            if lowpass is not None:
+                parts["lowpass"] = lowpass
+                images = LOWPASS[lowpass](images)
+            path = fidelity_cache_root() / "predictions" / f"test-{content_key(parts)}.json"
+            pred = cached_json(path, lambda: {**parts, "pred": self.classify(images).tolist()})["pred"]
+            self._real[memo] = torch.tensor(pred, dtype=torch.int64)
+        return self._real[memo]
+
+    def memo(self, key: str, compute: Callable[[], object]):
+        """``compute()`` once per evaluation under ``key`` (e.g. the train faces' power spectrum)."""
+        if key not in self._real:
+            self._real[key] = compute()
+        return self._real[key]
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """Evaluator penultimate features of uint8 images, float32 N x feat_dim."""

@@ -59,9 +59,10 @@ class ImagesContext(EvalContext):
             return f"needs a model ({', '.join(missing)}), not images (scoring {where})"
         if not p.scores_images:
             return f"needs a model, not images (scoring {where})"
-        why = self.data_reason(p)
-        if why:
-            return why
+        return self.data_reason(p) or self.count_reason(p)
+
+    def count_reason(self, p: MetricSpec) -> str | None:
+        """Why the given images are too few for ``p`` (per class for per-class protocols), or None."""
         if p.per_class:
             need = p.n_samples // self.k
             if need < p.min_samples:
@@ -240,6 +241,11 @@ def evaluate_images(
     ds = load_dataset(path, label_set)
     ctx = ImagesContext(iset, name, ds, dev, evaluator_weights, inception_weights, reporter=reporter)
     ctx.out_dir = out_dir
+    if explicit:  # a protocol asked for by name that these images cannot feed is bad input, not a skip
+        for p in protos:
+            why = None if ctx.skip_reason(p) is None else ctx.count_reason(p)
+            if why:
+                raise UserError(f"{p.name}: {why}")
     commit = library_versions()["git_commit"]
     stamp = {"evaluated_at": now(), "step": None, "commit": commit}
     n_lab = f", {iset.labels_info['n']:,} labels" if iset.labels_info else ", no labels"

@@ -145,7 +145,7 @@ class ACGAN(AdversarialPlugin, Sampler, Conditional):
         super().__init__(cfg, spec, device, channels_last)
         self.init_adversarial({
             "reference": lambda: (RefGenerator(spec, cfg.z_dim), RefDiscriminator(spec)),
-            "sngan": lambda: (DCGenerator(spec, cfg.z_dim, cfg.ch, num_classes=spec.num_classes),
+            "sngan": lambda: (DCGenerator(spec, cfg.z_dim, cfg.ch, upsample=cfg.upsample, num_classes=spec.num_classes),
                               SNACDiscriminator(spec, cfg.ch)),
         })
         if cfg.classifier == "separate":

@@ -22,6 +22,7 @@ from torch import nn
 
 from .base import Batch, ModelPlugin
 from .blocks import BNClassifier
+from .diffaugment import augment_inputs, parse_policy
 from .runtime import frozen, joint_step, optimizer_step
 
 Inputs = tuple[torch.Tensor, ...]
@@ -73,6 +74,16 @@ class AdversarialPlugin(ModelPlugin):
             loss_g, logs_g = self.g_objective(batch, ctx)
             joint_step([self.optimizers[k] for k in self.g_nets], loss_g)
         return {**logs, "loss_d": loss_d.item(), self.g_loss_name: loss_g.item(), **logs_g, **logs_d}
+
+    def place(self) -> None:
+        """Place the nets (see :meth:`ModelPlugin.place`), then make D and C DiffAugment every image they see
+        (``cfg.diffaugment``, Zhao et al. 2020; :func:`~.diffaugment.augment_inputs`): real and fake alike,
+        in D's and G's updates and in C's, written once here for every GAN-family plugin."""
+        super().place()
+        policy = parse_policy(self.cfg.diffaugment)
+        for name in ("D", "C"):
+            if name in self.nets:
+                augment_inputs(self.nets[name], policy)
 
     # -- the real-face classifier C (ACGAN and cGAN defaults) -----------------------------------------
     def init_real_classifier(self, ch: int, lr: float) -> None:

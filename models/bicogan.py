@@ -159,7 +159,7 @@ class BiCoGAN(AdversarialPlugin, Sampler, Conditional, Encoder, Translator):
             "reference": lambda: {"G": RefGenerator(spec, cfg.z_dim, num_classes=k),
                                   "E": RefEncoder(spec, cfg.z_dim, num_classes=k),
                                   "D": RefDiscriminator(spec, cfg.z_dim)},
-            "sngan": lambda: {"G": DCGenerator(spec, cfg.z_dim, cfg.ch, num_classes=k),
+            "sngan": lambda: {"G": DCGenerator(spec, cfg.z_dim, cfg.ch, upsample=cfg.upsample, num_classes=k),
                               "E": ConvEncoder(spec, cfg.z_dim, cfg.ch, num_classes=k),
                               "D": JointDiscriminator(spec, cfg.z_dim, cfg.ch, num_classes=k, unary=cfg.unary)},
         }, {"G": cfg.lr_g, "E": cfg.lr_e, "D": cfg.lr_d})

@@ -247,7 +247,7 @@ class BiGAN(AdversarialPlugin, Sampler, Encoder):
         self.init_nets({
             "reference": lambda: {"G": RefGenerator(spec, cfg.z_dim), "E": RefEncoder(spec, cfg.z_dim),
                                   "D": RefJointDiscriminator(spec, cfg.z_dim)},
-            "sngan": lambda: {"G": DCGenerator(spec, cfg.z_dim, cfg.ch), "E": ConvEncoder(spec, cfg.z_dim, cfg.ch),
+            "sngan": lambda: {"G": DCGenerator(spec, cfg.z_dim, cfg.ch, upsample=cfg.upsample), "E": ConvEncoder(spec, cfg.z_dim, cfg.ch),
                               "D": JointDiscriminator(spec, cfg.z_dim, cfg.ch, unary=cfg.unary)},
         }, {"G": cfg.lr_g, "E": cfg.lr_e, "D": cfg.lr_d})
 

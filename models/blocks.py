@@ -31,6 +31,11 @@ class AdversarialConfig:
         loss: ``bce``, ``hinge`` or ``lsgan`` (see :func:`d_loss`).
         lr_g, lr_d: Adam learning rates of G and D.
         betas: Adam betas.
+        upsample: how the ``sngan`` generator doubles its size: ``deconv`` (ConvTranspose2d 4x4 s2, the seeds'
+            layers), ``nearest`` or ``bilinear`` (x2 resize then a 3x3 conv: no checkerboard footprint, Odena
+            et al. 2016).
+        diffaugment: DiffAugment policy on every image D and C see, e.g. ``translation,cutout`` (Zhao et al.
+            2020; see :mod:`.diffaugment`); ``""`` is off.
 
     Ranges (checked by :mod:`exprbench.config` when a value is set): ``z_dim`` and ``ch`` >= 1,
     learning rates > 0.
@@ -43,6 +48,8 @@ class AdversarialConfig:
     lr_g: float = field(default=2e-4, metadata={"gt": 0})
     lr_d: float = field(default=2e-4, metadata={"gt": 0})
     betas: tuple[float, float] = (0.5, 0.999)
+    upsample: str = "deconv"
+    diffaugment: str = ""
 
 
 def d_loss(kind: str, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
@@ -131,19 +138,39 @@ class CondBatchNorm2d(nn.Module):
         return h
 
 
+UPSAMPLES = ("deconv", "nearest", "bilinear")
+
+
+def upsample_x2(cin: int, cout: int, mode: str) -> nn.Module:
+    """A x2 up-sampling layer: ``deconv`` = ConvTranspose2d(4, 2, 1); ``nearest`` / ``bilinear`` = resize x2 then
+    Conv2d(3, 1, 1) (resize-convolution, Odena et al. 2016, "Deconvolution and checkerboard artifacts": every
+    output pixel gets the same number of kernel taps, so no period-2 pattern at initialisation).
+
+    Raises:
+        ValueError: an unknown ``mode``.
+    """
+    if mode == "deconv":
+        return nn.ConvTranspose2d(cin, cout, 4, 2, 1)
+    if mode in ("nearest", "bilinear"):
+        up = nn.Upsample(scale_factor=2, mode=mode, **({"align_corners": False} if mode == "bilinear" else {}))
+        return nn.Sequential(up, nn.Conv2d(cin, cout, 3, 1, 1))
+    raise ValueError(f"model.upsample={mode!r}: expected one of {', '.join(UPSAMPLES)}")
+
+
 class DCGenerator(nn.Module):
-    """SNGAN "standard CNN" generator, sized from the data: z -> base x base -> 3 x (ConvT 4x4 s2) -> image.
+    """SNGAN "standard CNN" generator, sized from the data: z -> base x base -> 3 x (up x2) -> image.
 
     ``base = H / 8`` (6 for 48x48 FER2013, 8 for 64x64 CelebA). Channels ``8ch, 4ch, 2ch, ch``.
-    With ``num_classes > 0`` its batch norms are class-conditional (cBN).
+    With ``num_classes > 0`` its batch norms are class-conditional (cBN). ``upsample`` picks the x2 layers
+    (:func:`upsample_x2`: ConvT 4x4 s2 as in SNGAN, or resize + 3x3 conv).
 
     Input z float N x z_dim (and c int64 N); output float N x C x H x W in [-1, 1] (tanh).
 
     Raises:
-        ValueError: image height or width not divisible by 8.
+        ValueError: image height or width not divisible by 8, or an unknown ``upsample``.
     """
 
-    def __init__(self, spec: DataSpec, z_dim: int, ch: int, num_classes: int = 0) -> None:
+    def __init__(self, spec: DataSpec, z_dim: int, ch: int, num_classes: int = 0, upsample: str = "deconv") -> None:
         super().__init__()
         if spec.height % 8 or spec.width % 8:
             raise ValueError(f"DCGenerator needs H and W divisible by 8, got {spec.height}x{spec.width}")
@@ -152,9 +179,7 @@ class DCGenerator(nn.Module):
         self.fc = nn.Linear(z_dim, self.c0 * self.bh * self.bw)
         chans = [8 * ch, 4 * ch, 2 * ch, ch]
         self.norms = nn.ModuleList([CondBatchNorm2d(c, num_classes) for c in chans])
-        self.ups = nn.ModuleList(
-            [nn.ConvTranspose2d(a, b, 4, 2, 1) for a, b in zip(chans[:-1], chans[1:])]
-        )
+        self.ups = nn.ModuleList([upsample_x2(a, b, upsample) for a, b in zip(chans[:-1], chans[1:])])
         self.out = nn.Conv2d(ch, spec.channels, 3, 1, 1)
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:

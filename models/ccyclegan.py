@@ -183,6 +183,7 @@ class CCycleGANConfig:
             at random each step) C reads for G's class loss: C on all 6 costs more than G and D together.
         pool_size: unused (kept so that configs and run directories of earlier versions load).
         lr_g, lr_d: Adam learning rates; betas: Adam betas.
+        diffaugment: DiffAugment policy on every image D and C see (see :mod:`.diffaugment`); ``""`` is off.
     """
 
     ch: int = field(default=64, metadata={'min': 1})
@@ -203,6 +204,7 @@ class CCycleGANConfig:
     lr_g: float = field(default=2e-4, metadata={'gt': 0})
     lr_d: float = field(default=2e-4, metadata={'gt': 0})
     betas: tuple[float, float] = (0.5, 0.999)
+    diffaugment: str = ""
 
 
 @register_model("ccyclegan")

@@ -129,7 +129,7 @@ class CGAN(AdversarialPlugin, Sampler, Conditional):
         super().__init__(cfg, spec, device, channels_last)
         self.init_adversarial({
             "reference": lambda: (RefGenerator(spec, cfg.z_dim), RefDiscriminator(spec)),
-            "sngan": lambda: (DCGenerator(spec, cfg.z_dim, cfg.ch, num_classes=spec.num_classes),
+            "sngan": lambda: (DCGenerator(spec, cfg.z_dim, cfg.ch, upsample=cfg.upsample, num_classes=spec.num_classes),
                               ProjectionDiscriminator(spec, cfg.ch)),
         })
         if cfg.aux_cls_weight > 0:

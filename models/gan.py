@@ -106,7 +106,7 @@ class GAN(AdversarialPlugin, Sampler):
         super().__init__(cfg, spec, device, channels_last)
         self.init_adversarial({
             "reference": lambda: (RefGenerator(spec, cfg.z_dim), RefDiscriminator(spec)),
-            "sngan": lambda: (DCGenerator(spec, cfg.z_dim, cfg.ch), SNDiscriminator(spec, cfg.ch)),
+            "sngan": lambda: (DCGenerator(spec, cfg.z_dim, cfg.ch, upsample=cfg.upsample), SNDiscriminator(spec, cfg.ch)),
         })
 
     def d_inputs(self, batch: Batch):
