@@ -17,6 +17,7 @@ import json
 import math
 import os
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -35,7 +36,7 @@ from .models.base import Batch
 from .rundir import (  # noqa: F401 (CKPT_*, default_run_dir, save_checkpoint: old import paths)
     CKPT_FORMAT, CKPT_GLOB, CHECKPOINTS, CURVE_LOG, TENSORBOARD, TRAIN_LOG, checkpoint_path, config_path,
     default_run_dir, list_checkpoints, load_checkpoint, sample_sheet_path, save_checkpoint,
-    trim_logs, write_config, write_status,
+    read_log_records, trim_logs, write_config, write_status,
 )
 from .runtime import device_name, library_versions, resolve_device  # noqa: F401 (old import paths)
 from .trained import build_model, class_grid, load_trained  # noqa: F401 (old import paths)
@@ -232,7 +233,7 @@ class Trainer:
             if device.type == "cuda" and state["rng"].get("cuda") is not None:
                 torch.cuda.set_rng_state(state["rng"]["cuda"], device)
             step, train_seconds = int(state["step"]), float(state["train_seconds"])
-        trim_logs(self.run_dir, step)
+        trim_logs(self.run_dir, step, warn=lambda msg: print(msg, file=sys.stderr, flush=True))
         self.info = {"model": cfg.model, "config": cfg.config_name, "seed": tc.seed,
                      "device": str(device), "device_name": device_name(device),
                      "data_fingerprint": data.fingerprint, "num_parameters": model.num_parameters(),
@@ -259,10 +260,12 @@ class Trainer:
         from torch.utils.tensorboard import SummaryWriter
         from tqdm.auto import tqdm
 
+        from .ticker import LogTicker
+
         writer = SummaryWriter(str(self.run_dir / TENSORBOARD), purge_step=step)
 
         curve = self.run_dir / CURVE_LOG
-        done = [json.loads(x)["step"] for x in curve.read_text().splitlines() if x.strip()] if curve.exists() else []
+        done = [rec["step"] for _, rec in read_log_records(curve)[0]] if curve.exists() else []
         last_hook = [done[-1] if done else -1]
 
         def run_hook(at: int) -> None:
@@ -274,8 +277,11 @@ class Trainer:
                 fh.write(json.dumps({"step": at, **values}) + "\n")
             for k, v in values.items():
                 writer.add_scalar(f"eval/{k}", v, at)
-        bar = tqdm(total=tc.steps if tc.minutes is None else None, initial=step, disable=None if self.progress else True,
+        total = tc.steps if tc.minutes is None else None
+        bar = tqdm(total=total, initial=step, disable=None if self.progress else True,
                    desc=f"{cfg.model}/{cfg.config_name}", unit="step", dynamic_ncols=True)
+        ticker = LogTicker(f"{cfg.model}/{cfg.config_name}", total, step, tc.batch_size,
+                           enabled=None if self.progress else False)  # a line every 30 s where no bar is drawn
         amp = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" and tc.amp
                else contextlib.nullcontext())
         sums: dict[str, float] = {}  # per log key: the sum over the window's steps that returned it
@@ -313,6 +319,7 @@ class Trainer:
                     counts[k] = counts.get(k, 0) + 1
                 n_acc += 1
                 bar.update(1)
+                ticker.update(1)
                 if step % tc.log_every == 0 or step == tc.steps:
                     now = time.perf_counter()
                     img_s = n_acc * tc.batch_size / max(now - t_window, 1e-9)

@@ -38,7 +38,7 @@ import io
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .errors import CheckpointError, UserError
 from .io import atomic_torch_save, file_sha256, read_json, read_json_object, write_json, write_text
@@ -169,14 +169,50 @@ def read_status(run_dir: str | os.PathLike) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-def trim_logs(run_dir: str | os.PathLike, step: int) -> None:
+def read_log_records(log: Path) -> tuple[list[tuple[str, dict]], str | None]:
+    """The records of a ``train.jsonl`` / ``curve.jsonl``: ``([(line, record), ...], torn)``, where ``torn`` is
+    a last line that is not a whole JSON record with a ``step`` (a crash or a full disk mid-write), else None.
+
+    Raises:
+        UserError: a line before the last that is not a JSON record with an integer ``step`` (file:line named).
+    """
+    lines = log.read_text(errors="replace").splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    out, torn = [], None
+    for i, ln in enumerate(lines, 1):
+        if not ln.strip():
+            continue
+        try:
+            rec = json.loads(ln)
+            ok = isinstance(rec, dict) and isinstance(rec.get("step"), int)
+        except json.JSONDecodeError:
+            ok = False
+        if ok:
+            out.append((ln, rec))
+        elif i == len(lines):
+            torn = ln
+        else:
+            raise UserError(f"{log}:{i}: not a JSON record with an integer 'step' (fix or delete that line)")
+    return out, torn
+
+
+def trim_logs(run_dir: str | os.PathLike, step: int, warn: Callable[[str], None] | None = None) -> None:
     """Drop ``train.jsonl`` / ``curve.jsonl`` records past ``step`` (written after the checkpoint a resumed
-    run starts from), rewriting each file atomically."""
+    run starts from), and a torn last line (``warn`` is told), rewriting each file atomically; a whole
+    record at or before ``step`` is never dropped.
+
+    Raises:
+        UserError: a malformed line before the last (see :func:`read_log_records`).
+    """
     for name in (TRAIN_LOG, CURVE_LOG):
         log = Path(run_dir) / name
         if not log.exists():
             continue
-        keep = [ln for ln in log.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
+        records, torn = read_log_records(log)
+        if torn is not None and warn is not None:
+            warn(f"warning: {log}: dropped a torn last line ({torn[:40]!r}...)")
+        keep = [ln for ln, rec in records if rec["step"] <= step]
         write_text(log, "".join(ln + "\n" for ln in keep))
 
 

@@ -290,9 +290,8 @@ def train_classifier(
 DESCRIPTIONS = {
     "vgg": "Compact VGG-style FER2013 classifier (4 stages of 2 conv3x3-BN-ReLU + maxpool, GAP, FC-BN-ReLU "
            "penultimate features, linear logits).",
-    "resnet": "ResNet FER2013 classifier (He et al. 2016: conv3x3-BN-ReLU stem at 48x48, 4 stages of 2 basic "
-              "blocks at 24/12/6/3, GAP, FC-BN-ReLU penultimate features, linear logits), trained with blur, "
-              "resampling, noise and cutout augmentation so that pixel-exact cues carry no class.",
+    "resvgg": "Residual VGG-style FER2013 classifier (conv3x3-BN-ReLU stem, 4 stages of 2 conv3x3-BN with a residual "
+              "shortcut (He et al. 2016) + maxpool, GAP, FC-BN-ReLU penultimate features, linear logits).",
 }
 
 

@@ -351,3 +351,54 @@ def test_keyboard_interrupt_mid_step_is_not_saved(tmp_path, tiny_dataset, monkey
         Trainer(cfg_for(steps=6, extra=["train.ckpt_every=2"]), run, dataset=tiny_dataset, progress=False).run()
     assert [p.name for p in list_checkpoints(run)] == ["step_000002.pt"]
     assert json.loads((run / "status.json").read_text())["status"] == "interrupted"
+
+
+def test_a_log_gets_a_plain_progress_line_where_no_bar_is_drawn(tmp_path, tiny_dataset, monkeypatch, capsys):
+    """stderr not a terminal (a log, CI, `| cat`): the trainer prints step/total, img/s and ETA lines."""
+    from exprbench import ticker
+
+    monkeypatch.setattr(ticker, "INTERVAL_S", 0.0)
+    Trainer(cfg_for(steps=3), tmp_path / "run", dataset=tiny_dataset, progress=True).run()
+    lines = [x for x in capsys.readouterr().err.splitlines() if x.startswith("gan/default: step")]
+    assert [x.split(",")[0] for x in lines] == ["gan/default: step 1/3 (33%)", "gan/default: step 2/3 (67%)",
+                                                 "gan/default: step 3/3 (100%)"]
+    assert "img/s" in lines[-1] and "ETA" in lines[0]
+
+
+def test_the_ticker_waits_its_interval_and_formats_durations():
+    import io
+
+    from exprbench.ticker import LogTicker, fmt_duration
+
+    out = io.StringIO()
+    t = LogTicker("x", 10, stream=out, interval=3600.0)
+    t.update(5)
+    assert out.getvalue() == "" and t.enabled  # a StringIO is not a terminal
+    assert (fmt_duration(3725), fmt_duration(95), fmt_duration(7)) == ("1h02m", "1m35s", "7s")
+
+
+@pytest.mark.parametrize("log", ["train.jsonl", "curve.jsonl"])
+def test_resume_drops_a_torn_last_log_line_with_a_warning(tmp_path, tiny_dataset, capsys, log):
+    """A crash or a full disk mid-write leaves half a record: resume drops it (never a whole line) and says so."""
+    run = tmp_path / "run"
+    Trainer(cfg_for(steps=4, extra=["train.ckpt_every=2"]), run, dataset=tiny_dataset, progress=False).run()
+    path = run / log
+    whole = path.read_text() if path.exists() else ""
+    with open(path, "a") as fh:
+        fh.write('{"step": 65, "epo')
+    result = Trainer(cfg_for(steps=6, extra=["train.ckpt_every=2"]), run, resume=True, dataset=tiny_dataset,
+                     progress=False).run()
+    assert result["status"] == "completed" and result["step"] == 6
+    assert f"{log}: dropped a torn last line" in capsys.readouterr().err
+    text = path.read_text()
+    assert text.startswith(whole)
+    assert all(json.loads(x)["step"] in (2, 4, 6) for x in text.splitlines())  # every line whole, step 65 gone
+
+
+def test_a_malformed_middle_log_line_is_refused_in_one_line(tmp_path, tiny_dataset):
+    run = tmp_path / "run"
+    Trainer(cfg_for(steps=4), run, dataset=tiny_dataset, progress=False).run()
+    lines = (run / "train.jsonl").read_text().splitlines()
+    (run / "train.jsonl").write_text("garbage\n" + "\n".join(lines) + "\n")
+    with pytest.raises(UserError, match=r"train.jsonl:1: not a JSON record"):
+        Trainer(cfg_for(steps=6), run, resume=True, dataset=tiny_dataset, progress=False).run()

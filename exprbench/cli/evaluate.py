@@ -34,7 +34,7 @@ def evaluator_train(
     seed: int = typer.Option(0, "--seed", help="Seed of init, data order and augmentation."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads (torch.set_num_threads)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    arch: str = typer.Option("vgg", "--arch", help="vgg (compact VGG) or resnet (ResNet, basic blocks)."),
+    arch: str = typer.Option("vgg", "--arch", help="vgg (compact VGG) or resvgg (VGG stages with residual shortcuts)."),
     blur: float = typer.Option(0.0, "--blur", min=0.0, max=1.0, help="Probability of a random Gaussian blur per image."),
     resample: float = typer.Option(0.0, "--resample", min=0.0, max=1.0, help="Probability of a 48 -> s -> 48 resampling."),
     noise: float = typer.Option(0.0, "--noise", min=0.0, max=1.0, help="Probability of additive Gaussian noise."),

@@ -1,4 +1,4 @@
-"""The ResNet evaluator family, the robust training augmentation and the resumable classifier training."""
+"""The residual VGG evaluator family (resvgg), the robust training augmentation and the resumable classifier training."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ def _toy(n: int = 96, seed: int = 0):
     return torch.randint(0, 256, (n, 1, 48, 48), generator=g, dtype=torch.uint8), torch.randint(0, 7, (n,), generator=g)
 
 
-def test_resnet_shapes_and_stages():
-    net = build_net(NetConfig(width=4, feat_dim=16, arch="resnet")).eval()
+def test_resvgg_shapes_and_stages():
+    net = build_net(NetConfig(width=4, feat_dim=16, arch="resvgg")).eval()
     x = torch.rand(3, 1, 48, 48) * 2 - 1
     f, lo = net(x)
     assert f.shape == (3, 16) and lo.shape == (3, 7) and bool((f >= 0).all())
@@ -32,7 +32,7 @@ def test_unknown_arch_is_refused():
 
 def test_vgg_card_entry_has_no_arch_key():
     assert "arch" not in NetConfig(width=4).to_dict()
-    assert NetConfig.from_dict(NetConfig(width=4, arch="resnet").to_dict()).arch == "resnet"
+    assert NetConfig.from_dict(NetConfig(width=4, arch="resvgg").to_dict()).arch == "resvgg"
 
 
 def test_robust_augmentation_keeps_shape_and_range():
@@ -46,7 +46,7 @@ def test_robust_augmentation_keeps_shape_and_range():
 
 def test_stopped_training_resumes_bit_exact(tmp_path):
     images, labels = _toy()
-    cfg = NetConfig(width=4, feat_dim=8, dropout=0.1, arch="resnet")
+    cfg = NetConfig(width=4, feat_dim=8, dropout=0.1, arch="resvgg")
     recipe = TrainRecipe(epochs=3, batch_size=32, seed=1, blur=0.5, cutout=0.5, resample=0.3, noise=0.3)
     full, hist_full = train_classifier(images, labels, cfg, recipe)
 
@@ -69,7 +69,7 @@ def test_stopped_training_resumes_bit_exact(tmp_path):
 
 def test_checkpoint_of_another_recipe_is_refused(tmp_path):
     images, labels = _toy(40)
-    cfg = NetConfig(width=4, feat_dim=8, arch="resnet")
+    cfg = NetConfig(width=4, feat_dim=8, arch="resvgg")
     ck = tmp_path / "state.pt"
     train_classifier(images, labels, cfg, TrainRecipe(epochs=1, batch_size=20), checkpoint=ck)
     with pytest.raises(UserError, match="another recipe"):
