@@ -23,7 +23,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from exprbench.io import read_json  # noqa: E402
+from exprbench.io import atomic_open, read_json  # noqa: E402
 
 from . import charts  # noqa: E402
 from .charts import chance_level  # noqa: E402,F401  (re-exported)
@@ -51,10 +51,16 @@ class _Writer:
         self.out, self.written = out, []
 
     def save(self, fig, name: str) -> None:
+        """Write ``name.png`` and ``name.pdf`` atomically (a temporary sibling renamed into place: a report
+        killed or out of disk mid-write leaves the previous figure whole, never a truncated one)."""
         self.out.mkdir(parents=True, exist_ok=True)
-        fig.savefig(self.out / f"{name}.png", dpi=200, metadata={"Software": None})
-        fig.savefig(self.out / f"{name}.pdf", metadata={"CreationDate": None, "Producer": None})
-        plt.close(fig)
+        try:
+            with atomic_open(self.out / f"{name}.png", "wb") as fh:
+                fig.savefig(fh, format="png", dpi=200, metadata={"Software": None})
+            with atomic_open(self.out / f"{name}.pdf", "wb") as fh:
+                fig.savefig(fh, format="pdf", metadata={"CreationDate": None, "Producer": None})
+        finally:
+            plt.close(fig)
         self.written.append(name)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 
@@ -360,3 +361,29 @@ def test_unwritable_cache_one_line_exit_2(tmp_path, capsys, monkeypatch):
         code, _, err = run(argv, capsys)
         assert code == 2 and len(err.strip().splitlines()) == 1, err
         assert "set EXPRBENCH_CACHE to a writable folder" in err
+
+
+def test_a_second_train_of_a_run_in_training_is_refused(tmp_path):
+    """`train --resume` takes the run's claim (as `bench` does): a second one gets one line and exit 2, and the
+    first finishes its budget untouched."""
+    import subprocess
+    import time
+
+    csv = write_csv(tmp_path / "fer2013.csv", per_class=4)
+    run_dir = tmp_path / "run"
+    argv = [sys.executable, "-m", "exprbench", "train", "gan", "--data", str(csv), "--out", str(run_dir),
+            "--set", "model.ch=4", "--set", "train.batch_size=4", "--set", "train.sample_every=0", "--resume"]
+    first = subprocess.Popen([*argv, "--steps", "400"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        while not (run_dir / "config.json").exists() and time.time() < deadline:
+            time.sleep(0.2)
+        second = subprocess.run([*argv, "--steps", "10"], capture_output=True, text=True, timeout=120)
+        assert second.returncode == 2, second.stderr
+        err = [x for x in second.stderr.splitlines() if x.strip()]
+        assert len(err) == 1 and f"is being trained by PID {first.pid}" in err[0], err
+        assert first.wait(timeout=300) == 0, first.stderr
+    finally:
+        first.kill()
+    assert json.loads((run_dir / "status.json").read_text())["step"] == 400
+    assert not (run_dir / "claim.lock").exists()

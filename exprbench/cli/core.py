@@ -111,11 +111,31 @@ def train_cmd(
     width = getattr(cfg.model_cfg, "ch", None)
     print(f"{cfg.model}/{cfg.config_name}: {budget} x {tc.batch_size} images, seed {tc.seed}, device {tc.device}"
           + (f", width {width}" if width else "") + f" -> {run_dir}" + (" (resume)" if resume else ""))
-    result = Trainer(cfg, run_dir, resume=resume).run()
+    result = _claimed(run_dir, lambda: Trainer(cfg, run_dir, resume=resume).run())
     console.print(
         f"[green]done[/green] {run_dir}: {result['step']} steps, {result['img_per_s']} img/s on "
         f"{result['device_name']}; samples in {run_dir}/samples/"
     )
+
+
+def _claimed(run_dir: Path, work):
+    """Run ``work()`` holding the run directory's claim (the one ``bench`` takes, :mod:`exprbench.benchmarks.claims`),
+    so two trainings never write one run.
+
+    Raises:
+        UserError: another process (a ``train`` or a ``bench`` runner) holds the claim.
+    """
+    from ..benchmarks.claims import Claim, holder
+
+    claim = Claim(run_dir, runner="train")
+    if not claim.acquire():
+        h = holder(Path(run_dir)) or {}
+        raise UserError(f"run {run_dir} is being trained by PID {h.get('pid', '?')} on {h.get('host', '?')} "
+                        f"({h.get('runner', '?')}): wait for it to finish or stop it")
+    try:
+        return work()
+    finally:
+        claim.release()
 
 
 @command("show", config_app)
