@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import normflows as nf
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from exprbench.data import DataSpec
@@ -37,7 +38,8 @@ from .runtime import fp32
 
 dequantize, to_image = UniformDequantization.dequantize, UniformDequantization.to_image
 
-SCALE_MAPS = ("sigmoid", "exp")
+SCALE_MAPS = ("sigmoid", "sigmoid_inv", "exp")
+RESAMPLE_ROUNDS = 8  # draws of fresh latents for samples that came out non-finite, before giving up
 SPLIT_MODES = ("channel", "checkerboard")
 
 
@@ -49,19 +51,25 @@ class FlowConfig:
         levels: L, the number of squeeze levels (H and W must be divisible by 2**L).
         steps_per_level: K, flow steps (actnorm, 1x1 conv, coupling) per level.
         ch: hidden channels of the coupling nets (Glow: 512).
-        scale_map: coupling scale: ``sigmoid`` (sigmoid(h + 2), official Glow) or ``exp`` (RealNVP).
+        scale_map: coupling scale: ``sigmoid`` (sigmoid(h + 2), official Glow: the encoder multiplies by it, so
+            sampling divides by it and an out-of-distribution latent can be amplified step after step until
+            it overflows), ``sigmoid_inv`` (the same bounded scale, multiplied when sampling: generation only
+            contracts; normflows' option) or ``exp`` (RealNVP).
         split_mode: which half a coupling conditions on: ``channel`` (Glow) or ``checkerboard``.
         net_actnorm: actnorm after the hidden convs of the coupling nets (official Glow).
         lr, betas: Adam settings.
         warmup_steps: linear learning-rate warm-up from lr/warmup_steps to lr (0 = off).
         grad_clip: max global gradient norm (0 = off); steps with a non-finite norm are skipped.
         temperature: scale of the prior's standard deviation when sampling (Glow: 0.3-0.7).
+        weight_y: weight of Glow's class loss (the public Glow code's ``weight_y``): a linear classifier on
+            the spatial mean of the top-level latent predicts c, and ``weight_y * CE / ln 2`` (bits per image)
+            is added to the bits/dim objective, so the class-conditional priors are pulled apart (0 = off).
     """
 
     levels: int = field(default=3, metadata={'min': 1})
     steps_per_level: int = field(default=8, metadata={'min': 1})
     ch: int = field(default=128, metadata={'min': 1})
-    scale_map: str = field(default="sigmoid", metadata={'choices': ['sigmoid', 'exp']})
+    scale_map: str = field(default="sigmoid", metadata={'choices': ['sigmoid', 'sigmoid_inv', 'exp']})
     split_mode: str = field(default="channel", metadata={'choices': ['channel', 'checkerboard']})
     net_actnorm: bool = True
     lr: float = field(default=1e-3, metadata={'gt': 0})
@@ -69,6 +77,7 @@ class FlowConfig:
     warmup_steps: int = field(default=500, metadata={'min': 0})
     grad_clip: float = field(default=50.0, metadata={'min': 0})
     temperature: float = field(default=0.7, metadata={'gt': 0})
+    weight_y: float = field(default=0.0, metadata={'min': 0})
 
 
 def latent_shapes(spec: DataSpec, levels: int) -> list[tuple[int, int, int]]:
@@ -118,6 +127,10 @@ class GlowNet(nn.Module):
                 merges.append(nf.flows.Merge())
             q0.append(nf.distributions.ClassCondDiagGaussian(self.shapes[i], spec.num_classes))
         self.flow = nf.MultiscaleFlow(q0, flows, merges, class_cond=True)
+        if cfg.weight_y > 0:  # Glow's y_logits: linear_zeros on the spatial mean of the top-level latent
+            self.y_head = nn.Linear(self.shapes[0][0], spec.num_classes)
+            nn.init.zeros_(self.y_head.weight)
+            nn.init.zeros_(self.y_head.bias)
         self.register_buffer("initialized", torch.tensor(False))
         self._mark_actnorms(1.0)
 
@@ -142,6 +155,10 @@ class GlowNet(nn.Module):
     def generate(self, zs: list[torch.Tensor]) -> torch.Tensor:
         """Per-level latents -> y (N x C x H x W)."""
         return self.flow.forward_and_log_det(zs)[0]
+
+    def y_logits(self, zs: list[torch.Tensor]) -> torch.Tensor:
+        """Glow's class logits from the top-level latent's spatial mean: float N x K (needs ``weight_y > 0``)."""
+        return self.y_head(zs[0].mean(dim=(2, 3)))
 
     def prior_log_prob(self, zs: list[torch.Tensor], c: torch.Tensor) -> torch.Tensor:
         """log p(z | c) in nats (float N) under the class-conditional priors; c int64 N."""
@@ -220,6 +237,7 @@ class Flow(ModelPlugin, Sampler, Conditional, Encoder, Likelihood, Editor):
         self.adam("flow", cfg.lr, cfg.betas)
         self.dim = spec.channels * spec.height * spec.width
         self.edit_vectors: torch.Tensor | None = None  # K x D, set by edit_fit
+        self.nonfinite_resampled = 0  # samples drawn again because they came out non-finite (see sample)
 
     @property
     def net(self) -> GlowNet:
@@ -239,12 +257,15 @@ class Flow(ModelPlugin, Sampler, Conditional, Encoder, Likelihood, Editor):
         return self.cfg.lr * min(1.0, (step + 1) / w) if w > 0 else self.cfg.lr
 
     def training_step(self, batch: Batch, step: int) -> dict[str, float]:
-        """One Adam step on the mean bits/dim (fresh dequantization noise from the device RNG).
+        """One Adam step on the mean bits/dim (fresh dequantization noise from the device RNG), plus Glow's
+        class loss ``weight_y * CE(y_logits, c) / ln 2`` when ``weight_y > 0``.
 
-        Returns ``loss`` (= ``bpd``, the batch mean), ``grad_norm`` (before clipping; -1 when non-finite),
-        ``skipped`` (1.0 when the update was skipped for a non-finite gradient) and ``lr``.
+        Returns ``loss``, ``bpd`` (the batch mean), ``bits_y`` (with ``weight_y``), ``grad_norm`` (before
+        clipping; -1 when non-finite), ``skipped`` (1.0 when the update was skipped for a non-finite
+        gradient) and ``lr``.
         """
         net, opt, cfg = self.net, self.optimizers["flow"], self.cfg
+        logs = {}
         with self._fp32():
             x_int = to_levels(batch.x.contiguous())
             y = dequantize(x_int, torch.rand_like(x_int))
@@ -253,7 +274,14 @@ class Flow(ModelPlugin, Sampler, Conditional, Encoder, Likelihood, Editor):
             lr = self.lr_at(step)
             for g in opt.param_groups:
                 g["lr"] = lr
-            loss = self.to_bpd(net.log_prob(y, batch.c.to(self.device))).mean()
+            c = batch.c.to(self.device)
+            zs, log_det = net.latents(y)
+            bpd = self.to_bpd(net.prior_log_prob(zs, c) + log_det).mean()
+            loss = bpd
+            if cfg.weight_y > 0:
+                bits_y = F.cross_entropy(net.y_logits(zs), c) / math.log(2)
+                loss = loss + cfg.weight_y * bits_y
+                logs["bits_y"] = bits_y.item()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             norm = torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else math.inf)
@@ -262,14 +290,34 @@ class Flow(ModelPlugin, Sampler, Conditional, Encoder, Likelihood, Editor):
                 opt.step()
             else:
                 opt.zero_grad(set_to_none=True)
-        bpd = loss.item()
-        return {"loss": bpd, "bpd": bpd, "grad_norm": float(norm) if ok else -1.0, "skipped": float(not ok), "lr": lr}
+        return {"loss": loss.item(), "bpd": bpd.item(), **logs, "grad_norm": float(norm) if ok else -1.0,
+                "skipped": float(not ok), "lr": lr}
 
     # -- generation --------------------------------------------------------------------------
     def sample(self, n: int, labels: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
         """``n`` images (float32 n x C x H x W in [-1, 1]) from the class-conditional prior at ``cfg.temperature``;
-        equal to ``edit_decode(edit_start(n, generator, labels))``. Raises ValueError for bad labels."""
-        return self.edit_decode(self.edit_start(n, generator, labels))
+        ``edit_decode(edit_start(n, generator, labels))``, except that a sample with a non-finite pixel is
+        drawn again from fresh latents of its class (counted in ``nonfinite_resampled``; the metrics never
+        see it as a black square).
+
+        Raises:
+            ValueError: bad labels.
+            RuntimeError: samples still non-finite after :data:`RESAMPLE_ROUNDS` fresh draws.
+        """
+        eps = self.randn(n, self.dim, generator=generator)
+        labels = self.check_labels(self.random_labels(n, generator) if labels is None else labels, n)
+        x = self.edit_decode(self.prior_latents(eps, labels))
+        for _ in range(RESAMPLE_ROUNDS):
+            bad = ~torch.isfinite(x).flatten(1).all(1)
+            if not bool(bad.any()):
+                return x
+            self.nonfinite_resampled += int(bad.sum())
+            fresh = self.randn(int(bad.sum()), self.dim, generator=generator)
+            x[bad] = self.edit_decode(self.prior_latents(fresh, labels[bad]))
+        if not bool(torch.isfinite(x).all()):
+            raise RuntimeError(f"flow: {int((~torch.isfinite(x).flatten(1).all(1)).sum())} of {n} samples still "
+                               f"non-finite after {RESAMPLE_ROUNDS} fresh draws at temperature {self.cfg.temperature}")
+        return x
 
     # -- likelihood --------------------------------------------------------------------------
     @torch.no_grad()
@@ -352,10 +400,14 @@ class Flow(ModelPlugin, Sampler, Conditional, Encoder, Likelihood, Editor):
         the CPU with ``generator`` (in that order)."""
         eps = self.randn(n, self.dim, generator=generator)
         labels = self.random_labels(n, generator) if labels is None else labels
-        labels = self.check_labels(labels, n)
-        with torch.no_grad():
-            loc, log_scale = self.net.prior_params(labels)
-            return (loc + self.cfg.temperature * log_scale.exp() * eps).float()
+        return self.prior_latents(eps, self.check_labels(labels, n))
+
+    @torch.no_grad()
+    def prior_latents(self, eps: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """mu_c + temperature * sigma_c * eps: float32 n x D latents of classes ``labels`` (int64 n on the
+        device) from standard normal ``eps`` (float n x D)."""
+        loc, log_scale = self.net.prior_params(labels)
+        return (loc + self.cfg.temperature * log_scale.exp() * eps).float()
 
     def edit_encode(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         """``encode(x)["z"]``: float32 N x D for x float32 N x C x H x W in [-1, 1] (``c`` validated, unused)."""

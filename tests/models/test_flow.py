@@ -278,3 +278,51 @@ def test_train_and_sample_through_the_cli(tmp_path, capsys):
     _, model, spec, step = load_trained(out)
     assert step == 2 and bool(model.net.initialized)
     assert torch.isfinite(model.bits_per_dim(images(2), torch.tensor([0, 1]))).all()
+
+
+def _faces(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Smooth uint8-valued images in [-1, 1] whose brightness depends on the class (a learnable c)."""
+    g = torch.Generator().manual_seed(seed)
+    c = torch.randint(0, 7, (n,), generator=g)
+    low = torch.rand(n, 1, 6, 6, generator=g) * 0.4 + (c.view(-1, 1, 1, 1).float() / 7.0) * 0.6
+    x = torch.nn.functional.interpolate(low, size=(48, 48), mode="bilinear", align_corners=False)
+    return (x * 255).round() / 127.5 - 1.0, c
+
+
+@pytest.mark.parametrize("scale_map", ["sigmoid_inv"])
+def test_a_trained_tiny_flow_samples_2000_finite_images_at_temperature_1(scale_map):
+    """The sampling direction of ``sigmoid_inv`` only contracts: no overflow, so no sample is drawn again."""
+    m = tiny(overrides=[f"model.scale_map={scale_map}", "model.warmup_steps=0", "model.temperature=1.0"])
+    for step in range(30):
+        x, c = _faces(32, step)
+        logs = m.training_step(Batch(x, c, epoch=0.0, progress=0.0), step)
+    assert math.isfinite(logs["bpd"])
+    x = m.sample(2000, torch.arange(7).repeat_interleave(286)[:2000], generator=torch.Generator().manual_seed(0))
+    assert x.shape == (2000, 1, 48, 48) and bool(torch.isfinite(x).all())
+    assert m.nonfinite_resampled == 0
+
+
+def test_non_finite_samples_are_drawn_again_and_counted(monkeypatch):
+    m = tiny()
+    real = Flow.edit_decode
+    calls = []
+
+    def sometimes_nan(self, z):
+        out = real(self, z)
+        calls.append(len(z))
+        if len(calls) == 1:
+            out[::3] = float("nan")  # the first decode: every third sample overflowed
+        return out
+
+    monkeypatch.setattr(Flow, "edit_decode", sometimes_nan)
+    x = m.sample(9, torch.arange(9) % 7, generator=torch.Generator().manual_seed(0))
+    assert bool(torch.isfinite(x).all()) and m.nonfinite_resampled == 3 and calls == [9, 3]
+
+
+def test_glow_class_loss_is_logged_and_its_head_exists_only_when_weighted():
+    assert not hasattr(tiny().net, "y_head")  # runs written before weight_y load unchanged
+    m = tiny(overrides=["model.weight_y=0.05"])
+    x, c = _faces(8, 0)
+    logs = m.training_step(Batch(x, c, epoch=0.0, progress=0.0), 0)
+    assert logs["bits_y"] == pytest.approx(math.log2(7), rel=1e-4)  # zero-initialised head: uniform logits
+    assert logs["loss"] == pytest.approx(logs["bpd"] + 0.05 * logs["bits_y"], rel=1e-5)
