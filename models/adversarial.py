@@ -17,19 +17,21 @@ from __future__ import annotations
 from typing import Any, Callable, ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .base import Batch, ModelPlugin
-from .blocks import BNClassifier
-from .diffaugment import augment_inputs, parse_policy
+from .real_classifier import RealClassifierMixin
 from .runtime import frozen, joint_step, optimizer_step
 
 Inputs = tuple[torch.Tensor, ...]
 
 
-class AdversarialPlugin(ModelPlugin):
+class AdversarialPlugin(RealClassifierMixin, ModelPlugin):
     """Base of the GAN-family plugins: one D update, then one G update with D frozen, per step.
+
+    D and the real-face classifier C (:class:`~.real_classifier.RealClassifierMixin`, where a plugin has one)
+    DiffAugment every image they see when ``cfg.diffaugment`` is set (Zhao et al. 2020), real and fake, in
+    every update: written once here for every GAN-family plugin.
 
     Subclasses implement :meth:`d_inputs`, :meth:`d_objective` and :meth:`g_objective` (and
     :meth:`pre_step` where they train another net first); ``g_nets`` names the nets the G update
@@ -38,6 +40,7 @@ class AdversarialPlugin(ModelPlugin):
     """
 
     g_nets: ClassVar[tuple[str, ...]] = ("G",)
+    augmented_nets: ClassVar[tuple[str, ...]] = ("D", "C")
     g_loss_name: ClassVar[str] = "loss_g"
 
     # -- the hooks -----------------------------------------------------------------------------
@@ -74,47 +77,6 @@ class AdversarialPlugin(ModelPlugin):
             loss_g, logs_g = self.g_objective(batch, ctx)
             joint_step([self.optimizers[k] for k in self.g_nets], loss_g)
         return {**logs, "loss_d": loss_d.item(), self.g_loss_name: loss_g.item(), **logs_g, **logs_d}
-
-    def place(self) -> None:
-        """Place the nets (see :meth:`ModelPlugin.place`), then make D and C DiffAugment every image they see
-        (``cfg.diffaugment``, Zhao et al. 2020; :func:`~.diffaugment.augment_inputs`): real and fake alike,
-        in D's and G's updates and in C's, written once here for every GAN-family plugin."""
-        super().place()
-        policy = parse_policy(self.cfg.diffaugment)
-        for name in ("D", "C"):
-            if name in self.nets:
-                augment_inputs(self.nets[name], policy)
-
-    # -- the real-face classifier C (ACGAN and cGAN defaults) -----------------------------------------
-    def init_real_classifier(self, ch: int, lr: float) -> None:
-        """Add C, a :class:`~.blocks.BNClassifier` of width ``ch`` with its own Adam (``lr``, default
-        betas), trained by cross-entropy on real faces only (:meth:`real_classifier_step`); G reads it
-        in eval mode (:meth:`real_classifier_logits`). C is training-only (list it in
-        ``training_only_nets``)."""
-        self.nets["C"] = BNClassifier(self.spec, ch)
-        self.place()
-        self.optimizers["C"] = torch.optim.Adam(self.nets["C"].parameters(), lr=lr)
-
-    def real_classifier_step(self, batch: Batch) -> dict[str, float]:
-        """C's cross-entropy update on the real batch; logs ``loss_c`` and ``c_acc_real`` ({} without C)."""
-        if "C" not in self.nets:
-            return {}
-        logits = self.nets["C"](batch.x)
-        loss_c = F.cross_entropy(logits, batch.c)
-        optimizer_step(self.optimizers["C"], loss_c)
-        return {"loss_c": loss_c.item(), "c_acc_real": (logits.argmax(1) == batch.c).float().mean().item()}
-
-    def real_classifier_logits(self, fake: torch.Tensor) -> torch.Tensor:
-        """C's class logits (float N x K) for G's fakes: eval mode (running statistics of real faces),
-        no gradient into C's weights, C back in train mode afterwards."""
-        C = self.nets["C"]
-        C.eval()
-        C.requires_grad_(False)
-        try:
-            return C(fake)
-        finally:
-            C.requires_grad_(True)
-            C.train()
 
     # -- construction and generation helpers ----------------------------------------------------------
     def init_adversarial(self, builders: dict[str, Callable[[], tuple[nn.Module, nn.Module]]]) -> None:

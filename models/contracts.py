@@ -245,6 +245,35 @@ def move_to_distance(z: torch.Tensor, n: torch.Tensor, d: float) -> torch.Tensor
     return z + (d - (z * n).sum(-1, keepdim=True)) * n
 
 
+class AttributeVectorEditor(Editor):
+    """``edit`` by attribute vectors (Kingma & Dhariwal 2018, sec. 5.2): :meth:`edit_fit` stores
+    ``edit_vectors`` (float32 K x D, :func:`class_mean_differences` of encoded labelled images) and the
+    strength scales v_target (``offset`` mode). Plugins implement ``edit_fit`` and the latent maps."""
+
+    edit_vectors: torch.Tensor | None = None
+
+    def edit_direction(self, target: int, keep: int | None = None) -> torch.Tensor:
+        """The attribute vector v_target (float32 D, not normalized: strength 1 moves by the full class-mean
+        difference). With ``keep``: v_t - (v_t.v_k / |v_k|^2) v_k rescaled to |v_t| (:func:`project_out`).
+
+        Raises:
+            ValueError: ``target``/``keep`` not a class index, or ``keep == target``.
+            RuntimeError: :meth:`edit_fit` was not called, or saw no images of ``target`` (or only those).
+        """
+        import torch
+
+        t = self.check_class(target, "target")
+        if keep is not None and self.check_class(keep, "keep") == t:
+            raise ValueError(f"keep {keep} equals target {target}: nothing to keep")
+        if self.edit_vectors is None:
+            raise RuntimeError(f"{self.name}: call edit_fit first: the edit directions come from labelled images")
+        v = self.edit_vectors[t]
+        v = v.clone() if keep is None else project_out(v, self.edit_vectors[keep])
+        if not bool(torch.isfinite(v).all()):
+            raise RuntimeError(f"{self.name}: edit_fit saw no images of class {target} (or only those)")
+        return v
+
+
 def class_mean_differences(w: torch.Tensor, c: torch.Tensor, k: int) -> torch.Tensor:
     """Attribute vectors v_e = mean w(class e) - mean w(other classes) (Kingma & Dhariwal 2018, sec. 5.2)
     of latents w (float N x D) with labels c (int64 N): K x D of ``w``'s dtype; the row of a class

@@ -31,11 +31,12 @@ from exprbench.data import DataSpec
 
 from . import register_model
 from .base import Batch, ModelPlugin
-from .contracts import (Conditional, Editor, Encoder, IWLikelihood, Likelihood, Sampler, Translator,
-                        class_mean_differences, project_out)
+from .contracts import (AttributeVectorEditor, Conditional, Encoder, IWLikelihood, Likelihood, Sampler, Translator,
+                        class_mean_differences)
 from .likelihoods import PIXEL_MODELS, nats_to_bpd, quantize
+from .real_classifier import RealClassifierMixin
 from .runtime import evaluating, joint_step
-from .vae_nets import RefDecoder, RefEncoder, ResDecoder, ResEncoder
+from .vae_nets import GaussianPrior, RefDecoder, RefEncoder, ResDecoder, ResEncoder
 
 LIKELIHOODS = tuple(PIXEL_MODELS)
 DECODE_CHUNK = 2048  # images per decoder call in the likelihood bounds
@@ -60,6 +61,11 @@ class VAEConfig:
         lr, betas: Adam settings of E and D (one optimizer each, stepped together).
         edit_labels: attribute vectors include the label part of the edit latent (see
             :meth:`VAE.edit_fit`); False keeps the label fixed and moves z only.
+        prior: ``standard`` (N(0, I)) or ``class`` (learned p(z | c), :class:`~.vae_nets.GaussianPrior`).
+        cls_weight: weight of the class loss CE(C(D(z, c)), c) on decoded prior samples, C a real-face
+            classifier of width ``cls_ch`` (Adam at ``lr_c``) trained on real faces only (CVAE-GAN, Bao et
+            al. 2017): the ELBO alone lets D ignore c (0 = off, the plain CVAE).
+        diffaugment: DiffAugment policy on every image C sees (see :mod:`.diffaugment`); ``""`` is off.
     """
 
     arch: str = "resnet"
@@ -73,18 +79,14 @@ class VAEConfig:
     lr: float = field(default=1e-3, metadata={'gt': 0})
     betas: tuple[float, float] = (0.9, 0.999)
     edit_labels: bool = True
+    prior: str = field(default="standard", metadata={'choices': ['standard', 'class']})
+    cls_weight: float = field(default=0.0, metadata={'min': 0})
+    cls_ch: int = field(default=24, metadata={'min': 1})
+    lr_c: float = field(default=1e-3, metadata={'gt': 0})
+    diffaugment: str = ""
 
     def widths(self) -> tuple[int, ...]:
         return tuple(self.ch * 2**i for i in range(len(self.channels))) if self.ch > 0 else tuple(self.channels)
-
-
-# --------------------------------------------------------------------------------------------
-# distributions (all float32, nats)
-
-
-def kl_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(mu, exp(logvar)) || N(0, 1)) per dimension, nats, same shape as ``mu``."""
-    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)
 
 
 # --------------------------------------------------------------------------------------------
@@ -92,7 +94,8 @@ def kl_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 
 
 @register_model("vae")
-class VAE(ModelPlugin, Sampler, Conditional, Encoder, Translator, Likelihood, IWLikelihood, Editor):
+class VAE(RealClassifierMixin, ModelPlugin, Sampler, Conditional, Encoder, Translator, Likelihood, IWLikelihood,
+          AttributeVectorEditor):
     """Conditional (beta-)VAE plugin: one joint E + D update of the (weighted) negative ELBO per step."""
 
     name = "vae"
@@ -111,6 +114,7 @@ class VAE(ModelPlugin, Sampler, Conditional, Encoder, Translator, Likelihood, IW
         },
     }
     likelihood_exact = False
+    training_only_nets = frozenset({"C"})
     edit_mode = "offset"
     edit_reference_strength = 1.0
 
@@ -135,6 +139,14 @@ class VAE(ModelPlugin, Sampler, Conditional, Encoder, Translator, Likelihood, IW
             "resnet": lambda: {"E": ResEncoder(spec, cfg.z_dim, widths),
                                "G": ResDecoder(spec, cfg.z_dim, widths, m)},
         }, {"E": cfg.lr, "G": cfg.lr})
+        #: p(z | c): learned per class (``prior = class``, a net of its own, stepped with E and D) or N(0, I)
+        self.prior = GaussianPrior(cfg.z_dim, spec.num_classes if cfg.prior == "class" else 0)
+        if self.prior.learned:
+            self.nets["P"] = self.prior
+            self.place()
+            self.adam("P", cfg.lr, cfg.betas)
+        if cfg.cls_weight > 0:
+            self.init_real_classifier(cfg.cls_ch, cfg.lr_c)
         self.dims = spec.channels * spec.height * spec.width
         #: attribute vectors (float32 K x (z_dim + K)) from :meth:`edit_fit`, None before it
         self.edit_vectors: torch.Tensor | None = None
@@ -169,33 +181,40 @@ class VAE(ModelPlugin, Sampler, Conditional, Encoder, Translator, Likelihood, IW
 
     # -- training ----------------------------------------------------------------------------
     def training_step(self, batch: Batch, step: int) -> dict[str, float]:
-        """One Adam step of E and D on the weighted negative ELBO. Returns floats: ``loss``; ``recon`` (the
-        training reconstruction term, nats per image: BCE sum or -log p); ``kl`` (true KL, nats per image);
-        ``beta_eff``; ``bpd`` (the batch's negative ELBO under the discrete pixel model, bits/dim, one
-        posterior sample, unquantized augmented inputs); ``active_dims`` (latent dims whose posterior
-        mean varies over the batch, Var > 0.01, Burda et al. 2016)."""
+        """One Adam step of E, D (and the learned prior) on the weighted negative ELBO, plus the class loss on
+        decoded prior samples when ``cls_weight > 0`` (after C's own step on the real batch). Logs: ``loss``,
+        ``recon`` (nats per image), ``kl`` (to p(z | c), nats per image), ``beta_eff``, ``bpd`` (the batch's
+        negative ELBO, one posterior sample), ``active_dims`` (Var of the posterior mean > 0.01, Burda et al.
+        2016); with C: ``loss_c``, ``c_acc_real``, ``loss_cls_g``, ``c_acc_gen``."""
         cfg, x, c = self.cfg, batch.x, batch.c
+        logs = self.real_classifier_step(batch)
         y = self._onehot(c)
         mu, logvar = self.nets["E"](x, y)
         z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
         params = self.nets["G"](z, y).float()
         recon, log_px = self.pixels.recon_loss(params, x)
-        kl = kl_normal(mu, logvar)
+        kl = self.prior.kl(mu, logvar, c)
         kl_term = kl.mean(0).clamp(min=cfg.free_bits).sum() if cfg.free_bits > 0 else kl.sum(1).mean()
         beta = self.beta_at(batch.progress)
         loss = recon.mean() + beta * kl_term
-        joint_step([self.optimizers["E"], self.optimizers["G"]], loss)
+        if cfg.cls_weight > 0:  # CE(C(D(z, c)), c), z ~ p(z | c): c must show in what D draws (CVAE-GAN)
+            z_p = self.prior.sample(torch.randn_like(mu), c)
+            logits = self.real_classifier_logits(self.image(self.nets["G"](z_p, y).float()))
+            loss_cls = F.cross_entropy(logits, c)
+            loss = loss + cfg.cls_weight * loss_cls
+            logs.update(loss_cls_g=loss_cls.item(), c_acc_gen=(logits.argmax(1) == c).float().mean().item())
+        joint_step([self.optimizers[k] for k in ("E", "G", "P") if k in self.optimizers], loss)
         kl_img = kl.detach().sum(1)
         return {"loss": loss.item(), "recon": recon.mean().item(), "kl": kl_img.mean().item(), "beta_eff": float(beta),
                 "bpd": nats_to_bpd((kl_img - log_px.detach()).mean(), self.dims).item(),
-                "active_dims": float((mu.detach().var(0, unbiased=False) > 0.01).sum())}
+                "active_dims": float((mu.detach().var(0, unbiased=False) > 0.01).sum()), **logs}
 
     def sample(self, n: int, labels: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
         """D(z, c) mean images for z ~ N(0, I) drawn on the CPU with ``generator`` (then the labels, when
         None, uniform): float32 n x C x H x W in [-1, 1] on the device. Raises ValueError for bad labels."""
         z = self.randn(n, self.cfg.z_dim, generator=generator)
-        labels = self.random_labels(n, generator) if labels is None else labels
-        return self.decode(z, self.check_labels(labels, n))
+        labels = self.check_labels(self.random_labels(n, generator) if labels is None else labels, n)
+        return self.decode(self.prior.sample(z, labels), labels)
 
     # -- encoder -----------------------------------------------------------------------------
     def encode_with(self, x: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -226,7 +245,8 @@ class VAE(ModelPlugin, Sampler, Conditional, Encoder, Translator, Likelihood, IW
             for k in range(K):
                 y = self._onehot(torch.full((x.shape[0],), k, dtype=torch.long))
                 mu, logvar = E(x, y)
-                scores.append(self.log_px(G(mu, y), xq) - kl_normal(mu, logvar).sum(1) - math.log(K))
+                c = torch.full((x.shape[0],), k, dtype=torch.long, device=self.device)
+                scores.append(self.log_px(G(mu, y), xq) - self.prior.kl(mu, logvar, c).sum(1) - math.log(K))
                 mus.append(mu)
         return torch.stack(scores, 1), torch.stack(mus)
 
@@ -294,14 +314,14 @@ class VAE(ModelPlugin, Sampler, Conditional, Encoder, Translator, Likelihood, IW
                     j = e.shape[0]
                     z = mu + std * e
                     lp = self.log_px(G(z.flatten(0, 1), y.repeat(j, 1)), xq.repeat(j, 1, 1, 1)).view(j, n)
-                    if iw:  # + log p(z) - log q(z | x)
-                        lp = lp - 0.5 * z.pow(2).sum(2) + 0.5 * (logvar + e.pow(2)).sum(2)
+                    if iw:  # + log p(z | c) - log q(z | x, c)
+                        lp = lp + self.prior.log_prob(z, cc) + 0.5 * (logvar + e.pow(2)).sum(2)
                     terms.append(lp)
                 lw = torch.cat(terms)
                 if iw:
                     per_class.append(torch.logsumexp(lw, 0) - math.log(k))
                 else:
-                    per_class.append(lw.mean(0) - kl_normal(mu, logvar).sum(1))
+                    per_class.append(lw.mean(0) - self.prior.kl(mu, logvar, cc).sum(1))
         if c is not None:
             return per_class[0]
         return torch.logsumexp(torch.stack(per_class), 0) - math.log(K)
@@ -338,17 +358,10 @@ class VAE(ModelPlugin, Sampler, Conditional, Encoder, Translator, Likelihood, IW
 
     # -- editing ---------------------------------------------------------------------------------
     def edit_fit(self, x: torch.Tensor, c: torch.Tensor) -> None:
-        """Store the attribute vectors v_e = mean w(class e) - mean w(others) of the edit latents
-        w = [mu(x, c) | onehot(c)] (float32 N x (z_dim + K); the label part zeroed with
-        ``model.edit_labels=false``). The recipe and why the label part matters: docs/MODELS.md ("VAE").
-        A class without images (or without other images) gets no vector.
-
-        Args:
-            x: float32 N x C x H x W in [-1, 1]; c: int64 N labels (required).
-
-        Raises:
-            ValueError: bad images or labels.
-        """
+        """Store the attribute vectors v_e = mean w(class e) - mean w(others) of the edit latents w = [mu(x, c) |
+        onehot(c)] (float32 N x (z_dim + K); label part zeroed with ``model.edit_labels=false``) of images x
+        (float32 N x C x H x W in [-1, 1]) with labels c (int64 N, required); docs/MODELS.md ("VAE") has the
+        recipe. A class without images (or without other images) gets no vector. Raises ValueError for bad input."""
         if c is None:
             raise ValueError("edit_fit needs labels c (int64 N)")
         x, c = self.check_images(x, c)
@@ -364,34 +377,19 @@ class VAE(ModelPlugin, Sampler, Conditional, Encoder, Translator, Likelihood, IW
         return w.float().to(self.device)
 
     def edit_start(self, n: int, generator: torch.Generator | None = None, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """[z | onehot c] with z ~ N(0, I) then (when None) uniform labels drawn with ``generator`` (the
+        """[z | onehot c] with z ~ p(z | c) (eps, then uniform labels when None, drawn with ``generator``: the
         draws of :meth:`sample`, so ``edit_decode(edit_start(...))`` equals ``sample(...)``): float32
         n x (z_dim + K). Raises ValueError for bad labels."""
         z = self.randn(n, self.cfg.z_dim, generator=generator)
-        labels = self.random_labels(n, generator) if labels is None else labels
-        return torch.cat([z, self._onehot(self.check_labels(labels, n))], dim=1)
+        labels = self.check_labels(self.random_labels(n, generator) if labels is None else labels, n)
+        with torch.no_grad():
+            return torch.cat([self.prior.sample(z, labels), self._onehot(labels)], dim=1)
 
     def edit_encode(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         """[mu(x, c) | onehot c] for real images (c inferred when None): float32 N x (z_dim + K)."""
         x, c = self.check_images(x, c)
         z, c = self._mu(x, c)
         return torch.cat([z, self._onehot(c)], dim=1)
-
-    def edit_direction(self, target: int, keep: int | None = None) -> torch.Tensor:
-        """Attribute vector v_target (float32 z_dim + K); with ``keep``, its component along v_keep is
-        removed and the length restored. Raises ValueError for bad classes or ``keep == target``,
-        RuntimeError before :meth:`edit_fit` or for a class it saw no images of."""
-        self.check_class(target, "target")
-        if self.edit_vectors is None:
-            raise RuntimeError("vae: call edit_fit(x, c) with labelled images before editing")
-        v = self.edit_vectors[target]
-        if keep is not None:
-            if self.check_class(keep, "keep") == target:
-                raise ValueError(f"keep {keep} must differ from target {target}")
-            v = project_out(v, self.edit_vectors[keep])
-        if not torch.isfinite(v).all():
-            raise RuntimeError(f"vae: edit_fit saw no images of class {target} (or only those)")
-        return v
 
     def edit_decode(self, z: torch.Tensor) -> torch.Tensor:
         """D(z, y) of edit latents [z | y]: float32 N x C x H x W in [-1, 1]. Raises ValueError for bad shapes."""

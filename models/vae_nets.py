@@ -148,3 +148,43 @@ class ResDecoder(nn.Module):
         for up, block in zip(self.ups, self.blocks):
             h = block(up(h), y)
         return fp32_out(self.out, F.silu(cond_bn(self.norm, h, y)))
+
+
+class GaussianPrior(nn.Module):
+    """The VAE's prior p(z | c) = N(mu_c, diag exp(logvar_c)).
+
+    With ``num_classes`` > 0 the per-class means and log-variances are learned (initialised at N(0, I)):
+    a class-conditional prior, so sampling draws from where each class's posteriors lie and the KL term
+    no longer pulls every class to one centre (the "holes" an ex-post per-class Gaussian closes, Ghosh
+    et al. 2020). With 0 it is the standard normal N(0, I) (Kingma & Welling 2014) and has no parameters.
+    ``c`` is int64 N (or any shape S of labels); outputs broadcast over leading sample axes of ``z``.
+    """
+
+    def __init__(self, z_dim: int, num_classes: int = 0) -> None:
+        super().__init__()
+        self.z_dim, self.learned = z_dim, num_classes > 0
+        if self.learned:
+            self.mu = nn.Parameter(torch.zeros(num_classes, z_dim))
+            self.logvar = nn.Parameter(torch.zeros(num_classes, z_dim))
+
+    def params(self, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mu, logvar) of classes ``c``: float32 S x z_dim each (zeros for the standard prior)."""
+        if self.learned:
+            return self.mu[c], self.logvar[c]
+        z = torch.zeros(*c.shape, self.z_dim, device=c.device)
+        return z, z
+
+    def kl(self, mu: torch.Tensor, logvar: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """KL(N(mu, exp(logvar)) || p(z | c)) per dimension, nats, float N x z_dim."""
+        mp, lp = self.params(c)
+        return 0.5 * (lp - logvar + (logvar.exp() + (mu - mp).pow(2)) * torch.exp(-lp) - 1.0)
+
+    def log_prob(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """log p(z | c) without the -D/2 log(2 pi) constant, nats, float ... x N (z: ... x N x z_dim)."""
+        mp, lp = self.params(c)
+        return -0.5 * ((z - mp).pow(2) * torch.exp(-lp) + lp).sum(-1)
+
+    def sample(self, eps: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """mu_c + exp(logvar_c / 2) * eps for standard normal ``eps`` (float N x z_dim)."""
+        mp, lp = self.params(c.to(eps.device))
+        return mp + torch.exp(0.5 * lp) * eps

@@ -232,3 +232,56 @@ def test_quantize():
     x = torch.tensor([-1.2, -1.0, -0.999, 0.0, 0.5, 1.0, 1.3])
     q = quantize(x)
     assert torch.equal(((q + 1) * 127.5).round(), torch.tensor([0.0, 0, 0, 128, 191, 255, 255]))
+
+
+def test_class_prior_kl_matches_torch_distributions():
+    from torch.distributions import Normal, kl_divergence
+
+    from exprbench.models.vae_nets import GaussianPrior
+
+    torch.manual_seed(0)
+    p = GaussianPrior(5, 3)
+    with torch.no_grad():
+        p.mu.normal_()
+        p.logvar.normal_(0, 0.3)
+    mu, logvar, c = torch.randn(4, 5), torch.randn(4, 5) * 0.2, torch.tensor([0, 2, 1, 2])
+    want = kl_divergence(Normal(mu, (0.5 * logvar).exp()), Normal(p.mu[c], (0.5 * p.logvar[c]).exp()))
+    assert torch.allclose(p.kl(mu, logvar, c), want, atol=1e-5)
+    z = torch.randn(4, 5)
+    lp = Normal(p.mu[c], (0.5 * p.logvar[c]).exp()).log_prob(z).sum(1) + 0.5 * 5 * math.log(2 * math.pi)
+    assert torch.allclose(p.log_prob(z, c), lp, atol=1e-5)
+    assert not list(GaussianPrior(5, 0).parameters())  # the standard prior has nothing to learn
+
+
+def _class_faces(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    c = torch.randint(0, 7, (n,), generator=g)
+    low = torch.rand(n, 1, 6, 6, generator=g) * 0.3 + (c.view(-1, 1, 1, 1).float() / 7.0) * 0.7
+    x = torch.nn.functional.interpolate(low, size=(48, 48), mode="bilinear", align_corners=False)
+    return (x * 255).round() / 127.5 - 1.0, c
+
+
+def test_class_loss_on_decoded_prior_samples_trains_d_and_the_prior_not_c(monkeypatch):
+    """CE(C(D(z, c)), c) with z ~ p(z | c): its gradient reaches D and the learned prior; C learns from real faces only."""
+    m = tiny(overrides=["model.prior=class", "model.cls_weight=1.0", "model.cls_ch=4", "model.kl_warmup=0"])
+    assert "C" in m.nets and "P" in m.nets and m.training_only_nets == {"C"}
+    x, c = _class_faces(16, 0)
+    logs = m.training_step(Batch(x, c, epoch=0.0, progress=1.0), 0)
+    assert {"loss_cls_g", "c_acc_gen", "loss_c", "c_acc_real"} <= set(logs)
+    grads = {}
+    m.nets["C"].zero_grad(set_to_none=True)
+    z = m.prior.sample(torch.randn(16, m.cfg.z_dim), c)
+    loss = torch.nn.functional.cross_entropy(m.real_classifier_logits(m.image(m.nets["G"](z, m._onehot(c)))), c)
+    loss.backward()
+    for name in ("G", "P", "C"):
+        grads[name] = sum(float(p.grad.abs().sum()) for p in m.nets[name].parameters() if p.grad is not None)
+    assert grads["G"] > 0 and grads["P"] > 0 and grads["C"] == 0
+
+
+def test_the_class_prior_is_where_samples_come_from():
+    m = tiny(overrides=["model.prior=class"])
+    with torch.no_grad():
+        m.prior.mu[3] = 5.0
+        m.prior.logvar[3] = math.log(0.01)
+    w = m.edit_start(4, torch.Generator().manual_seed(0), torch.full((4,), 3))
+    assert torch.allclose(w[:, : m.cfg.z_dim], torch.full((4, m.cfg.z_dim), 5.0), atol=0.5)
