@@ -145,3 +145,28 @@ def edit_success(rep: Report, w, skipped: Skipped) -> None:
         ax.set_ylabel("edit success (evaluator), mean over emotions")
         ax.legend(fontsize=7)
         w.save(fig, "edit_success_vs_strength")
+
+
+def spectra(rep: Report, w, skipped: Skipped) -> None:
+    """Radially averaged power spectra (log scale) of every model's samples against the train faces', from the
+    ``spectral`` protocol's details (seeds averaged): an up-sampling footprint shows as a rise at high radii."""
+    rows, real = [], None
+    if not rep.runs.empty:
+        for r in rep.runs[rep.runs["status"] == "done"].itertuples():
+            for name, e in ((read_json(Path(r.path) / "eval.json") or {}).get("metrics") or {}).items():
+                det = _ok(e)
+                if det is not None and resolve_metric(name).family == "spectral" and det.get("radial"):
+                    label = f"{r.model}/{r.config}" if r.config else r.model
+                    rows += [{"model": label, "radius": i + 1, "power": p} for i, p in enumerate(det["radial"])]
+                    real = det.get("real_radial") or real
+    if not rows:
+        return
+    fig, ax = plt.subplots(figsize=(4.5, 3))
+    sns.lineplot(data=pd.DataFrame(rows), x="radius", y="power", hue="model", errorbar=None, ax=ax, lw=1)
+    if real:
+        ax.plot(range(1, len(real) + 1), real, color="black", lw=2, ls="--", label="real faces (train)")
+    ax.set_yscale("log")
+    ax.set_xlabel("spatial frequency (radius in FFT bins; 24 = Nyquist at 48 px)")
+    ax.set_ylabel("mean power (mean-removed images)")
+    ax.legend(fontsize=6)
+    w.save(fig, "spectra")

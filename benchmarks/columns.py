@@ -41,6 +41,7 @@ class ColumnSpec:
         sweep: its details hold an edit-strength ``sweep`` (success vs strength figure).
         kind_key: a boolean detail key reported in a text column (``(detail key, column, header,
             true text, false text)``), or None.
+        flag_above: cells to mark (see :class:`exprbench.metrics.spec.MetricSpec`), with their note.
     """
 
     family: str
@@ -55,6 +56,8 @@ class ColumnSpec:
     confusion: bool = False
     sweep: bool = False
     kind_key: tuple[str, str, str, str, str] | None = None
+    flag_above: dict = field(default_factory=dict)
+    flag_note: str = ""
 
 
 def _specs() -> dict[str, ColumnSpec]:
@@ -73,7 +76,7 @@ def _specs() -> dict[str, ColumnSpec]:
         out[m.family] = ColumnSpec(m.family, m.table, higher=m.direction == "higher", derived=dict(m.derived),
                                    order=m.columns, display=display, accuracy=m.accuracy, figure=m.figure,
                                    ranks_samples=m.ranks_samples, confusion=m.confusion, sweep=m.sweep,
-                                   kind_key=m.kind_key)
+                                   kind_key=m.kind_key, flag_above=dict(m.flag_above), flag_note=m.flag_note)
     return out
 
 

@@ -238,6 +238,7 @@ def write_figures(rep: Report, out: Path) -> tuple[list[str], Skipped]:
     charts.bars(rep, w, skipped)
     charts.confusion(rep, w, skipped)
     charts.edit_success(rep, w, skipped)
+    charts.spectra(rep, w, skipped)
     _stored_skips(rep, skipped, set(w.written))
     done = set(w.written)
     for i, (name, why) in enumerate(skipped):  # say when an earlier report's file stays beside the new ones

@@ -20,6 +20,8 @@ from exprbench.errors import UserError
 
 from .columns import (LEADERBOARD_TABLES, aliases, column_order, header_name, higher_is_better, kind_columns,
                       resolve_metric, table_of)
+from exprbench.metrics.spec import FLAG_MARK
+
 from .results import HI, LO, REF_COUNT, REFERENCE_LABEL, metric_columns
 
 COST_TABLE = ("cost", "Training cost and where each entry comes from")
@@ -110,6 +112,7 @@ def _metric_table(name: str, title: str, agg: pd.DataFrame, refs: dict, metrics:
             no_interval.append(m)
     lead = 3 + bool(with_source)
     rows, bold, values = [], [], []
+    marked: dict[str, None] = {}  # the notes of flagged cells, in order
     has_ref = any(_num(refs.get(m)) is not None for m in metrics)
     if has_ref:
         counts = {m: refs.get(f"{m.split(':')[0]}{REF_COUNT}") for m in metrics if _num(refs.get(m)) is not None}
@@ -137,6 +140,10 @@ def _metric_table(name: str, title: str, agg: pd.DataFrame, refs: dict, metrics:
                     cell += f" ± {_fmt(std)}"
                 if n < seeds:
                     cell += f" (n={n})"
+                note = _flag(m, mean, refs)
+                if note:
+                    cell += FLAG_MARK
+                    marked.setdefault(note, None)
             cells.append(cell)
             vals.append(mean)
             flags.append(mean is not None and m in best and best[m] == idx)
@@ -148,11 +155,20 @@ def _metric_table(name: str, title: str, agg: pd.DataFrame, refs: dict, metrics:
         rows.append(cells)
         values.append(vals)
         bold.append(flags)
-    notes = [BOLD_RULE[0].upper() + BOLD_RULE[1:] + "."]
+    notes = [BOLD_RULE[0].upper() + BOLD_RULE[1:] + "."] + [f"{FLAG_MARK} {note}" for note in marked]
     if no_interval:
         notes.append("Not bolded for want of an interval (results without ci95, one seed): "
                      + ", ".join(no_interval) + ".")
     return Table(name, title, headers, rows, bold, values, columns, has_reference=has_ref, notes=notes)
+
+
+def _flag(column: str, mean: float, refs: dict) -> str:
+    """The flag note of a cell of ``column`` holding ``mean`` ("" when not flagged; see ``flag_above``)."""
+    spec = resolve_metric(column)
+    threshold = spec.flag_above.get(column.partition(":")[2] or None)
+    if threshold == "reference":
+        threshold = _num(refs.get(column))
+    return spec.flag_note if threshold is not None and mean > threshold else ""
 
 
 def _best_row(sub: pd.DataFrame, m: str):

@@ -73,6 +73,7 @@ REFERENCE_LABEL = "real data (reference)"
 _NAME_RX = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
+FLAG_MARK = "*"  # the mark of a flagged leaderboard cell (ASCII: it reads the same in markdown and LaTeX)
 FIGURES = (None, "samples", "translations", "edits", "closest_pairs")  # figure inputs evaluate writes
 
 
@@ -127,6 +128,9 @@ class MetricSpec:
         sweep: its details hold an edit-strength ``sweep`` (success vs strength figure).
         kind_key: a boolean detail reported as a text column: ``(detail key, column, header, true
             text, false text)``, or None.
+        flag_above: leaderboard cells to mark: value (None) or derived key -> a threshold, or ``"reference"``
+            (the real-data reference of that column); a mean above it gets :data:`FLAG_MARK` and ``flag_note``
+            (one sentence: what the mark means) under the table.
         default: part of the default set of ``exprbench evaluate``.
         summary: one line for ``exprbench metrics``.
         name_pattern: the name with ``{n}`` for the count (renaming on a count override).
@@ -159,6 +163,8 @@ class MetricSpec:
     confusion: bool = False
     sweep: bool = False
     kind_key: tuple | None = None
+    flag_above: Mapping = field(default_factory=dict, compare=False)
+    flag_note: str = field(default="", compare=False)
     default: bool = True
     summary: str = ""
     name_pattern: str = ""
@@ -225,6 +231,13 @@ def _validate(spec: MetricSpec) -> None:
             raise RegistryError(f"{where}: name_pattern {spec.name_pattern!r} does not give a valid name")
     if spec.column_order and set(spec.column_order) != {None, *spec.derived}:
         raise RegistryError(f"{where}: column_order {spec.column_order!r} must list None and every derived key once")
+    bad_flags = [k for k, t in spec.flag_above.items() if (k is not None and k not in spec.derived)
+                 or not (t == "reference" or isinstance(t, (int, float)))]
+    if bad_flags:
+        raise RegistryError(f"{where}: flag_above key {bad_flags[0]!r} is not the value (None) or a derived column "
+                            "with a number or 'reference' as its threshold")
+    if spec.flag_above and not spec.flag_note:
+        raise RegistryError(f"{where}: flag_above needs flag_note, one sentence saying what a marked cell means")
     if spec.figure not in FIGURES:
         raise RegistryError(f"{where}: figure {spec.figure!r} is not one of {', '.join(map(str, FIGURES))}")
     if not callable(spec.fn) or not callable(spec.details):

@@ -185,3 +185,16 @@ def test_coverage_and_memorisation_table_and_pairs_figure(tmp_path):
     sheets(rep, w, skipped)
     assert "memorisation_gan-default" in w.written
     assert "figures_input/mem70_train_pairs.png of mem70_train is shown instead" in dict(skipped)["memorisation_gan-default"]
+
+
+def test_an_acc_gen_above_the_evaluators_own_accuracy_on_real_faces_is_marked(tmp_path):
+    """The class-evidence flags: acc_gen 0.80 against the evaluator's 0.66 on real faces gets the mark and its note."""
+    runs = tmp_path / "r" / "runs"
+    write_run(runs, "acgan", 0, eval_json(9.0, acc=0.80), bench=False)
+    write_run(runs, "cgan", 0, eval_json(9.0, acc=0.40), bench=False)
+    md = (write_report(tmp_path / "r", figures=False, html=False) / "leaderboard.md").read_text()
+    rows = {r[0]: r for r in _table(md, "Class-aware generation")[2:]}
+    col = _table(md, "Class-aware generation")[0].index(next(h for h in _table(md, "Class-aware generation")[0]
+                                                             if "acc_gen70" in h))
+    assert rows["acgan"][col].endswith("*") and not rows["cgan"][col].endswith("*")
+    assert "* an accuracy above the evaluator's own" in md
