@@ -80,6 +80,54 @@ def evaluator_train(
                   f"(best epoch {card['best_epoch']}/{card['epochs']}, {card['wall_seconds']:.0f} s)")
 
 
+@command("attack", evaluator_app)
+def evaluator_attack(
+    scorer: List[Path] = typer.Option([], "--scorer", help="Scoring evaluator weights (repeatable; default: the shipped evaluator)."),
+    source: Optional[Path] = typer.Option(None, "--source", help="The classifier attacked (default: the auxiliary FER classifier)."),
+    data: Optional[str] = typer.Option(None, "--data", help="FER2013 zip, csv or folder (default: $EXPRBENCH_DATA)."),
+    n: int = typer.Option(700, "--n", min=7, help="Real PrivateTest faces attacked (a fixed random subset, seed 0)."),
+    steps: int = typer.Option(20, "--steps", min=1, help="PGD steps."),
+    out: Path = typer.Option(Path("results/validity/transfer_attack.json"), "--out", help="Result JSON (a .md table beside it)."),
+) -> None:
+    """Transfer-attack validity test: targeted PGD (4/255, 8/255) on real test faces against the training
+    classifier, read by each scorer; passes when a scorer's targeted success at 8/255 stays below 0.25."""
+    from ..data import load_fer2013
+    from ..io import check_writable_file, write_json, write_text
+    from ..metrics.evaluator import AUX_WEIGHTS, DEFAULT_WEIGHTS, load_evaluator
+    from ..metrics.transfer_attack import CRITERION, transfer_attack
+
+    dest = check_writable_file(out, "--out")
+    ds = load_fer2013(data, "fer7")
+    te = ds.split("test")
+    idx = torch_randperm(len(te), n)
+    src = load_evaluator(source or AUX_WEIGHTS)
+    paths = scorer or [DEFAULT_WEIGHTS]
+    scorers = {Path(p).stem: load_evaluator(p) for p in paths}
+    res = transfer_attack(src, scorers, te.images[idx], te.labels[idx], len(ds.class_names), steps=steps)
+    res.update(source={"weights": Path(source or AUX_WEIGHTS).name, "sha256": src.sha256},
+               scorers={name: {"sha256": sc.sha256, "test_accuracy": sc.card.get("test_accuracy")}
+                        for name, sc in scorers.items()}, data_fingerprint=ds.fingerprint)
+    write_json(dest, res)
+    lines = ["| scorer | PrivateTest accuracy | targeted success 4/255 | targeted success 8/255 | criterion (< "
+             f"{CRITERION} at 8/255) |", "|---|---|---|---|---|"]
+    for name in scorers:
+        s4, s8 = res["eps"]["4/255"][name], res["eps"]["8/255"][name]
+        acc = res["scorers"][name]["test_accuracy"]
+        lines.append(f"| {name} | {acc:.4f} | {s4:.3f} | {s8:.3f} | {'pass' if s8 < CRITERION else 'FAIL'} |")
+    lines.append(f"| (source: {res['source']['weights']}) |  | {res['eps']['4/255']['source_success']:.3f} | "
+                 f"{res['eps']['8/255']['source_success']:.3f} |  |")
+    write_text(dest.with_suffix(".md"), "\n".join(lines) + f"\n\n{res['n']} real PrivateTest faces, targets a random other "
+               f"emotion (seed {res['targets_seed']}), {steps} PGD steps of eps/4, chance {res['chance']:.3f}.\n")
+    console.print("\n".join(lines), highlight=False)
+
+
+def torch_randperm(total: int, n: int):
+    """The first ``min(n, total)`` indices of a seed-0 permutation of ``range(total)`` (int64)."""
+    import torch
+
+    return torch.randperm(total, generator=torch.Generator().manual_seed(0))[: min(n, total)]
+
+
 @command("info", evaluator_app)
 def evaluator_info(
     weights: Optional[Path] = typer.Option(None, "--weights", help="Weights file (default: the shipped evaluator)."),
