@@ -1,13 +1,16 @@
 """Damaged and hostile inputs for the fault campaign and its tests: edited weights headers, images and arrays
-whose headers claim huge sizes, a baseline nested deeper than Python recurses. Each writes a small file."""
+whose headers claim huge sizes, a baseline nested deeper than Python recurses (each writes a small file), and
+a simulated full disk (:func:`full_fdopen`)."""
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import struct
 import zipfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 
 def _split(raw: bytes) -> tuple[dict, bytes]:
@@ -109,3 +112,46 @@ def deep_json(path: str | Path, depth: int = 200_000) -> Path:
     """A JSON file nested ``depth`` arrays deep (Python's json recurses once per level)."""
     Path(path).write_text('{"models": ' + "[" * depth + "]" * depth + "}")
     return Path(path)
+
+
+class _FullFile:
+    """A file on a full disk: the first write stores half its bytes, then fails with ENOSPC (no file name, as
+    the kernel's error has none)."""
+
+    def __init__(self, fh) -> None:
+        self._fh = fh
+
+    def write(self, data) -> int:
+        data = memoryview(data).cast("B") if not isinstance(data, str) else data
+        self._fh.write(data[: len(data) // 2])
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def __getattr__(self, name: str):
+        return getattr(self._fh, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._fh.close()
+
+
+def full_fdopen(prefixes: Sequence[str], real: Callable = os.fdopen) -> Callable:
+    """An ``os.fdopen`` under which files whose name starts with one of ``prefixes`` (after the leading dot of
+    exprbench's temporary files: ``eval.json``, ``step_``) are on a full disk; others open as usual (Linux)."""
+
+    def fdopen(fd, *args, **kwargs):
+        fh = real(fd, *args, **kwargs)
+        try:
+            name = os.path.basename(os.readlink(f"/proc/self/fd/{fd}"))
+        except OSError:
+            return fh
+        return _FullFile(fh) if any(name.startswith("." + p) for p in prefixes) else fh
+
+    return fdopen
+
+
+def disk_full(prefixes: Sequence[str]) -> None:
+    """Make the disk full for ``prefixes`` in this process (the campaign's subprocesses; tests use
+    ``monkeypatch.setattr(os, "fdopen", full_fdopen(...))``)."""
+    os.fdopen = full_fdopen(prefixes)

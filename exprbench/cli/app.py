@@ -4,7 +4,8 @@
 
 Every error a user can cause is one line on stderr: :class:`~exprbench.errors.UserError` messages,
 click/typer usage errors (an unknown option, a value out of range), and permission errors on the
-paths given. Every command takes ``-h``/``--help`` and ``--version``. Listing commands (``models``,
+paths given. A full disk (ENOSPC/EDQUOT) is an environment failure: exit code 1, but one line naming the
+file (``error: PATH: no space left on device ...``) and no traceback. Every command takes ``-h``/``--help`` and ``--version``. Listing commands (``models``,
 ``--help``) import no torch.
 """
 
@@ -21,6 +22,7 @@ from rich.console import Console
 
 from .. import __version__
 from ..errors import TrainingDiverged, TrainingInterrupted, UserError
+from ..io import NO_SPACE_ERRNOS
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -109,7 +111,8 @@ def _silence_stdout() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: run the CLI, map errors to exit codes (2 bad input/usage, 1 other failure, 130 Ctrl-C, 141 stdout closed).
+    """Entry point: run the CLI, map errors to exit codes (2 bad input/usage, 1 other failure (a full disk: one
+    line), 130 Ctrl-C, 141 stdout closed).
 
     Errors a user causes print one line on stderr: usage errors of click/typer (an unknown option, a
     value out of its range) as ``error: <command>: <message> (see '<command> -h')``, a
@@ -155,6 +158,10 @@ def main(argv: list[str] | None = None) -> int:
         if e.errno in _PATH_ERRNOS and e.filename is not None:  # a path the user gave: bad input
             print(f"error: {e.filename}: {e.strerror}", file=sys.stderr)
             return 2
+        if e.errno in NO_SPACE_ERRNOS:  # an environment failure (exit 1), but not a bug: one line, no traceback
+            where = f"{e.filename}: " if e.filename is not None else ""
+            print(f"error: {where}no space left on device (free some space and run the command again)", file=sys.stderr)
+            return 1
         import traceback
 
         traceback.print_exc()
