@@ -146,22 +146,62 @@ def read_json(path: str | os.PathLike) -> Any | None:
         return None
 
 
+@contextlib.contextmanager
+def file_lock(path: str | os.PathLike) -> Iterator[None]:
+    """Hold an exclusive lock on the file ``path`` (created if missing) and delete the file on release, so no
+    lock file stays behind.
+
+    Safe between processes and threads: only the holder deletes the file, and a waiter that gets the lock of
+    a file deleted meanwhile sees that ``path`` no longer names the file it locked, and locks the current one.
+    Needs POSIX ``flock``; elsewhere a :class:`filelock.FileLock` is held (its file stays).
+    """
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        from filelock import FileLock
+
+        with FileLock(str(path)):
+            yield
+        return
+    path = Path(path)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            mine = os.fstat(fd)
+            try:
+                now = os.stat(path)
+            except FileNotFoundError:
+                now = None
+        except BaseException:
+            os.close(fd)
+            raise
+        if now is not None and (now.st_ino, now.st_dev) == (mine.st_ino, mine.st_dev):
+            break
+        os.close(fd)  # the holder before us deleted it: lock the file that is there now
+    try:
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)  # still locked by us: no one else holds it
+        os.close(fd)
+
+
 def cached_json(path: str | os.PathLike, compute: Callable[[], Any], keep: Callable[[Any], bool] | None = None) -> Any:
     """The JSON cached at ``path``, else ``compute()``'s result, written there atomically when ``keep(result)``.
 
     One process computes it: another asking for the same ``path`` meanwhile waits on ``<path>.lock``
-    (filelock) and then reads it, so runners sharing a cache (two ``bench`` processes on one ``--out``,
-    Ray workers on one machine) never compute it twice. A file that is not valid JSON is computed again.
+    (:func:`file_lock`, deleted after use) and then reads it, so runners sharing a cache (two ``bench``
+    processes on one ``--out``, Ray workers on one machine) never compute it twice. A file that is not valid
+    JSON is computed again.
 
     Args:
         path: the cache file (its folder is created); compute: makes the object (JSON-serialisable).
         keep: whether a result is cached (default: every result).
     """
-    from filelock import FileLock
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(f"{path}.lock"):
+    with file_lock(f"{path}.lock"):
         cached = read_json(path)
         if cached is not None:
             return cached

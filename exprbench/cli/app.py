@@ -21,7 +21,7 @@ import typer
 from rich.console import Console
 
 from .. import __version__
-from ..errors import TrainingDiverged, TrainingInterrupted, UserError
+from ..errors import Interrupted, TrainingDiverged, UserError
 from ..io import NO_SPACE_ERRNOS
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     except TrainingDiverged as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    except TrainingInterrupted as e:
+    except Interrupted as e:  # Ctrl-C in train or evaluate: the one line says what was saved
         print(str(e), file=sys.stderr)
         return 130
     except KeyboardInterrupt:
