@@ -182,7 +182,7 @@ def file_lock(path: str | os.PathLike) -> Iterator[None]:
     try:
         yield
     finally:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):  # gone already, or a folder we may not delete in: it stays
             os.unlink(path)  # still locked by us: no one else holds it
         os.close(fd)
 
