@@ -110,6 +110,23 @@ def _silence_stdout() -> None:
         pass
 
 
+def _os_error(e: OSError) -> int:
+    """Report an OSError that ended a command; returns the exit code: 2 for a path the user gave that cannot be
+    used (one line), 1 for a full disk (an environment failure, but no bug: one line) and anything else (traceback)."""
+    if e.errno in _PATH_ERRNOS and e.filename is not None:  # a path the user gave: bad input
+        print(f"error: {e.filename}: {e.strerror}", file=sys.stderr)
+        return 2
+    if e.errno in NO_SPACE_ERRNOS:
+        where = f"{e.filename}: " if e.filename is not None else ""
+        print(f"error: {where}no space left on device (free some space and run the command again)", file=sys.stderr)
+        return 1
+    import traceback
+
+    traceback.print_exc()
+    print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
+    return 1
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI, map errors to exit codes (2 bad input/usage, 1 other failure (a full disk: one
     line), 130 Ctrl-C, 141 stdout closed).
@@ -155,18 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         _silence_stdout()
         return 141  # 128 + SIGPIPE, the shell's status for a command ended by a closed pipe
     except OSError as e:
-        if e.errno in _PATH_ERRNOS and e.filename is not None:  # a path the user gave: bad input
-            print(f"error: {e.filename}: {e.strerror}", file=sys.stderr)
-            return 2
-        if e.errno in NO_SPACE_ERRNOS:  # an environment failure (exit 1), but not a bug: one line, no traceback
-            where = f"{e.filename}: " if e.filename is not None else ""
-            print(f"error: {where}no space left on device (free some space and run the command again)", file=sys.stderr)
-            return 1
-        import traceback
-
-        traceback.print_exc()
-        print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
-        return 1
+        return _os_error(e)
     except Exception as e:  # anything else is a failure, not bad input
         import traceback
 
