@@ -126,3 +126,33 @@ def test_file_lock_excludes_and_leaves_no_file(tmp_path):
     for t in threads:
         t.join()
     assert counter.read_text() == "160" and not lock.exists()
+
+
+def test_ctrl_c_during_evaluate_images_keeps_the_finished_protocols(evaluated, tmp_path, capsys, monkeypatch):
+    import numpy as np
+
+    import exprbench.metrics.references as refs
+    from exprbench.data import load_fer2013
+
+    run, opts = evaluated
+    test = load_fer2013(tmp_path / "fer2013.csv", use_cache=False).split("test")
+    npz = tmp_path / "imgs.npz"
+    np.savez(npz, images=test.images[:, 0].numpy(), labels=test.labels.numpy())
+    out = tmp_path / "out"
+    argv = ["evaluate", "--images", str(npz), "--out", str(out), "--data", str(tmp_path / "fer2013.csv"), *opts]
+    assert main([*argv, "--metrics", "acc_gen70"]) == 0, capsys.readouterr().err
+    first = json.loads((out / "eval.json").read_text())
+    assert first["metrics"]["acc_gen70"]["status"] == "ok" and (out / "source.json").exists()
+    run_protocol = refs.run_protocol
+
+    def second_is_interrupted(spec, ctx, real):
+        if spec.name == "fid60_train":
+            raise KeyboardInterrupt
+        return run_protocol(spec, ctx, real)
+
+    monkeypatch.setattr(refs, "run_protocol", second_is_interrupted)
+    capsys.readouterr()
+    assert main([*argv, "--metrics", "acc_gen60,fid60_train"]) == 130
+    last_line(capsys, "the 1 finished protocol(s) (acc_gen60) were written to")
+    kept = json.loads((out / "eval.json").read_text())
+    assert set(kept["metrics"]) == {"acc_gen70", "acc_gen60"} and not (out / ".eval.json.lock").exists()
