@@ -8,6 +8,7 @@ values under ``floors`` and are read the same way.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Dict, Optional
 
@@ -90,16 +91,27 @@ def validate_baseline(data, path: str | Path = "baseline") -> dict:
     return data
 
 
+MAX_BASELINE_BYTES = 64 * 2**20  # a baseline of a few hundred models is a few hundred KB
+
+
 def load_baseline(path: str | Path) -> dict:
     """Read and validate a baseline JSON (:class:`BaselineFile`).
 
+    At most :data:`MAX_BASELINE_BYTES` are read (``--baseline /dev/zero`` ends), and JSON nested deeper than
+    Python recurses is refused like any other malformed file.
+
     Raises:
-        UserError: missing or unreadable file, malformed JSON, or a schema violation (see
-            :func:`validate_baseline`).
+        UserError: missing, unreadable, not a regular file, over 64 MiB, malformed or too deeply nested
+            JSON, or a schema violation (see :func:`validate_baseline`).
     """
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        with open(p, "rb") as fh:
+            raw = fh.read(MAX_BASELINE_BYTES + 1)
+        if len(raw) > MAX_BASELINE_BYTES:
+            kind = "" if p.is_file() else " (and not a regular file)"
+            raise UserError(f"{p}: over {MAX_BASELINE_BYTES >> 20} MiB{kind}: not a baseline of exprbench report")
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise UserError(f"baseline not found: {p}") from None
     except (OSError, UnicodeDecodeError) as e:
@@ -108,6 +120,8 @@ def load_baseline(path: str | Path) -> dict:
         data = json.loads(text)
     except json.JSONDecodeError as e:
         raise UserError(f"{p}:{e.lineno}: malformed JSON ({e.msg})") from None
+    except RecursionError:
+        raise UserError(f"{p}: JSON nested too deeply (over {sys.getrecursionlimit()} levels): not a baseline") from None
     return validate_baseline(data, p)
 
 

@@ -71,8 +71,8 @@ class RayExecutor:
             resumes from its last checkpoint. After that it is recorded as failed with the reason.
 
     Raises:
-        UserError: Ray is not installed (says how to install it), bad resource values, or no cluster
-            at ``address``.
+        UserError: Ray is not installed (says how to install it), bad resource values, or nothing
+            listening at ``address`` (:func:`probe_ray_address`, checked here, before any work).
     """
 
     name = "ray"
@@ -91,6 +91,8 @@ class RayExecutor:
             raise UserError(f"--cpus-per-run {cpus_per_run} must be > 0")
         if max_retries < 0:
             raise UserError(f"--max-retries {max_retries} must be >= 0")
+        if not ray.is_initialized():
+            probe_ray_address(address)  # seconds, not Ray's minutes of reconnect warnings
         self._ray = ray
         self._address = address
         self._started = False
@@ -154,6 +156,39 @@ class RayExecutor:
         self._refs.clear()
         if self._started:
             self._ray.shutdown()
+
+
+RAY_CONNECT_TIMEOUT_S = 5.0
+
+
+def probe_ray_address(address: str | None, timeout: float = RAY_CONNECT_TIMEOUT_S) -> None:
+    """Check that something listens at a Ray head given as ``HOST:PORT`` (or ``ray://HOST:PORT``; None reads
+    ``$RAY_ADDRESS``) with one TCP connect of at most ``timeout`` seconds, before ``ray.init`` would retry
+    for minutes. ``auto``, ``local`` and no address at all are left to Ray (it answers at once).
+
+    Raises:
+        UserError: one line, ``no Ray cluster at --address ...``, with the connect error.
+    """
+    import os
+    import socket
+
+    given = address if address is not None else os.environ.get("RAY_ADDRESS")
+    if not given or given in ("auto", "local"):
+        return
+    what = f"--address {given}" if address is not None else f"$RAY_ADDRESS {given}"
+    target = given.split("://", 1)[1] if "://" in given else given
+    host, sep, port = target.rpartition(":")
+    host, port = (host, port) if sep else (target, "6379")
+    try:
+        port_n = int(port)
+    except ValueError:
+        raise UserError(f"{what}: expected HOST:PORT (e.g. 127.0.0.1:6379), auto or local") from None
+    try:
+        with socket.create_connection((host.strip("[]"), port_n), timeout=timeout):
+            pass
+    except OSError as e:
+        why = e.strerror or str(e) or type(e).__name__
+        raise UserError(f"no Ray cluster at {what}: {why} (start one with `ray start --head`)") from None
 
 
 def make_executor(kind: str, address: str | None = None, gpus_per_run: float | None = None,

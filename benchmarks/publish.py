@@ -49,7 +49,7 @@ def publish(results_dir: str | Path, dest: str | Path, dtype: str = "float16") -
     done = [d for d in sorted((src / "runs").iterdir()) if (read_json(d / "record.json") or {}).get("status") == "done"]
     if not done:
         raise UserError(f"{src}/runs has no completed run (record.json status 'done')")
-    written, manifest = [], []
+    written, manifest = [], _read_manifest(dest)
     for run in done:
         out = dest / "runs" / run.name
         out.mkdir(parents=True, exist_ok=True)
@@ -71,13 +71,27 @@ def publish(results_dir: str | Path, dest: str | Path, dtype: str = "float16") -
                 shutil.copytree(run / extra, out / extra, dirs_exist_ok=True)
         if any((run / "checkpoints").glob("step_*.pt")) or (run / FILENAME).exists():
             _, model, spec, step = load_trained(run, "cpu")
+            # the manifest follows the file at once: out of it while the file is replaced (the new file signs
+            # itself), so a publish stopped at any moment leaves no stale entry
+            if manifest.pop(f"runs/{run.name}/{FILENAME}", None) is not None:
+                _write_manifest(dest, manifest)
             export_weights(model, dataclasses.asdict(spec), step, out / FILENAME, dtype)
-            manifest.append(f"{file_sha256(out / FILENAME)}  runs/{run.name}/{FILENAME}")
+            manifest[f"runs/{run.name}/{FILENAME}"] = file_sha256(out / FILENAME)
+            _write_manifest(dest, manifest)
         written.append(out)
     if (src / "suite.json").exists():
         shutil.copy2(src / "suite.json", dest / "suite.json")
-    old = (dest / "MANIFEST.sha256").read_text().splitlines() if (dest / "MANIFEST.sha256").exists() else []
-    names = {ln.split("  ", 1)[1] for ln in manifest}
-    keep = [ln for ln in old if "  " in ln and ln.split("  ", 1)[1] not in names]
-    write_text(dest / "MANIFEST.sha256", "".join(f"{ln}\n" for ln in sorted(keep + manifest, key=lambda s: s.split("  ", 1)[1])))
+    _write_manifest(dest, manifest)
     return written
+
+
+def _read_manifest(dest: Path) -> dict[str, str]:
+    """``{relative path: sha256}`` of ``dest/MANIFEST.sha256`` (empty when there is none)."""
+    path = dest / "MANIFEST.sha256"
+    lines = path.read_text().splitlines() if path.exists() else []
+    return {ln.split("  ", 1)[1]: ln.split("  ", 1)[0] for ln in lines if "  " in ln}
+
+
+def _write_manifest(dest: Path, manifest: dict[str, str]) -> None:
+    """Write ``dest/MANIFEST.sha256`` (``sha256sum -c`` format, sorted by path) atomically."""
+    write_text(dest / "MANIFEST.sha256", "".join(f"{manifest[k]}  {k}\n" for k in sorted(manifest)))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -80,21 +81,46 @@ def _source(run: Path, rec: dict | None) -> str:
     return "images" if (run / "source.json").is_file() else "train+evaluate"
 
 
+def _details(entry) -> dict:
+    """An eval.json entry's ``details`` object ({} when missing or not an object)."""
+    d = entry.get("details") if isinstance(entry, dict) else None
+    return d if isinstance(d, dict) else {}
+
+
 def _classes(ev: dict, cfg: dict | None) -> int | None:
     """Number of classes of an entry (for the chance line), from its result files only: the
     ``class_names`` (or ``chance`` = 1/K) a metric recorded, else 2 for a CelebA attribute label set."""
     for entry in (ev.get("metrics") or {}).values():
-        names = (entry.get("details") or {}).get("class_names") if isinstance(entry, dict) else None
+        names = _details(entry).get("class_names")
         if isinstance(names, list) and names:
             return len(names)
     for entry in (ev.get("metrics") or {}).values():
-        chance = (entry.get("details") or {}).get("chance") if isinstance(entry, dict) else None
+        chance = _details(entry).get("chance")
         if isinstance(chance, (int, float)) and 0 < chance < 1:
             return round(1 / chance)
     label_set = ((cfg or {}).get("data") or {}).get("label_set") or (ev.get("run") or {}).get("label_set")
     if label_set and str(label_set).startswith("celeba"):
         return 2
     return None
+
+
+def warn(message: str) -> None:
+    """Print one warning line on stderr (a result file the report reads around)."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def _ok_entries(entries: dict, path: Path, section: str):
+    """The ``(name, entry)`` of ``entries`` (eval.json's ``section``) with status ``ok`` and a finite number as
+    value; an ``ok`` entry whose value is anything else (a hand-edited NaN or string) is left out with a
+    warning naming file and key."""
+    for name, entry in (entries if isinstance(entries, dict) else {}).items():
+        if not isinstance(entry, dict) or entry.get("status") != "ok":
+            continue
+        v = entry.get("value")
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            warn(f"warning: {path}: {section}.{name}.value is {json.dumps(v)[:40]}, not a finite number: left out")
+            continue
+        yield name, entry
 
 
 def _read_curve(path: Path) -> list[dict]:
@@ -123,7 +149,9 @@ def collect(results_dir: str | Path | Sequence[str | Path]) -> tuple[pd.DataFram
         path, device, cost columns and one column per protocol value or derived detail), the real-data
         reference values ``{column: value}``, and the periodic-metric curves (model, config, seed,
         step, metric, value). ``status`` is the bench record's status for bench runs, else ``done``
-        when there is an ``eval.json`` (``partial`` without one).
+        when there is an ``eval.json`` (``partial`` without one). A hand-edited eval.json whose ``metrics``
+        is not an object leaves its run out, a metric whose value is not a finite number leaves that value
+        out: one warning line on stderr each, naming the file (and key).
 
     Raises:
         UserError: no ``runs/`` directory, no entry, or a malformed result file (naming it).
@@ -137,6 +165,10 @@ def collect(results_dir: str | Path | Sequence[str | Path]) -> tuple[pd.DataFram
         if cfg is None and ev is None and rec is None:
             continue
         ev = ev or {}
+        if not isinstance(ev.get("metrics", {}), dict):  # hand-edited: skip the run, say so
+            warn(f"warning: {run / 'eval.json'}: 'metrics' is {type(ev['metrics']).__name__}, expected an object "
+                 "{protocol: entry}: run left out of the report")
+            continue
         status = _read_json_strict(run / "status.json") or {}
         src = _source(run, rec)
         meta = ev.get("run") if isinstance(ev.get("run"), dict) else {}
@@ -163,29 +195,25 @@ def collect(results_dir: str | Path | Sequence[str | Path]) -> tuple[pd.DataFram
                "img_per_s": status.get("img_per_s"), "classes": _classes(ev, cfg),
                "eval_seconds": (rec or {}).get("eval_wall_s", ev.get("wall_s")),
                "git_commit": versions.get("git_commit")}
-        for name, entry in (ev.get("metrics") or {}).items():
-            if not isinstance(entry, dict):
-                continue
-            if entry.get("status") == "ok" and isinstance(entry.get("value"), (int, float)):
-                row[name] = float(entry["value"])
-                details = entry.get("details") or {}
-                _interval_cells(row, name, entry.get("ci95"))
-                for key in derived_columns(name):
-                    if isinstance(details.get(key), (int, float)):
-                        row[f"{name}:{key}"] = float(details[key])
-                        _interval_cells(row, f"{name}:{key}", details.get(f"{key}_ci95"))
-                kind = resolve_metric(name).kind_key
-                if kind and kind[0] in details:
-                    row[kind[1]] = kind[3] if details[kind[0]] else kind[4]
-        for name, entry in references_of(ev).items():
-            if isinstance(entry, dict) and entry.get("status") == "ok" and isinstance(entry.get("value"), (int, float)):
-                refs.setdefault(name, float(entry["value"]))
-                if isinstance(entry.get("n_samples"), int):
-                    refs.setdefault(f"{name}{REF_COUNT}", entry["n_samples"])
-                details = entry.get("details") or {}
-                for key in derived_columns(name):
-                    if isinstance(details.get(key), (int, float)):
-                        refs.setdefault(f"{name}:{key}", float(details[key]))
+        for name, entry in _ok_entries(ev.get("metrics") or {}, run / "eval.json", "metrics"):
+            row[name] = float(entry["value"])
+            details = _details(entry)
+            _interval_cells(row, name, entry.get("ci95"))
+            for key in derived_columns(name):
+                if isinstance(details.get(key), (int, float)):
+                    row[f"{name}:{key}"] = float(details[key])
+                    _interval_cells(row, f"{name}:{key}", details.get(f"{key}_ci95"))
+            kind = resolve_metric(name).kind_key
+            if kind and kind[0] in details:
+                row[kind[1]] = kind[3] if details[kind[0]] else kind[4]
+        for name, entry in _ok_entries(references_of(ev), run / "eval.json", "references"):
+            refs.setdefault(name, float(entry["value"]))
+            if isinstance(entry.get("n_samples"), int):
+                refs.setdefault(f"{name}{REF_COUNT}", entry["n_samples"])
+            details = _details(entry)
+            for key in derived_columns(name):
+                if isinstance(details.get(key), (int, float)):
+                    refs.setdefault(f"{name}:{key}", float(details[key]))
         rows.append(row)
         curve = run / "curve.jsonl"
         if curve.is_file():

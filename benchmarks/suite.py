@@ -223,12 +223,25 @@ def resolve_suite_path(name_or_path: str | Path) -> Path:
     return cand
 
 
+def _check_label_set(label_set: str, path: Path, model: str) -> None:
+    """Refuse a label set no dataset knows (``fer9``) when the suite loads, not when its first point trains.
+
+    Raises:
+        SuiteError: names the file, the model entry and the value.
+    """
+    from exprbench.data import DATASETS, LABEL_SETS
+
+    if not any(d.owns(label_set) for d in DATASETS.values()):
+        raise SuiteError(f"{path}: [[models]] {model!r}: data.label_set = {label_set!r} is not a known label set "
+                         f"(known: {', '.join(LABEL_SETS)}, celeba, celeba-<Attribute>)")
+
+
 def load_suite(name_or_path: str | Path) -> Suite:
     """Parse and validate a suite file.
 
     Raises:
-        SuiteError: unreadable TOML, missing or unknown fields, unknown model/config/override key,
-            a budget that is not exactly one positive ``steps`` or ``minutes``, empty seeds or models.
+        SuiteError: unreadable TOML, missing or unknown fields, unknown model/config/override key, an
+            unknown label set, a budget that is not exactly one positive ``steps`` or ``minutes``, empty seeds or models.
     """
     path = resolve_suite_path(name_or_path)
     try:
@@ -294,9 +307,10 @@ def load_suite(name_or_path: str | Path) -> Suite:
         overrides = common + [f"{k}={_literal(v)}" for k, v in entry.get("set", {}).items()]
         for config in entry.get("configs", ["default"]):
             try:  # validates model, config name and every override key/value now, not mid-suite
-                resolve_config(entry["name"], config, overrides)
+                cfg = resolve_config(entry["name"], config, overrides)
             except UserError as e:
                 raise SuiteError(f"{path}: [[models]] {entry['name']!r} config {config!r}: {e}") from None
+            _check_label_set(cfg.data.label_set, path, entry["name"])
             for seed in entry_seeds:
                 grid.append(GridPoint(entry["name"], config, seed, tuple(overrides + [f"train.seed={seed}"]), tuple(skip)))
     names = [g.name for g in grid]

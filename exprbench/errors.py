@@ -37,7 +37,20 @@ class TrainingDiverged(RuntimeError):
     """A loss became NaN or infinite; the run directory is marked diverged (CLI exit code 1)."""
 
 
-class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C stopped a training run; the message says at which step and where its checkpoint is
-    (CLI: that one line on stderr, exit code 130). A KeyboardInterrupt, so whatever stops on Ctrl-C
-    (the benchmark runner) still stops."""
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a command, which saved what it could; the message says what (CLI: that one line on
+    stderr, exit code 130). A KeyboardInterrupt, so whatever stops on Ctrl-C (the benchmark runner) still stops."""
+
+
+class TrainingInterrupted(Interrupted):
+    """Ctrl-C stopped a training run; the message says at which step and where its checkpoint is."""
+
+
+class EvaluationInterrupted(Interrupted):
+    """Ctrl-C stopped an evaluation. Raised by ``metrics.references.run_all`` with the protocols that had
+    finished (``results``, ``refs``: ``{name: entry}``; ``at``: the protocol it stopped in); the evaluation
+    writes those to eval.json and raises it again with the one-line message saying so."""
+
+    def __init__(self, message: str = "", results: dict | None = None, refs: dict | None = None, at: str = "") -> None:
+        super().__init__(message)
+        self.results, self.refs, self.at = dict(results or {}), dict(refs or {}), at

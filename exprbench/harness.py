@@ -2,7 +2,7 @@
 
 It knows nothing about GANs: it draws batches, calls ``plugin.training_step(batch, step)`` and records
 what comes back into a run directory (its layout: :mod:`exprbench.rundir`; the status.json states it
-writes are ``rundir.RUN_STATUSES``: running, completed, interrupted, diverged).
+writes are ``rundir.RUN_STATUSES``: running, completed, interrupted, diverged, failed).
 
 Checkpoints are written atomically and verified on load; ``resume=True`` continues the newest one so
 that, on CPU with the same seed, a run killed at any moment and resumed ends with the same weights as
@@ -31,7 +31,7 @@ from .config import RunConfig, flatten, load_run_config  # noqa: F401 (load_run_
 from .data import FaceDataset, load_dataset, to_float
 from .errors import ConfigError, TrainingDiverged, TrainingInterrupted, UserError
 from .images import grid_image, save_png
-from .io import check_writable_dir, remove_stale_temps, write_json  # noqa: F401 (write_json: old import path)
+from .io import check_writable_dir, no_space, remove_stale_temps, write_json  # noqa: F401 (write_json: old import path)
 from .models.base import Batch
 from .rundir import (  # noqa: F401 (CKPT_*, default_run_dir, save_checkpoint: old import paths)
     CKPT_FORMAT, CKPT_GLOB, CHECKPOINTS, CURVE_LOG, TENSORBOARD, TRAIN_LOG, checkpoint_path, config_path,
@@ -201,6 +201,16 @@ class Trainer:
             where = f"stopped mid-step, not saved; newest checkpoint: {newest or 'none'}"
         return TrainingInterrupted(f"interrupted at step {step}: {where} (continue with --resume)")
 
+    def _failed(self, step: int, train_seconds: float, e: Exception) -> OSError | None:
+        """Mark the run ``failed`` (with the error's first line; best effort) and return the one-line error of
+        a full disk (naming the file, else the run directory), or None for any other error."""
+        full = no_space(e, self.run_dir)
+        first = str(full or e).splitlines()[0] if str(full or e) else ""
+        with contextlib.suppress(OSError):  # the disk may be too full even for this
+            self._status("failed", step=step, train_seconds=round(train_seconds, 3),
+                         error=f"{type(full or e).__name__}: {first}")
+        return full
+
     # -- main ----------------------------------------------------------------------------
     def run(self) -> dict:
         """Train until the budget is spent; returns the final status dict.
@@ -210,6 +220,8 @@ class Trainer:
             TrainingDiverged: a loss became NaN/inf (status.json says ``diverged``).
             TrainingInterrupted: Ctrl-C; the first one stops at the end of the current step and saves a
                 checkpoint there, a second one stops at once without saving (status.json says ``interrupted``).
+            OSError: a full disk (ENOSPC/EDQUOT, ``filename`` the file or run directory; status.json says
+                ``failed``); any other error of the loop is raised as it came, status.json ``failed`` too.
         """
         cfg, tc = self.cfg, self.cfg.train
         device = resolve_device(tc.device)
@@ -346,15 +358,21 @@ class Trainer:
             grid(step)
             if self.eval_hook and self.eval_every and last_hook[0] != step:
                 run_hook(step)
-        except TrainingInterrupted:
+        except (TrainingInterrupted, TrainingDiverged):
             raise
         except KeyboardInterrupt:  # a second Ctrl-C, or one raised mid-step: the state may be torn, not saved
             raise self._interrupted(step, train_seconds, None) from None
+        except Exception as e:  # a full disk (one line), a bug (its traceback): status.json says failed
+            full = self._failed(step, train_seconds, e)
+            if full is not None:
+                raise full from None
+            raise
         finally:
+            failing = sys.exc_info()[0] is not None  # then closing must not replace the error being raised
             sigint.restore()
-            logf.close()
-            bar.close()
-            writer.close()
+            for close in (logf.close, bar.close, writer.close):
+                with contextlib.suppress(OSError) if failing else contextlib.nullcontext():
+                    close()
         peak = (torch.cuda.max_memory_allocated(device) / 2**20) if device.type == "cuda" else None
         final = {"step": step, "train_seconds": round(train_seconds, 3),
                  "img_per_s": round(step * tc.batch_size / max(train_seconds, 1e-9), 2),

@@ -3,11 +3,15 @@
 A writer gets a temporary file in the destination's folder; on success it is flushed, fsynced and
 renamed over the destination (``os.replace`` is atomic on POSIX), on any error it is removed. A
 crash or SIGKILL at any moment therefore leaves the previous version of the file, never a partial one.
+A full disk (ENOSPC, or EDQUOT: a quota) while writing is raised as an ``OSError`` of that errno whose
+``filename`` is the destination (:func:`no_space`), whatever library was writing; the CLI reports it in one
+line (exit code 1: an environment failure, not bad input).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import math
@@ -19,6 +23,16 @@ from typing import IO, Any, Callable, Iterator
 from .errors import UserError
 
 TEMP_PATTERN = ".*.tmp"  # what :func:`atomic_open` names its temporary files (``.<name>.<random>.tmp``)
+NO_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+def no_space(e: BaseException, path: str | os.PathLike | None = None) -> OSError | None:
+    """``e`` as the one error a full disk gives (``OSError(ENOSPC|EDQUOT, "No space left on device", path)``),
+    or None when ``e`` is not a full disk. ``path`` names the file being written when ``e`` does not."""
+    if not isinstance(e, OSError) or e.errno not in NO_SPACE_ERRNOS:
+        return None
+    where = e.filename if e.filename is not None else (str(path) if path is not None else None)
+    return OSError(e.errno, os.strerror(e.errno), where)
 
 
 def current_umask() -> int:
@@ -50,8 +64,11 @@ def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        full = no_space(e)
+        if full is not None:  # the temporary file's name means nothing to the user: name the destination
+            raise OSError(full.errno, full.strerror, str(path)) from None
         raise
 
 
@@ -62,11 +79,22 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def atomic_torch_save(obj: Any, dest: str | os.PathLike) -> None:
-    """``torch.save`` ``obj`` to ``dest`` atomically."""
+    """``torch.save`` ``obj`` to ``dest`` atomically.
+
+    The object is serialized in memory first and written in one call: torch's own writer reports a failed
+    write as a ``RuntimeError`` about stream positions, which would hide a full disk.
+
+    Raises:
+        OSError: the file cannot be written (ENOSPC/EDQUOT with ``filename`` = ``dest``, see :func:`no_space`).
+    """
+    import io as _io
+
     import torch
 
+    buf = _io.BytesIO()
+    torch.save(obj, buf)
     with atomic_open(dest, "wb") as fh:
-        torch.save(obj, fh)
+        fh.write(buf.getbuffer())
 
 
 def json_safe(obj: Any) -> Any:
@@ -118,22 +146,62 @@ def read_json(path: str | os.PathLike) -> Any | None:
         return None
 
 
+@contextlib.contextmanager
+def file_lock(path: str | os.PathLike) -> Iterator[None]:
+    """Hold an exclusive lock on the file ``path`` (created if missing) and delete the file on release, so no
+    lock file stays behind.
+
+    Safe between processes and threads: only the holder deletes the file, and a waiter that gets the lock of
+    a file deleted meanwhile sees that ``path`` no longer names the file it locked, and locks the current one.
+    Needs POSIX ``flock``; elsewhere a :class:`filelock.FileLock` is held (its file stays).
+    """
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        from filelock import FileLock
+
+        with FileLock(str(path)):
+            yield
+        return
+    path = Path(path)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            mine = os.fstat(fd)
+            try:
+                now = os.stat(path)
+            except FileNotFoundError:
+                now = None
+        except BaseException:
+            os.close(fd)
+            raise
+        if now is not None and (now.st_ino, now.st_dev) == (mine.st_ino, mine.st_dev):
+            break
+        os.close(fd)  # the holder before us deleted it: lock the file that is there now
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):  # gone already, or a folder we may not delete in: it stays
+            os.unlink(path)  # still locked by us: no one else holds it
+        os.close(fd)
+
+
 def cached_json(path: str | os.PathLike, compute: Callable[[], Any], keep: Callable[[Any], bool] | None = None) -> Any:
     """The JSON cached at ``path``, else ``compute()``'s result, written there atomically when ``keep(result)``.
 
     One process computes it: another asking for the same ``path`` meanwhile waits on ``<path>.lock``
-    (filelock) and then reads it, so runners sharing a cache (two ``bench`` processes on one ``--out``,
-    Ray workers on one machine) never compute it twice. A file that is not valid JSON is computed again.
+    (:func:`file_lock`, deleted after use) and then reads it, so runners sharing a cache (two ``bench``
+    processes on one ``--out``, Ray workers on one machine) never compute it twice. A file that is not valid
+    JSON is computed again.
 
     Args:
         path: the cache file (its folder is created); compute: makes the object (JSON-serialisable).
         keep: whether a result is cached (default: every result).
     """
-    from filelock import FileLock
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(f"{path}.lock"):
+    with file_lock(f"{path}.lock"):
         cached = read_json(path)
         if cached is not None:
             return cached

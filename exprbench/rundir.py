@@ -9,9 +9,10 @@ other exprbench module than errors and io (no model, no dataset, no config). A r
                          ``exprbench publish`` writes InterFaceGAN's ``model.base_run`` that way)
     identity.json        what defines a suite grid point's results (benchmarks runner)
     status.json          the harness's state: status (one of RUN_STATUSES: running | completed |
-                         interrupted | diverged), step, train_seconds, img/s, device, data fingerprint,
-                         versions. A process killed outright leaves "running". A crash the runner
-                         caught is "failed" in record.json, not here.
+                         interrupted | diverged | failed), step, train_seconds, img/s, device, data
+                         fingerprint, versions; "failed" with ``error`` (one line) when training raised
+                         (a full disk, a bug). A process killed outright leaves "running". The runner's
+                         own verdict on a grid point is in record.json.
     record.json          the benchmark runner's record of a grid point: done | failed | diverged, wall
                          times, img/s, peak memory, device (benchmarks runner)
     train.jsonl          one record per log interval: step, epoch, losses (mean over the interval), img_s
@@ -41,7 +42,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .errors import CheckpointError, UserError
-from .io import atomic_torch_save, file_sha256, read_json, read_json_object, write_json, write_text
+from .io import atomic_torch_save, file_sha256, json_safe, no_space, read_json, read_json_object, write_json, write_text
 
 CONFIG = "config.json"
 IDENTITY = "identity.json"
@@ -59,7 +60,7 @@ FIGURES = "figures"
 FIGURE_INDEX = "index.json"
 CLAIM_LOCK, CLAIM_INFO, ATTEMPTS = "claim.lock", "claim.json", "attempts.jsonl"
 
-RUN_STATUSES = ("running", "completed", "interrupted", "diverged")
+RUN_STATUSES = ("running", "completed", "interrupted", "diverged", "failed")
 CKPT_GLOB = "step_*.pt"
 CKPT_FORMAT = "exprbench-checkpoint/2"
 
@@ -153,14 +154,31 @@ def collapse_runs(config: dict, runs_dir: str | os.PathLike) -> dict:
 
 
 def write_status(run_dir: str | os.PathLike, status: str, **fields: Any) -> None:
-    """Write ``status.json`` = ``{"status": status, **fields}`` atomically (strict JSON).
+    """Write ``status.json`` = ``{"status": status, **fields}`` atomically (strict JSON); on a full disk, where
+    no temporary file can be written, an existing status.json is overwritten in place.
 
     Raises:
         ValueError: ``status`` is not one of :data:`RUN_STATUSES`.
     """
     if status not in RUN_STATUSES:
         raise ValueError(f"status {status!r} is not one of {', '.join(RUN_STATUSES)}")
-    write_json(status_path(run_dir), {"status": status, **fields})
+    path = status_path(run_dir)
+    try:
+        write_json(path, {"status": status, **fields})
+    except OSError as e:
+        if no_space(e) is None or not path.is_file():
+            raise
+        _rewrite_in_place(path, json.dumps(json_safe({"status": status, **fields}), indent=2, sort_keys=True) + "\n")
+
+
+def _rewrite_in_place(path: Path, text: str) -> None:
+    """Overwrite ``path`` in place: on a full disk a small file's blocks are already there, where a new
+    temporary file finds none. Not atomic: only status.json, whose state must say what happened, uses it."""
+    with open(path, "r+b") as fh:
+        fh.write(text.encode())
+        fh.truncate()
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def read_status(run_dir: str | os.PathLike) -> dict | None:

@@ -41,9 +41,10 @@ def load_trained(run_dir: str | os.PathLike, device: str | torch.device = "cpu")
 
     Raises:
         UserError: not a run directory, no checkpoint and no weights; CheckpointError: corrupt
-            checkpoint or weights that fail their hash.
+            checkpoint, weights that fail their signature or their MANIFEST.sha256 entry, or whose spec,
+            model or step is out of bounds or disagrees with config.json (:func:`exprbench.weights.checked_meta`).
     """
-    from .weights import FILENAME, load_weights, weights_spec
+    from .weights import FILENAME, checked_meta, load_weights, read_weights
 
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir)
@@ -52,10 +53,11 @@ def load_trained(run_dir: str | os.PathLike, device: str | torch.device = "cpu")
     if not ckpts:
         if not (run_dir / FILENAME).exists():
             raise UserError(f"{run_dir} has no checkpoint yet (checkpoints/step_*.pt) and no {FILENAME}")
-        raw = weights_spec(run_dir / FILENAME)
+        loaded = read_weights(run_dir / FILENAME)  # verified (signature, manifest) before anything is built
+        raw, _ = checked_meta(loaded[1], run_dir / FILENAME, cfg.model, cfg.data.label_set)
         spec = DataSpec(**{**raw, "class_names": tuple(raw["class_names"])})
         model = build_model(cfg, spec, dev)
-        step = load_weights(model, run_dir / FILENAME)
+        step = load_weights(model, run_dir / FILENAME, loaded)
         model.train(False)
         return cfg, model, spec, step
     state = load_checkpoint(ckpts[-1], map_location=dev)

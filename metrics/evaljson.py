@@ -104,15 +104,13 @@ def merge_eval(old: dict | None, new: dict) -> dict:
 def write_eval(out_dir: Path, new: dict, extra_files: dict | None = None) -> dict:
     """Merge ``new`` into ``out_dir/eval.json`` under a file lock and write it atomically.
 
-    ``extra_files``: ``{name: json object}`` written beside it under the same lock (``source.json``).
-    Returns the merged content.
+    ``extra_files``: ``{name: json object}`` written beside it under the same lock (``source.json``). The lock
+    file (``.eval.json.lock``) is deleted after use (:func:`exprbench.io.file_lock`). Returns the merged content.
     """
-    from filelock import FileLock
-
-    from exprbench.io import write_json
+    from exprbench.io import file_lock, write_json
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(out_dir / ".eval.json.lock")):
+    with file_lock(out_dir / ".eval.json.lock"):
         merged = merge_eval(read_eval(out_dir / "eval.json"), new)
         for name, obj in (extra_files or {}).items():
             write_json(out_dir / name, obj)

@@ -27,7 +27,7 @@ from typing import Sequence
 import torch
 
 from exprbench.data import FaceDataset, load_dataset
-from exprbench.errors import UserError
+from exprbench.errors import EvaluationInterrupted, UserError
 
 from .console import details_line, fmt, print_eval  # noqa: F401
 from .context import EvalContext
@@ -36,8 +36,8 @@ from .figure_inputs import write_figure_inputs
 from .fidelity_inputs import drop_generated_cache, fidelity_cache_root  # noqa: F401
 from .images_eval import ImagesContext, default_image_protocols, evaluate_images, images_out_dir  # noqa: F401
 from .progress import EvalReporter
-from .references import (check_per_class_counts, common_fields, now, reference, reference_key,  # noqa: F401
-                         resolve_protocols, run_all, run_protocol)
+from .references import (check_per_class_counts, common_fields, keep_finished, now, reference,  # noqa: F401
+                         reference_key, resolve_protocols, run_all, run_protocol)
 from .rundir import (check_fingerprint, checkpoint_steps, fingerprint_warnings, load_for_eval, resolve_eval_data_path,  # noqa: F401
                      reads_published_weights, run_train_fingerprint, select_checkpoint)
 from .spec import PROTOCOL_VERSION, resolve_metric  # noqa: F401
@@ -92,6 +92,8 @@ def evaluate_run(
         asked step, unknown protocol, bad sample count, dataset not found or of another label set,
         missing evaluator weights, an explicit Inception weights path that does not exist, an
         existing eval.json that is not valid JSON, ``strict`` and other data than the run was trained on.
+        EvaluationInterrupted (exit code 130): Ctrl-C; the protocols that had finished are merged into
+        eval.json first (the message names them).
     """
     from exprbench.runtime import library_versions, resolve_device
 
@@ -127,28 +129,35 @@ def evaluate_run(
     reporter.begin([p.name for p in protos], f"{run_dir} (checkpoint step {step})")
     for w in warnings:
         reporter.note(0, len(protos), "data", w)
-    results, refs = run_all(protos, ctx, stamp)
-    figures = write_figure_inputs(ctx)
     rel_ckpt = str(ckpt_path.relative_to(run_dir)) if ckpt_path.is_relative_to(run_dir) else str(ckpt_path)
-    wall = round(time.perf_counter() - t0, 2)
-    new = {
-        "metrics": results,
-        "references": refs,
-        **common_fields(dev, ctx, protos),
-        "run": {"model": cfg.model, "config": cfg.config_name, "seed": cfg.train.seed, "step": step,
-                "label_set": cfg.data.label_set, "checkpoint": rel_ckpt},
-        "source": {"kind": "run", "checkpoint": rel_ckpt, "step": step},
-        "data": {"path": str(path), "fingerprint": ds.fingerprint, "content_sha256": ds.content_sha256(),
-                 "train_fingerprint": train_fp,
-                 "fingerprint_match": None if train_fp is None else train_fp == ds.fingerprint},
-        "warnings": warnings,
-        "figures": figures,
-        "evaluated_at": stamp["evaluated_at"],
-        "evaluations": [{**stamp, "checkpoint": rel_ckpt, "protocols": list(results), "device": None, "wall_s": wall}],
-        "wall_s": wall,
-    }
-    new["evaluations"][0]["device"] = new["device"]
-    merged = write_eval(run_dir, new)
+
+    def record(results: dict, refs: dict, figures) -> dict:  # merged into eval.json
+        wall = round(time.perf_counter() - t0, 2)
+        new = {
+            "metrics": results,
+            "references": refs,
+            **common_fields(dev, ctx, protos),
+            "run": {"model": cfg.model, "config": cfg.config_name, "seed": cfg.train.seed, "step": step,
+                    "label_set": cfg.data.label_set, "checkpoint": rel_ckpt},
+            "source": {"kind": "run", "checkpoint": rel_ckpt, "step": step},
+            "data": {"path": str(path), "fingerprint": ds.fingerprint, "content_sha256": ds.content_sha256(),
+                     "train_fingerprint": train_fp,
+                     "fingerprint_match": None if train_fp is None else train_fp == ds.fingerprint},
+            "warnings": warnings,
+            "figures": figures,
+            "evaluated_at": stamp["evaluated_at"],
+            "evaluations": [{**stamp, "checkpoint": rel_ckpt, "protocols": list(results), "device": None, "wall_s": wall}],
+            "wall_s": wall,
+        }
+        new["evaluations"][0]["device"] = new["device"]
+        return write_eval(run_dir, new)
+
+    try:
+        results, refs = run_all(protos, ctx, stamp)
+    except EvaluationInterrupted as stop:  # Ctrl-C: the protocols that finished are kept (figures as they were)
+        figures_before = (read_eval(run_dir / "eval.json") or {}).get("figures")
+        keep_finished(stop, run_dir / "eval.json", lambda r, f: record(r, f, figures_before))
+    merged = record(results, refs, write_figure_inputs(ctx))
     reporter.end(merged)
     return merged
 

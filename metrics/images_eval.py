@@ -15,12 +15,12 @@ from typing import Sequence
 import torch
 
 from exprbench.data import FaceDataset
-from exprbench.errors import UserError
+from exprbench.errors import EvaluationInterrupted, UserError
 
 from .context import EvalContext
 from .evaljson import read_eval, write_eval
 from .progress import EvalReporter
-from .references import check_per_class_counts, common_fields, now, resolve_protocols, run_all
+from .references import check_per_class_counts, common_fields, keep_finished, now, resolve_protocols, run_all
 from .rundir import resolve_eval_data_path
 from .spec import MetricSpec, default_metrics, resolve_metric
 
@@ -252,29 +252,35 @@ def evaluate_images(
     if iset.info.get("lossy_files"):
         n_lab += f" ({iset.info['lossy_files']:,} lossy-compressed files: this may affect the metrics)"
     reporter.begin([p.name for p in protos], f"{iset.info['n']:,} images from {iset.info['path']}{n_lab}")
-    results, refs = run_all(protos, ctx, stamp)
-    for pname, how in ctx.subsets.items():
-        if pname in results:
-            results[pname]["images_used"] = how
-    wall = round(time.perf_counter() - t0, 2)
-    new = {
-        "metrics": results,
-        "references": refs,
-        **common_fields(dev, ctx, protos),
-        "run": {"model": name, "config": "images", "seed": None, "step": None, "label_set": label_set},
-        "source": source,
-        "data": {"path": str(path), "fingerprint": ds.fingerprint, "content_sha256": ds.content_sha256(),
-                 "train_fingerprint": None},
-        "evaluated_at": stamp["evaluated_at"],
-        "evaluations": [{**stamp, "protocols": list(results), "wall_s": wall}],
-        "wall_s": wall,
-    }
-    new["evaluations"][0]["device"] = new["device"]
     if old_source and old_source.get("labels") and not source["labels"]:
         source["labels"] = old_source["labels"]  # scored with labels before: those entries stay
+    base = {**common_fields(dev, ctx, protos),
+            "run": {"model": name, "config": "images", "seed": None, "step": None, "label_set": label_set},
+            "source": source,
+            "data": {"path": str(path), "fingerprint": ds.fingerprint, "content_sha256": ds.content_sha256(),
+                     "train_fingerprint": None},
+            "evaluated_at": stamp["evaluated_at"]}
     source_file = {**source, "created_at": (old_source or {}).get("created_at") or stamp["evaluated_at"],
                    "updated_at": stamp["evaluated_at"], "exprbench_version": __version__,
                    "command": command, "note": "scores of images from outside exprbench: no config.json, no checkpoints"}
-    merged = write_eval(out_dir, new, {"source.json": source_file})
+    try:
+        results, refs = run_all(protos, ctx, stamp)
+    except EvaluationInterrupted as stop:  # Ctrl-C: the protocols that finished are kept
+        keep_finished(stop, out_dir / "eval.json",
+                      lambda r, f: _merge(out_dir, base, source_file, stamp, t0, ctx.subsets, r, f))
+    merged = _merge(out_dir, base, source_file, stamp, t0, ctx.subsets, results, refs)
     reporter.end(merged)
     return merged
+
+
+def _merge(out_dir: Path, base: dict, source_file: dict, stamp: dict, t0: float, subsets: dict,
+           results: dict, refs: dict) -> dict:
+    """Merge the results of :func:`evaluate_images` (``base``: its other eval.json fields; ``subsets``: which
+    images each protocol used) into ``out_dir/eval.json`` and write ``source.json``; returns the merged content."""
+    for pname, how in subsets.items():
+        if pname in results:
+            results[pname]["images_used"] = how
+    wall = round(time.perf_counter() - t0, 2)
+    new = {**base, "metrics": results, "references": refs, "wall_s": wall,
+           "evaluations": [{**stamp, "protocols": list(results), "wall_s": wall, "device": base["device"]}]}
+    return write_eval(out_dir, new, {"source.json": source_file})

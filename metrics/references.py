@@ -13,7 +13,7 @@ from typing import Sequence
 
 import torch
 
-from exprbench.errors import UserError
+from exprbench.errors import EvaluationInterrupted, UserError
 from exprbench.io import cached_json, content_key
 
 from .classaware import cas_sha
@@ -116,11 +116,16 @@ def run_all(specs: Sequence, ctx, stamp: dict) -> tuple[dict, dict]:
 
     Returns ``(metrics, references)``: ``{name: entry}`` each. A protocol that is skipped here computes
     nothing: neither its feature references nor its real-data reference.
+
+    Raises:
+        EvaluationInterrupted: Ctrl-C; it carries the protocols that had finished (``results``, ``refs``) and
+            the one it stopped in (``at``), for the caller to write.
     """
     rep = ctx.reporter
     results, refs = {}, {}
     total = len(specs)
     torch.manual_seed(0)
+    spec = None
     try:
         for i, spec in enumerate(specs, 1):
             ctx.at = (i, total, spec.name)
@@ -132,10 +137,28 @@ def run_all(specs: Sequence, ctx, stamp: dict) -> tuple[dict, dict]:
             e.update(stamp)
             results[spec.name], refs[spec.name] = e, ref
             rep.protocol_end(i, total, spec.name, e, ref, time.perf_counter() - t0)
+    except KeyboardInterrupt:
+        raise EvaluationInterrupted("interrupted", results, refs, spec.name if spec is not None else "") from None
     finally:
         ctx.at = (0, 0, "")
         drop_generated_cache(ctx.gen_cache_names)
     return results, refs
+
+
+def keep_finished(stop: EvaluationInterrupted, eval_file, write) -> None:
+    """After Ctrl-C in :func:`run_all`: write the protocols that had finished (``write(results, refs)`` merges
+    them into ``eval_file``), then raise the one-line :class:`EvaluationInterrupted` saying what was kept.
+
+    Raises:
+        EvaluationInterrupted: always (CLI exit code 130).
+    """
+    where = f" during {stop.at}" if stop.at else ""
+    if not stop.results:
+        raise EvaluationInterrupted(f"interrupted{where}: no protocol had finished; {eval_file} unchanged") from None
+    write(stop.results, stop.refs)
+    raise EvaluationInterrupted(f"interrupted{where}: the {len(stop.results)} finished protocol(s) "
+                                f"({', '.join(stop.results)}) were written to {eval_file}; "
+                                "evaluate again for the rest") from None
 
 
 def resolve_protocols(metrics: Sequence[str] | None, n_samples: int | None) -> list:

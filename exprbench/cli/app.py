@@ -4,7 +4,8 @@
 
 Every error a user can cause is one line on stderr: :class:`~exprbench.errors.UserError` messages,
 click/typer usage errors (an unknown option, a value out of range), and permission errors on the
-paths given. Every command takes ``-h``/``--help`` and ``--version``. Listing commands (``models``,
+paths given. A full disk (ENOSPC/EDQUOT) is an environment failure: exit code 1, but one line naming the
+file (``error: PATH: no space left on device ...``) and no traceback. Every command takes ``-h``/``--help`` and ``--version``. Listing commands (``models``,
 ``--help``) import no torch.
 """
 
@@ -20,7 +21,8 @@ import typer
 from rich.console import Console
 
 from .. import __version__
-from ..errors import TrainingDiverged, TrainingInterrupted, UserError
+from ..errors import Interrupted, TrainingDiverged, UserError
+from ..io import NO_SPACE_ERRNOS
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -108,8 +110,26 @@ def _silence_stdout() -> None:
         pass
 
 
+def _os_error(e: OSError) -> int:
+    """Report an OSError that ended a command; returns the exit code: 2 for a path the user gave that cannot be
+    used (one line), 1 for a full disk (an environment failure, but no bug: one line) and anything else (traceback)."""
+    if e.errno in _PATH_ERRNOS and e.filename is not None:  # a path the user gave: bad input
+        print(f"error: {e.filename}: {e.strerror}", file=sys.stderr)
+        return 2
+    if e.errno in NO_SPACE_ERRNOS:
+        where = f"{e.filename}: " if e.filename is not None else ""
+        print(f"error: {where}no space left on device (free some space and run the command again)", file=sys.stderr)
+        return 1
+    import traceback
+
+    traceback.print_exc()
+    print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
+    return 1
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: run the CLI, map errors to exit codes (2 bad input/usage, 1 other failure, 130 Ctrl-C, 141 stdout closed).
+    """Entry point: run the CLI, map errors to exit codes (2 bad input/usage, 1 other failure (a full disk: one
+    line), 130 Ctrl-C, 141 stdout closed).
 
     Errors a user causes print one line on stderr: usage errors of click/typer (an unknown option, a
     value out of its range) as ``error: <command>: <message> (see '<command> -h')``, a
@@ -142,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     except TrainingDiverged as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    except TrainingInterrupted as e:
+    except Interrupted as e:  # Ctrl-C in train or evaluate: the one line says what was saved
         print(str(e), file=sys.stderr)
         return 130
     except KeyboardInterrupt:
@@ -152,14 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         _silence_stdout()
         return 141  # 128 + SIGPIPE, the shell's status for a command ended by a closed pipe
     except OSError as e:
-        if e.errno in _PATH_ERRNOS and e.filename is not None:  # a path the user gave: bad input
-            print(f"error: {e.filename}: {e.strerror}", file=sys.stderr)
-            return 2
-        import traceback
-
-        traceback.print_exc()
-        print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
-        return 1
+        return _os_error(e)
     except Exception as e:  # anything else is a failure, not bad input
         import traceback
 

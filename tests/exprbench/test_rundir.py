@@ -15,8 +15,20 @@ def test_status_values_are_declared(tmp_path):
     for s in rundir.RUN_STATUSES:
         rundir.write_status(tmp_path, s, step=3)
         assert rundir.read_status(tmp_path) == {"status": s, "step": 3}
-    with pytest.raises(ValueError, match="'failed' is not one of running, completed, interrupted, diverged"):
-        rundir.write_status(tmp_path, "failed")  # the runner's record.json says failed, status.json never
+    assert "failed" in rundir.RUN_STATUSES  # training that raised (a full disk): status.json says so
+    with pytest.raises(ValueError, match="'done' is not one of running, completed, interrupted, diverged, failed"):
+        rundir.write_status(tmp_path, "done")  # the runner's record.json says done, status.json never
+
+
+def test_status_is_written_in_place_on_a_full_disk(tmp_path, monkeypatch):
+    """No temporary file fits on a full disk: status.json, small and already there, is overwritten in place."""
+    from exprbench.benchmarks.faults.tamper import full_fdopen
+
+    rundir.write_status(tmp_path, "running", step=3)
+    monkeypatch.setattr("os.fdopen", full_fdopen(["status.json"]))
+    rundir.write_status(tmp_path, "failed", step=3, error="OSError: No space left on device")
+    assert rundir.read_status(tmp_path)["status"] == "failed"
+    assert not list(tmp_path.glob(".*.tmp"))
 
 
 def test_config_roundtrip_and_errors(tmp_path):
