@@ -311,6 +311,9 @@ def run_cas(spec, ctx, real: bool) -> dict:
     classes are imbalanced): value = its class-balanced accuracy (mean per-class recall), plain accuracy in
     details; reference: the same statistic of the recipe on as many real train images (trained once, cached)."""
     per_class = max(spec.n_samples // ctx.k, 1)
+    if per_class < spec.min_samples:  # a classifier of a handful of images per class answers one class: chance
+        raise MetricInputError(f"{spec.name}: CAS needs at least {spec.min_samples} images per class to train its "
+                               f"classifier, {spec.name} gives {per_class}")
     if not real:
         ctx.note(f"training a fresh classifier on {per_class * ctx.k:,} images ({CAS.epochs} epochs); its real-data "
                  "baseline (the recipe on as many real train images) is trained once, then cached")

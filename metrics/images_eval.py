@@ -243,8 +243,8 @@ def evaluate_images(
     ctx.out_dir = out_dir
     if explicit:  # a protocol asked for by name that these images cannot feed is bad input, not a skip
         for p in protos:
-            why = None if ctx.skip_reason(p) is None else ctx.count_reason(p)
-            if why:
+            why = ctx.skip_reason(p)
+            if why and why == ctx.count_reason(p):  # it needs only more images (not a model, not labels)
                 raise UserError(f"{p.name}: {why}")
     commit = library_versions()["git_commit"]
     stamp = {"evaluated_at": now(), "step": None, "commit": commit}

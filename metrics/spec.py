@@ -27,11 +27,12 @@ from exprbench.registry import Registry
 from .names import EXTRACTOR_NAME
 
 PROTOCOL_VERSION = "exprbench-metrics/1"
-BUILTIN_MODULE = "exprbench.metrics.protocols"
+#: the modules of the built-in declarations, imported on the first lookup (in this order: the order of tables)
+BUILTIN_PROTOCOL_MODULES = ("exprbench.metrics.protocols", "exprbench.metrics.evidence_protocols")
 
 
 class MetricRegistry(Registry):
-    """The registry of :class:`MetricSpec`: the built-in declarations (:data:`BUILTIN_MODULE`, imported on
+    """The registry of :class:`MetricSpec`: the built-in declarations (:data:`BUILTIN_PROTOCOL_MODULES`, imported on
     the first lookup, as a lazy module of :class:`~exprbench.registry.Registry`), then the entry points."""
 
     def __init__(self) -> None:
@@ -41,7 +42,8 @@ class MetricRegistry(Registry):
     def _scan(self) -> None:
         if not self._builtin_loaded:
             self._builtin_loaded = True
-            importlib.import_module(BUILTIN_MODULE)
+            for module in BUILTIN_PROTOCOL_MODULES:
+                importlib.import_module(module)
         super()._scan()
 
     def in_order(self) -> list[str]:

@@ -325,13 +325,16 @@ def test_evaluate_images_with_labels_and_merge(world, image_sources, tmp_path):
     evaluate_images(image_sources / "pngs", out=out, metrics=["fid70_train"], data=world["csv"], device="cpu",
                     evaluator_weights=world["ev"], name="outside")
     res = evaluate_images(image_sources / "pngs", labels=image_sources / "labels.txt", out=out,
-                          metrics=["acc_gen14", "fid100_train"], data=world["csv"], device="cpu",
-                          evaluator_weights=world["ev"])
+                          metrics=["acc_gen14"], data=world["csv"], device="cpu", evaluator_weights=world["ev"])
     m = res["metrics"]
     assert m["fid70_train"]["status"] == "ok"  # kept from the first call
     assert m["acc_gen14"]["status"] == "ok" and m["acc_gen14"]["n_samples"] == 14
     assert "2 per emotion" in m["acc_gen14"]["images_used"]
-    assert m["fid100_train"]["status"] == "skipped" and "needs 100 images, 70 given" in m["fid100_train"]["reason"]
+    before = (out / "eval.json").read_bytes()
+    with pytest.raises(UserError, match=r"fid100_train: needs 100 images, 70 given \(ask for fid70_train"):
+        evaluate_images(image_sources / "pngs", labels=image_sources / "labels.txt", out=out,
+                        metrics=["fid100_train"], data=world["csv"], device="cpu", evaluator_weights=world["ev"])
+    assert (out / "eval.json").read_bytes() == before  # a protocol asked for by name it cannot feed: refused, nothing lost
     assert res["source"]["labels"]["n"] == 70 and sum(res["source"]["labels"]["per_class"].values()) == 70
     assert json.loads((out / "source.json").read_text())["name"] == res["run"]["model"] == "outside"  # kept
     # the npz's own labels give the same accuracy

@@ -13,7 +13,8 @@ import pytest
 from exprbench.benchmarks.faults.tamper import huge_png, npy_claiming, npz_of_many
 from exprbench.cli import main
 from exprbench.data import FER7
-from exprbench.metrics.images_source import MAX_IMAGES, ImageSourceError, load_image_set, load_labels
+from exprbench.metrics.array_headers import MAX_IMAGES, ImageSourceError
+from exprbench.metrics.images_source import load_image_set, load_labels
 
 
 def refused(path, *match, labels=None):
