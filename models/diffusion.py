@@ -2,8 +2,8 @@
 Diffusion-Based Generative Models", arXiv:2206.00364) with classifier-free guidance (Ho & Salimans 2022,
 arXiv:2207.12598).
 
-Denoiser (EDM Table 1, "Ours"; sigma_data 0.5; images float in [-1, 1], whose std, about 0.5 for FER
-faces, matches sigma_data unscaled):
+Denoiser (EDM Table 1, "Ours"; sigma_data 0.5; x are the images in [-1, 1] times sigma_data / data_std,
+so that their std is sigma_data: FER2013's training faces have std 0.614, hence x = 0.81 image):
 
     D(x; sigma, c) = c_skip(sigma) x + c_out(sigma) F(c_in(sigma) x; c_noise(sigma), c)
     c_skip = s_d^2 / (sigma^2 + s_d^2)    c_out = sigma s_d / sqrt(sigma^2 + s_d^2)
@@ -75,6 +75,8 @@ class DiffusionConfig:
         dropout: dropout in the residual blocks.
         label_dropout: probability that a training label is replaced by the null class (CFG).
         sigma_data, p_mean, p_std: EDM's data std and log-normal training sigmas.
+        data_std: the std of the training images in [-1, 1] (FER2013 train: 0.614); the diffusion runs on
+            images times sigma_data / data_std, and samples are divided by it again.
         sigma_min, sigma_max, rho, sample_steps: the sampler's sigmas (EDM eq. 5) and its steps N
             (2N - 1 evaluations of D).
         guidance: CFG weight w at sampling (0 = the conditional model).
@@ -89,6 +91,7 @@ class DiffusionConfig:
     dropout: float = field(default=0.0, metadata={"min": 0, "lt": 1})
     label_dropout: float = field(default=0.1, metadata={"min": 0, "lt": 1})
     sigma_data: float = field(default=0.5, metadata={"gt": 0})
+    data_std: float = field(default=0.614, metadata={"gt": 0})
     p_mean: float = -1.2
     p_std: float = field(default=1.2, metadata={"gt": 0})
     sigma_min: float = field(default=0.002, metadata={"gt": 0})
@@ -235,6 +238,7 @@ class Diffusion(ModelPlugin, Sampler, Conditional):
         self.adam("F", cfg.lr, cfg.betas)
         self.loss = EDMLoss(cfg.p_mean, cfg.p_std, cfg.sigma_data)
         self.null = spec.num_classes  # the null class index K of classifier-free guidance
+        self.scale = cfg.sigma_data / cfg.data_std  # images in [-1, 1] -> the diffusion's x (std sigma_data)
 
     @staticmethod
     def check_config(cfg: DiffusionConfig, spec: DataSpec) -> None:
@@ -270,7 +274,7 @@ class Diffusion(ModelPlugin, Sampler, Conditional):
     # -- training ----------------------------------------------------------------------------
     def training_step(self, batch: Batch, step: int) -> dict[str, float]:
         """One Adam step on the mean EDM loss of the batch, labels dropped to the null class with
-        probability ``label_dropout`` (global RNG on the device). Returns ``loss`` (the mean weighted
+        probability ``label_dropout`` (global RNG on the device), on the images times ``self.scale``. Returns ``loss`` (the mean weighted
         squared error per pixel), ``label_dropped`` (fraction of null labels) and ``lr``."""
         opt, lr = self.optimizers["F"], self.lr_at(step)
         for g in opt.param_groups:
@@ -278,7 +282,7 @@ class Diffusion(ModelPlugin, Sampler, Conditional):
         c = batch.c.to(self.device)
         drop = torch.rand(c.shape[0], device=self.device) < self.cfg.label_dropout
         labels = torch.where(drop, torch.full_like(c, self.null), c)
-        loss = self.loss(self.denoiser(), batch.x, labels).mean()
+        loss = self.loss(self.denoiser(), batch.x * self.scale, labels).mean()
         optimizer_step(opt, loss)
         return {"loss": loss.item(), "label_dropped": drop.float().mean().item(), "lr": lr}
 
@@ -302,7 +306,8 @@ class Diffusion(ModelPlugin, Sampler, Conditional):
 
     def sample_from(self, latents: torch.Tensor, labels: torch.Tensor, guidance: float) -> torch.Tensor:
         """Heun-sample from given latents (float n x C x H x W) and int64 n labels on the device with CFG
-        weight ``guidance``: float32 n x C x H x W in [-1, 1], an ordinary tensor (not an inference tensor)."""
+        weight ``guidance``, divided by ``self.scale``: float32 n x C x H x W in [-1, 1] (clamped), an
+        ordinary tensor (not an inference tensor)."""
         cfg, F = self.cfg, self.sampling_net()
         if self.channels_last:
             latents = latents.contiguous(memory_format=torch.channels_last)
@@ -315,7 +320,7 @@ class Diffusion(ModelPlugin, Sampler, Conditional):
                 x = heun_sampler(den, latents, edm_sigmas(cfg.sample_steps, cfg.sigma_min, cfg.sigma_max, cfg.rho))
         finally:
             F.train(was)
-        return x.float().clamp(-1.0, 1.0).contiguous()
+        return (x / self.scale).float().clamp(-1.0, 1.0).contiguous()
 
     def num_evaluations(self) -> int:
         """Evaluations of F per image by :meth:`sample`: (2N - 1), doubled with guidance."""

@@ -131,7 +131,7 @@ def test_guidance_zero_is_the_conditional_model():
         guided = heun_sampler(cfg_denoiser(D, labels, model.null, 0.0), latents, sigmas)
     torch.testing.assert_close(guided, conditional, rtol=1e-4, atol=1e-4)
     sampled = model.sample(3, labels, torch.Generator().manual_seed(3))  # the same latents from the generator
-    torch.testing.assert_close(sampled, conditional.float().clamp(-1, 1), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(sampled, (conditional / model.scale).float().clamp(-1, 1), rtol=1e-5, atol=1e-5)
 
 
 def test_guided_denoiser_is_the_cfg_combination():
@@ -165,6 +165,15 @@ def test_tiny_model_trains_and_samples_every_class():
     assert model.nets["F"].training is False and model.sampling_net() is model.ema.module
 
 
+def test_training_sees_the_images_at_std_sigma_data():
+    model = tiny_model("diffusion", "default", FER_SPEC)
+    seen, loss = [], model.loss
+    model.loss = lambda D, x, labels: (seen.append(x), loss(D, x, labels))[1]
+    x = images(4, FER_SPEC)
+    model.training_step(Batch(x, torch.zeros(4, dtype=torch.long)), 0)
+    torch.testing.assert_close(seen[0], x * (0.5 / model.cfg.data_std))
+
+
 def test_label_dropout_and_learning_rate_ramp():
     model = tiny_model("diffusion", "default", FER_SPEC, ["model.label_dropout=0.5", "model.warmup_steps=4"])
     x, c = images(64, FER_SPEC), torch.zeros(64, dtype=torch.long)
@@ -190,7 +199,8 @@ def test_named_configs():
     assert (m.sigma_min, m.sigma_max, m.rho, m.sample_steps, m.p_mean, m.p_std) == (0.002, 80.0, 7.0, 18, -1.2, 1.2)
     default = resolve_config("diffusion", "default")
     assert default.train.batch_size == 64 and default.train.ema and default.model_cfg.ch == 16
-    assert Diffusion(default.model_cfg, FER_SPEC).num_evaluations() == 35
+    model = Diffusion(default.model_cfg, FER_SPEC)
+    assert model.num_evaluations() == 35 and model.scale == pytest.approx(0.5 / 0.614)  # FER train std 0.614
 
 
 @pytest.mark.parametrize("override, message", [
