@@ -25,20 +25,22 @@ copy (``train.ema``). It was kept over ``diffusers.UNet2DModel`` (0.42.1) built 
 running, so medians were noisy): training 49-51 img/s vs 46-48; sampling evaluations of F 142-152 img/s vs
 122-124 at batch 128 and 116-135 vs 101 at batch 2. Both cost 1.8-1.9 GFLOP per training image
 (``FlopCounterMode``, forward + backward; the cGAN of the cpu suite: about 1.8), i.e. 0.60-0.63 GFLOP per
-evaluation of F, so one sample at 18 Heun steps costs about 22 GFLOP (44 with guidance), about 0.25 s
-on one thread (see docs/MODELS.md, "Diffusion").
+evaluation of F, so one sample at 18 Heun steps costs 21 GFLOP (twice that with guidance), measured
+0.27 s on one thread (``benchmarks/perf/test_diffusion_sampling.py``; docs/MODELS.md, "Diffusion").
 
 Configs:
-    ``reference``  EDM's class-conditional CIFAR-10 setup (DDPM++ column of Table 7) scaled to 48x48:
+    ``reference``  EDM's class-conditional CIFAR-10 setup (Table 7, DDPM++ network) scaled to 48x48:
                    widths 128 x (2, 2, 2), 4 residual blocks per resolution, attention at the second
-                   resolution (24x24, as 16x16 at 32x32), dropout 0.13, Adam 1e-3 (0.9, 0.999) with a
-                   linear ramp-up over 10 Mimg (19,531 steps), batch 512, EMA half-life 0.5 Mimg (decay
-                   0.5 ** (512 / 500,000) = 0.99929 per step), 200 Mimg (390,625 steps), horizontal flips.
-                   Not EDM's: our UNet (ADM-style stride-2 conv / nearest up-sampling instead of DDPM++'s
-                   FIR resampling blocks, the class embedding added after the noise MLP), its augmentation
-                   pipeline with augmentation labels (only its x-flip is kept), fp32 (the harness trains in
-                   bf16 on CUDA), the harness's EMA warm-up instead of EDM's half-life ramp-up, and label
-                   dropout 0.1 so that a reference run can be sampled with guidance (w 0 = EDM's sampler).
+                   resolution (24x24, as 16x16 at 32x32; 53.6M parameters vs DDPM++'s 56M), dropout 0.13,
+                   Adam 1e-3 (0.9, 0.999) with a linear ramp-up over 10 Mimg (19,531 steps), batch 512,
+                   EMA half-life 0.5 Mimg (decay 0.5 ** (512 / 500,000) = 0.99929 per step), 200 Mimg
+                   (390,625 steps), 18 Heun steps. Kept from EDM's augmentation (probability 0.12, with
+                   augmentation labels fed to the net): the horizontal flip only. Differences: our UNet
+                   (ADM-style stride-2 conv down / nearest up-sampling instead of DDPM++'s FIR resampling
+                   blocks, the class embedding added after the noise MLP); bf16 autocast on CUDA (the
+                   harness's; EDM trained CIFAR-10 in fp32); the harness's EMA warm-up instead of EDM's
+                   half-life ramp-up; the images scaled to std sigma_data; and label dropout 0.1 (not in
+                   EDM), so that a reference run can also be sampled with guidance (w = 0 is EDM's sampler).
     ``default``    sized for the cpu suite: widths 16 x (1, 2, 4), 2 blocks per resolution, attention
                    at 12x12, no dropout, Adam 1e-3 with a 300-step ramp-up, batch 64, EMA 0.999, flips,
                    guidance 0 (its weight w is to be chosen by measurement).

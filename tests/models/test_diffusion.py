@@ -4,19 +4,23 @@ Registry and capability contracts are covered by test_contracts.py / test_regist
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
 import torch
 
+from exprbench.cli import main
 from exprbench.config import resolve_config
 from exprbench.data import DataSpec
 from exprbench.errors import ConfigError
+from exprbench.harness import load_trained
 from exprbench.models.base import Batch
 from exprbench.models.diffusion import (Diffusion, EDMLoss, cfg_denoiser, edm_precond, edm_sigmas, heun_sampler,
                                         precond_denoiser)
 
-from .conftest import FER_SPEC, SPECS, images, tiny_model
+from ..conftest import write_csv
+from .conftest import FER_SPEC, SPECS, TINY, images, tiny_model
 
 SD = 0.5  # sigma_data
 
@@ -223,3 +227,38 @@ def test_precond_denoiser_accepts_a_scalar_or_one_sigma_per_image():
         one = precond_denoiser(model.nets["F"], x, 0.7, labels)
         each = precond_denoiser(model.nets["F"], x, torch.tensor([0.7, 0.7]), labels)
     assert torch.equal(one, each) and one.dtype == torch.float32
+
+
+def test_train_resume_and_sample_through_the_cli(tmp_path, capsys):
+    """The harness: EMA, checkpoints (loaded with weights_only=True), resume, the sample grid and ``sample``."""
+    data = write_csv(tmp_path / "fer2013.csv", per_class=4)
+    out = tmp_path / "run"
+    sets = [a for kv in [*TINY["diffusion"], "train.batch_size=8", "train.log_every=1", "train.samples_per_class=1",
+                         "train.ckpt_every=1"] for a in ("--set", kv)]
+    assert main(["train", "diffusion", "--data", str(data), "--out", str(out), "--steps", "1", *sets]) == 0, capsys.readouterr().err
+    assert main(["train", "diffusion", "--data", str(data), "--out", str(out), "--steps", "2", "--resume", *sets]) == 0
+    recs = [json.loads(r) for r in (out / "train.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in recs] == [1, 2] and all(math.isfinite(r["loss"]) for r in recs)
+    code = main(["sample", str(out), "--label", "happy", "--label", "sad", "--n", "2", "--out", str(tmp_path / "g.png")])
+    assert code == 0, capsys.readouterr().err
+    _, model, _, step = load_trained(out)
+    assert step == 2 and model.ema is not None and model.sampling_net() is model.ema.module
+
+
+def test_published_weights_sample_like_the_run(tmp_path):
+    """``exprbench.weights``: the EMA copy of F is published alone and samples as the trained model does."""
+    import dataclasses
+
+    from exprbench.weights import export_weights, load_weights
+
+    model = tiny_model("diffusion", "default", FER_SPEC)
+    model.training_step(Batch(images(4, FER_SPEC), torch.arange(4)), 0)
+    model.update_ema()
+    model.training_step(Batch(images(4, FER_SPEC, seed=1), torch.arange(4)), 1)
+    model.update_ema()
+    path = export_weights(model, dataclasses.asdict(FER_SPEC), 2, tmp_path / "w.safetensors")
+    other = tiny_model("diffusion", "default", FER_SPEC, seed=9)
+    assert load_weights(other, path) == 2
+    want = model.sample(3, torch.tensor([0, 3, 6]), torch.Generator().manual_seed(0))
+    assert torch.equal(other.sample(3, torch.tensor([0, 3, 6]), torch.Generator().manual_seed(0)), want)
+
