@@ -43,7 +43,7 @@ def list_models() -> list[str]:
     return MODELS.names()
 
 # the modules of the built-in plugins (each registers one model with @register_model)
-BUILTIN_MODULES = ("acgan", "bicogan", "bigan", "ccyclegan", "cgan", "flow", "gan", "interfacegan", "vae")
+BUILTIN_MODULES = ("acgan", "bicogan", "bigan", "ccyclegan", "cgan", "diffusion", "flow", "gan", "interfacegan", "vae")
 
 
 def get_model(name: str):

@@ -25,6 +25,7 @@ TINY = {
     "ccyclegan": ["model.ch=4"],
     "vae": ["model.ch=4", "model.z_dim=8"],
     "flow": ["model.ch=8", "model.steps_per_level=1", "model.warmup_steps=0"],
+    "diffusion": ["model.ch=4", "model.blocks=1", "model.sample_steps=3", "model.warmup_steps=0"],
     "interfacegan": ["model.n_latents=80", "model.ratio=0.1", "model.score_batch=40", "model.svm=linear_svc"],
 }
 
