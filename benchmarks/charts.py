@@ -149,13 +149,14 @@ def edit_success(rep: Report, w, skipped: Skipped) -> None:
 
 def spectra(rep: Report, w, skipped: Skipped) -> None:
     """Radially averaged power spectra (log scale) of every model's samples against the train faces', from the
-    ``spectral`` protocol's details (seeds averaged): an up-sampling footprint shows as a rise at high radii."""
+    details that hold them (``radial``, ``real_radial``: the spectral protocol's; seeds averaged): an
+    up-sampling footprint shows as a rise at high radii."""
     rows, real = [], None
     if not rep.runs.empty:
         for r in rep.runs[rep.runs["status"] == "done"].itertuples():
             for name, e in ((read_json(Path(r.path) / "eval.json") or {}).get("metrics") or {}).items():
                 det = _ok(e)
-                if det is not None and resolve_metric(name).family == "spectral" and det.get("radial"):
+                if det is not None and det.get("radial") and det.get("real_radial"):  # a spectral footprint
                     label = f"{r.model}/{r.config}" if r.config else r.model
                     rows += [{"model": label, "radius": i + 1, "power": p} for i, p in enumerate(det["radial"])]
                     real = det.get("real_radial") or real

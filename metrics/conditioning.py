@@ -14,6 +14,8 @@ import torch
 
 from exprbench.data import to_uint8
 
+from .fidelity_inputs import MetricInputError
+
 
 def _draw(model, labels: torch.Tensor, seed: int, batch_size: int) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
@@ -47,7 +49,13 @@ def c_response(model, n: int, k: int, seed: int, batch_size: int = 256) -> dict:
 
 
 def run_c_response(spec, ctx, real: bool) -> dict:
-    """``c_response``: :func:`c_response` of the model on ``spec.n_samples`` latents (no real-data reference)."""
+    """``c_response``: :func:`c_response` of the model on ``spec.n_samples`` latents (no real-data reference).
+
+    Raises:
+        MetricInputError: the "model" is a set of given images (nothing to hold fixed).
+    """
+    if not callable(getattr(ctx.model, "sample", None)):
+        raise MetricInputError(f"{spec.name}: needs a model that samples from latents, not given images")
     res = c_response(ctx.model, spec.n_samples, ctx.k, spec.seed, ctx.batch_size)
     return {"value": res.pop("value"), "n_samples": spec.n_samples, "extractor_sha256": None,
             "details": {**res, "statistic": "mean L1 between samples of one z under two classes / between samples of "

@@ -75,6 +75,7 @@ def translate_acc_lowpass_test(spec, ctx, real):
 
 @register_metric(needs=SC, n_samples=700, seed=5, direction="higher", table="class_aware", extractor="pixels", uses=(),
                  no_reference="real faces have no latent to hold fixed", family="c_response", name_pattern="c_response{n}",
+                 default=False, reads_latents=True,
                  display="C_RESPONSE", what="L1 response of {n:,} samples to c (same z) relative to z (same c), seed {seed}",
                  summary="conditioning strength: mean L1 change of a sample when only c changes, divided by the change "
                          "when only z changes (0 = c ignored; the cGAN about 0.27)")

@@ -133,6 +133,8 @@ class MetricSpec:
         flag_above: leaderboard cells to mark: value (None) or derived key -> a threshold, or ``"reference"``
             (the real-data reference of that column); a mean above it gets :data:`FLAG_MARK` and ``flag_note``
             (one sentence: what the mark means) under the table.
+        reads_latents: it holds the model's latents fixed while it changes c (or the reverse), so it needs the
+            model itself and cannot score given images.
         default: part of the default set of ``exprbench evaluate``.
         summary: one line for ``exprbench metrics``.
         name_pattern: the name with ``{n}`` for the count (renaming on a count override).
@@ -167,6 +169,7 @@ class MetricSpec:
     kind_key: tuple | None = None
     flag_above: Mapping = field(default_factory=dict, compare=False)
     flag_note: str = field(default="", compare=False)
+    reads_latents: bool = False
     default: bool = True
     summary: str = ""
     name_pattern: str = ""
@@ -195,7 +198,7 @@ class MetricSpec:
     @property
     def scores_images(self) -> bool:
         """True when it needs generated images only (so it can score images from any source)."""
-        return self.needs <= {"sample", "conditional"} and "sample" in self.needs
+        return self.needs <= {"sample", "conditional"} and "sample" in self.needs and not self.reads_latents
 
     def key_fields(self) -> dict:
         """The fields that define the protocol's numbers, for content hashes (the reference cache)."""

@@ -3,7 +3,7 @@
 # on D and C, and G's class-loss weight, on the cGAN and the GAN at the cpu suite's widths, 48,000 training
 # images (750 steps x 64), seed 0, one CPU thread per run. Each variant trains into results/ablation/runs/<name>
 # and is evaluated with the realism-space FID and precision/recall, acc_gen, its low-pass companion and the
-# spectral footprint; `python -m exprbench.benchmarks.ablation results/ablation` writes the table.
+# spectral footprint; `.venv/bin/python benchmarks/ablations/table.py results/ablation` writes the table.
 # Usage: benchmarks/ablations/gan_artefacts.sh [NAME...]   (default: every variant; finished ones are skipped)
 set -euo pipefail
 cd "$(dirname "$0")/../.."

@@ -32,7 +32,7 @@ def world(tmp_path_factory):
     ev = tiny_evaluator(ds, root / "ev.pt")
     run = tiny_run(csv, root / "cgan", "cgan", dataset=ds)
     metrics = ["fid70_train", "kid70_train", "pr70_train", "dc70_train", "mem70_train", "ifid70_train", "acc_gen70",
-               "cas70"]
+               "cas140"]
     res = evaluate_run(run, metrics=metrics, device="cpu", evaluator_weights=ev)
     yield {"root": root, "csv": csv, "ev": ev, "run": run, "ds": ds, "res": res}
     mp.undo()
@@ -50,7 +50,7 @@ def test_entries_and_keys(world):
     on_disk = json.loads((world["run"] / "eval.json").read_text())
     assert on_disk["metrics"]["dc70_train"]["details"]["density"] == m["dc70_train"]["details"]["density"]
     for name in ("fid70_train", "kid70_train", "pr70_train", "dc70_train", "mem70_train", "ifid70_train", "acc_gen70",
-                 "cas70"):
+                 "cas140"):
         for e in (m[name], fl[name]):
             assert e["status"] == "ok", (name, e)
             lo, hi = e["ci95"]
@@ -79,7 +79,7 @@ def test_entries_and_keys(world):
     first = mem["closest_pairs"][0]
     assert np.array_equal(arr[0, 1], train.images[first["train_index"], 0].numpy())
     # class-balanced accuracy and the trivial baselines
-    for name in ("acc_gen70", "cas70"):
+    for name in ("acc_gen70", "cas140"):
         det = m[name]["details"]
         assert 0.0 <= det["balanced_acc"] <= 1.0 and det["chance"] == pytest.approx(1 / 7)
         assert det["majority_class"] in ds.class_names and det["majority_balanced_acc"] == pytest.approx(1 / 7)
@@ -87,7 +87,7 @@ def test_entries_and_keys(world):
     ref = fl["acc_gen70"]
     assert ref["value"] == ref["details"]["balanced_acc"] and ref["details"]["accuracy"] is not None
     assert "stratified by class" in ref["ci_method"]
-    cas, cas_ref = m["cas70"], fl["cas70"]  # CAS: the balanced accuracy on the imbalanced test split, both sides
+    cas, cas_ref = m["cas140"], fl["cas140"]  # CAS: the balanced accuracy on the imbalanced test split, both sides
     assert cas["value"] == cas["details"]["balanced_acc"] and cas_ref["value"] == cas_ref["details"]["balanced_acc"]
     assert cas["details"]["ratio_to_real"] == pytest.approx(cas["value"] / cas_ref["value"])
     assert res["warnings"] == [] and res["data"]["fingerprint_match"] in (True, None)
