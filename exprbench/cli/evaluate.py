@@ -75,7 +75,8 @@ def evaluator_train(
         console.print(json.dumps(rec), highlight=False)
 
     card = train_evaluator(ds, dest, cfg, recipe, dev, command=command, log=log, checkpoint=state)
-    state.unlink(missing_ok=True)
+    for part in (state, state.with_name(f"{state.stem}.opt.pt"), state.with_name(f"{state.stem}.best.pt")):
+        part.unlink(missing_ok=True)  # the training state, once the weights and card are written
     console.print(f"[green]done[/green] {dest}: val {card['val_accuracy']:.4f}, test {card['test_accuracy']:.4f} "
                   f"(best epoch {card['best_epoch']}/{card['epochs']}, {card['wall_seconds']:.0f} s)")
 
