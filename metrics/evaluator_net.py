@@ -85,6 +85,18 @@ def _conv_bn(cin: int, cout: int) -> list[nn.Module]:
     return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
 
 
+def _add_head(net: nn.Module, cin: int, cfg: NetConfig) -> None:
+    """The family's head on ``net``: ``head`` (GAP'd ``cin`` channels -> dropout -> FC-BN-ReLU, the penultimate
+    features), ``drop`` and ``classifier`` (linear logits); then He init of every conv (fan out)."""
+    net.head = nn.Sequential(nn.Flatten(), nn.Dropout(cfg.dropout), nn.Linear(cin, cfg.feat_dim),
+                             nn.BatchNorm1d(cfg.feat_dim), nn.ReLU(inplace=True))
+    net.drop = nn.Dropout(cfg.dropout)
+    net.classifier = nn.Linear(cfg.feat_dim, len(cfg.class_names))
+    for m in net.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+
 class FERNet(nn.Module):
     """Compact VGG-style classifier for 1 x 48 x 48 faces.
 
@@ -103,13 +115,7 @@ class FERNet(nn.Module):
             layers += _conv_bn(cin, w * mult) + _conv_bn(w * mult, w * mult) + [nn.MaxPool2d(2)]
             cin = w * mult
         self.body = nn.Sequential(*layers)
-        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(cfg.dropout), nn.Linear(cin, cfg.feat_dim),
-                                  nn.BatchNorm1d(cfg.feat_dim), nn.ReLU(inplace=True))
-        self.drop = nn.Dropout(cfg.dropout)
-        self.classifier = nn.Linear(cfg.feat_dim, len(cfg.class_names))
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        _add_head(self, cin, cfg)
 
     def stages(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The output of each stage (after its max pooling): float32 N x C_k x S_k x S_k, S_k = 24, 12, 6, 3."""
@@ -158,13 +164,7 @@ class FERResVGG(nn.Module):
         self.stem = nn.Sequential(*_conv_bn(1, w))
         chans = [w, w, 2 * w, 4 * w, 8 * w]
         self.body = nn.ModuleList([_ResStage(a, b) for a, b in zip(chans[:-1], chans[1:])])
-        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(cfg.dropout), nn.Linear(8 * w, cfg.feat_dim),
-                                  nn.BatchNorm1d(cfg.feat_dim), nn.ReLU(inplace=True))
-        self.drop = nn.Dropout(cfg.dropout)
-        self.classifier = nn.Linear(cfg.feat_dim, len(cfg.class_names))
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        _add_head(self, 8 * w, cfg)
 
     def stages(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The output of each stage (after its max pooling): float32 N x C_k x S_k x S_k, S_k = 24, 12, 6, 3."""
