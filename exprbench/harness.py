@@ -171,14 +171,19 @@ class Trainer:
         self.eval_hook, self.eval_every = eval_hook, eval_every
 
     # -- setup ---------------------------------------------------------------------------
-    def _prepare_dir(self) -> dict | None:
+    def _check_dir(self) -> None:
+        """Refuse a run directory this training may not write (nothing is written yet)."""
         check_writable_dir(self.run_dir, "run directory")  # before any file is written (bench included)
-        ckpts = list_checkpoints(self.run_dir)
         cfg_path = config_path(self.run_dir)
         if cfg_path.exists() and not self.resume:
             raise UserError(f"run directory {self.run_dir} exists: pass --resume to continue it or choose another --out")
         if cfg_path.exists():
             _check_same_config(load_run_config(self.run_dir), self.cfg, self.run_dir)
+
+    def _prepare_dir(self) -> dict | None:
+        """Write config.json (once the data and the model are known to load: a failed start leaves no run that
+        blocks a plain retry) and return the newest checkpoint's state when resuming."""
+        ckpts = list_checkpoints(self.run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         remove_stale_temps(self.run_dir / CHECKPOINTS)  # left by checkpoint writes that were killed
         write_config(self.run_dir, self.cfg.to_dict())
@@ -225,15 +230,16 @@ class Trainer:
         """
         cfg, tc = self.cfg, self.cfg.train
         device = resolve_device(tc.device)
-        state = self._prepare_dir()
+        self._check_dir()
+        data = self._dataset or load_dataset(cfg.data.path, cfg.data.label_set)
         torch.manual_seed(tc.seed)
         if tc.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
             torch.backends.cudnn.benchmark = False
-        data = self._dataset or load_dataset(cfg.data.path, cfg.data.label_set)
         train = data.split(tc.split).to(device)
         spec = data.spec
         model = build_model(cfg, spec, device)
+        state = self._prepare_dir()
         sampler = EpochSampler(len(train), tc.batch_size, tc.seed)
         grid_sources = to_float(train.images[: tc.samples_per_class])  # translators: sources of their grid
         aug = build_augment(cfg.data.augment).to(device)

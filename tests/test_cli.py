@@ -387,3 +387,23 @@ def test_a_second_train_of_a_run_in_training_is_refused(tmp_path):
         first.kill()
     assert json.loads((run_dir / "status.json").read_text())["step"] == 400
     assert not (run_dir / "claim.lock").exists()
+
+
+def test_a_failed_start_leaves_no_run_that_blocks_a_retry(tmp_path, capsys):
+    """Bad --data: one line, exit 2, and no config.json, so the same command with good data just runs."""
+    out = tmp_path / "run"
+    argv = ["train", "gan", "--out", str(out), "--steps", "1", "--set", "model.ch=4", "--set", "train.batch_size=4",
+            "--set", "train.sample_every=0"]
+    code, _, err = run([*argv, "--data", str(tmp_path / "missing.zip")], capsys)
+    assert code == 2 and "dataset not found" in err and not (out / "config.json").exists()
+    code, outp, err = run([*argv, "--data", str(write_csv(tmp_path / "fer2013.csv"))], capsys)
+    assert code == 0, err
+    assert "(resume" not in outp  # a fresh run is not announced as resumed
+
+
+def test_bench_help_lists_every_shipped_suite(capsys):
+    from pathlib import Path
+
+    code, out, _ = run(["bench", "--help"], capsys)
+    shipped = sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "benchmarks" / "suites").glob("*.toml"))
+    assert code == 0 and all(name in out for name in shipped) and len(shipped) >= 5

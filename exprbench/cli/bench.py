@@ -12,13 +12,22 @@ from rich.console import Console
 from ..errors import UserError
 from .app import command
 
+
+def _suite_names() -> list[str]:
+    """The suites shipped with exprbench (benchmarks/suites/*.toml, read from the package, so the help lists all)."""
+    from importlib.resources import files
+
+    return sorted(p.name[: -len(".toml")] for p in (files("exprbench.benchmarks") / "suites").iterdir()
+                  if p.name.endswith(".toml"))
+
+
 # wide enough for the regress table in CI logs (rich otherwise truncates cells at 80 columns)
 console = Console(width=None if sys.stdout.isatty() else 160)
 
 
 @command("bench")
 def bench(
-    suite: str = typer.Argument(..., help="Suite name (smoke, quick, full) or a .toml path."),
+    suite: str = typer.Argument(..., help=f"Suite name ({', '.join(_suite_names())}) or a .toml path."),
     out: Optional[Path] = typer.Option(None, "--out", help="Results directory (default results/<suite>)."),
     only: List[str] = typer.Option([], "--only", help="Run only this model's grid points (repeatable)."),
     seed: List[int] = typer.Option([], "--seed", help="Run only this seed's grid points (repeatable)."),

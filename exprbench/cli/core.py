@@ -110,12 +110,20 @@ def train_cmd(
         budget = f"{tc.minutes:g} min" + (f" (at most {tc.steps:,} steps)" if tc.steps is not None else "")
     width = getattr(cfg.model_cfg, "ch", None)
     print(f"{cfg.model}/{cfg.config_name}: {budget} x {tc.batch_size} images, seed {tc.seed}, device {tc.device}"
-          + (f", width {width}" if width else "") + f" -> {run_dir}" + (" (resume)" if resume else ""))
+          + (f", width {width}" if width else "") + f" -> {run_dir}" + _resume_note(run_dir, resume))
     result = _claimed(run_dir, lambda: Trainer(cfg, run_dir, resume=resume).run())
     console.print(
         f"[green]done[/green] {run_dir}: {result['step']} steps, {result['img_per_s']} img/s on "
         f"{result['device_name']}; samples in {run_dir}/samples/"
     )
+
+
+def _resume_note(run_dir: Path, resume: bool) -> str:
+    """`` (resume from step N)`` when ``--resume`` finds a checkpoint, else "" (a fresh run says nothing)."""
+    from ..rundir import list_checkpoints
+
+    ckpts = list_checkpoints(run_dir) if resume else []
+    return f" (resume from step {int(ckpts[-1].stem.split('_')[-1]):,})" if ckpts else ""
 
 
 def _claimed(run_dir: Path, work):
