@@ -260,7 +260,8 @@ def set_key(obj: Any, dotted: str, value: Any, prefix: str = "") -> None:
         setattr(obj, head, coerced)
 
 
-_SECTION = {"model": "model_cfg", "train": "train", "data": "data"}
+# ``model_cfg.`` is accepted too: the name config.json and ``config show`` print the model's section under
+_SECTION = {"model": "model_cfg", "model_cfg": "model_cfg", "train": "train", "data": "data"}
 
 
 def apply_overrides(cfg: RunConfig, overrides: Mapping[str, Any] | list[str]) -> RunConfig:
@@ -283,7 +284,7 @@ def apply_overrides(cfg: RunConfig, overrides: Mapping[str, Any] | list[str]) ->
         section, _, rest = key.partition(".")
         if section not in _SECTION or not rest:
             raise ConfigError(f"config key {key!r} must start with model., train. or data.")
-        set_key(getattr(cfg, _SECTION[section]), rest, value, prefix=f"{section}.")
+        set_key(getattr(cfg, _SECTION[section]), rest, value, prefix=f"{'model' if section == 'model_cfg' else section}.")
     return cfg
 
 

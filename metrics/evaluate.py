@@ -39,7 +39,7 @@ from .progress import EvalReporter
 from .references import (check_per_class_counts, common_fields, keep_finished, now, reference,  # noqa: F401
                          reference_key, resolve_protocols, run_all, run_protocol)
 from .rundir import (check_fingerprint, checkpoint_steps, fingerprint_warnings, load_for_eval, resolve_eval_data_path,  # noqa: F401
-                     reads_published_weights, run_train_fingerprint, select_checkpoint)
+                     reads_published_weights, run_train_fingerprint, select_checkpoint, unfinished_warnings)
 from .spec import PROTOCOL_VERSION, resolve_metric  # noqa: F401
 
 
@@ -118,6 +118,7 @@ def evaluate_run(
     check_per_class_counts(protos, len(ds.class_names))
     train_fp = run_train_fingerprint(run_dir)
     warnings = check_fingerprint(run_dir, train_fp, ds.fingerprint, path, strict)
+    warnings += unfinished_warnings(run_dir, step, cfg.train.steps if cfg.train.minutes is None else None)
     reporter = reporter or EvalReporter()
     ctx = EvalContext(model, ds, dev, evaluator_weights, inception_weights, reporter=reporter)
     if ci_draws is not None:

@@ -148,3 +148,18 @@ def check_fingerprint(run_dir: Path, train_fp: str | None, eval_fp: str, path, s
                         "(--strict refuses; drop --strict to evaluate with a warning, or pass --data with the "
                         "training data)")
     return warnings
+
+
+def unfinished_warnings(run_dir: Path, step: int, budget_steps: int | None) -> list[str]:
+    """A warning line when the evaluated checkpoint is not the end of a completed run (status.json not
+    ``completed``, or ``step`` short of the config's ``train.steps``), else none."""
+    from exprbench.io import read_json
+
+    status = (read_json(Path(run_dir) / "status.json") or {}).get("status")
+    short = budget_steps is not None and step < budget_steps
+    if status in (None, "completed") and not short:
+        return []
+    what = f"status {status!r}" if status not in (None, "completed") else "completed"
+    return [f"the run is unfinished ({what}, checkpoint step {step:,}" + (f" of {budget_steps:,}" if budget_steps else "")
+            + "): these numbers describe a partly trained model"]
+

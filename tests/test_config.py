@@ -145,3 +145,10 @@ def test_no_step_budget_needs_minutes():
     assert resolve_config("gan", overrides=["train.minutes=3", NO_STEP_BUDGET]).train.steps is None
     with pytest.raises(ConfigError, match=r"train.steps=null \(no step budget\) needs train.minutes"):
         resolve_config("gan", overrides=[NO_STEP_BUDGET])
+
+
+def test_the_model_section_can_be_set_by_the_name_config_show_prints():
+    from exprbench.config import resolve_config
+
+    a = resolve_config("cgan", "default", ["model_cfg.z_dim=64"])
+    assert a.model_cfg.z_dim == 64 and a.to_dict() == resolve_config("cgan", "default", ["model.z_dim=64"]).to_dict()

@@ -1,0 +1,17 @@
+"""metrics/rundir.py unfinished_warnings: evaluating a partly trained run says so."""
+
+from __future__ import annotations
+
+import json
+
+from exprbench.metrics.rundir import unfinished_warnings
+
+
+def test_a_completed_run_at_its_budget_gets_no_warning_and_others_do(tmp_path):
+    (tmp_path / "status.json").write_text(json.dumps({"status": "completed", "step": 3000}))
+    assert unfinished_warnings(tmp_path, 3000, 3000) == []
+    assert "checkpoint step 1,500 of 3,000" in unfinished_warnings(tmp_path, 1500, 3000)[0]
+    (tmp_path / "status.json").write_text(json.dumps({"status": "interrupted", "step": 800}))
+    assert "status 'interrupted'" in unfinished_warnings(tmp_path, 800, 3000)[0]
+    (tmp_path / "status.json").write_text(json.dumps({"status": "completed"}))
+    assert unfinished_warnings(tmp_path, 40, None) == []  # a --minutes budget: no step target
