@@ -59,6 +59,13 @@ def select_checkpoint(run_dir: str | os.PathLike, checkpoint: str | int | None =
     run_dir = Path(run_dir)
     steps = checkpoint_steps(run_dir)
     if not steps:
+        from exprbench.io import read_json
+        from exprbench.rundir import WEIGHTS
+
+        if (run_dir / WEIGHTS).exists():  # a published run: one state, the step its weights carry
+            step = (read_json(run_dir / "status.json") or {}).get("step")
+            raise UserError(f"--checkpoint {checkpoint}: {run_dir} is a published run: it keeps only its final weights "
+                            f"({WEIGHTS}" + (f", step {step}" if step is not None else "") + "); use --checkpoint latest")
         raise UserError(f"{run_dir} has no checkpoint yet (checkpoints/step_*.pt)")
     text = "latest" if checkpoint is None else str(checkpoint).strip()
     if text.lower() == "latest":

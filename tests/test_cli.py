@@ -407,3 +407,10 @@ def test_bench_help_lists_every_shipped_suite(capsys):
     code, out, _ = run(["bench", "--help"], capsys)
     shipped = sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "benchmarks" / "suites").glob("*.toml"))
     assert code == 0 and all(name in out for name in shipped) and len(shipped) >= 5
+
+
+def test_help_at_80_columns_keeps_option_names_whole_and_flags_without_metavar(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    code, out, _ = run(["evaluate", "--help"], capsys)
+    assert code == 0 and "--inception-weights" in out and "--evaluator-weights" in out and "<bool>" not in out
+    assert "--strict " in out and max(len(x) for x in out.splitlines()) <= 80

@@ -25,8 +25,10 @@ from ..errors import Interrupted, TrainingDiverged, UserError
 from ..io import NO_SPACE_ERRNOS
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
+# plain click help (rich_markup_mode None): wrapped to the terminal, never cut at 80 columns, and a flag shows
+# no "<bool>" metavar
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  context_settings=CONTEXT,
+                  context_settings=CONTEXT, rich_markup_mode=None,
                   help="exprbench: benchmark suite for facial-expression image generation.")
 console = Console()
 DEVICE_HELP = "auto (CUDA when available, else CPU), cpu or cuda[:i]."
@@ -52,9 +54,9 @@ def group(name: str, help: str, default: Callable[[], None] | None = None) -> ty
         default: what ``exprbench <name>`` alone does (None: print the group's help).
     """
     if default is None:
-        sub = typer.Typer(no_args_is_help=True, help=help)
+        sub = typer.Typer(no_args_is_help=True, help=help, rich_markup_mode=None)
     else:
-        sub = typer.Typer(invoke_without_command=True, help=help)
+        sub = typer.Typer(invoke_without_command=True, help=help, rich_markup_mode=None)
 
         @sub.callback()
         def _default(ctx: typer.Context) -> None:

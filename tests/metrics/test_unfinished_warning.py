@@ -15,3 +15,15 @@ def test_a_completed_run_at_its_budget_gets_no_warning_and_others_do(tmp_path):
     assert "status 'interrupted'" in unfinished_warnings(tmp_path, 800, 3000)[0]
     (tmp_path / "status.json").write_text(json.dumps({"status": "completed"}))
     assert unfinished_warnings(tmp_path, 40, None) == []  # a --minutes budget: no step target
+
+
+def test_a_step_asked_of_a_published_run_names_what_it_keeps(tmp_path):
+    import pytest
+
+    from exprbench.errors import UserError
+    from exprbench.metrics.rundir import select_checkpoint
+
+    (tmp_path / "weights.safetensors").write_bytes(b"")
+    (tmp_path / "status.json").write_text(json.dumps({"status": "completed", "step": 3000}))
+    with pytest.raises(UserError, match=r"published run: it keeps only its final weights \(weights.safetensors, step 3000\)"):
+        select_checkpoint(tmp_path, 1234)
