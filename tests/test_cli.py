@@ -414,3 +414,8 @@ def test_help_at_80_columns_keeps_option_names_whole_and_flags_without_metavar(c
     code, out, _ = run(["evaluate", "--help"], capsys)
     assert code == 0 and "--inception-weights" in out and "--evaluator-weights" in out and "<bool>" not in out
     assert "--strict " in out and max(len(x) for x in out.splitlines()) <= 80
+
+
+def test_piped_tables_keep_protocol_names_whole(capsys):
+    code, out, _ = run(["metrics"], capsys)
+    assert code == 0 and "translate_acc_lowpass_test" in out and "fid10k_train_inception" in out

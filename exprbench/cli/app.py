@@ -30,7 +30,7 @@ CONTEXT = {"help_option_names": ["-h", "--help"]}
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   context_settings=CONTEXT, rich_markup_mode=None,
                   help="exprbench: benchmark suite for facial-expression image generation.")
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 160)  # piped: wide enough for whole names
 DEVICE_HELP = "auto (CUDA when available, else CPU), cpu or cuda[:i]."
 
 

@@ -15,7 +15,7 @@ from rich.table import Table
 from ..errors import UserError
 from .app import command, group
 
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 160)  # piped: wide enough for whole names
 evaluator_app = group("evaluator", "The FER2013 evaluator network (feature space of the metrics).")
 
 

@@ -14,7 +14,7 @@ from ..errors import UserError
 from .app import DEVICE_HELP, command
 from .evaluate import metrics_app
 
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 160)  # piped: wide enough for whole names
 
 
 @command("validate", metrics_app)
