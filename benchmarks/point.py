@@ -52,7 +52,8 @@ def curve_hook(suite: Suite, data, device: torch.device) -> Callable[[int, objec
     from exprbench.metrics.evaluate import evaluate_model
 
     def hook(step: int, model) -> dict[str, float]:
-        res = evaluate_model(model, data, [suite.curve_metric], device=device)[suite.curve_metric]
+        with model.curve_sampling():  # a diffusion model's fewer sampler steps; others as they are
+            res = evaluate_model(model, data, [suite.curve_metric], device=device)[suite.curve_metric]
         return {suite.curve_metric: res["value"]} if res["status"] == "ok" else {}
 
     return hook

@@ -8,6 +8,7 @@ live in the contracts of :mod:`.contracts` (checked at registration), not here.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar
 
@@ -168,6 +169,17 @@ class ModelPlugin:
             for m, mom in zip(bns, momenta):
                 m.momentum = mom
             net.train(was)
+
+    def curve_sampling(self) -> contextlib.AbstractContextManager:
+        """A context in which :meth:`sample` is cheaper, for the periodic training-curve evaluations (a
+        diffusion model's fewer sampler steps); the default changes nothing. What it samples with is in
+        :meth:`sampling_info`."""
+        return contextlib.nullcontext()
+
+    def sampling_info(self) -> dict:
+        """The settings that define this plugin's samples beyond its config (sampler steps, guidance weight),
+        recorded beside every evaluation in eval.json; {} when there are none."""
+        return {}
 
     def sampling_net(self, name: str | None = None) -> nn.Module:
         """The net used for generation: the EMA copy when enabled (its BatchNorm statistics

@@ -49,6 +49,7 @@ Capabilities: ``sample``, ``conditional`` (no likelihood: the ODE likelihood is 
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -82,6 +83,7 @@ class DiffusionConfig:
         sigma_min, sigma_max, rho, sample_steps: the sampler's sigmas (EDM eq. 5) and its steps N
             (2N - 1 evaluations of D).
         guidance: CFG weight w at sampling (0 = the conditional model).
+        curve_steps: Heun steps of the cheaper sampler the training-curve points use (:meth:`curve_sampling`).
         lr, betas, warmup_steps: Adam settings; the learning rate ramps up linearly over ``warmup_steps``.
     """
 
@@ -100,6 +102,7 @@ class DiffusionConfig:
     sigma_max: float = field(default=80.0, metadata={"gt": 0})
     rho: float = field(default=7.0, metadata={"gt": 0})
     sample_steps: int = field(default=18, metadata={"min": 2})
+    curve_steps: int = field(default=6, metadata={"min": 2})
     guidance: float = field(default=0.0, metadata={"min": 0})
     lr: float = field(default=1e-3, metadata={"gt": 0})
     betas: tuple[float, float] = (0.9, 0.999)
@@ -327,4 +330,20 @@ class Diffusion(ModelPlugin, Sampler, Conditional):
     def num_evaluations(self) -> int:
         """Evaluations of F per image by :meth:`sample`: (2N - 1), doubled with guidance."""
         return (2 * self.cfg.sample_steps - 1) * (1 if self.cfg.guidance == 0 else 2)
+
+    @contextlib.contextmanager
+    def curve_sampling(self):
+        """``curve_steps`` Heun steps instead of ``sample_steps`` while training curves are evaluated (the
+        curve points rank checkpoints of one run; the final evaluation uses the full sampler)."""
+        full = self.cfg.sample_steps
+        self.cfg.sample_steps = min(self.cfg.curve_steps, full)
+        try:
+            yield
+        finally:
+            self.cfg.sample_steps = full
+
+    def sampling_info(self) -> dict:
+        """EDM Heun sampler steps N, evaluations of F per image and the CFG weight w, as :meth:`sample` uses them."""
+        return {"sampler": "edm-heun", "steps": self.cfg.sample_steps, "evaluations": self.num_evaluations(),
+                "guidance": self.cfg.guidance}
 

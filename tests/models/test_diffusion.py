@@ -262,3 +262,14 @@ def test_published_weights_sample_like_the_run(tmp_path):
     want = model.sample(3, torch.tensor([0, 3, 6]), torch.Generator().manual_seed(0))
     assert torch.equal(other.sample(3, torch.tensor([0, 3, 6]), torch.Generator().manual_seed(0)), want)
 
+
+
+def test_curve_sampling_uses_fewer_steps_and_sampling_info_says_so():
+    from .conftest import FER_SPEC, tiny_model
+
+    m = tiny_model("diffusion", "default", FER_SPEC, ["model.sample_steps=5", "model.curve_steps=2"])
+    assert m.sampling_info() == {"sampler": "edm-heun", "steps": 5, "evaluations": 9, "guidance": 0.0}
+    with m.curve_sampling():
+        assert m.sampling_info()["steps"] == 2 and m.num_evaluations() == 3
+    assert m.sampling_info()["steps"] == 5  # restored
+    assert tiny_model("gan", "default", FER_SPEC).sampling_info() == {}  # other plugins record nothing
