@@ -23,7 +23,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from exprbench.io import atomic_open, read_json  # noqa: E402
+from exprbench.io import atomic_open, read_json, write_text  # noqa: E402
 
 from . import charts  # noqa: E402
 from .charts import chance_level  # noqa: E402,F401  (re-exported)
@@ -220,6 +220,19 @@ def _stored_skips(rep: Report, skipped: Skipped, written: set[str]) -> None:
                                 + ("; the earlier report's figure is kept" if kept else "")))
 
 
+def latex_snippets(names: list[str], suite: str) -> str:
+    """One ``figure`` environment per written figure (``\\includegraphics`` of its PDF, relative to the report
+    folder, a caption to edit and a label ``fig:<suite>-<name>``), to paste into a paper (needs graphicx)."""
+    blocks = ["% exprbench report figures: paste what you use; paths are relative to the report folder\n"]
+    for name in sorted(names):
+        label = "".join(ch if ch.isalnum() or ch in "-:" else "-" for ch in f"{suite}-{name}")
+        blocks.append("\\begin{figure}[htbp]\n\\centering\n"
+                      f"\\includegraphics[width=\\linewidth]{{figures/{name}.pdf}}\n"
+                      f"\\caption{{{name.replace('_', ' ')} (suite {suite}).}}\n\\label{{fig:{label}}}\n"
+                      "\\end{figure}\n")
+    return "\n".join(blocks)
+
+
 def write_figures(rep: Report, out: Path) -> tuple[list[str], Skipped]:
     """Write every figure of the report into ``out``.
 
@@ -240,6 +253,7 @@ def write_figures(rep: Report, out: Path) -> tuple[list[str], Skipped]:
     charts.edit_success(rep, w, skipped)
     charts.spectra(rep, w, skipped)
     _stored_skips(rep, skipped, set(w.written))
+    write_text(out / "figures.tex", latex_snippets(w.written, rep.suite))
     done = set(w.written)
     for i, (name, why) in enumerate(skipped):  # say when an earlier report's file stays beside the new ones
         kept = [p.stem for p in out.glob(f"{name}.png") if p.stem not in done] if out.is_dir() else []

@@ -50,6 +50,7 @@ class Table:
     columns: list[str | None]
     has_reference: bool = False
     notes: list[str] = field(default_factory=list)
+    tex_rows: list[list[str]] | None = None  # the cells for LaTeX (:func:`pm`'s precision rule), else ``rows``
 
 
 def _fmt(v) -> str:
@@ -127,9 +128,11 @@ def _metric_table(name: str, title: str, agg: pd.DataFrame, refs: dict, metrics:
         values.append([REFERENCE_LABEL, None, None, *([None] if with_source else []),
                        *[_num(refs.get(m)) for m in metrics], *[None for _ in kinds]])
         bold.append([False] * len(headers))
+    tex_rows = [list(r) for r in rows]  # the reference row as it is
     for idx, r in sub.iterrows():
         seeds = int(r["seeds"])
         cells = [str(r["model"]), str(r["config"]), str(seeds), *([str(r.get("source", ""))] if with_source else [])]
+        tex = list(cells)
         vals: list = [str(r["model"]), str(r["config"]), seeds, *([str(r.get("source", ""))] if with_source else [])]
         flags = [False] * lead
         for m in metrics:
@@ -145,21 +148,36 @@ def _metric_table(name: str, title: str, agg: pd.DataFrame, refs: dict, metrics:
                     cell += FLAG_MARK
                     marked.setdefault(note, None)
             cells.append(cell)
+            tex.append(pm(mean, std) + cell[len(_fmt(mean) + (f" ± {_fmt(std)}" if mean is not None and std is not None else "")):])
             vals.append(mean)
             flags.append(mean is not None and m in best and best[m] == idx)
         for k in kinds:
             kind = str(r.get(k[1]) or "")
             cells.append(kind)
+            tex.append(kind)
             vals.append(kind or None)
             flags.append(False)
         rows.append(cells)
+        tex_rows.append(tex)
         values.append(vals)
         bold.append(flags)
     notes = [BOLD_RULE[0].upper() + BOLD_RULE[1:] + "."] + [f"{FLAG_MARK} {note}" for note in marked]
     if no_interval:
         notes.append("Not bolded for want of an interval (results without ci95, one seed): "
                      + ", ".join(no_interval) + ".")
-    return Table(name, title, headers, rows, bold, values, columns, has_reference=has_ref, notes=notes)
+    return Table(name, title, headers, rows, bold, values, columns, has_reference=has_ref, notes=notes,
+                 tex_rows=tex_rows)
+
+
+def pm(mean: float | None, std: float | None) -> str:
+    """``mean ± std`` for a paper: the std to 2 significant digits and the mean rounded to the same decimal
+    place (``1.323, 0.1371`` -> ``1.32 ± 0.14``); a zero std keeps the mean's own format (``0 ± 0``)."""
+    if mean is None:
+        return _fmt(mean)
+    if std is None or not math.isfinite(std) or std <= 0:
+        return _fmt(mean) + ("" if std is None else " ± 0")
+    places = max(0, 1 - math.floor(math.log10(std)))
+    return f"{mean:.{places}f} ± {std:.{places}f}"
 
 
 def _flag(column: str, mean: float, refs: dict) -> str:
@@ -284,7 +302,7 @@ def to_latex(table: Table, suite: str = "") -> str:
     (``tab:<suite>-<name>``); best values in ``\\textbf``, a rule under the reference row."""
     if not table.rows:
         return ""
-    df = pd.DataFrame(table.rows, columns=pd.Index(range(len(table.headers))))
+    df = pd.DataFrame(table.tex_rows or table.rows, columns=pd.Index(range(len(table.headers))))
     styler = df.style.hide(axis="index").format(_tex_escape)
     labels = [_tex_header(h) for h in table.headers]
     styler = styler.format_index(lambda i: labels[i], axis=1)
@@ -293,22 +311,45 @@ def to_latex(table: Table, suite: str = "") -> str:
     numeric = [i for i, c in enumerate(table.columns) if c is not None]
     fmt = "".join("r" if i in numeric or h in ("seeds", "train minutes", "img/s") else "l"
                   for i, h in enumerate(table.headers))
-    where = f" (suite {suite})" if suite else ""
-    what = "mean ± std over seeds" if table.name != "cost" else "mean over seeds"
-    caption = f"{table.title}{where}: {what}"
-    if table.name != "cost":
-        caption += "; ↓ lower is better, ↑ higher; " + "; ".join(n.rstrip(".") for n in table.notes)
-    if table.has_reference:
-        caption += f"; first row: {REFERENCE_LABEL}"
-    tex = styler.to_latex(environment="table", position="htbp", position_float="centering", hrules=True,
-                          column_format=fmt, caption=_tex_escape(caption + "."),
+    tex = styler.to_latex(environment="table*" if len(table.headers) > WIDE else "table", position="htbp",
+                          position_float="centering", hrules=True, column_format=fmt,
+                          caption=_tex_escape(_caption(table, suite)),
                           label=f"tab:{_label(suite + '-' if suite else '')}{_label(table.name)}")
+    lines = tex.splitlines()
     if table.has_reference and len(table.rows) > 1:  # a rule between the reference row and the models
-        lines = tex.splitlines()
         i = lines.index(r"\midrule") + 1
         lines.insert(i + 1, r"\midrule")
-        tex = "\n".join(lines) + "\n"
-    return tex
+    if len(table.headers) > WIDE:  # a two-column page's full width, scaled down where it is wider still
+        lines.insert(lines.index(next(x for x in lines if x.startswith(r"\begin{tabular}"))),
+                     r"\resizebox{\textwidth}{!}{%")
+        lines.insert(lines.index(r"\end{tabular}") + 1, "}")
+    notes = [f"{_tex_escape(n)}" for n in _notes(table)]
+    if notes:
+        lines.insert(lines.index(r"\end{table*}" if len(table.headers) > WIDE else r"\end{table}"),
+                     "\\par\\smallskip{\\footnotesize " + " ".join(notes) + "}")
+    return "\n".join(lines) + "\n"
+
+
+WIDE = 8  # columns above which a table spans both columns of a two-column page (table*, scaled to \textwidth)
+FEATURE_NOTE = ("FID, KID, precision/recall, density/coverage and memorisation are computed in the FER "
+                "evaluator's feature spaces (fer-evaluator, fer-multilayer), not Inception-V3's: not comparable "
+                "with published Inception FIDs.")
+
+
+def _caption(table: Table, suite: str) -> str:
+    """One short sentence: the table, its suite, what its cells are (the rules go under the table)."""
+    where = f" (suite {suite})" if suite else ""
+    what = "mean ± std over seeds (sample std; error bars in figures are the same)" if table.name != "cost" \
+        else "mean over seeds"
+    return f"{table.title}{where}: {what}; ↓ lower is better, ↑ higher."
+
+
+def _notes(table: Table) -> list[str]:
+    """What goes under a LaTeX table: the reference row, the feature space, the bold rule and flags, once."""
+    out = [f"First row: {REFERENCE_LABEL}."] if table.has_reference else []
+    if table.name in ("fidelity", "coverage"):
+        out.append(FEATURE_NOTE)
+    return out + list(table.notes) if table.name != "cost" else out
 
 
 def baseline_from(agg: pd.DataFrame, refs: dict, suite: str) -> dict:

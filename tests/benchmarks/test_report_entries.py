@@ -198,3 +198,19 @@ def test_an_acc_gen_above_the_evaluators_own_accuracy_on_real_faces_is_marked(tm
                                                              if "acc_gen70" in h))
     assert rows["acgan"][col].endswith("*") and not rows["cgan"][col].endswith("*")
     assert "* an accuracy above the evaluator's own" in md
+
+
+def test_paper_latex_precision_wide_tables_notes_and_figure_snippets(tmp_path):
+    from exprbench.benchmarks.tables import pm
+
+    assert (pm(1.323, 0.1371), pm(0.59763, 0.0167), pm(0.0, 0.0), pm(12.5, None)) == \
+        ("1.32 ± 0.14", "0.598 ± 0.017", "0 ± 0", "12.500")  # no std: the tables' own 4 significant digits
+    runs = tmp_path / "r" / "runs"
+    for seed, fid in ((0, 9.0), (1, 9.4)):
+        write_run(runs, "cgan", seed, eval_json(fid, acc=0.80), bench=False)
+    out = write_report(tmp_path / "r", figures=True, html=False)
+    fid_tex = (out / "tables" / "fidelity.tex").read_text()
+    assert "9.20 $\\pm$ 0.28" in fid_tex  # mean 9.2, std 0.283: two significant digits
+    assert "not comparable" in fid_tex and "\\caption{" in fid_tex and "Bold:" not in fid_tex.split("\\caption{")[1].split("}")[0]
+    snippets = (out / "figures" / "figures.tex").read_text()
+    assert "\\includegraphics[width=\\linewidth]{figures/" in snippets and "\\label{fig:" in snippets
