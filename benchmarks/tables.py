@@ -94,6 +94,34 @@ def _selected(metrics: list[str], select: Sequence[str] | None) -> list[str]:
     return sorted(keep, key=column_order)
 
 
+def _reference_row(refs: dict, metrics: list[str], lead: int, n_kinds: int) -> tuple[list[str], list]:
+    """The real-data row: its cells (counts in the label when one count covers the row) and values."""
+    counts = {m: refs.get(f"{m.split(':')[0]}{REF_COUNT}") for m in metrics if _num(refs.get(m)) is not None}
+    one = set(counts.values())
+    label = REFERENCE_LABEL
+    if len(one) == 1 and None not in one:  # one count for the whole row: in its label
+        label = REFERENCE_LABEL.replace(")", f", N={one.pop():,})")
+        counts = {}
+    cells = [label, *[""] * (lead - 1),
+             *[_fmt(_num(refs.get(m))) + (f" (N={counts[m]:,})" if counts.get(m) else "") for m in metrics],
+             *[""] * n_kinds]
+    return cells, [REFERENCE_LABEL, *[None] * (lead - 1), *[_num(refs.get(m)) for m in metrics], *[None] * n_kinds]
+
+
+def _metric_cells(r, m: str, seeds: int, refs: dict, marked: dict) -> tuple[str, str, float | None]:
+    """One model cell of column ``m``: (markdown text, LaTeX text with :func:`pm`'s precision, mean); a flagged
+    cell gets :data:`FLAG_MARK` and its note goes into ``marked``."""
+    mean, std, n = _num(r[f"{m}|mean"]), _num(r[f"{m}|std"]), int(r[f"{m}|n"] or 0)
+    if mean is None:
+        return _fmt(mean), _fmt(mean), None
+    suffix = f" (n={n})" if n < seeds else ""
+    note = _flag(m, mean, refs)
+    if note:
+        suffix += FLAG_MARK
+        marked.setdefault(note, None)
+    return _fmt(mean) + (f" ± {_fmt(std)}" if std is not None else "") + suffix, pm(mean, std) + suffix, mean
+
+
 def _metric_table(name: str, title: str, agg: pd.DataFrame, refs: dict, metrics: list[str],
                   with_source: bool) -> Table | None:
     has = agg[[f"{m}|n" for m in metrics]].sum(axis=1) > 0 if metrics else pd.Series(False, index=agg.index)
@@ -112,55 +140,25 @@ def _metric_table(name: str, title: str, agg: pd.DataFrame, refs: dict, metrics:
         elif why:
             no_interval.append(m)
     lead = 3 + bool(with_source)
-    rows, bold, values = [], [], []
+    rows, tex_rows, bold, values = [], [], [], []
     marked: dict[str, None] = {}  # the notes of flagged cells, in order
     has_ref = any(_num(refs.get(m)) is not None for m in metrics)
     if has_ref:
-        counts = {m: refs.get(f"{m.split(':')[0]}{REF_COUNT}") for m in metrics if _num(refs.get(m)) is not None}
-        one = set(counts.values())
-        label = REFERENCE_LABEL
-        if len(one) == 1 and None not in one:  # one count for the whole row: in its label
-            label = REFERENCE_LABEL.replace(")", f", N={one.pop():,})")
-            counts = {}
-        rows.append([label, "", "", *([""] if with_source else []),
-                     *[_fmt(_num(refs.get(m))) + (f" (N={counts[m]:,})" if counts.get(m) else "") for m in metrics],
-                     *["" for _ in kinds]])
-        values.append([REFERENCE_LABEL, None, None, *([None] if with_source else []),
-                       *[_num(refs.get(m)) for m in metrics], *[None for _ in kinds]])
-        bold.append([False] * len(headers))
-    tex_rows = [list(r) for r in rows]  # the reference row as it is
+        cells, vals = _reference_row(refs, metrics, lead, len(kinds))
+        rows.append(cells), tex_rows.append(list(cells)), values.append(vals), bold.append([False] * len(headers))
     for idx, r in sub.iterrows():
         seeds = int(r["seeds"])
-        cells = [str(r["model"]), str(r["config"]), str(seeds), *([str(r.get("source", ""))] if with_source else [])]
-        tex = list(cells)
+        head = [str(r["model"]), str(r["config"]), str(seeds), *([str(r.get("source", ""))] if with_source else [])]
+        cells, tex, flags = list(head), list(head), [False] * lead
         vals: list = [str(r["model"]), str(r["config"]), seeds, *([str(r.get("source", ""))] if with_source else [])]
-        flags = [False] * lead
         for m in metrics:
-            mean, std, n = _num(r[f"{m}|mean"]), _num(r[f"{m}|std"]), int(r[f"{m}|n"] or 0)
-            cell = _fmt(mean)
-            if mean is not None:
-                if std is not None:
-                    cell += f" ± {_fmt(std)}"
-                if n < seeds:
-                    cell += f" (n={n})"
-                note = _flag(m, mean, refs)
-                if note:
-                    cell += FLAG_MARK
-                    marked.setdefault(note, None)
-            cells.append(cell)
-            tex.append(pm(mean, std) + cell[len(_fmt(mean) + (f" ± {_fmt(std)}" if mean is not None and std is not None else "")):])
-            vals.append(mean)
+            md, tx, mean = _metric_cells(r, m, seeds, refs, marked)
+            cells.append(md), tex.append(tx), vals.append(mean)
             flags.append(mean is not None and m in best and best[m] == idx)
         for k in kinds:
             kind = str(r.get(k[1]) or "")
-            cells.append(kind)
-            tex.append(kind)
-            vals.append(kind or None)
-            flags.append(False)
-        rows.append(cells)
-        tex_rows.append(tex)
-        values.append(vals)
-        bold.append(flags)
+            cells.append(kind), tex.append(kind), vals.append(kind or None), flags.append(False)
+        rows.append(cells), tex_rows.append(tex), values.append(vals), bold.append(flags)
     notes = [BOLD_RULE[0].upper() + BOLD_RULE[1:] + "."] + [f"{FLAG_MARK} {note}" for note in marked]
     if no_interval:
         notes.append("Not bolded for want of an interval (results without ci95, one seed): "
