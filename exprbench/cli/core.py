@@ -138,7 +138,7 @@ def _claimed(run_dir: Path, work):
     claim = Claim(run_dir, runner="train")
     if not claim.acquire():
         h = holder(Path(run_dir)) or {}
-        raise UserError(f"run {run_dir} is being trained by PID {h.get('pid', '?')} on {h.get('host', '?')} "
+        raise UserError(f"{run_dir} is being trained by PID {h.get('pid', '?')} on {h.get('host', '?')} "
                         f"({h.get('runner', '?')}): wait for it to finish or stop it")
     try:
         return work()
