@@ -183,33 +183,57 @@ def _train_epoch(net, aug, opt, sched, images_d, labels_d, perm, bs: int, steps:
     return {"loss": tot_loss / seen, "train_acc": tot_ok / seen}
 
 
+def _part(path: Path, name: str) -> Path:
+    return path.with_name(f"{path.stem}.{name}{path.suffix}")  # x.state.pt -> x.state.opt.pt
+
+
 def _save_state(path: Path, net, opt, sched, gen, history, best_acc, best_state, recipe: TrainRecipe) -> None:
+    """The training state in three files, each under 10 MB for a width-32 net so that a stopped training can be
+    committed and continued elsewhere: ``path`` (net, schedule, RNG states, history), ``<stem>.opt`` (the
+    optimizer) and ``<stem>.best`` (the best epoch's weights); the parts are written first, each atomically,
+    and carry the epoch, so a crash between them is detected when loading."""
     from exprbench.data import atomic_torch_save
 
-    atomic_torch_save({"net": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                       "gen": gen.get_state(), "rng": torch.get_rng_state(), "history": history,
-                       "best_acc": best_acc, "best_state": best_state, "recipe": asdict(recipe)}, path)
+    epoch = len(history)
+    atomic_torch_save({"epoch": epoch, "opt": opt.state_dict()}, _part(path, "opt"))
+    atomic_torch_save({"epoch": epoch, "best_state": best_state, "best_acc": best_acc}, _part(path, "best"))
+    atomic_torch_save({"epoch": epoch, "net": net.state_dict(), "sched": sched.state_dict(), "gen": gen.get_state(),
+                       "rng": torch.get_rng_state(), "history": history, "recipe": asdict(recipe)}, path)
+
+
+def _load_parts(path: Path) -> tuple[dict, dict, dict]:
+    """(main, optimizer part, best part) of a state; the one-file layout (before the split) is all three.
+
+    Raises:
+        UserError: the parts were written at different epochs (a crash mid-save)."""
+    st = torch.load(path, map_location="cpu", weights_only=True)
+    if "opt" in st:  # one file: the layout before the split
+        return st, st, st
+    opt, best = (torch.load(_part(path, k), map_location="cpu", weights_only=True) for k in ("opt", "best"))
+    if not opt.get("epoch") == best.get("epoch") == st.get("epoch"):
+        raise UserError(f"{path}: its parts were written at different epochs (a crash mid-save): delete them")
+    return st, opt, best
 
 
 def _load_state(path: Path, net, opt, sched, gen, recipe: TrainRecipe) -> tuple[list, float, dict | None]:
     """Restore a :func:`_save_state` checkpoint (``weights_only=True``); returns history, best acc, best state.
 
     Raises:
-        UserError: the checkpoint does not load or was written by another recipe.
+        UserError: the checkpoint does not load, was written by another recipe, or its parts disagree.
     """
     try:
-        st = torch.load(path, map_location="cpu", weights_only=True)
+        st, st_opt, st_best = _load_parts(path)
         if st["recipe"] != asdict(recipe):
             raise UserError(f"{path}: the checkpoint was written by another recipe ({st['recipe']}); "
                             "delete it or train with the same options")
         net.load_state_dict(st["net"])
-        opt.load_state_dict(st["opt"])
+        opt.load_state_dict(st_opt["opt"])
         sched.load_state_dict(st["sched"])
         gen.set_state(st["gen"])
         torch.set_rng_state(st["rng"])
-    except (KeyError, RuntimeError, ValueError, EOFError) as e:
+    except (KeyError, RuntimeError, ValueError, EOFError, FileNotFoundError) as e:
         raise UserError(f"{path}: classifier checkpoint does not load ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
-    return list(st["history"]), float(st["best_acc"]), st["best_state"]
+    return list(st["history"]), float(st_best["best_acc"]), st_best["best_state"]
 
 
 def train_classifier(

@@ -74,3 +74,15 @@ def test_checkpoint_of_another_recipe_is_refused(tmp_path):
     train_classifier(images, labels, cfg, TrainRecipe(epochs=1, batch_size=20), checkpoint=ck)
     with pytest.raises(UserError, match="another recipe"):
         train_classifier(images, labels, cfg, TrainRecipe(epochs=2, batch_size=20), checkpoint=ck)
+
+
+def test_the_state_is_three_parts_and_a_torn_save_is_refused(tmp_path):
+    images, labels = _toy(40)
+    cfg = NetConfig(width=4, feat_dim=8, arch="resvgg")
+    ck = tmp_path / "x.state.pt"
+    train_classifier(images, labels, cfg, TrainRecipe(epochs=1, batch_size=20), checkpoint=ck)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.state.best.pt", "x.state.opt.pt", "x.state.pt"]
+    best = torch.load(tmp_path / "x.state.best.pt", weights_only=True)
+    torch.save({**best, "epoch": 7}, tmp_path / "x.state.best.pt")  # a part from another epoch
+    with pytest.raises(UserError, match="written at different epochs"):
+        train_classifier(images, labels, cfg, TrainRecipe(epochs=2, batch_size=20), checkpoint=ck)
