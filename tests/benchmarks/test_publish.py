@@ -53,7 +53,7 @@ def test_a_published_run_evaluates_from_its_weights(bench_results, tmp_path):
     res = evaluate_run(run, ["acc_gen70"], device="cpu")  # no checkpoints: the float16 weights file
     e = res["metrics"]["acc_gen70"]
     assert e["status"] == "ok" and e["step"] > 0 and (run / "eval.json").read_text() != before
-    with pytest.raises(UserError, match="no checkpoint"):  # a step needs the checkpoints, which are not published
+    with pytest.raises(UserError, match="published run: it keeps only its final weights"):  # a step needs the checkpoints, which are not published
         evaluate_run(run, ["acc_gen70"], device="cpu", checkpoint=7)
 
 
