@@ -36,3 +36,46 @@ def test_a_failed_rewrite_keeps_the_previous_figure_whole(tmp_path, monkeypatch)
         w.save(_fig(), "curve")
     assert {ext: (tmp_path / f"curve.{ext}").read_bytes() for ext in ("png", "pdf")} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["curve.pdf", "curve.png"]  # no temporary left behind
+
+
+def test_a_report_killed_mid_write_keeps_the_previous_figure(tmp_path):
+    """SIGKILL while a figure is being written: the final path still holds the previous, whole figure."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    w = _Writer(tmp_path)
+    w.save(_fig(), "curve")
+    before = (tmp_path / "curve.png").read_bytes()
+    marker = tmp_path / "writing"
+    child = f"""
+import time, matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
+from exprbench.benchmarks.figures import _Writer
+real = Figure.savefig
+def slow(self, fh, **kw):  # half the file out, then hang until killed
+    real(self, fh, **kw)
+    fh.truncate(100)
+    fh.flush()
+    open({str(marker)!r}, "w").close()
+    time.sleep(60)
+Figure.savefig = slow
+fig, ax = plt.subplots()
+ax.plot([0, 1], [0, 1])
+_Writer(__import__("pathlib").Path({str(tmp_path)!r})).save(fig, "curve")
+"""
+    proc = subprocess.Popen([sys.executable, "-c", child])
+    try:
+        deadline = time.time() + 60
+        while not marker.exists() and time.time() < deadline:
+            time.sleep(0.1)
+        assert marker.exists(), "the child never started writing"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+    assert (tmp_path / "curve.png").read_bytes() == before
