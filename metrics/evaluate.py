@@ -127,8 +127,9 @@ def evaluate_run(
     ctx.out_dir = run_dir
     commit = library_versions()["git_commit"]
     stamp = {"evaluated_at": now(), "step": step, "commit": commit}
-    if model.sampling_info():  # e.g. a diffusion model's sampler steps and guidance weight, in every entry
-        stamp["sampling"] = model.sampling_info()
+    sampling = model.sampling_info()  # e.g. a diffusion model's sampler steps and guidance weight, in every entry
+    if sampling:
+        stamp["sampling"] = sampling
     reporter.begin([p.name for p in protos], f"{run_dir} (checkpoint step {step})")
     for w in warnings:
         reporter.note(0, len(protos), "data", w)
