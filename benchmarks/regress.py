@@ -55,7 +55,8 @@ def compare(results_dir: str | Path, baseline: dict, tolerances: Tolerances | No
 
     Returns:
         Rows with ``model, metric, baseline, baseline_std, current, delta, allowed, tolerance, verdict``
-        (``ok``, ``improved``, ``regressed``, ``missing``; models only in the results get one ``new`` row
+        (``regressed`` worse than the baseline by more than the allowance, ``improved`` better by more than
+        the same allowance, else ``ok``; ``missing``; models only in the results get one ``new`` row
         with metric ``*``) and a ``note`` for missing rows.
 
     Raises:
@@ -85,7 +86,8 @@ def compare(results_dir: str | Path, baseline: dict, tolerances: Tolerances | No
                 hib = higher_is_better(metric) if hib is None else hib
                 worse = (b["mean"] - cur[col]) if hib else (cur[col] - b["mean"])
                 row.update(current=float(cur[col]), delta=float(cur[col] - b["mean"]))
-                row["verdict"] = "regressed" if worse > allowed else ("improved" if worse < 0 else "ok")
+                # one allowance both ways: a change is "improved" only beyond the margin that calls a regression
+                row["verdict"] = "regressed" if worse > allowed else ("improved" if -worse > allowed else "ok")
             else:
                 row["note"] = "metric not in the results" if cur is not None else "no completed run of this model"
             rows.append(row)

@@ -15,7 +15,7 @@ from exprbench.cli import main
 from exprbench.errors import UserError
 
 from .conftest import REPO
-from .regress_helpers import entry, make_case, write_baseline
+from .regress_helpers import entry, make_case, write_baseline, write_run
 from .test_smoke_suite import REGRESS_OPTIONS
 
 
@@ -171,6 +171,18 @@ def test_verdicts_and_summary_line(tmp_path, capsys):
     assert rows[("vae/default", "*")][-1] == "new"
     # pytest-style: the output ends with one summary line
     assert out.rstrip().splitlines()[-1] == "quality regression: 1 regressed, 2 missing, 1 improved, 1 ok, 1 new in 4 models"
+
+
+def test_improved_only_beyond_the_allowance(tmp_path, capsys):
+    """A gain within the allowance is "ok" (no "improved" noise on unchanged code); beyond it, "improved"."""
+    res = tmp_path / "res"
+    write_run(res, "cgan", 0, {"fid70_train": 19.0, "acc_gen70": 0.40})
+    base = {"suite": "t", "models": {"cgan/default": {"fid70_train": entry(20.0, 1.0, 3),
+                                                       "acc_gen70": entry(0.30, 0.01, 3, hib=True)}}}
+    assert _regress(res, _write(tmp_path, base), "--tolerance", "2sd") == 0
+    rows = {(r[0], r[1]): r[-1] for r in _table_rows(capsys.readouterr().out)}
+    assert rows[("cgan/default", "fid70_train")] == "ok"  # 1 better, allowance 2 x 1
+    assert rows[("cgan/default", "acc_gen70")] == "improved"  # 0.10 better, allowance 2 x 0.01
 
 
 def test_allow_missing_hides_and_does_not_count(tmp_path, capsys):
