@@ -37,7 +37,7 @@ def _regress(res, base, *args):
 # ---------------------------------------------------------------- end to end with a real report baseline
 
 def test_same_results_pass_with_the_ci_recipe(bench_results, baseline, tmp_path, capsys):
-    """The README's recipe holds on unchanged results (two seeds: the sd tolerance has a spread)."""
+    """docs/gate.md's CI recipe holds on unchanged results (two seeds: the sd tolerance has a spread)."""
     assert main(["regress", str(bench_results), "--baseline", str(_write(tmp_path, baseline))]) == 0
     assert "no regression" in capsys.readouterr().out
     assert _regress(bench_results, _write(tmp_path, baseline), *REGRESS_OPTIONS) == 0
@@ -56,16 +56,17 @@ def test_worse_metric_fails_with_table(bench_results, baseline, tmp_path, capsys
                  "--tolerance", "fid70_train=200%"]) == 0
 
 
-def test_readme_recipe_is_what_ci_runs():
-    """The README's CI `regress` line uses exactly the options of tests/test_smoke_suite.py."""
-    readme = (REPO / "README.md").read_text()
-    lines = [ln.strip() for ln in readme.splitlines() if ln.strip().startswith("exprbench regress /tmp/smoke ")]
+def test_gate_doc_recipe_is_what_ci_runs():
+    """docs/gate.md's CI `regress` line ("Using the regression gate in your model's CI") uses exactly
+    the options of tests/test_smoke_suite.py."""
+    doc = (REPO / "docs" / "gate.md").read_text()
+    lines = [ln.strip() for ln in doc.splitlines() if ln.strip().startswith("exprbench regress /tmp/smoke ")]
     assert len(lines) == 1, lines
     argv = shlex.split(lines[0])
     assert argv[:5] == ["exprbench", "regress", "/tmp/smoke", "--baseline", "ci/baseline.json"]
     assert argv[5:] == REGRESS_OPTIONS
     assert re.search(r"exprbench regress /tmp/smoke --baseline ci/baseline.json " + re.escape(shlex.join(REGRESS_OPTIONS)),
-                     readme)
+                     doc)
 
 
 # ---------------------------------------------------------------- tolerances

@@ -17,7 +17,7 @@ from .bench_helpers import need_evaluator
 from .conftest import REPO
 
 BASELINE = REPO / "results" / "smoke" / "baseline.json"
-# The README's CI recipe: `exprbench regress /tmp/smoke --baseline ci/baseline.json <these options>`.
+# docs/gate.md's CI recipe: `exprbench regress /tmp/smoke --baseline ci/baseline.json <these options>`.
 # Allowance max(2 baseline seed std, 10% of |mean|): the smoke models are barely trained (30 steps),
 # so the baseline's seed spread (3 seeds) sets what counts as noise; the floor covers std 0 or missing.
 REGRESS_OPTIONS = ["--tolerance", "2sd", "--tolerance-floor", "10%"]
@@ -39,10 +39,10 @@ def test_smoke_suite_bench_report_regress(real_zip, tmp_path, capsys, one_thread
     need_evaluator()
     out = tmp_path / "smoke"
     bench = ["bench", "smoke", *BENCH_OPTIONS, "--out", str(out), "--data", str(real_zip)]
-    # Two runners share --out (grid points are claimed, README "Running a suite on a cluster"): a
-    # second `exprbench bench` process beside this one. The gate is the test run's critical path: under
-    # pytest-xdist on 2 cores it took 692 of the run's 815 s with one runner, 621 of 741 s with two
-    # (alone: 408 s); the other core is free once the other tests are done.
+    # Two runners share --out (grid points are claimed, docs/reproducibility.md "Running a suite on a
+    # cluster (Ray)"): a second `exprbench bench` process beside this one. The gate is the test run's
+    # critical path: under pytest-xdist on 2 cores it took 692 of the run's 815 s with one runner, 621
+    # of 741 s with two (alone: 408 s); the other core is free once the other tests are done.
     log = tmp_path / "second_runner.log"
     with open(log, "w") as fh:
         second = subprocess.Popen([sys.executable, "-m", "exprbench", *bench], stdout=fh, stderr=subprocess.STDOUT,
@@ -57,6 +57,6 @@ def test_smoke_suite_bench_report_regress(real_zip, tmp_path, capsys, one_thread
     assert records and all(r["status"] == "done" for r in records)
     assert main(["report", str(out)]) == 0
     assert (out / "report" / "leaderboard.md").exists() and (out / "report" / "figures" / "comparison.png").exists()
-    # Exactly the README's CI recipe (tests/test_regress.py checks the README shows these options).
+    # Exactly docs/gate.md's CI recipe (tests/test_regress.py checks docs/gate.md shows these options).
     code = main(["regress", str(out), "--baseline", str(BASELINE), *REGRESS_OPTIONS])
     assert code == 0, capsys.readouterr().out
