@@ -220,17 +220,34 @@ def _stored_skips(rep: Report, skipped: Skipped, written: set[str]) -> None:
                                 + ("; the earlier report's figure is kept" if kept else "")))
 
 
+FLUSH_EVERY = 12  # figures between two \clearpage in figures.tex (LaTeX holds at most 18 floats waiting)
+
+
 def latex_snippets(names: list[str], suite: str) -> str:
     """One ``figure`` environment per written figure (``\\includegraphics`` of its PDF, relative to the report
-    folder, a caption to edit and a label ``fig:<suite>-<name>``), to paste into a paper (needs graphicx)."""
-    blocks = ["% exprbench report figures: paste what you use; paths are relative to the report folder\n"]
-    for name in sorted(names):
+    folder, a caption to edit and a label ``fig:<suite>-<name>``), to paste into a paper (needs graphicx).
+
+    A ``\\clearpage`` after every :data:`FLUSH_EVERY` figures, so that the whole file compiles as it is
+    (figures one after the other with no text between them would exceed LaTeX's 18 waiting floats)."""
+    blocks = ["% exprbench report figures: paste what you use; paths are relative to the report folder; "
+              "needs \\usepackage{graphicx}\n"]
+    for i, name in enumerate(sorted(names)):
         label = "".join(ch if ch.isalnum() or ch in "-:" else "-" for ch in f"{suite}-{name}")
+        if i and i % FLUSH_EVERY == 0:
+            blocks.append("\\clearpage % place the figures so far (at most 18 may wait)\n")
         blocks.append("\\begin{figure}[htbp]\n\\centering\n"
                       f"\\includegraphics[width=\\linewidth]{{figures/{name}.pdf}}\n"
-                      f"\\caption{{{name.replace('_', ' ')} (suite {suite}).}}\n\\label{{fig:{label}}}\n"
+                      f"\\caption{{{_tex_caption(name)} (suite {_tex_caption(suite)}).}}\n\\label{{fig:{label}}}\n"
                       "\\end{figure}\n")
     return "\n".join(blocks)
+
+
+def _tex_caption(text: str) -> str:
+    """A figure or suite name as caption text: underscores as spaces, LaTeX's special characters escaped."""
+    for a, b in (("\\", " "), ("_", " "), ("%", r"\%"), ("&", r"\&"), ("#", r"\#"), ("$", r"\$"), ("{", " "),
+                 ("}", " "), ("~", "-"), ("^", " ")):
+        text = text.replace(a, b)
+    return text
 
 
 def write_figures(rep: Report, out: Path) -> tuple[list[str], Skipped]:

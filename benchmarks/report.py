@@ -40,7 +40,7 @@ from .baseline import baseline_references
 from .columns import higher_is_better, table_of  # noqa: F401  (re-exported for importers)
 from .results import (KIND_COLUMNS, REF_COUNT, REFERENCE_LABEL, SOURCES, Report, aggregate, collect, entry_dirs, metric_columns,  # noqa: F401
                       read_stored, _text)
-from .tables import (COST_TABLE, Table, baseline_from, cost_table, leaderboard_cells, leaderboard_tables, notes_markdown,  # noqa: F401
+from .tables import (COST_TABLE, TEX_HEADER, Table, baseline_from, cost_table, leaderboard_cells, leaderboard_tables, notes_markdown,  # noqa: F401
                      to_latex, to_markdown)
 
 def _concat(frames: Iterable[pd.DataFrame]) -> pd.DataFrame:
@@ -172,7 +172,7 @@ def write_report(results_dir: str | Path, figures: bool = True, extra: Sequence[
         write_text(out / "tables" / f"{t.name}.tex", latex)
     md.append(_skipped_md(rep.skipped))
     write_text(out / "leaderboard.md", "".join(md).rstrip("\n") + "\n")
-    write_text(out / "leaderboard.tex", "% needs \\usepackage{booktabs}\n" + "\n".join(tex))
+    write_text(out / "leaderboard.tex", TEX_HEADER + "\n".join(tex))
     csv = rep.agg.copy()
     csv.insert(0, "row", "model")
     ref = {"row": "reference", "model": REFERENCE_LABEL, "config": ""}

@@ -12,6 +12,7 @@ import pytest
 
 from exprbench.benchmarks.figures import chance_level, representative_runs
 from exprbench.benchmarks.report import aggregate, build_report, collect, write_report
+from exprbench.benchmarks.tables import is_wide
 from exprbench.errors import UserError
 
 from .synthetic import eval_json, make_results, write_images_entry, write_run
@@ -71,13 +72,20 @@ def test_paper_tables(results):
     assert fid[2][0] == "real data (reference, N=70)" and "floor" not in md
     assert "(1 seed)" not in md and "vae | default | 1 |" in md
     tex = (out / "leaderboard.tex").read_text()
-    for s in (r"\begin{table}", r"\caption{Fidelity", r"\label{tab:synthetic-fidelity}", r"\toprule",
-              r"\bottomrule", r"$\pm$", r"real data (reference, N=70)", r"\end{table}"):
+    for s in (r"\caption{Fidelity", r"\label{tab:synthetic-fidelity}", r"\toprule",
+              r"\bottomrule", r"$\pm$", r"real data (reference, N=70)", r"\usepackage{booktabs,graphicx}"):
         assert s in tex, s
     # the synthetic results carry no ci95: nothing is bold, and the caption and the notes say why
     assert r"\textbf{" not in tex and "want of an interval" in tex and "want of an interval" in md
-    assert tex.count(r"\begin{table}") == len([t for t in ("fidelity", "class_aware", "cost")
-                                                 if (out / "tables" / f"{t}.tex").exists()]) == 3
+    # a table too wide for one column of a two-column page spans both (table*); each scaled down only if wider
+    tables = [t for t in ("fidelity", "class_aware", "cost") if (out / "tables" / f"{t}.tex").exists()]
+    assert tex.count(r"\begin{table}") + tex.count(r"\begin{table*}") == len(tables) == 3
+    assert tex.count(r"\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{%") == 3
+    for t in build_report(results).tables:
+        env = "table*" if is_wide(t) else "table"
+        if t.name in tables:
+            body = (out / "tables" / f"{t.name}.tex").read_text()
+            assert body.startswith(f"\\begin{{{env}}}") and body.rstrip().endswith(f"\\end{{{env}}}")
     one = (out / "tables" / "class_aware.tex").read_text()
     assert one.count(r"\midrule") == 2  # under the header and under the reference row
     csv = (out / "leaderboard.csv").read_text()
