@@ -83,3 +83,26 @@ def c_response(spec, ctx, real):
     from .conditioning import run_c_response
 
     return run_c_response(spec, ctx, real)
+
+
+def transplant_details(e: dict, ref: dict) -> str:
+    d = e.get("details", {})
+    per = "  ".join(f"{k} {fmt(v, 2)}" for k, v in (d.get("per_class") or {}).items())
+    excess = f"; excess over real faces' layer {fmt(d['excess'], 3)}" if "excess" in d else ""
+    return f"per class: {per}{excess}" if per else ""
+
+
+@register_metric(needs=SC, n_samples=3500, seed=2, compared_with="test", direction="lower", table="class_aware",
+                 reference="real class-k train faces' own high-frequency layer on the same blurred test faces",
+                 family="transplant", name_pattern="transplant{n}", details=transplant_details, min_samples=14,
+                 derived={"excess": "lower"}, flag_above={"excess": 0.05},
+                 flag_note="a model's fine detail alone moves blurred real faces to its class more than real faces' "
+                           "detail does (excess above 0.05): class evidence written as marks",
+                 what="share of {per:,} blurred real test faces read as k after adding the high-frequency layer of a "
+                      "class-k sample (acc_gen's images, seed {seed}), mean over emotions",
+                 summary="fine-detail transplant: class-k samples' high-frequency layer (image minus 3x3 blur) added to "
+                         "blurred real faces, share read as k (value), excess over real class-k faces' layer")
+def transplant(spec, ctx, real):
+    from .transplant import run_transplant
+
+    return run_transplant(spec, ctx, real)
