@@ -52,6 +52,9 @@ class TrainConfig:
         keep_ckpts: how many recent checkpoints are kept.
         samples_per_class: columns of the sample grid (one row per class).
         split: data split trained on.
+        init_from: a checkpoint file (``checkpoints/step_*.pt`` of a run of the same model and config)
+            whose model state (nets, optimizers, EMA) this run starts from at step 0: a fine-tune (the
+            regression gate's, docs/gate.md); a relative path resolves against the working directory.
 
     Ranges are declared on the fields (``metadata``, see :func:`check_range`) and checked whenever a
     value is set, so a bad value is refused with one line before a run starts.
@@ -73,6 +76,7 @@ class TrainConfig:
     keep_ckpts: int = field(default=2, metadata={"min": 1})
     samples_per_class: int = field(default=8, metadata={"min": 1})
     split: str = field(default="train", metadata={"choices": ("train", "val", "test", "all")})
+    init_from: str | None = None
 
 
 @dataclass

@@ -31,7 +31,7 @@ from .config import RunConfig, flatten, load_run_config  # noqa: F401 (load_run_
 from .data import FaceDataset, load_dataset, to_float
 from .errors import ConfigError, TrainingDiverged, TrainingInterrupted, UserError
 from .images import grid_image, save_png
-from .io import check_writable_dir, no_space, remove_stale_temps, write_json  # noqa: F401 (write_json: old import path)
+from .io import check_writable_dir, file_sha256, no_space, remove_stale_temps, write_json  # noqa: F401 (write_json: old import path)
 from .models.base import Batch
 from .rundir import (  # noqa: F401 (CKPT_*, default_run_dir, save_checkpoint: old import paths)
     CKPT_FORMAT, CKPT_GLOB, CHECKPOINTS, CURVE_LOG, TENSORBOARD, TRAIN_LOG, checkpoint_path, config_path,
@@ -148,6 +148,26 @@ class _StopOnSigint:
             self._installed = False
 
 
+def init_model(model, path: str) -> None:
+    """Load the model state (nets, optimizers, EMA) of the checkpoint at ``path`` into ``model`` (``train.init_from``).
+
+    Raises:
+        UserError: no such file; the file is not a checkpoint or fails its hash (one line naming it); its nets
+            do not fit ``model`` (another model, width or config: names the first mismatch).
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"train.init_from {path}: no such checkpoint file")
+    try:
+        state = load_checkpoint(p)["model"]
+        model.load_state_dict(state)
+    except (KeyError, TypeError, ValueError) as e:
+        raise UserError(f"train.init_from {path}: not a checkpoint of this model ({str(e).splitlines()[0][:200]})") from None
+    except RuntimeError as e:  # a size or key mismatch in load_state_dict
+        raise UserError(f"train.init_from {path}: its nets do not fit this model "
+                        f"({str(e).splitlines()[1 if len(str(e).splitlines()) > 1 else 0].strip()[:200]})") from None
+
+
 class Trainer:
     """Runs one training run into ``run_dir``.
 
@@ -251,11 +271,15 @@ class Trainer:
             if device.type == "cuda" and state["rng"].get("cuda") is not None:
                 torch.cuda.set_rng_state(state["rng"]["cuda"], device)
             step, train_seconds = int(state["step"]), float(state["train_seconds"])
+        elif tc.init_from:
+            init_model(model, tc.init_from)
         trim_logs(self.run_dir, step, warn=lambda msg: print(msg, file=sys.stderr, flush=True))
         self.info = {"model": cfg.model, "config": cfg.config_name, "seed": tc.seed,
                      "device": str(device), "device_name": device_name(device),
                      "data_fingerprint": data.fingerprint, "num_parameters": model.num_parameters(),
                      "versions": library_versions()}
+        if tc.init_from:  # what the fine-tune started from, by content
+            self.info["init_from"] = {"path": tc.init_from, "sha256": file_sha256(tc.init_from)}
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         self._status("running", step=step)

@@ -402,3 +402,25 @@ def test_a_malformed_middle_log_line_is_refused_in_one_line(tmp_path, tiny_datas
     (run / "train.jsonl").write_text("garbage\n" + "\n".join(lines) + "\n")
     with pytest.raises(UserError, match=r"train.jsonl:1: not a JSON record"):
         Trainer(cfg_for(steps=6), run, resume=True, dataset=tiny_dataset, progress=False).run()
+
+
+def test_init_from_starts_a_run_from_another_runs_checkpoint(tmp_path, tiny_dataset):
+    """train.init_from: the nets start as the checkpoint's (a fine-tune), the status records its sha256;
+    a missing file or a checkpoint of another width is one line."""
+    from exprbench.harness import init_model
+    from exprbench.trained import build_model
+
+    Trainer(cfg_for("cgan", 2, ["train.ckpt_every=2"]), tmp_path / "a", dataset=tiny_dataset, progress=False).run()
+    ckpt = list_checkpoints(tmp_path / "a")[-1]
+    model = build_model(cfg_for("cgan", 2), tiny_dataset.spec, torch.device("cpu"))
+    init_model(model, str(ckpt))
+    saved = load_checkpoint(ckpt)["model"]["nets"]
+    assert all(torch.equal(v, saved[k]) for k, v in model.nets.state_dict().items())
+    status = Trainer(cfg_for("cgan", 1, [f"train.init_from={ckpt}"]), tmp_path / "b", dataset=tiny_dataset,
+                     progress=False).run()
+    assert status["init_from"]["path"] == str(ckpt) and len(status["init_from"]["sha256"]) == 64
+    with pytest.raises(UserError, match="no such checkpoint file"):
+        init_model(model, str(tmp_path / "nope.pt"))
+    wider = build_model(cfg_for("cgan", 2, ["model.ch=16"]), tiny_dataset.spec, torch.device("cpu"))
+    with pytest.raises(UserError, match="do not fit this model"):
+        init_model(wider, str(ckpt))
