@@ -149,7 +149,8 @@ class _StopOnSigint:
 
 
 def init_model(model, path: str) -> None:
-    """Load the model state (nets, optimizers, EMA) of the checkpoint at ``path`` into ``model`` (``train.init_from``).
+    """Load the model state (nets, optimizers, EMA) of the checkpoint at ``path`` into ``model`` (``train.init_from``);
+    an init checkpoint without optimizer states (:func:`~exprbench.rundir.write_init_checkpoint`) keeps the fresh ones.
 
     Raises:
         UserError: no such file; the file is not a checkpoint or fails its hash (one line naming it); its nets
@@ -160,6 +161,8 @@ def init_model(model, path: str) -> None:
         raise UserError(f"train.init_from {path}: no such checkpoint file")
     try:
         state = load_checkpoint(p)["model"]
+        if "optimizers" not in state:  # an init checkpoint (write_init_checkpoint): fresh optimizers
+            state = {**state, "optimizers": {k: o.state_dict() for k, o in model.optimizers.items()}}
         model.load_state_dict(state)
     except (KeyError, TypeError, ValueError) as e:
         raise UserError(f"train.init_from {path}: not a checkpoint of this model ({str(e).splitlines()[0][:200]})") from None

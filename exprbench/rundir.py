@@ -255,9 +255,18 @@ def save_checkpoint(state: dict, run_dir: Path, step: int, keep: int) -> Path:
     the file verifies itself (:func:`load_checkpoint`). A ``.sha256`` sidecar with the file's sha256 is
     written beside it too (for tools outside exprbench).
     """
+    path = checkpoint_path(run_dir, step)
+    _write_wrapped(state, path)
+    for old in list_checkpoints(run_dir)[: -max(keep, 1)]:
+        old.unlink(missing_ok=True)
+        old.with_suffix(".sha256").unlink(missing_ok=True)
+    return path
+
+
+def _write_wrapped(state: dict, path: Path) -> None:
+    """``state`` at ``path`` in the self-verifying checkpoint format (atomically), with its ``.sha256`` sidecar."""
     import torch
 
-    path = checkpoint_path(run_dir, step)
     buf = io.BytesIO()
     torch.save(state, buf)
     payload = buf.getbuffer()
@@ -266,10 +275,18 @@ def save_checkpoint(state: dict, run_dir: Path, step: int, keep: int) -> Path:
     atomic_torch_save(wrapped, path)
     del wrapped, payload
     write_text(path.with_suffix(".sha256"), file_sha256(path) + "\n")
-    for old in list_checkpoints(run_dir)[: -max(keep, 1)]:
-        old.unlink(missing_ok=True)
-        old.with_suffix(".sha256").unlink(missing_ok=True)
-    return path
+
+
+def write_init_checkpoint(src: Path, dest: Path) -> Path:
+    """A checkpoint to start fine-tunes from (``train.init_from``): ``src``'s nets and EMA without optimizer
+    states, RNG or data order (about half the size), in the same self-verifying format, at ``dest``.
+
+    Raises:
+        CheckpointError: ``src`` is not a valid checkpoint (:func:`load_checkpoint`).
+    """
+    model = load_checkpoint(Path(src))["model"]
+    _write_wrapped({"model": {k: model[k] for k in ("nets", "ema") if k in model}}, Path(dest))
+    return Path(dest)
 
 
 class _Unverifiable(ValueError):

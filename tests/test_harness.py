@@ -416,6 +416,13 @@ def test_init_from_starts_a_run_from_another_runs_checkpoint(tmp_path, tiny_data
     init_model(model, str(ckpt))
     saved = load_checkpoint(ckpt)["model"]["nets"]
     assert all(torch.equal(v, saved[k]) for k, v in model.nets.state_dict().items())
+    from exprbench.rundir import write_init_checkpoint
+
+    slim = write_init_checkpoint(ckpt, tmp_path / "init.pt")  # nets and EMA only: fresh optimizers
+    assert slim.stat().st_size < ckpt.stat().st_size
+    fresh = build_model(cfg_for("cgan", 2), tiny_dataset.spec, torch.device("cpu"))
+    init_model(fresh, str(slim))
+    assert all(torch.equal(v, saved[k]) for k, v in fresh.nets.state_dict().items())
     status = Trainer(cfg_for("cgan", 1, [f"train.init_from={ckpt}"]), tmp_path / "b", dataset=tiny_dataset,
                      progress=False).run()
     assert status["init_from"]["path"] == str(ckpt) and len(status["init_from"]["sha256"]) == 64

@@ -56,17 +56,20 @@ def test_worse_metric_fails_with_table(bench_results, baseline, tmp_path, capsys
                  "--tolerance", "fid70_train=200%"]) == 0
 
 
-def test_gate_doc_recipe_is_what_ci_runs():
-    """docs/gate.md's CI `regress` line ("Using the regression gate in your model's CI") uses exactly
-    the options of tests/test_smoke_suite.py."""
+def test_gate_doc_recipe_is_what_the_gate_study_runs():
+    """docs/gate.md's CI recipe ("Using the regression gate in your model's CI") is exactly what the committed
+    gate study ran (benchmarks/gate_study.py): the gate suite's seed 0, then `regress` with its options; and
+    the smoke pipeline check's own `regress` line uses the options of tests/test_smoke_suite.py."""
+    from exprbench.benchmarks.gate_study import REGRESS_OPTIONS as GATE_OPTIONS, SUITE
+
     doc = (REPO / "docs" / "gate.md").read_text()
-    lines = [ln.strip() for ln in doc.splitlines() if ln.strip().startswith("exprbench regress /tmp/smoke ")]
-    assert len(lines) == 1, lines
-    argv = shlex.split(lines[0])
-    assert argv[:5] == ["exprbench", "regress", "/tmp/smoke", "--baseline", "ci/baseline.json"]
-    assert argv[5:] == REGRESS_OPTIONS
-    assert re.search(r"exprbench regress /tmp/smoke --baseline ci/baseline.json " + re.escape(shlex.join(REGRESS_OPTIONS)),
-                     doc)
+    bench = [ln.strip() for ln in doc.splitlines() if ln.strip().startswith(f"exprbench bench {SUITE} ")]
+    assert bench and all(shlex.split(b)[3:5] == ["--seed", "0"] for b in bench), bench
+    for out, options in ((f"/tmp/{SUITE}", GATE_OPTIONS), ("/tmp/smoke", REGRESS_OPTIONS)):
+        lines = [ln.strip() for ln in doc.splitlines() if ln.strip().startswith(f"exprbench regress {out} ")]
+        assert len(lines) == 1, (out, lines)
+        argv = shlex.split(lines[0])
+        assert argv[:5] == ["exprbench", "regress", out, "--baseline", argv[4]] and argv[5:] == options, argv
 
 
 # ---------------------------------------------------------------- tolerances
