@@ -84,7 +84,7 @@ def lr_x10(suite: Suite) -> Iterator[Suite]:
     """Every grid point's ``model.lr_g`` and ``model.lr_d`` set to 10x its resolved config's."""
     grid = []
     for p in suite.grid:
-        model_cfg = suite.run_config(p).model
+        model_cfg = suite.run_config(p).model_cfg
         grid.append(dataclasses.replace(p, overrides=(*p.overrides, f"model.lr_g={10 * model_cfg.lr_g!r}",
                                                       f"model.lr_d={10 * model_cfg.lr_d!r}")))
     yield dataclasses.replace(suite, grid=grid)

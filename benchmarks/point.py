@@ -24,6 +24,7 @@ from exprbench.runtime import device_name, library_versions, resolve_device
 from exprbench.io import read_json, write_json
 
 from .claims import Claim, holder, read_attempts, this_host
+from .compute import COMPUTE, count_run
 from .identity import IdentityError, check_identity, write_identity
 from .suite import GridPoint, Suite, identity_hash
 
@@ -97,6 +98,8 @@ def run_point(suite: Suite, point: GridPoint, run_dir: Path, data_path: str | No
             Trainer(cfg, run_dir, resume=True, dataset=data, progress=progress, eval_hook=hook,
                     eval_every=suite.curve_every).run()
             status = read_json(run_dir / "status.json") or {}
+        if not (run_dir / COMPUTE).is_file():  # GFLOP per training image, counted (the report's cost table)
+            count_run(run_dir)
         t1 = time.perf_counter()
         metrics = [m for m in suite.metrics if m not in point.skip_metrics]
         if metrics or (not suite.metrics and cfg.data.label_set in LABEL_SETS):  # none listed: the defaults

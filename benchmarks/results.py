@@ -22,11 +22,12 @@ import pandas as pd
 from exprbench.errors import UserError
 from exprbench.io import read_json_object
 
+from .compute import run_budget
 from .columns import column_order, derived_columns, kind_columns, resolve_metric
 
 KIND_COLUMNS = tuple(k[1] for k in kind_columns())  # text columns filled from boolean details
 RUN_COLUMNS = {"run", "model", "config", "seed", "status", "device", "device_name", "steps", "train_seconds",
-               "img_per_s", "source", "path", "classes", "eval_seconds", "git_commit", *KIND_COLUMNS}
+               "img_per_s", "epochs", "images", "gflop_per_img", "source", "path", "classes", "eval_seconds", "git_commit", *KIND_COLUMNS}
 REFERENCE_LABEL = "real data (reference)"
 REF_COUNT = "|n"  # refs["<protocol>|n"]: the count of real images of a reference (not a value: never in a baseline)
 CI_LO, CI_HI = "|ci_lo", "|ci_hi"  # a run's bootstrap interval of a column (runs frame)
@@ -194,7 +195,8 @@ def collect(results_dir: str | Path | Sequence[str | Path]) -> tuple[pd.DataFram
                "steps": status.get("step", meta.get("step")), "train_seconds": status.get("train_seconds"),
                "img_per_s": status.get("img_per_s"), "classes": _classes(ev, cfg),
                "eval_seconds": (rec or {}).get("eval_wall_s", ev.get("wall_s")),
-               "git_commit": versions.get("git_commit")}
+               "git_commit": versions.get("git_commit"),
+               **run_budget(run, ((cfg or {}).get("train") or {}).get("batch_size"), status.get("step", meta.get("step")))}
         for name, entry in _ok_entries(ev.get("metrics") or {}, run / "eval.json", "metrics"):
             row[name] = float(entry["value"])
             details = _details(entry)
@@ -277,7 +279,7 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
     Returns a frame with one row per (model, config), columns ``model``, ``config``, ``seeds``,
     ``<metric>|mean``, ``<metric>|std``, ``<metric>|n``, the row's interval ``<metric>|lo``, ``<metric>|hi``
     (:func:`row_interval`, NaN where none) and the cost columns ``train_hours``,
-    ``device_type``, ``img_per_s``, the text columns of :func:`.columns.kind_columns`, ``source`` (sources joined by ", "), ``classes``
+    ``device_type``, ``img_per_s``, ``images``, ``epochs``, ``gflop_per_img`` (:func:`.compute.run_budget`), the text columns of :func:`.columns.kind_columns`, ``source`` (sources joined by ", "), ``classes``
     and ``hardware`` (device names joined by "; ").
 
     Raises:
@@ -302,6 +304,9 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
             "CPU" if g["device"].astype(str).str.startswith("cpu").any() else "")
         ips = pd.to_numeric(g["img_per_s"], errors="coerce")
         row["img_per_s"] = float(ips.mean()) if ips.notna().any() else math.nan
+        for col in ("images", "epochs", "gflop_per_img"):  # the training budget (the cost table)
+            v = pd.to_numeric(g[col], errors="coerce") if col in g else pd.Series(dtype=float)
+            row[col] = float(v.mean()) if v.notna().any() else math.nan
         for column in KIND_COLUMNS:
             kinds = g[column].dropna().unique() if column in g else []
             row[column] = kinds[0] if len(kinds) else ""

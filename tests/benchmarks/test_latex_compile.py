@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from exprbench.benchmarks.report import write_report
-from exprbench.benchmarks.tables import Table, is_wide, to_latex
+from exprbench.benchmarks.latex import is_wide, to_latex
+from exprbench.benchmarks.tables import Table
 
 from ..conftest import REPO
 from .synthetic import make_results, write_figure_inputs

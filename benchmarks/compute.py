@@ -1,0 +1,139 @@
+"""Training compute of a run, counted, so that a reader sees what a "matched" budget means (the cost table).
+
+* :func:`gflop_per_image`: forward + backward GFLOP per image of one ``training_step``, counted with
+  ``torch.utils.flop_counter.FlopCounterMode`` (matmul and convolution FLOPs, 2 per multiply-add); also the
+  perf benchmarks' count (``benchmarks/perf/test_train_speed.py``).
+* :func:`count_run`: that count for a run's own config (its ``config.json``), on the CPU at batch 8 with random
+  inputs of the data's shape, written to ``RUN/compute.json``; ``bench`` does it after training, and
+  ``python -m exprbench.benchmarks.compute RESULTS_DIR`` for runs that lack it.
+* :func:`run_budget` (what the report reads: JSON only, no model code) and :func:`cost_table`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from exprbench.errors import UserError
+from exprbench.io import read_json, write_json
+
+COMPUTE = "compute.json"
+BATCH = 8
+# the data's image shape and classes by label set (counting does not load the dataset)
+_SHAPES = {"fer7": (1, 48, 48, 7), "fer6": (1, 48, 48, 6)}
+
+
+def gflop_per_image(model, batch) -> float | None:
+    """Forward + backward GFLOP per image of one ``model.training_step(batch, 0)`` (FlopCounterMode); the step
+    runs (it updates the model). None where the counter cannot follow the step: its module tracker fails on
+    ``autograd.grad`` w.r.t. the input (an R1 penalty, torch 2.14: "A leaf node was passed to
+    _will_engine_execute_node")."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    try:
+        with counter:
+            model.training_step(batch, 0)
+    except RuntimeError as e:
+        if "_will_engine_execute_node" not in str(e):
+            raise
+        return None
+    return counter.get_total_flops() / 1e9 / batch.x.shape[0]
+
+
+def _count(run_dir: Path) -> dict:
+    import torch
+
+    from exprbench.config import load_run_config
+    from exprbench.data import DataSpec
+    from exprbench.models.base import Batch
+    from exprbench.trained import build_model
+
+    try:
+        cfg = load_run_config(run_dir)
+    except UserError as e:  # a config.json this version cannot rebuild
+        return {"gflop_per_img": None, "why": str(e)}
+    shape = _SHAPES.get(cfg.data.label_set)
+    if shape is None:
+        return {"gflop_per_img": None, "why": f"label set {cfg.data.label_set!r}: image shape not known without the data"}
+    c, h, w, k = shape
+    spec = DataSpec(c, h, w, tuple(f"class{i}" for i in range(k)), cfg.data.label_set)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        try:
+            model = build_model(cfg, spec, torch.device("cpu"))
+        except UserError as e:  # e.g. InterFaceGAN, whose base run is not here
+            return {"gflop_per_img": None, "why": str(e)}
+        if not model.optimizers:  # InterFaceGAN: its one "step" is a boundary fit, not a gradient step
+            return {"gflop_per_img": None, "why": "no gradient training step"}
+        batch = Batch(torch.rand(BATCH, c, h, w) * 2 - 1, torch.arange(BATCH) % k)
+        return {"gflop_per_img": gflop_per_image(model, batch), "batch": BATCH,
+                "counter": "torch.utils.flop_counter.FlopCounterMode", "torch": torch.__version__}
+
+
+def count_run(run_dir: str | Path) -> dict:
+    """Count the GFLOP per training image of the run at ``run_dir`` (its config) and write ``RUN/compute.json``
+    (``{gflop_per_img, batch, counter, torch}``, or ``{gflop_per_img: None, why}``); returns it."""
+    out = _count(Path(run_dir))
+    write_json(Path(run_dir) / COMPUTE, out)
+    return out
+
+
+def run_budget(run: Path, batch_size: int | None, steps: int | None) -> dict:
+    """What a run's training cost: ``images`` (steps x batch), ``epochs`` (the last ``train.jsonl`` record's) and
+    ``gflop_per_img`` (``compute.json``); None where unknown. Reads JSON only."""
+    epochs = None
+    log = run / "train.jsonl"
+    lines = log.read_text(errors="replace").splitlines() if log.is_file() else []
+    for line in reversed(lines):
+        try:
+            epochs = json.loads(line).get("epoch")
+            break
+        except (ValueError, AttributeError):
+            continue
+    gflop = (read_json(run / COMPUTE) or {}).get("gflop_per_img") if (run / COMPUTE).is_file() else None
+    return {"images": steps * batch_size if isinstance(steps, int) and isinstance(batch_size, int) else None,
+            "epochs": float(epochs) if isinstance(epochs, (int, float)) else None,
+            "gflop_per_img": float(gflop) if isinstance(gflop, (int, float)) else None}
+
+
+def cost_table(agg: pd.DataFrame, table_cls, name_title: tuple[str, str], num) -> object:
+    """Seeds, source, device and training cost per model/config: train minutes, img/s, the budget in images
+    and epochs, GFLOP per training image (counted) and the total training PFLOP (GFLOP/img x images).
+    ``table_cls``: :class:`.tables.Table`; ``num``: cell value -> float | None."""
+    headers = ["model", "config", "seeds", "source", "device", "train minutes", "img/s", "images (k)", "epochs",
+               "GFLOP/img", "PFLOP"]
+    rows, values = [], []
+    for _, r in agg.iterrows():
+        hours, ips, images, epochs, gflop = (num(r.get(k)) for k in ("train_hours", "img_per_s", "images", "epochs",
+                                                                      "gflop_per_img"))
+        pflop = gflop * images / 1e6 if gflop is not None and images is not None else None
+        vals = [None if hours is None else hours * 60, ips, None if images is None else images / 1000, epochs, gflop, pflop]
+        cells = [f"{v:{f}}" if v is not None else "–" for v, f in zip(vals, (".2f", ".0f", ".1f", ".2f", ".3g", ".3g"))]
+        head = [str(r["model"]), str(r["config"]), int(r["seeds"]), str(r.get("source", "")), str(r.get("device_type") or "")]
+        rows.append([*map(str, head[:4]), head[4] or "–", *cells])
+        values.append([*head[:4], head[4] or None, *vals])
+    return table_cls(*name_title, headers, rows, [[False] * len(headers) for _ in rows], values, [None] * len(headers))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m exprbench.benchmarks.compute RESULTS_DIR [--force]``: write compute.json for every run under
+    ``RESULTS_DIR/runs`` that lacks one (all with ``--force``)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    force = "--force" in args
+    roots = [Path(a) for a in args if a != "--force"]
+    if len(roots) != 1 or not (roots[0] / "runs").is_dir():
+        print("usage: python -m exprbench.benchmarks.compute RESULTS_DIR [--force]  (a folder with runs/)", file=sys.stderr)
+        return 2
+    for run in sorted(p for p in (roots[0] / "runs").iterdir() if (p / "config.json").is_file()):
+        if force or not (run / COMPUTE).is_file():
+            out = count_run(run)
+            print(f"{run.name}: {out.get('gflop_per_img')} GFLOP per training image" + (f" ({out['why']})" if out.get("why") else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
