@@ -1,8 +1,8 @@
 """Training compute of a run, counted, so that a reader sees what a "matched" budget means (the cost table).
 
 * :func:`gflop_per_image`: forward + backward GFLOP per image of one ``training_step``, counted with
-  ``torch.utils.flop_counter.FlopCounterMode`` (matmul and convolution FLOPs, 2 per multiply-add); also the
-  perf benchmarks' count (``benchmarks/perf/test_train_speed.py``).
+  ``torch.utils.flop_counter``'s formulas (matmul and convolution FLOPs, 2 per multiply-add); also the perf
+  benchmarks' count (``benchmarks/perf/test_train_speed.py``).
 * :func:`count_run`: that count for a run's own config (its ``config.json``), on the CPU at batch 8 with random
   inputs of the data's shape, written to ``RUN/compute.json``; ``bench`` does it after training, and
   ``python -m exprbench.benchmarks.compute RESULTS_DIR`` for runs that lack it.
@@ -26,22 +26,28 @@ BATCH = 8
 _SHAPES = {"fer7": (1, 48, 48, 7), "fer6": (1, 48, 48, 6)}
 
 
-def gflop_per_image(model, batch) -> float | None:
-    """Forward + backward GFLOP per image of one ``model.training_step(batch, 0)`` (FlopCounterMode); the step
-    runs (it updates the model). None where the counter cannot follow the step: its module tracker fails on
-    ``autograd.grad`` w.r.t. the input (an R1 penalty, torch 2.14: "A leaf node was passed to
-    _will_engine_execute_node")."""
-    from torch.utils.flop_counter import FlopCounterMode
+def gflop_per_image(model, batch) -> float:
+    """Forward + backward GFLOP per image of one ``model.training_step(batch, 0)``; the step runs (it updates the
+    model). Counted by a dispatch mode that sums ``torch.utils.flop_counter``'s per-op formulas (matmul and
+    convolution FLOPs, 2 per multiply-add: the same count as ``FlopCounterMode``, without its module tracker,
+    which fails on ``autograd.grad`` w.r.t. an input such as an R1 penalty in torch 2.14)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils.flop_counter import flop_registry
 
-    counter = FlopCounterMode(display=False)
-    try:
-        with counter:
-            model.training_step(batch, 0)
-    except RuntimeError as e:
-        if "_will_engine_execute_node" not in str(e):
-            raise
-        return None
-    return counter.get_total_flops() / 1e9 / batch.x.shape[0]
+    class Count(TorchDispatchMode):
+        total = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            formula = flop_registry.get(func._overloadpacket)
+            if formula is not None:
+                self.total += formula(*args, **(kwargs or {}), out_val=out)
+            return out
+
+    counter = Count()
+    with counter:
+        model.training_step(batch, 0)
+    return counter.total / 1e9 / batch.x.shape[0]
 
 
 def _count(run_dir: Path) -> dict:
@@ -71,7 +77,7 @@ def _count(run_dir: Path) -> dict:
             return {"gflop_per_img": None, "why": "no gradient training step"}
         batch = Batch(torch.rand(BATCH, c, h, w) * 2 - 1, torch.arange(BATCH) % k)
         return {"gflop_per_img": gflop_per_image(model, batch), "batch": BATCH,
-                "counter": "torch.utils.flop_counter.FlopCounterMode", "torch": torch.__version__}
+                "counter": "torch.utils.flop_counter formulas", "torch": torch.__version__}
 
 
 def count_run(run_dir: str | Path) -> dict:

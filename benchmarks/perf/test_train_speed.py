@@ -8,7 +8,7 @@ are the ones its leaderboard pays. ``extra_info`` records:
 
 * ``img_per_s``: training images per second (batch / mean step time);
 * ``gflop_per_img``: forward + backward GFLOP per training image of one step, counted with
-  ``torch.utils.flop_counter.FlopCounterMode`` (matmul/conv FLOPs; 2 FLOP per multiply-add);
+  ``torch.utils.flop_counter``'s per-op formulas (matmul/conv FLOPs; 2 FLOP per multiply-add; ``benchmarks.compute``);
 * ``gflop_per_s``: their product, the achieved rate, to compare with the CPU's fp32 peak (about
   160 GFLOP/s for the 2 cores of the project's CI machine) or a GPU's (MFU).
 
@@ -78,8 +78,6 @@ def test_train_step_img_per_s(benchmark, threads, name, config, fmt):
         x = x.contiguous(memory_format=torch.channels_last)
     batch = Batch(x, torch.randint(0, 7, (BATCH,), device=device))
     flops = gflop_per_image(model, batch)  # also the warm-up (allocations, oneDNN primitive caches)
-    if flops is None:  # the counter could not follow the step: warm up without it
-        model.training_step(batch, 0)
     benchmark.pedantic(model.training_step, args=(batch, 1), rounds=5, iterations=1, warmup_rounds=1)
     img_s = BATCH / benchmark.stats.stats.mean
     benchmark.extra_info.update({"model": name, "config": config, "memory_format": fmt, "img_per_s": img_s,
