@@ -35,7 +35,7 @@ from .io import check_writable_dir, file_sha256, no_space, remove_stale_temps, w
 from .models.base import Batch
 from .rundir import (  # noqa: F401 (CKPT_*, default_run_dir, save_checkpoint: old import paths)
     CKPT_FORMAT, CKPT_GLOB, CHECKPOINTS, CURVE_LOG, TENSORBOARD, TRAIN_LOG, checkpoint_path, config_path,
-    default_run_dir, list_checkpoints, load_checkpoint, sample_sheet_path, save_checkpoint,
+    default_run_dir, init_model, list_checkpoints, load_checkpoint, sample_sheet_path, save_checkpoint,
     read_log_records, trim_logs, write_config, write_status,
 )
 from .runtime import device_name, library_versions, resolve_device  # noqa: F401 (old import paths)
@@ -146,29 +146,6 @@ class _StopOnSigint:
         if self._installed:
             signal.signal(signal.SIGINT, signal.default_int_handler)
             self._installed = False
-
-
-def init_model(model, path: str) -> None:
-    """Load the model state (nets, optimizers, EMA) of the checkpoint at ``path`` into ``model`` (``train.init_from``);
-    an init checkpoint without optimizer states (:func:`~exprbench.rundir.write_init_checkpoint`) keeps the fresh ones.
-
-    Raises:
-        UserError: no such file; the file is not a checkpoint or fails its hash (one line naming it); its nets
-            do not fit ``model`` (another model, width or config: names the first mismatch).
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise UserError(f"train.init_from {path}: no such checkpoint file")
-    try:
-        state = load_checkpoint(p)["model"]
-        if "optimizers" not in state:  # an init checkpoint (write_init_checkpoint): fresh optimizers
-            state = {**state, "optimizers": {k: o.state_dict() for k, o in model.optimizers.items()}}
-        model.load_state_dict(state)
-    except (KeyError, TypeError, ValueError) as e:
-        raise UserError(f"train.init_from {path}: not a checkpoint of this model ({str(e).splitlines()[0][:200]})") from None
-    except RuntimeError as e:  # a size or key mismatch in load_state_dict
-        raise UserError(f"train.init_from {path}: its nets do not fit this model "
-                        f"({str(e).splitlines()[1 if len(str(e).splitlines()) > 1 else 0].strip()[:200]})") from None
 
 
 class Trainer:

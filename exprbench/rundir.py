@@ -350,3 +350,26 @@ def load_checkpoint(path: Path, map_location="cpu") -> dict:
 def default_run_dir(cfg, root: str | os.PathLike = "results/runs") -> Path:
     """``<root>/<model>-<config>-s<seed>`` of a :class:`~exprbench.config.RunConfig`."""
     return Path(root) / f"{cfg.model}-{cfg.config_name}-s{cfg.train.seed}"
+
+
+def init_model(model, path: str) -> None:
+    """Load the model state (nets, optimizers, EMA) of the checkpoint at ``path`` into ``model`` (``train.init_from``);
+    an init checkpoint without optimizer states (:func:`~exprbench.rundir.write_init_checkpoint`) keeps the fresh ones.
+
+    Raises:
+        UserError: no such file; the file is not a checkpoint or fails its hash (one line naming it); its nets
+            do not fit ``model`` (another model, width or config: names the first mismatch).
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"train.init_from {path}: no such checkpoint file")
+    try:
+        state = load_checkpoint(p)["model"]
+        if "optimizers" not in state:  # an init checkpoint (write_init_checkpoint): fresh optimizers
+            state = {**state, "optimizers": {k: o.state_dict() for k, o in model.optimizers.items()}}
+        model.load_state_dict(state)
+    except (KeyError, TypeError, ValueError) as e:
+        raise UserError(f"train.init_from {path}: not a checkpoint of this model ({str(e).splitlines()[0][:200]})") from None
+    except RuntimeError as e:  # a size or key mismatch in load_state_dict
+        raise UserError(f"train.init_from {path}: its nets do not fit this model "
+                        f"({str(e).splitlines()[1 if len(str(e).splitlines()) > 1 else 0].strip()[:200]})") from None

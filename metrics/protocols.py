@@ -268,7 +268,7 @@ def acc_gen(spec, ctx, real):
                          "under 1,000 images); interval: test-face bootstrap widened by the seed spread; plain "
                          "accuracy in details")
 def cas(spec, ctx, real):
-    from .classaware import run_cas
+    from .cas import run_cas
 
     return run_cas(spec, ctx, real)
 

@@ -16,7 +16,7 @@ import torch
 from exprbench.errors import EvaluationInterrupted, UserError
 from exprbench.io import cached_json, content_key
 
-from .classaware import cas_sha
+from .cas import cas_sha
 from .fidelity_inputs import (EXTRACTORS, PREPROCESS_VERSION, ExtractorUnavailable, drop_generated_cache, extractor_info,
                               fidelity_cache_root)
 from .names import CAS_NAME, PR_REFERENCE_SIZE

@@ -273,7 +273,7 @@ def run_study(opts: StudyOptions) -> dict:
     cas_spec = next((s for s in specs if s.extractor == CAS_NAME), None)
     cas_note = None
     if cas_spec is not None:  # CAS tests on PrivateTest: it is trained on its real baseline's train faces
-        from .classaware import CAS, balanced_real_subset
+        from .cas import CAS, balanced_real_subset
 
         cas_per = cas_spec.n_samples // k
         cas_imgs, cas_labs = balanced_real_subset(train, cas_per, CAS.seed + 1)

@@ -407,7 +407,7 @@ def test_a_malformed_middle_log_line_is_refused_in_one_line(tmp_path, tiny_datas
 def test_init_from_starts_a_run_from_another_runs_checkpoint(tmp_path, tiny_dataset):
     """train.init_from: the nets start as the checkpoint's (a fine-tune), the status records its sha256;
     a missing file or a checkpoint of another width is one line."""
-    from exprbench.harness import init_model
+    from exprbench.rundir import init_model
     from exprbench.trained import build_model
 
     Trainer(cfg_for("cgan", 2, ["train.ckpt_every=2"]), tmp_path / "a", dataset=tiny_dataset, progress=False).run()

@@ -186,12 +186,13 @@ def test_corrupt_eval_json_is_refused_and_kept(world, tmp_path):
 
 def test_skipped_protocols_compute_no_reference(world, monkeypatch):
     """For an unconditional GAN, class-aware and capability protocols compute nothing, not even references."""
+    import exprbench.metrics.cas as cas
     import exprbench.metrics.classaware as ca
     import exprbench.metrics.references as refs
 
     calls = []
-    for mod, fn in ((ca, "intra_class_fid"), (ca, "label_accuracy"), (ca, "cas_real_baseline"),
-                    (ca, "classifier_accuracy_on_real"), (refs, "reference")):
+    for mod, fn in ((ca, "intra_class_fid"), (ca, "label_accuracy"), (cas, "cas_real_baseline"),
+                    (cas, "classifier_accuracy_on_real"), (refs, "reference")):
         real = getattr(mod, fn)
         monkeypatch.setattr(mod, fn, lambda *a, _f=fn, _r=real, **k: calls.append(_f) or _r(*a, **k))
     res = evaluate_run(world["runs"]["gan"], metrics=["ifid70_train", "acc_gen70", "cas70", "enc_acc_test", "recon_test"],

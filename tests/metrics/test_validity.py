@@ -174,29 +174,30 @@ def test_cas_mode_dropping_trains_on_balanced_train_faces(tiny, monkeypatch):
     """CAS tests on PrivateTest, so its mode-dropping and collapse sets are real train faces at its own
     count (the set of its real-data baseline), changed as the PrivateTest set is."""
     from exprbench.data import load_fer2013
-    from exprbench.metrics import classaware
+    from exprbench.metrics import cas
     from exprbench.metrics.validity import StudyOptions, run_study
 
     seen = []
 
-    def stub(images, labels, test, protocol, device="cpu"):
+    def stub(images, labels, test, protocol, device="cpu", seed=None):
         seen.append((images.clone(), labels.clone()))
         k = len(test.class_names)
         per = {c: 0.5 for c in test.class_names}
         return {"value": 0.5, "per_class": per, "confusion_matrix": [[0] * k] * k, "n_train": int(images.shape[0]),
                 "n_test": len(test), "train_seconds": 0.0, "balanced_acc": 0.5, "correct": [1] * len(test)}
 
-    monkeypatch.setattr(classaware, "classifier_accuracy_on_real", stub)
+    monkeypatch.setattr(cas, "classifier_accuracy_on_real", stub)
     res = run_study(StudyOptions(n=40, only=["cas"], cas=True, data=str(tiny["csv"]),
                                  evaluator_weights=str(tiny["ev"])))
     train = load_fer2013(tiny["csv"]).split("train")
     flat = train.images.flatten(1)
-    assert len(seen) == 1 + 1 + 3 + 3  # the real baseline, strength 0, drop 1-3, collapse 1000/100/10
+    per = len(cas.CAS.classifier_seeds(7000))  # classifiers per CAS value (3 classifier seeds at 7,000 images)
+    assert len(seen) == per * (1 + 1 + 3 + 3)  # the real baseline, strength 0, drop 1-3, collapse 1000/100/10
     for images, labels in seen:
         assert images.shape[0] == 7000 and torch.bincount(labels, minlength=7).tolist() == [1000] * 7
         assert all((flat == im.flatten()).all(1).any() for im in images[::500])  # pixel copies of train faces
-    assert torch.equal(seen[0][0], seen[1][0])  # strength 0 is the baseline's own set
-    assert not torch.equal(seen[1][0], seen[2][0])  # one emotion dropped: its slots hold other faces
+    assert torch.equal(seen[0][0], seen[per][0])  # strength 0 is the baseline's own set
+    assert not torch.equal(seen[per][0], seen[2 * per][0])  # one emotion dropped: its slots hold other faces
     rec = [r for r in res["records"] if r["protocol"] == "cas"]
     assert {r["condition"] for r in rec} == {"drop_emotions", "collapse"} and all(r["n"] == 7000 for r in rec)
     assert "real train faces, 1,000 per emotion" in res["study"]["cas_scored"]
