@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import json
 import platform
 import sys
 import time
@@ -101,22 +100,23 @@ CASES: dict[str, Callable[[Suite], contextlib.AbstractContextManager[Suite]]] = 
 EXPECTED = {"unchanged": 0, "frozen_g": 1, "shuffled_labels": 1, "lr_x10": 1}
 
 
-def run_case(case: str, baseline: dict, out: Path, data: str | None, seed: int = 0) -> dict:
-    """Bench the gate suite's ``seed`` under ``case`` into ``out`` and compare with ``baseline``.
-
-    Returns ``{case, exit_code, expected_exit_code, summary, rows, bench_seconds, regress_options}``; rows as
-    :func:`~.regress.compare` gives them (the suite's metrics: its headline realism FID and acc_gen).
-    Raises: UserError from the suite, the run or the comparison (bad data path, a corrupt baseline).
-    """
+def bench_case(case: str, out: Path, data: str | None, seed: int = 0) -> float:
+    """Bench the gate suite's ``seed`` under ``case`` into ``out``; returns the wall seconds.
+    Raises: UserError from the suite or the run (a bad data path)."""
     start = time.perf_counter()
     with CASES[case](load_suite(SUITE)) as suite:
         run_suite(suite, out, seeds=[seed], data_path=data, progress=False)
-    seconds = time.perf_counter() - start
+    return time.perf_counter() - start
+
+
+def compare_case(case: str, out: Path, baseline: dict, seconds: float) -> dict:
+    """``regress`` of the case's results in ``out`` against ``baseline`` with the recipe's options: ``{case,
+    exit_code, expected_exit_code, summary, rows, bench_seconds, regress_options}``, rows as
+    :func:`~.regress.compare` gives them (the suite's metrics: realism FID and acc_gen)."""
     tolerances = parse_tolerances(REGRESS_OPTIONS[1::4], REGRESS_OPTIONS[3::4])
-    rows = compare(out, baseline, tolerances)
-    v = verdict(rows)
+    v = verdict(compare(out, baseline, tolerances))
     return {"case": case, "exit_code": v.code, "expected_exit_code": EXPECTED[case], "summary": v.summary(),
-            "rows": rows, "bench_seconds": round(seconds, 1), "regress_options": REGRESS_OPTIONS}
+            "rows": v.rows, "bench_seconds": round(seconds, 1), "regress_options": REGRESS_OPTIONS}
 
 
 def to_markdown(cases: list[dict], hardware: str) -> str:
@@ -147,14 +147,16 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     from .baseline import load_baseline
 
+    seconds = {}
+    for case in args.only or list(CASES):  # every case's runs first: the baseline may be made meanwhile
+        seconds[case] = bench_case(case, args.out / case, args.data)
+        print(f"{case}: benched in {seconds[case]:.0f} s", flush=True)
     baseline = load_baseline(args.baseline)
-    cases = []
-    for case in args.only or list(CASES):
-        cases.append(run_case(case, baseline, args.out / case, args.data))
-        print(f"{case}: exit {cases[-1]['exit_code']} (expected {cases[-1]['expected_exit_code']}), "
-              f"{cases[-1]['summary']} ({cases[-1]['bench_seconds']:.0f} s)", flush=True)
+    cases = [compare_case(case, args.out / case, baseline, s) for case, s in seconds.items()]
+    for c in cases:
+        print(f"{c['case']}: exit {c['exit_code']} (expected {c['expected_exit_code']}), {c['summary']}", flush=True)
     hardware = f"{platform.machine()} CPU, {torch.get_num_threads()} thread(s), torch {torch.__version__}"
-    write_json(args.out / "study.json", {"hardware": hardware, "cases": cases})
+    write_json(args.out / "study.json", {"hardware": hardware, "regress_options": REGRESS_OPTIONS, "cases": cases})
     write_text(args.out / "study.md", to_markdown(cases, hardware))
     return int(any(c["exit_code"] != c["expected_exit_code"] for c in cases))
 
