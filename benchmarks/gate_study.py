@@ -22,7 +22,6 @@ import contextlib
 import dataclasses
 import platform
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -101,12 +100,12 @@ EXPECTED = {"unchanged": 0, "frozen_g": 1, "shuffled_labels": 1, "lr_x10": 1}
 
 
 def bench_case(case: str, out: Path, data: str | None, seed: int = 0) -> float:
-    """Bench the gate suite's ``seed`` under ``case`` into ``out``; returns the wall seconds.
+    """Bench the gate suite's ``seed`` under ``case`` into ``out`` (a finished run is kept, as ``bench`` does);
+    returns the grid point's train + evaluate wall seconds from its ``record.json``.
     Raises: UserError from the suite or the run (a bad data path)."""
-    start = time.perf_counter()
     with CASES[case](load_suite(SUITE)) as suite:
-        run_suite(suite, out, seeds=[seed], data_path=data, progress=False)
-    return time.perf_counter() - start
+        records = run_suite(suite, out, seeds=[seed], data_path=data, progress=False)
+    return float(sum(r.get("session_wall_s") or 0.0 for r in records))
 
 
 def compare_case(case: str, out: Path, baseline: dict, seconds: float) -> dict:
