@@ -6,7 +6,7 @@
 * :func:`count_run`: that count for a run's own config (its ``config.json``), on the CPU at batch 8 with random
   inputs of the data's shape, written to ``RUN/compute.json``; ``bench`` does it after training, and
   ``python -m exprbench.benchmarks.compute RESULTS_DIR`` for runs that lack it.
-* :func:`run_budget` (what the report reads: JSON only, no model code) and :func:`cost_table`.
+* :func:`run_budget`: what the report's cost table (:func:`.tables.cost_table`) reads: JSON only, no model code.
 """
 
 from __future__ import annotations
@@ -14,8 +14,6 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-
-import pandas as pd
 
 from exprbench.errors import UserError
 from exprbench.io import read_json, write_json
@@ -104,25 +102,6 @@ def run_budget(run: Path, batch_size: int | None, steps: int | None) -> dict:
     return {"images": steps * batch_size if isinstance(steps, int) and isinstance(batch_size, int) else None,
             "epochs": float(epochs) if isinstance(epochs, (int, float)) else None,
             "gflop_per_img": float(gflop) if isinstance(gflop, (int, float)) else None}
-
-
-def cost_table(agg: pd.DataFrame, table_cls, name_title: tuple[str, str], num) -> object:
-    """Seeds, source, device and training cost per model/config: train minutes, img/s, the budget in images
-    and epochs, GFLOP per training image (counted) and the total training PFLOP (GFLOP/img x images).
-    ``table_cls``: :class:`.tables.Table`; ``num``: cell value -> float | None."""
-    headers = ["model", "config", "seeds", "source", "device", "train minutes", "img/s", "images (k)", "epochs",
-               "GFLOP/img", "PFLOP"]
-    rows, values = [], []
-    for _, r in agg.iterrows():
-        hours, ips, images, epochs, gflop = (num(r.get(k)) for k in ("train_hours", "img_per_s", "images", "epochs",
-                                                                      "gflop_per_img"))
-        pflop = gflop * images / 1e6 if gflop is not None and images is not None else None
-        vals = [None if hours is None else hours * 60, ips, None if images is None else images / 1000, epochs, gflop, pflop]
-        cells = [f"{v:{f}}" if v is not None else "–" for v, f in zip(vals, (".2f", ".0f", ".1f", ".2f", ".3g", ".3g"))]
-        head = [str(r["model"]), str(r["config"]), int(r["seeds"]), str(r.get("source", "")), str(r.get("device_type") or "")]
-        rows.append([*map(str, head[:4]), head[4] or "–", *cells])
-        values.append([*head[:4], head[4] or None, *vals])
-    return table_cls(*name_title, headers, rows, [[False] * len(headers) for _ in rows], values, [None] * len(headers))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,6 +24,7 @@ import platform
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from unittest import mock
 
 import torch
 
@@ -52,11 +53,8 @@ def frozen_g(suite: Suite) -> Iterator[Suite]:
             group["lr"] = 0.0
         return model
 
-    harness.build_model = build_frozen
-    try:
+    with mock.patch.object(harness, "build_model", build_frozen):
         yield suite
-    finally:
-        harness.build_model = build
 
 
 @contextlib.contextmanager
@@ -70,11 +68,8 @@ def shuffled_labels(suite: Suite) -> Iterator[Suite]:
     def shuffled_batch(x, c, **kwargs):
         return make_batch(x, c[torch.randperm(len(c), generator=gen).to(c.device)], **kwargs)
 
-    harness.Batch = shuffled_batch
-    try:
+    with mock.patch.object(harness, "Batch", shuffled_batch):
         yield suite
-    finally:
-        harness.Batch = make_batch
 
 
 @contextlib.contextmanager

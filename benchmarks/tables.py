@@ -205,10 +205,21 @@ def _best_row(sub: pd.DataFrame, m: str):
 
 
 def cost_table(agg: pd.DataFrame) -> Table:
-    """Seeds, source, device and training cost per model/config (:func:`.compute.cost_table`)."""
-    from .compute import cost_table as table
-
-    return table(agg, Table, COST_TABLE, _num)
+    """Seeds, source, device and training cost per model/config: train minutes, img/s, the budget in images
+    and epochs, GFLOP per training image (counted, :mod:`.compute`) and the total training PFLOP (GFLOP/img x images)."""
+    headers = ["model", "config", "seeds", "source", "device", "train minutes", "img/s", "images (k)", "epochs",
+               "GFLOP/img", "PFLOP"]
+    rows, values = [], []
+    for _, r in agg.iterrows():
+        hours, ips, images, epochs, gflop = (_num(r.get(k)) for k in ("train_hours", "img_per_s", "images", "epochs",
+                                                                      "gflop_per_img"))
+        pflop = gflop * images / 1e6 if gflop is not None and images is not None else None
+        vals = [None if hours is None else hours * 60, ips, None if images is None else images / 1000, epochs, gflop, pflop]
+        cells = [f"{v:{f}}" if v is not None else "–" for v, f in zip(vals, (".2f", ".0f", ".1f", ".2f", ".3g", ".3g"))]
+        head = [str(r["model"]), str(r["config"]), int(r["seeds"]), str(r.get("source", "")), str(r.get("device_type") or "")]
+        rows.append([*map(str, head[:4]), head[4] or "–", *cells])
+        values.append([*head[:4], head[4] or None, *vals])
+    return Table(*COST_TABLE, headers, rows, [[False] * len(headers) for _ in rows], values, [None] * len(headers))
 
 
 def leaderboard_tables(agg: pd.DataFrame, refs: dict, metrics: Sequence[str] | None = None,
