@@ -14,7 +14,7 @@ from typing import Dict, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from exprbench.errors import UserError
+from exprbench.core.errors import UserError
 
 
 class MetricEntry(BaseModel):

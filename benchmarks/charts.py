@@ -18,7 +18,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from exprbench.io import read_json  # noqa: E402
+from exprbench.core.io import read_json  # noqa: E402
 
 from .columns import is_accuracy, resolve_metric  # noqa: E402
 from .results import REFERENCE_LABEL, Report, metric_columns  # noqa: E402

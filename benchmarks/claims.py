@@ -30,8 +30,8 @@ from pathlib import Path
 
 from filelock import LeaseSettingsMismatch, SoftFileLease, Timeout
 
-from exprbench.errors import UserError
-from exprbench.io import read_json, write_json
+from exprbench.core.errors import UserError
+from exprbench.core.io import read_json, write_json
 
 CLAIM_LOCK, CLAIM_INFO, ATTEMPTS = "claim.lock", "claim.json", "attempts.jsonl"
 

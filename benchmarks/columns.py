@@ -87,7 +87,7 @@ def _all() -> dict[str, ColumnSpec]:
 
 def _family(protocol: str) -> str:
     """The family of a protocol name (``fid1k_train`` -> ``fid``); the name itself if unknown."""
-    from exprbench.errors import RegistryError
+    from exprbench.core.errors import RegistryError
     from exprbench.metrics.spec import resolve_metric as _resolve
 
     try:
@@ -99,7 +99,7 @@ def _family(protocol: str) -> str:
 def _declared_place(protocol: str) -> int:
     """The place of ``protocol``'s declaration in the registry (a variant such as ``fid2k_train_ml`` sorts as
     the declaration it comes from); unknown protocols after all declared ones."""
-    from exprbench.errors import RegistryError
+    from exprbench.core.errors import RegistryError
     from exprbench.metrics.spec import all_metrics
     from exprbench.metrics.spec import resolve_metric as _resolve
 

@@ -15,8 +15,8 @@ import json
 import sys
 from pathlib import Path
 
-from exprbench.errors import UserError
-from exprbench.io import read_json, write_json
+from exprbench.core.errors import UserError
+from exprbench.core.io import read_json, write_json
 
 COMPUTE = "compute.json"
 BATCH = 8
@@ -51,10 +51,10 @@ def gflop_per_image(model, batch) -> float:
 def _count(run_dir: Path) -> dict:
     import torch
 
-    from exprbench.config import load_run_config
+    from exprbench.runs.config import load_run_config
     from exprbench.data import DataSpec
     from exprbench.models.base import Batch
-    from exprbench.trained import build_model
+    from exprbench.runs.loader import build_model
 
     try:
         cfg = load_run_config(run_dir)

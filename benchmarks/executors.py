@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 
-from exprbench.errors import UserError
+from exprbench.core.errors import UserError
 
 INSTALL_RAY = "pip install 'exprbench[ray]'"
 

@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from exprbench.errors import UserError
-from exprbench.io import read_json_object
+from exprbench.core.errors import UserError
+from exprbench.core.io import read_json_object
 
 from .columns import resolve_metric
 from .results import metric_columns

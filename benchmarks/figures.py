@@ -23,7 +23,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from exprbench.io import atomic_open, read_json, write_text  # noqa: E402
+from exprbench.core.io import atomic_open, read_json, write_text  # noqa: E402
 
 from . import charts  # noqa: E402
 from .charts import chance_level  # noqa: E402,F401  (re-exported)

@@ -28,7 +28,7 @@ from unittest import mock
 
 import torch
 
-from exprbench.io import write_json, write_text
+from exprbench.core.io import write_json, write_text
 
 from .regress import compare, parse_tolerances
 from .runner import run_suite
@@ -43,7 +43,7 @@ REGRESS_OPTIONS = ["--tolerance", "2sd", "--tolerance-floor", "5%"]
 @contextlib.contextmanager
 def frozen_g(suite: Suite) -> Iterator[Suite]:
     """G's optimizer runs with learning rate 0 in every model built inside (G keeps its initial weights)."""
-    from exprbench import harness
+    from exprbench.runs import harness
 
     build = harness.build_model
 
@@ -61,7 +61,7 @@ def frozen_g(suite: Suite) -> Iterator[Suite]:
 def shuffled_labels(suite: Suite) -> Iterator[Suite]:
     """Every training batch's labels are permuted among its images before the model sees them (a fixed
     generator, seed 0): images arrive with other images' labels."""
-    from exprbench import harness
+    from exprbench.runs import harness
 
     make_batch, gen = harness.Batch, torch.Generator().manual_seed(0)
 

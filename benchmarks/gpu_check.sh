@@ -23,7 +23,7 @@ print(' '.join('--set ' + o for p in load_suite('cpu').grid if p.model == '$m' f
   "$PY" - "$m" "$OUT" <<'PYEOF' >> "$OUT/train_speed.jsonl"
 import json, sys, torch
 from torch.utils.flop_counter import FlopCounterMode
-from exprbench.trained import load_trained
+from exprbench.runs.loader import load_trained
 from exprbench.models.base import Batch
 m, out = sys.argv[1], sys.argv[2]
 status = json.load(open(f"{out}/runs/{m}/status.json"))

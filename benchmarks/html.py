@@ -19,7 +19,7 @@ import re
 from pathlib import Path
 
 
-from exprbench.io import read_json, write_text
+from exprbench.core.io import read_json, write_text
 
 from .results import REFERENCE_LABEL, Report, references_note
 from .tables import BOLD_RULE, Table
@@ -270,7 +270,7 @@ def screenshot(page_path: Path, png: Path, width: int = 1280, height: int = 1600
             data = page.screenshot(full_page=full_page)
         finally:
             browser.close()
-    from exprbench.io import atomic_open
+    from exprbench.core.io import atomic_open
 
     with atomic_open(png, "wb") as fh:
         fh.write(data)

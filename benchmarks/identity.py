@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from exprbench.io import read_json, write_json
+from exprbench.core.io import read_json, write_json
 
 from .suite import GridPoint, Suite, SuiteError, identity_config, identity_hash
 

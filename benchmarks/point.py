@@ -17,11 +17,12 @@ from typing import Callable
 import torch
 
 from exprbench.data import LABEL_SETS, load_dataset
-from exprbench.errors import TrainingDiverged
-from exprbench.harness import Trainer
-from exprbench.rundir import list_checkpoints
-from exprbench.runtime import device_name, library_versions, resolve_device
-from exprbench.io import read_json, write_json
+from exprbench.core.errors import TrainingDiverged
+from exprbench.runs.harness import Trainer
+from exprbench.runs.layout import list_checkpoints
+from exprbench.core.devices import device_name, library_versions, resolve_device
+from exprbench.core.io import read_json, write_json
+from exprbench.metrics.evaluator import plugin_resources
 
 from .claims import Claim, holder, read_attempts, this_host
 from .compute import COMPUTE, count_run
@@ -96,7 +97,7 @@ def run_point(suite: Suite, point: GridPoint, run_dir: Path, data_path: str | No
             data = load_dataset(cfg.data.path, cfg.data.label_set)
             hook = curve_hook(suite, data, dev)
             Trainer(cfg, run_dir, resume=True, dataset=data, progress=progress, eval_hook=hook,
-                    eval_every=suite.curve_every).run()
+                    eval_every=suite.curve_every, resources=plugin_resources()).run()
             status = read_json(run_dir / "status.json") or {}
         if not (run_dir / COMPUTE).is_file():  # GFLOP per training image, counted (the report's cost table)
             count_run(run_dir)

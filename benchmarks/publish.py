@@ -6,13 +6,13 @@ every completed grid point under ``RESULTS_DIR/runs/`` this writes ``DEST/runs/<
 
     config.json, status.json, record.json, eval.json, train.jsonl, curve.jsonl   (copied)
     samples/<newest>.png                                                       (the final sample sheet)
-    (config.json values naming another run of RESULTS_DIR/runs/ become {runs}/<point>, see exprbench.rundir)
-    weights.safetensors    the inference nets, EMA where used (exprbench.weights; self-verifying),
+    (config.json values naming another run of RESULTS_DIR/runs/ become {runs}/<point>, see exprbench.runs.layout)
+    weights.safetensors    the inference nets, EMA where used (exprbench.runs.weights; self-verifying),
                            stored in float16 by default (half the bytes)
 
 plus ``DEST/suite.json`` and ``DEST/MANIFEST.sha256`` (``sha256sum -c`` format, one line per weights
 file). ``exprbench sample``, ``evaluate`` and ``report`` work on ``DEST`` from a fresh clone: a run
-directory with weights but no checkpoints loads its weights (``exprbench.harness.load_trained``).
+directory with weights but no checkpoints loads its weights (``exprbench.runs.loader.load_trained``).
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ import dataclasses
 import shutil
 from pathlib import Path
 
-from exprbench.errors import UserError
-from exprbench.io import file_sha256, read_json, write_json, write_text
-from exprbench.rundir import collapse_runs
+from exprbench.core.errors import UserError
+from exprbench.core.io import file_sha256, read_json, write_json, write_text
+from exprbench.runs.layout import collapse_runs
 
 LIGHT_FILES = ("config.json", "status.json", "record.json", "eval.json", "train.jsonl", "curve.jsonl", "source.json")
 
@@ -38,8 +38,8 @@ def publish(results_dir: str | Path, dest: str | Path, dtype: str = "float16") -
     Raises:
         UserError: ``results_dir`` has no ``runs/`` or no completed run; ``dest`` equals ``results_dir``.
     """
-    from exprbench.trained import load_trained
-    from exprbench.weights import FILENAME, export_weights
+    from exprbench.runs.loader import load_trained
+    from exprbench.runs.weights import FILENAME, export_weights
 
     src, dest = Path(results_dir), Path(dest)
     if not (src / "runs").is_dir():

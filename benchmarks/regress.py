@@ -35,7 +35,7 @@ import math
 import os
 from pathlib import Path
 
-from exprbench.errors import UserError
+from exprbench.core.errors import UserError
 
 from .baseline import BaselineFile, MetricEntry, load_baseline, validate_baseline  # noqa: F401
 from .columns import higher_is_better

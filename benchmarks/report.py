@@ -33,8 +33,8 @@ from typing import Iterable, Sequence
 
 import pandas as pd
 
-from exprbench.errors import UserError
-from exprbench.io import read_json, write_json, write_text
+from exprbench.core.errors import UserError
+from exprbench.core.io import read_json, write_json, write_text
 
 from .baseline import baseline_references
 from .columns import higher_is_better, table_of  # noqa: F401  (re-exported for importers)

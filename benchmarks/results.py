@@ -19,8 +19,8 @@ from typing import Sequence
 
 import pandas as pd
 
-from exprbench.errors import UserError
-from exprbench.io import read_json_object
+from exprbench.core.errors import UserError
+from exprbench.core.io import read_json_object
 
 from .compute import run_budget
 from .columns import column_order, derived_columns, kind_columns, resolve_metric

@@ -2,7 +2,7 @@
 
 Layout under the output directory (default ``results/<suite>/``)::
 
-    runs/<model>-<config>-s<seed>/   a run directory (see exprbench.harness) plus
+    runs/<model>-<config>-s<seed>/   a run directory (see exprbench.runs.harness) plus
         eval.json                    the metrics (exprbench.metrics.evaluate_run)
         record.json                  done | failed | diverged, wall times, img/s, peak memory, device,
                                      library versions, git commit, config_sha256, attempts, worker, error
@@ -32,8 +32,8 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from exprbench.errors import UserError
-from exprbench.io import read_json, write_json
+from exprbench.core.errors import UserError
+from exprbench.core.io import read_json, write_json
 
 from .claims import default_lease_s, holder, read_attempts
 from .executors import LocalExecutor

@@ -43,9 +43,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from exprbench.config import NO_STEP_BUDGET, RunConfig, resolve_config
-from exprbench.errors import UserError
-from exprbench.rundir import collapse_runs
+from exprbench.runs.config import NO_STEP_BUDGET, RunConfig, resolve_config
+from exprbench.core.errors import UserError
+from exprbench.runs.layout import collapse_runs
 
 SUITES_DIR = Path(__file__).resolve().parent / "suites"
 # a suite name becomes a folder name (results/<name>): letters, digits, '.', '_', '-', nothing path-like
@@ -139,7 +139,7 @@ def identity_config(config: dict, runs_dir: str | Path | None = None) -> dict:
         runs_dir: the suite's run directory substituted into this config, if any: string values under
             it are written back as ``{runs}/...`` (for run directories written before identity.json).
     """
-    from exprbench.config import flatten
+    from exprbench.runs.config import flatten
 
     flat = flatten({"model": config.get("model_cfg", {}), "train": config.get("train", {}),
                     "data": config.get("data", {}), "name": {"model": config.get("model"),

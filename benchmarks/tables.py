@@ -16,7 +16,7 @@ from typing import Sequence
 
 import pandas as pd
 
-from exprbench.errors import UserError
+from exprbench.core.errors import UserError
 
 from .columns import (LEADERBOARD_TABLES, aliases, column_order, header_name, higher_is_better, kind_columns,
                       resolve_metric, table_of)

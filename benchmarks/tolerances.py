@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Dict
 
-from exprbench.errors import UserError
+from exprbench.core.errors import UserError
 
 DEFAULT_TOLERANCE = 0.10
 

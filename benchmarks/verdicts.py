@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from rich.console import Console
 from rich.table import Table
 
-from exprbench.errors import UserError
+from exprbench.core.errors import UserError
 
 FORMATS = ("text", "json", "junit", "markdown")
 VERDICTS = ("regressed", "missing", "improved", "ok", "new")  # order of the summary line

@@ -6,7 +6,7 @@
 
 import importlib
 
-__version__ = "0.1.0"
+from exprbench.core import __version__
 __all__ = ["__version__", "load", "score"]
 
 

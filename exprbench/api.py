@@ -24,7 +24,7 @@ def _as_uint8(images) -> np.ndarray:
     Raises:
         UserError: not 3-D or 4-D, or float values outside [-1, 1].
     """
-    from .errors import UserError
+    from exprbench.core.errors import UserError
 
     arr = images.detach().cpu().numpy() if hasattr(images, "detach") else np.asarray(images)
     if arr.ndim not in (3, 4):
@@ -61,7 +61,7 @@ def score(images, labels=None, metrics: Sequence[str] | None = None, device: str
     Raises:
         UserError: bad images or labels, an unknown protocol, one that asked by name cannot be fed.
     """
-    from .metrics.images_eval import evaluate_images
+    from exprbench.metrics.images_eval import evaluate_images
 
     with tempfile.TemporaryDirectory(prefix="exprbench-score-") as tmp:
         src, lab = images, labels
@@ -89,6 +89,6 @@ def load(run_dir: str | os.PathLike, device: str = "cpu"):
     Raises:
         UserError: no run there; CheckpointError: weights or a checkpoint that do not verify.
     """
-    from .trained import load_trained
+    from exprbench.runs.loader import load_trained
 
     return load_trained(run_dir, device)[1]

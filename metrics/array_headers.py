@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from exprbench.errors import UserError
+from exprbench.core.errors import UserError
 
 SIZE = (48, 48)
 MAX_IMAGES = 200_000  # images read from one source (FER2013 itself has 35,887)

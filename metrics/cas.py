@@ -17,8 +17,8 @@ from typing import Sequence
 import torch
 
 from exprbench.data import FaceDataset, cache_dir
-from exprbench.errors import UserError
-from exprbench.io import cached_json, content_key
+from exprbench.core.errors import UserError
+from exprbench.core.io import cached_json, content_key
 
 from .bootstrap import CI_SEED, balanced_mean_ci
 from .classaware import STATISTIC, check_labels, accuracy_baselines, balanced_accuracy

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from exprbench.errors import UserError
+from exprbench.core.errors import UserError
 
 
 def _part(path: Path, name: str) -> Path:

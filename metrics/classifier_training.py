@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from exprbench.data import FER7, FaceDataset, to_float
-from exprbench.errors import UserError
+from exprbench.core.errors import UserError
 
 from .evaluator_net import DEFAULT_WEIGHTS, EXTRACTOR_NAME, FERNet, NetConfig, build_net, save_evaluator
 from .classifier_state import load_state, save_state
@@ -100,7 +100,7 @@ class RandomResample(nn.Module):
 def _augmenter(recipe: TrainRecipe) -> nn.Module:
     import kornia.augmentation as K
 
-    from exprbench.augment import AugmentConfig, build_augment
+    from exprbench.data.augment import AugmentConfig, build_augment
 
     geometric = build_augment(AugmentConfig(hflip=recipe.hflip, rotate=(-recipe.rotate, recipe.rotate),
                                             translate=recipe.translate, p_affine=1.0, padding="border"))
@@ -323,7 +323,7 @@ def train_evaluator(
     Raises:
         UserError: the data is not fer7.
     """
-    from exprbench.runtime import device_name, library_versions
+    from exprbench.core.devices import device_name, library_versions
 
     if tuple(data.class_names) != FER7:
         raise UserError(f"the evaluator is trained on the fer7 label set, got {data.label_set}")

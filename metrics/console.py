@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from exprbench.errors import RegistryError
+from exprbench.core.errors import RegistryError
 
 from .evaljson import references_of
 from .spec import REFERENCE_LABEL, resolve_metric

@@ -10,7 +10,7 @@ from typing import Callable
 import torch
 
 from exprbench.data import SPLITS, FaceDataset, to_uint8
-from exprbench.errors import UserError
+from exprbench.core.errors import UserError
 
 from .bootstrap import CI_DRAWS
 from .evaluator import load_evaluator
@@ -226,7 +226,7 @@ class EvalContext:
         """
         memo = "test_pred" if lowpass is None else f"test_pred_{lowpass}"
         if memo not in self._real:
-            from exprbench.io import cached_json, content_key
+            from exprbench.core.io import cached_json, content_key
 
             from .lowpass import LOWPASS
 

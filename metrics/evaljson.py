@@ -12,7 +12,7 @@ import json
 import os
 from pathlib import Path
 
-from exprbench.errors import UserError
+from exprbench.core.errors import UserError
 
 
 def references_of(ev: dict | None) -> dict:
@@ -105,9 +105,9 @@ def write_eval(out_dir: Path, new: dict, extra_files: dict | None = None) -> dic
     """Merge ``new`` into ``out_dir/eval.json`` under a file lock and write it atomically.
 
     ``extra_files``: ``{name: json object}`` written beside it under the same lock (``source.json``). The lock
-    file (``.eval.json.lock``) is deleted after use (:func:`exprbench.io.file_lock`). Returns the merged content.
+    file (``.eval.json.lock``) is deleted after use (:func:`exprbench.core.io.file_lock`). Returns the merged content.
     """
-    from exprbench.io import file_lock, write_json
+    from exprbench.core.io import file_lock, write_json
 
     out_dir.mkdir(parents=True, exist_ok=True)
     with file_lock(out_dir / ".eval.json.lock"):

@@ -27,7 +27,7 @@ from typing import Sequence
 import torch
 
 from exprbench.data import FaceDataset, load_dataset
-from exprbench.errors import EvaluationInterrupted, UserError
+from exprbench.core.errors import EvaluationInterrupted, UserError
 
 from .console import details_line, fmt, print_eval  # noqa: F401
 from .context import EvalContext
@@ -38,8 +38,9 @@ from .images_eval import ImagesContext, default_image_protocols, evaluate_images
 from .progress import EvalReporter
 from .references import (check_per_class_counts, common_fields, keep_finished, now, reference,  # noqa: F401
                          reference_key, resolve_protocols, run_all, run_protocol)
-from .rundir import (check_fingerprint, checkpoint_steps, fingerprint_warnings, load_for_eval, resolve_eval_data_path,  # noqa: F401
-                     reads_published_weights, run_train_fingerprint, select_checkpoint, unfinished_warnings)
+from exprbench.runs.loader import checkpoint_source, load_trained
+from .rundir import (check_fingerprint, fingerprint_warnings, resolve_eval_data_path,  # noqa: F401
+                     run_train_fingerprint, unfinished_warnings)
 from .spec import PROTOCOL_VERSION, resolve_metric  # noqa: F401
 
 
@@ -95,7 +96,7 @@ def evaluate_run(
         EvaluationInterrupted (exit code 130): Ctrl-C; the protocols that had finished are merged into
         eval.json first (the message names them).
     """
-    from exprbench.runtime import library_versions, resolve_device
+    from exprbench.core.devices import library_versions, resolve_device
 
     t0 = time.perf_counter()
     run_dir = Path(run_dir)
@@ -103,14 +104,14 @@ def evaluate_run(
         raise UserError(f"{run_dir} is not a run directory (no config.json)")
     protos = resolve_protocols(metrics, n_samples)
     read_eval(run_dir / "eval.json")  # a corrupt eval.json is reported before any work
-    if not reads_published_weights(run_dir, checkpoint):
-        select_checkpoint(run_dir, checkpoint)  # a bad --checkpoint too (a committed run loads its weights)
+    checkpoint_source(run_dir, checkpoint)  # a bad --checkpoint too (a committed run loads its weights)
     dev = resolve_device(device)
     if inception_weights is not None:
         from .fidelity import inception_weights_path
 
         inception_weights_path(inception_weights)  # explicit path must exist (bad input otherwise)
-    cfg, model, spec, step, ckpt_path = load_for_eval(run_dir, checkpoint, dev)
+    cfg, model, spec, step = load_trained(run_dir, dev, checkpoint)
+    ckpt_path = checkpoint_source(run_dir, checkpoint)
     path = resolve_eval_data_path(data, cfg.data.path)
     ds = load_dataset(path, cfg.data.label_set)
     if tuple(ds.class_names) != tuple(spec.class_names):

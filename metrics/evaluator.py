@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from exprbench.data import to_float
-from exprbench.io import file_sha256
+from exprbench.core.io import file_sha256
 
 from .classifier_training import TrainRecipe, accuracy_of, train_classifier, train_evaluator  # noqa: F401
 from .evaluator_net import (AUX_WEIGHTS, CARD_VERSION, DEFAULT_WEIGHTS, EXTRACTOR_NAME, FEATURE_LOGITS,  # noqa: F401
@@ -197,3 +197,13 @@ def load_aux_classifier(weights: str | Path | None = None, device: str | torch.d
         EvaluatorError: missing weights or card, sha256 mismatch, or a state dict that does not fit.
     """
     return load_evaluator(AUX_WEIGHTS if weights is None else weights, device)
+
+
+def plugin_resources():
+    """The trained parts a plugin may be built on, as the layers above the metrics hand them in
+    (:class:`exprbench.models.base.Resources`): runs through the one run loader
+    (:func:`exprbench.runs.loader.load_trained`), images scored by :func:`load_aux_classifier`."""
+    from exprbench.models.base import Resources
+    from exprbench.runs.loader import load_trained
+
+    return Resources(load_run=load_trained, load_scorer=load_aux_classifier)

@@ -21,8 +21,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from exprbench.data import FER7
-from exprbench.errors import UserError
-from exprbench.io import file_sha256, write_json
+from exprbench.core.errors import UserError
+from exprbench.core.io import file_sha256, write_json
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 DEFAULT_WEIGHTS = WEIGHTS_DIR / "fer_evaluator.pt"

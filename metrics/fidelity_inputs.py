@@ -15,8 +15,8 @@ import torch
 from torch.utils.data import Dataset
 
 from exprbench.data import cache_dir
-from exprbench.errors import UserError
-from exprbench.io import content_key
+from exprbench.core.errors import UserError
+from exprbench.core.io import content_key
 
 from .evaluator import EXTRACTOR_NAME, FEATURE_PENULTIMATE, file_sha256, resolve_weights
 from .names import INCEPTION_NAME, MULTILAYER_NAME

@@ -13,7 +13,7 @@ import io
 import numpy as np
 import torch
 
-from exprbench.io import atomic_open
+from exprbench.core.io import atomic_open
 
 from .bootstrap import CI_SEED, fid_ci, fid_infinity, kid_ci
 from .coverage import DC_NEIGHBORHOOD, density_coverage, precision_recall_ci

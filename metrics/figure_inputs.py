@@ -1,7 +1,7 @@
 """Figure inputs written by ``evaluate_run`` into ``RUN/figures/``, so a report never needs a model or the data.
 
 * ``samples.png`` (models with ``sample``): the fixed-latent class grid of
-  :func:`exprbench.harness.class_grid` (8 columns, latents seeded 2024): rows = classes, one latent per
+  :func:`exprbench.runs.loader.class_grid` (8 columns, latents seeded 2024): rows = classes, one latent per
   column (unconditional models: K x 8 independent samples, rows unlabelled).
 * ``translations.png`` (``translate``): rows = one real test face per class (the first of each, in file
   order), columns = the source then its translation to every class.
@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from exprbench.data import to_float, to_uint8
-from exprbench.io import atomic_open, read_json, write_json
+from exprbench.core.io import atomic_open, read_json, write_json
 
 from .editing import edit_strengths, fit_edit_directions
 from .memorisation import pairs_grid
@@ -52,7 +52,7 @@ def _png(path, array: np.ndarray) -> None:
 
 def sample_grid(model, spec) -> tuple[torch.Tensor, list[str]]:
     """The class grid (uint8 K*8 x C x H x W) and its row labels ("" for unconditional models)."""
-    from exprbench.trained import class_grid
+    from exprbench.runs.loader import class_grid
 
     imgs, rows = class_grid(model, spec, PER_CLASS, GRID_SEED)
     return imgs.cpu(), list(rows) if rows is not None else [""] * spec.num_classes

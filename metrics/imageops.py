@@ -11,7 +11,7 @@ from typing import Callable
 
 import torch
 
-from exprbench.errors import UserError
+from exprbench.core.errors import UserError
 
 Classifier = Callable[[torch.Tensor], torch.Tensor]  # uint8 N x C x H x W -> int64 N labels
 Features = Callable[[torch.Tensor], torch.Tensor]  # uint8 N x C x H x W -> float N x D

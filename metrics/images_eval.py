@@ -15,7 +15,7 @@ from typing import Sequence
 import torch
 
 from exprbench.data import FaceDataset
-from exprbench.errors import EvaluationInterrupted, UserError
+from exprbench.core.errors import EvaluationInterrupted, UserError
 
 from .context import EvalContext
 from .evaljson import read_eval, write_eval
@@ -142,7 +142,7 @@ def images_out_dir(images: str | os.PathLike, out: str | os.PathLike | None, nam
 
 def _check_out_dir(out: Path, source: dict) -> dict | None:
     """Refuse an ``--out`` that is a training run or holds scores of other images; returns its source.json."""
-    from exprbench.io import read_json
+    from exprbench.core.io import read_json
 
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: exists and is not a directory")
@@ -210,9 +210,9 @@ def evaluate_images(
         UserError (exit code 2 in the CLI): bad images or labels (file and value named), an ``out``
             that is a training run or holds other images, and the errors of :func:`evaluate_run`.
     """
-    from exprbench import __version__
+    from exprbench.core import __version__
     from exprbench.data import LABEL_SETS, load_dataset
-    from exprbench.runtime import library_versions, resolve_device
+    from exprbench.core.devices import library_versions, resolve_device
 
     from .images_source import load_image_set
 

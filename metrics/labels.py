@@ -7,7 +7,7 @@ from typing import Sequence
 
 import torch
 
-from exprbench.errors import UserError
+from exprbench.core.errors import UserError
 
 
 def confusion_matrix(true: torch.Tensor, pred: torch.Tensor, k: int) -> list[list[int]]:

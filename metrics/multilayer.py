@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from exprbench.data import to_float
-from exprbench.io import file_sha256, write_json
+from exprbench.core.io import file_sha256, write_json
 
 from .evaluator_net import WEIGHTS_DIR, EvaluatorError, FERNet
 from .names import MULTILAYER_NAME

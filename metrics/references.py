@@ -13,8 +13,8 @@ from typing import Sequence
 
 import torch
 
-from exprbench.errors import EvaluationInterrupted, UserError
-from exprbench.io import cached_json, content_key
+from exprbench.core.errors import EvaluationInterrupted, UserError
+from exprbench.core.io import cached_json, content_key
 
 from .cas import cas_sha
 from .fidelity_inputs import (EXTRACTORS, PREPROCESS_VERSION, ExtractorUnavailable, drop_generated_cache, extractor_info,
@@ -193,7 +193,7 @@ def common_fields(dev: torch.device, ctx, specs: Sequence) -> dict:
     """The eval.json fields every evaluation writes: references note, protocol version, versions, device, evaluator."""
     import torch_fidelity
 
-    from exprbench.runtime import device_name, library_versions
+    from exprbench.core.devices import device_name, library_versions
 
     return {
         "references_note": references_note(specs),

@@ -8,7 +8,7 @@ details print. Names follow StyleGAN3's ``fid50k_full``: ``fid10k_train`` is FID
 images against the full train split. A name with another count resolves on the fly (``fid1k_train``),
 and overriding the count (``--n-samples``) renames the protocol (``ifid_train`` -> ``ifid2k_train``),
 so numbers of different protocols never share a name. Registration validates the declaration
-(torch-fidelity ``registry.py`` style) and raises :class:`~exprbench.errors.RegistryError`.
+(torch-fidelity ``registry.py`` style) and raises :class:`~exprbench.core.errors.RegistryError`.
 
 Third-party packages register protocols through the ``exprbench.metrics`` entry-point group (a module
 that calls :func:`register_metric`). This module imports no torch.
@@ -21,8 +21,8 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Callable, Mapping
 
-from exprbench.errors import RegistryError
-from exprbench.registry import Registry
+from exprbench.core.errors import RegistryError
+from exprbench.core.registry import Registry
 
 from .names import EXTRACTOR_NAME
 
@@ -33,7 +33,7 @@ BUILTIN_PROTOCOL_MODULES = ("exprbench.metrics.protocols", "exprbench.metrics.ev
 
 class MetricRegistry(Registry):
     """The registry of :class:`MetricSpec`: the built-in declarations (:data:`BUILTIN_PROTOCOL_MODULES`, imported on
-    the first lookup, as a lazy module of :class:`~exprbench.registry.Registry`), then the entry points."""
+    the first lookup, as a lazy module of :class:`~exprbench.core.registry.Registry`), then the entry points."""
 
     def __init__(self) -> None:
         super().__init__("metric protocol", entry_point_group="exprbench.metrics")

@@ -22,7 +22,7 @@ import math
 
 import torch
 
-from exprbench.errors import UserError
+from exprbench.core.errors import UserError
 
 SHARES = ("checker", "rowcol", "high")
 HIGH_FRACTION = 2.0 / 3.0  # of the Nyquist radius

@@ -60,8 +60,8 @@ def tiny_evaluator(ds: FaceDataset, out: Path, width: int = 4, feat_dim: int = 3
 
 def tiny_run(data_csv: Path, out: Path, model: str = "cgan", steps: int = 2, dataset: FaceDataset | None = None) -> Path:
     """Train ``model`` for a few steps at a tiny width into run directory ``out``."""
-    from exprbench.config import resolve_config
-    from exprbench.harness import Trainer
+    from exprbench.runs.config import resolve_config
+    from exprbench.runs.harness import Trainer
 
     cfg = resolve_config(model, "default", [
         "model.ch=4", f"train.steps={steps}", "train.batch_size=8", "train.device=cpu", "train.sample_every=0",

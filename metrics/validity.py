@@ -31,7 +31,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from exprbench.errors import UserError
+from exprbench.core.errors import UserError
 
 from .degrade import DEGRADATIONS, collapse, drop_emotions, memorise
 from .names import CAS_NAME, EXTRACTOR_NAME
@@ -78,9 +78,8 @@ class StudyOptions:
 
 
 def _has_model(run: Path) -> bool:
-    from exprbench.weights import FILENAME
-
-    from .rundir import checkpoint_steps
+    from exprbench.runs.loader import checkpoint_steps
+    from exprbench.runs.weights import FILENAME
 
     return bool(checkpoint_steps(run)) or (run / FILENAME).exists()
 
@@ -92,7 +91,7 @@ def checkpoint_points(progress: Sequence[Path], pair) -> tuple[list[tuple[Path, 
         UserError: a path that is not a run directory, a run with no checkpoint, a single progress run
             with fewer than two checkpoints.
     """
-    from .rundir import checkpoint_steps
+    from exprbench.runs.loader import checkpoint_steps
 
     runs = [Path(p) for p in progress] + [Path(p) for p in (pair or ())]
     for r in runs:
@@ -244,9 +243,11 @@ def run_study(opts: StudyOptions) -> dict:
             ``only`` protocol, a bad sample count, data not found, missing evaluator weights.
     """
     from exprbench.data import load_dataset
-    from exprbench.runtime import device_name, library_versions, resolve_device
+    from exprbench.core.devices import device_name, library_versions, resolve_device
 
-    from .rundir import load_for_eval, resolve_eval_data_path
+    from exprbench.runs.loader import checkpoint_source, load_trained
+
+    from .rundir import resolve_eval_data_path
     from .validity_criteria import CI_TOLERANCE
 
     t0, c0 = time.perf_counter(), time.process_time()
@@ -358,7 +359,8 @@ def run_study(opts: StudyOptions) -> dict:
             "memorisation", i, f)
     for cond, pts in (("progress", points), ("pair", [(r, "latest") for r in pair])):
         for j, (run, ck) in enumerate(pts):
-            cfg, model, mspec, step, ckpt = load_for_eval(run, ck, dev)
+            cfg, model, mspec, step = load_trained(run, dev, ck)
+            ckpt = checkpoint_source(run, ck)
             if tuple(mspec.class_names) != tuple(ds.class_names):
                 raise UserError(f"{run}: trained on classes {mspec.class_names}, the study data has {ds.class_names}")
             res = timed(f"{cond} {run} step {step}", lambda: scorer.model(model, cond))

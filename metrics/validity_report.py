@@ -2,14 +2,14 @@
 provenance), ``validity.csv`` (one row per protocol and condition), ``criteria.md`` (the pass/fail table)
 and figures (seaborn line plots, PNG at 200 dpi and PDF, one per family of changes: facets = protocols,
 one line per feature space, the value relative to strength 0; log scale where it spans over a decade).
-Every file goes through the atomic writers of :mod:`exprbench.io`."""
+Every file goes through the atomic writers of :mod:`exprbench.core.io`."""
 
 from __future__ import annotations
 
 import io
 from pathlib import Path
 
-from exprbench.io import atomic_open, write_json, write_text
+from exprbench.core.io import atomic_open, write_json, write_text
 
 CRITERIA_COLUMNS = ("blur", "noise", "jpeg", "contrast", "shift", "drop_emotions", "collapse", "memorisation",
                     "progress", "dynamic range")

@@ -14,8 +14,8 @@ import os
 from datetime import datetime, timezone
 from pathlib import Path
 
-from exprbench.errors import UserError
-from exprbench.io import read_json_object
+from exprbench.core.errors import UserError
+from exprbench.core.io import read_json_object
 
 from .spec import METRICS
 

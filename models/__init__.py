@@ -15,7 +15,7 @@ import importlib
 import sys
 from pathlib import Path
 
-from exprbench.registry import Registry
+from exprbench.core.registry import Registry
 
 from .contracts import check_contracts
 

@@ -17,7 +17,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
 from exprbench.data import DataSpec
-from exprbench.validate import check_class, check_float_images, check_labels
+from exprbench.core.validate import check_class, check_float_images, check_labels
 
 from .contracts import CAPABILITIES, class_mean_differences, move_to_distance, project_out  # noqa: F401  (re-exported)
 from .runtime import cpu_labels, cpu_randn, optimizer_step  # noqa: F401  (optimizer_step re-exported)
@@ -43,6 +43,35 @@ class Batch:
     progress: float = 0.0
 
 
+@dataclass(frozen=True)
+class Resources:
+    """Trained parts a plugin is built on, handed in by the layer that builds it: a plugin imports nothing above
+    ``models/`` to find them. A plugin names what it uses in :attr:`ModelPlugin.needs`.
+
+    Attributes:
+        load_run: ``(run_dir, device) -> (cfg, plugin, spec, step)``, a trained run (the runs layer's
+            ``load_trained``); InterFaceGAN's base GAN.
+        load_scorer: ``(weights path or None, device) -> scorer`` whose ``probs(imgs, class_names)`` maps uint8
+            N x C x H x W images to float32 N x K probabilities; None loads the shipped auxiliary FER classifier
+            (the metrics layer's ``load_aux_classifier``); InterFaceGAN's boundary scorer.
+    """
+
+    load_run: Callable[..., tuple] | None = None
+    load_scorer: Callable[..., Any] | None = None
+
+    def get(self, name: str, model: str) -> Callable:
+        """The resource ``name``.
+
+        Raises:
+            RuntimeError: it was not handed in (naming the plugin ``model`` that needs it).
+        """
+        fn = getattr(self, name)
+        if fn is None:
+            raise RuntimeError(f"{model}: no {name} was handed in; build the plugin with "
+                               f"build_model(..., resources=Resources({name}=...)) (exprbench train passes it)")
+        return fn
+
+
 class ModelPlugin:
     """Base class of model plugins.
 
@@ -61,11 +90,15 @@ class ModelPlugin:
     ema_net: ClassVar[str | None] = "G"  # the net whose EMA copy is used for sampling
     #: batches x images drawn to recompute the EMA net's BatchNorm statistics (see :meth:`recalibrate_ema`)
     ema_bn_batches: ClassVar[tuple[int, int]] = (8, 256)
-    #: nets needed only to train (left out of published weights, see :mod:`exprbench.weights`)
+    #: nets needed only to train (left out of published weights, see :mod:`exprbench.runs.weights`)
     training_only_nets: ClassVar[frozenset[str]] = frozenset({"D"})
+    #: the :class:`Resources` fields the plugin uses (its constructor then takes ``resources=``)
+    needs: ClassVar[frozenset[str]] = frozenset()
 
-    def __init__(self, cfg: Any, spec: DataSpec, device: torch.device | str = "cpu", channels_last: bool = False) -> None:
+    def __init__(self, cfg: Any, spec: DataSpec, device: torch.device | str = "cpu", channels_last: bool = False,
+                 resources: Resources | None = None) -> None:
         self.cfg = cfg
+        self.resources = resources or Resources()
         self.spec = spec
         self.device = torch.device(device)
         self.channels_last = channels_last
@@ -196,7 +229,7 @@ class ModelPlugin:
         raise NotImplementedError
 
     def check_labels(self, c: torch.Tensor, n: int) -> torch.Tensor:
-        """``c`` as int64 n labels on the device (:func:`exprbench.validate.check_labels`).
+        """``c`` as int64 n labels on the device (:func:`exprbench.core.validate.check_labels`).
 
         Raises:
             ValueError: ``c`` not n integer labels in 0..K-1 (the message gives its shape and dtype).

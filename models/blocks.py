@@ -37,7 +37,7 @@ class AdversarialConfig:
         diffaugment: DiffAugment policy on every image D and C see, e.g. ``translation,cutout`` (Zhao et al.
             2020; see :mod:`.diffaugment`); ``""`` is off.
 
-    Ranges (checked by :mod:`exprbench.config` when a value is set): ``z_dim`` and ``ch`` >= 1,
+    Ranges (checked by :mod:`exprbench.runs.config` when a value is set): ``z_dim`` and ``ch`` >= 1,
     learning rates > 0.
     """
 

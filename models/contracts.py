@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable, ClassVar
 
-from exprbench.errors import RegistryError
+from exprbench.core.errors import RegistryError
 
 if TYPE_CHECKING:
     import torch

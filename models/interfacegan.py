@@ -41,13 +41,12 @@ import torch
 from torch import nn
 
 from exprbench.data import DataSpec, to_uint8
-from exprbench.errors import CheckpointError, ConfigError, UserError
+from exprbench.core.errors import CheckpointError, ConfigError, UserError
 
 from . import register_model
-from .base import Batch, ModelPlugin
+from .base import Batch, ModelPlugin, Resources
 from .blocks import AdversarialConfig
 from .contracts import Conditional, Editor, Sampler, move_to_distance, project_out
-from .runtime import service
 
 SVMS = ("svc", "linear_svc")
 
@@ -149,6 +148,7 @@ class InterFaceGAN(ModelPlugin, Sampler, Conditional, Editor):
     ema_net = "G"  # a frozen copy: an EMA of it (train.ema) would equal it
     edit_mode = "distance"
     edit_reference_strength = 3.0
+    needs = frozenset({"load_run", "load_scorer"})
     named_configs = {
         # 50,000 latents (the paper's 10,000 x 5; ratio 0.02 keeps 1,000 per side): on the cpu suite's GAN
         # s0 boundary validation accuracy rose 0.74 -> 0.85 and edit_success 0.266 -> 0.309 at 4 minutes
@@ -160,8 +160,9 @@ class InterFaceGAN(ModelPlugin, Sampler, Conditional, Editor):
                       "model.val_fraction": 0.3, "model.svm": "svc", "model.svm_c": 1.0},
     }
 
-    def __init__(self, cfg: InterFaceGANConfig, spec: DataSpec, device="cpu", channels_last: bool = False) -> None:
-        super().__init__(cfg, spec, device, channels_last)
+    def __init__(self, cfg: InterFaceGANConfig, spec: DataSpec, device="cpu", channels_last: bool = False,
+                 resources: Resources | None = None) -> None:
+        super().__init__(cfg, spec, device, channels_last, resources)
         if cfg.svm not in SVMS:
             raise ValueError(f"model.svm={cfg.svm!r}: expected one of {', '.join(SVMS)}")
         if not 0 < cfg.ratio <= 0.5 or not 0 < cfg.val_fraction < 1:
@@ -177,7 +178,7 @@ class InterFaceGAN(ModelPlugin, Sampler, Conditional, Editor):
             raise ValueError("model.base_run is empty: name the run directory of a trained gan "
                              "(--set model.base_run=results/runs/gan-default-s0)")
         try:  # a run with checkpoints, or a published one (weights.safetensors, no checkpoints)
-            base_cfg, base, base_spec, step = service("load_run")(base_run, self.device)
+            base_cfg, base, base_spec, step = self.resources.get("load_run", self.name)(base_run, self.device)
         except (CheckpointError, ConfigError):  # a corrupt checkpoint or a stale config: its own error
             raise
         except UserError as e:  # no config.json, or neither checkpoints nor published weights
@@ -206,7 +207,7 @@ class InterFaceGAN(ModelPlugin, Sampler, Conditional, Editor):
             EvaluatorError: missing or mismatching classifier weights, or images it cannot read (it is
             FER-specific: 48 x 48).
         """
-        ev = service("load_scorer")(self.cfg.scorer_weights or None, self.device)
+        ev = self.resources.get("load_scorer", self.name)(self.cfg.scorer_weights or None, self.device)
         zs, ps = [], []
         for i in range(0, n, self.cfg.score_batch):
             z = torch.randn(min(self.cfg.score_batch, n - i), self.z_dim, generator=generator)

@@ -67,38 +67,3 @@ def cpu_labels(n: int, num_classes: int, generator: torch.Generator | None = Non
 def fp32(device: torch.device) -> contextlib.AbstractContextManager:
     """A context with autocast disabled on ``device``'s type (likelihood math stays float32)."""
     return torch.autocast(device.type, enabled=False)
-
-
-# --------------------------------------------------------------------------------------------
-# services of the layers above models (a plugin that wraps another run, e.g. InterFaceGAN, needs the
-# harness's run loader and the metrics layer's auxiliary FER classifier without importing them)
-
-#: service name -> its default provider "module:attribute", resolved on first use when no layer has
-#: called :func:`provide` (the harness and the metrics layer may provide them explicitly instead)
-SERVICE_DEFAULTS = {
-    "load_run": "exprbench.harness:load_trained",  # (run_dir, device) -> (cfg, plugin, spec, step)
-    # (weights or None, device) -> .probs(uint8, names); None = the auxiliary classifier, never the evaluator
-    "load_scorer": "exprbench.metrics.evaluator:load_aux_classifier",
-}
-_SERVICES: dict = {}
-
-
-def provide(name: str, fn) -> None:
-    """Register ``fn`` as service ``name`` (one of :data:`SERVICE_DEFAULTS`).
-
-    Raises:
-        KeyError: unknown service name.
-    """
-    if name not in SERVICE_DEFAULTS:
-        raise KeyError(f"unknown service {name!r} (known: {', '.join(SERVICE_DEFAULTS)})")
-    _SERVICES[name] = fn
-
-
-def service(name: str):
-    """The provider of service ``name``: the one given to :func:`provide`, else its default."""
-    if name not in _SERVICES:
-        import importlib
-
-        module, attr = SERVICE_DEFAULTS[name].split(":")
-        _SERVICES[name] = getattr(importlib.import_module(module), attr)
-    return _SERVICES[name]

@@ -8,9 +8,9 @@ import torch
 from PIL import Image
 
 import exprbench
-from exprbench.config import resolve_config
-from exprbench.errors import UserError
-from exprbench.harness import Trainer
+from exprbench.runs.config import resolve_config
+from exprbench.core.errors import UserError
+from exprbench.runs.harness import Trainer
 
 from .conftest import write_csv
 

@@ -1,10 +1,10 @@
-"""exprbench.augment: per-image random parameters, shapes and ranges kept, reproducible under a seed."""
+"""exprbench.data.augment: per-image random parameters, shapes and ranges kept, reproducible under a seed."""
 
 from __future__ import annotations
 
 import torch
 
-from exprbench.augment import AugmentConfig, augment, build_augment
+from exprbench.data.augment import AugmentConfig, augment, build_augment
 
 
 def test_identity_when_off():

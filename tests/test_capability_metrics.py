@@ -8,9 +8,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from exprbench.config import resolve_config
+from exprbench.runs.config import resolve_config
 from exprbench.data import FER7, DataSpec, to_float
-from exprbench.harness import build_model
+from exprbench.runs.loader import build_model
 from exprbench.metrics.encoding import encoder_label_accuracy, linear_probe_accuracy, reconstruction_metrics
 from exprbench.metrics.imageops import CapabilityMetricError, l1_ssim
 from exprbench.metrics.translation import translate_all, translation_fid_inputs, translation_metrics

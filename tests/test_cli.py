@@ -158,7 +158,7 @@ def test_train_help_shows_default_budget_and_seed(capsys):
 
 def test_train_help_budget_is_true():
     """What `train --help` says: every `default` config trains 20,000 steps (InterFaceGAN: 1) with seed 0."""
-    from exprbench.config import resolve_config
+    from exprbench.runs.config import resolve_config
     from exprbench.models import MODELS
 
     for model in MODELS.names():
@@ -259,7 +259,7 @@ def test_sample_out_naming_a_folder(bigan_run, tmp_path, capsys):
 
 
 def test_unwritable_out_refused_before_work(bigan_run, tmp_path, capsys, monkeypatch):
-    from exprbench import io as xio
+    from exprbench.core import io as xio
 
     ro = tmp_path / "ro"
     ro.mkdir()

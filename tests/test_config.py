@@ -1,4 +1,4 @@
-"""exprbench.config: named configs, --set overrides with type checks, round trip through JSON."""
+"""exprbench.runs.config: named configs, --set overrides with type checks, round trip through JSON."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from exprbench.config import apply_overrides, config_from_dict, parse_value, resolve_config
-from exprbench.errors import ConfigError
+from exprbench.runs.config import apply_overrides, config_from_dict, parse_value, resolve_config
+from exprbench.core.errors import ConfigError
 
 
 def test_named_configs_apply():
@@ -101,7 +101,7 @@ def test_every_numeric_train_field_declares_a_range():
     import dataclasses
     import typing
 
-    from exprbench.config import RANGE_KEYS, TrainConfig
+    from exprbench.runs.config import RANGE_KEYS, TrainConfig
 
     hints = typing.get_type_hints(TrainConfig)
     for f in dataclasses.fields(TrainConfig):
@@ -131,7 +131,7 @@ def test_stored_config_out_of_range_refused():
 
 
 def test_check_range_mechanism():
-    from exprbench.config import check_range
+    from exprbench.runs.config import check_range
 
     check_range(None, {"min": 1}, "k")  # unset optional values pass
     check_range((0.5, 0.9), {"min": 0, "lt": 1}, "k")
@@ -140,7 +140,7 @@ def test_check_range_mechanism():
 
 
 def test_no_step_budget_needs_minutes():
-    from exprbench.config import NO_STEP_BUDGET
+    from exprbench.runs.config import NO_STEP_BUDGET
 
     assert resolve_config("gan", overrides=["train.minutes=3", NO_STEP_BUDGET]).train.steps is None
     with pytest.raises(ConfigError, match=r"train.steps=null \(no step budget\) needs train.minutes"):
@@ -148,7 +148,7 @@ def test_no_step_budget_needs_minutes():
 
 
 def test_the_model_section_can_be_set_by_the_name_config_show_prints():
-    from exprbench.config import resolve_config
+    from exprbench.runs.config import resolve_config
 
     a = resolve_config("cgan", "default", ["model_cfg.z_dim=64"])
     assert a.model_cfg.z_dim == 64 and a.to_dict() == resolve_config("cgan", "default", ["model.z_dim=64"]).to_dict()

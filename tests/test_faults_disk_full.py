@@ -82,11 +82,11 @@ def test_report_out_of_disk_keeps_the_previous_baseline(tmp_path, capsys, monkey
 def test_a_full_disk_anywhere_is_one_line_exit_1(errno_name, capsys, monkeypatch):
     import errno
 
-    import exprbench.config
+    import exprbench.runs.config
 
     def full(*a, **k):
         raise OSError(getattr(errno, errno_name), os.strerror(getattr(errno, errno_name)))
 
-    monkeypatch.setattr(exprbench.config, "resolve_config", full)
+    monkeypatch.setattr(exprbench.runs.config, "resolve_config", full)
     assert main(["config", "show", "gan"]) == 1
     one_line(capsys, 1, "error: no space left on device")

@@ -108,7 +108,7 @@ def test_ctrl_c_during_evaluate_keeps_the_finished_protocols(evaluated, capsys, 
 
 
 def test_file_lock_excludes_and_leaves_no_file(tmp_path):
-    from exprbench.io import file_lock
+    from exprbench.core.io import file_lock
 
     lock, counter = tmp_path / ".x.lock", tmp_path / "n"
     counter.write_text("0")

@@ -1,4 +1,4 @@
-"""exprbench.harness: run directory, logs, checkpoints, kill-and-resume equality, corruption, NaN guard, budgets."""
+"""exprbench.runs.harness: run directory, logs, checkpoints, kill-and-resume equality, corruption, NaN guard, budgets."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from exprbench.config import resolve_config
-from exprbench.errors import CheckpointError, ConfigError, TrainingDiverged, UserError
-from exprbench.harness import EpochSampler, Trainer, list_checkpoints, load_checkpoint, load_trained
+from exprbench.runs.config import resolve_config
+from exprbench.core.errors import CheckpointError, ConfigError, TrainingDiverged, UserError
+from exprbench.runs.harness import EpochSampler, Trainer, list_checkpoints, load_checkpoint
+from exprbench.runs.loader import load_trained
 
 from .conftest import REPO, write_csv
 
@@ -172,7 +173,7 @@ def test_minutes_budget(tmp_path, tiny_dataset):
 
 
 def test_minutes_budget_without_a_step_budget(tmp_path, tiny_dataset):
-    from exprbench.config import NO_STEP_BUDGET, load_run_config
+    from exprbench.runs.config import NO_STEP_BUDGET, load_run_config
 
     cfg = cfg_for(extra=["train.minutes=0.002", NO_STEP_BUDGET])
     assert cfg.train.steps is None
@@ -246,7 +247,7 @@ def test_damaged_checkpoint_is_never_resigned_on_resume(tmp_path, tiny_dataset):
 
 def test_old_format_checkpoint_needs_its_sidecar(tmp_path, tiny_dataset):
     """Checkpoints written before the embedded hash (a plain torch.save) load with a matching sidecar."""
-    from exprbench.io import file_sha256
+    from exprbench.core.io import file_sha256
 
     run = tmp_path / "r"
     Trainer(cfg_for(steps=2), run, dataset=tiny_dataset, progress=False).run()
@@ -313,7 +314,7 @@ def _sigint_at(target: int):
 
 
 def test_ctrl_c_saves_a_checkpoint_and_resumes_exactly(tmp_path, tiny_dataset):
-    from exprbench.errors import TrainingInterrupted
+    from exprbench.core.errors import TrainingInterrupted
 
     steps = 6
     Trainer(cfg_for(steps=steps), tmp_path / "straight", dataset=tiny_dataset, progress=False).run()
@@ -334,7 +335,7 @@ def test_ctrl_c_saves_a_checkpoint_and_resumes_exactly(tmp_path, tiny_dataset):
 def test_keyboard_interrupt_mid_step_is_not_saved(tmp_path, tiny_dataset, monkeypatch):
     """A KeyboardInterrupt raised inside a step (a second Ctrl-C) stops at once: that step's state may be
     torn, so nothing is saved; the newest checkpoint is named."""
-    from exprbench.errors import TrainingInterrupted
+    from exprbench.core.errors import TrainingInterrupted
     from exprbench.models.gan import GAN
 
     real_step = GAN.training_step
@@ -355,7 +356,7 @@ def test_keyboard_interrupt_mid_step_is_not_saved(tmp_path, tiny_dataset, monkey
 
 def test_a_log_gets_a_plain_progress_line_where_no_bar_is_drawn(tmp_path, tiny_dataset, monkeypatch, capsys):
     """stderr not a terminal (a log, CI, `| cat`): the trainer prints step/total, img/s and ETA lines."""
-    from exprbench import ticker
+    from exprbench.runs import ticker
 
     monkeypatch.setattr(ticker, "INTERVAL_S", 0.0)
     Trainer(cfg_for(steps=3), tmp_path / "run", dataset=tiny_dataset, progress=True).run()
@@ -368,7 +369,7 @@ def test_a_log_gets_a_plain_progress_line_where_no_bar_is_drawn(tmp_path, tiny_d
 def test_the_ticker_waits_its_interval_and_formats_durations():
     import io
 
-    from exprbench.ticker import LogTicker, fmt_duration
+    from exprbench.runs.ticker import LogTicker, fmt_duration
 
     out = io.StringIO()
     t = LogTicker("x", 10, stream=out, interval=3600.0)
@@ -407,8 +408,8 @@ def test_a_malformed_middle_log_line_is_refused_in_one_line(tmp_path, tiny_datas
 def test_init_from_starts_a_run_from_another_runs_checkpoint(tmp_path, tiny_dataset):
     """train.init_from: the nets start as the checkpoint's (a fine-tune), the status records its sha256;
     a missing file or a checkpoint of another width is one line."""
-    from exprbench.rundir import init_model
-    from exprbench.trained import build_model
+    from exprbench.runs.layout import init_model
+    from exprbench.runs.loader import build_model
 
     Trainer(cfg_for("cgan", 2, ["train.ckpt_every=2"]), tmp_path / "a", dataset=tiny_dataset, progress=False).run()
     ckpt = list_checkpoints(tmp_path / "a")[-1]
@@ -416,7 +417,7 @@ def test_init_from_starts_a_run_from_another_runs_checkpoint(tmp_path, tiny_data
     init_model(model, str(ckpt))
     saved = load_checkpoint(ckpt)["model"]["nets"]
     assert all(torch.equal(v, saved[k]) for k, v in model.nets.state_dict().items())
-    from exprbench.rundir import write_init_checkpoint
+    from exprbench.runs.layout import write_init_checkpoint
 
     slim = write_init_checkpoint(ckpt, tmp_path / "init.pt")  # nets and EMA only: fresh optimizers
     assert slim.stat().st_size < ckpt.stat().st_size

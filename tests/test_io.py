@@ -1,4 +1,4 @@
-"""exprbench.io: atomic writers (file modes from the umask, strict JSON), stale temp cleanup, writability checks."""
+"""exprbench.core.io: atomic writers (file modes from the umask, strict JSON), stale temp cleanup, writability checks."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import stat
 import numpy as np
 import pytest
 
-from exprbench import io as xio
-from exprbench.errors import UserError
-from exprbench.io import (check_writable_dir, check_writable_file, current_umask, remove_stale_temps, write_json,
+from exprbench.core import io as xio
+from exprbench.core.errors import UserError
+from exprbench.core.io import (check_writable_dir, check_writable_file, current_umask, remove_stale_temps, write_json,
                           write_text)
 
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from exprbench.data import load_fer2013
-from exprbench.errors import UserError
+from exprbench.core.errors import UserError
 from exprbench.metrics.evaluate import evaluate_run
 from exprbench.metrics.references import reference_key
 from exprbench.metrics.spec import METRICS, default_metrics, resolve_metric
@@ -31,8 +31,8 @@ NAMES = {"enc_acc_test": "enc_acc35_test", "probe_test": "probe35_test", "recon_
 
 def _tiny_run(csv, out, model: str, ds):
     """``model`` trained 2 steps at ``model.ch=8`` into run directory ``out``."""
-    from exprbench.config import resolve_config
-    from exprbench.harness import Trainer
+    from exprbench.runs.config import resolve_config
+    from exprbench.runs.harness import Trainer
 
     cfg = resolve_config(model, "default", [
         "model.ch=8", "train.steps=2", "train.batch_size=8", "train.device=cpu", "train.sample_every=0",

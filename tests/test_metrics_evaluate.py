@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from exprbench.data import load_fer2013
-from exprbench.errors import DataError, RegistryError, UserError
+from exprbench.core.errors import DataError, RegistryError, UserError
 from exprbench.metrics.evaluate import evaluate_run, resolve_eval_data_path
 from exprbench.metrics.testing import real_data_path, subset, tiny_evaluator, tiny_run, write_fer_csv
 
@@ -129,8 +129,8 @@ def test_references_cached_and_shared_between_runs(world, monkeypatch):
 
 def _two_checkpoint_run(world, name="cgan_ck"):
     """A tiny cGAN run with checkpoints at steps 1 and 2 (built once per module)."""
-    from exprbench.config import resolve_config
-    from exprbench.harness import Trainer
+    from exprbench.runs.config import resolve_config
+    from exprbench.runs.harness import Trainer
 
     out = world["root"] / name
     if not (out / "checkpoints").exists():
@@ -162,7 +162,7 @@ def test_eval_json_merges_and_keeps_history(world):
 
 
 def test_checkpoint_that_does_not_exist(world):
-    from exprbench.metrics.evaluate import select_checkpoint
+    from exprbench.runs.loader import select_checkpoint
 
     run = _two_checkpoint_run(world)
     assert select_checkpoint(run, "latest").name == "step_000002.pt"

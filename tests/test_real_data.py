@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from exprbench.config import resolve_config
+from exprbench.runs.config import resolve_config
 from exprbench.data import load_fer2013
-from exprbench.harness import Trainer
+from exprbench.runs.harness import Trainer
 
 # From ../shared/data/README.md: per emotion over all splits, and per split.
 README_COUNTS = {"angry": 4953, "disgust": 547, "fear": 5121, "happy": 8989, "sad": 6077,

@@ -12,7 +12,7 @@ import pytest
 from exprbench.benchmarks.regress import Tolerance, Tolerances, parse_tolerance, parse_tolerances
 from exprbench.benchmarks.report import write_report
 from exprbench.cli import main
-from exprbench.errors import UserError
+from exprbench.core.errors import UserError
 
 from .conftest import REPO
 from .regress_helpers import entry, make_case, write_baseline, write_run

@@ -105,12 +105,12 @@ def test_bad_format_and_output_refused_before_work(case, tmp_path, capsys):
 def test_failed_write_keeps_previous_report(case, tmp_path, capsys, monkeypatch):
     out = tmp_path / "r.json"
     out.write_text("previous")
-    import exprbench.io
+    import exprbench.core.io
 
     def denied(path, text):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(exprbench.io, "write_text", denied)
+    monkeypatch.setattr(exprbench.core.io, "write_text", denied)
     assert _regress(case, "--format", "json", "--output", str(out)) == 2
     assert capsys.readouterr().err.strip() == f"error: --output {out}: cannot write (Permission denied)"
     assert out.read_text() == "previous"

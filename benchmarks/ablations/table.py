@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from exprbench.io import read_json, write_text
+from exprbench.core.io import read_json, write_text
 from exprbench.metrics.validity_report import markdown_table
 
 COLUMNS = {  # column -> (protocol, detail key or None)

@@ -37,7 +37,7 @@ def edit_weights(path: str | Path, edit: Callable[[dict], Any] | None = None, ze
     """
     from safetensors.torch import load as load_bytes
 
-    from exprbench.weights import signature, tensors_sha256
+    from exprbench.runs.weights import signature, tensors_sha256
 
     path = Path(path)
     header, data = _split(path.read_bytes())
@@ -58,7 +58,7 @@ def edit_weights(path: str | Path, edit: Callable[[dict], Any] | None = None, ze
 
 def as_old_format(path: str | Path) -> None:
     """Turn a weights file into the first format (``exprbench-weights/1``: tensors signed, metadata not)."""
-    from exprbench.weights import OLD_FORMAT
+    from exprbench.runs.weights import OLD_FORMAT
 
     def old(meta: dict) -> None:
         meta["format"] = OLD_FORMAT

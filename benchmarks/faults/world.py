@@ -85,8 +85,8 @@ def write_results(root: Path) -> Path:
 
 def _publish(run: Path, dest: Path) -> Path:
     """``run``'s weights as ``dest/runs/cgan-default-s0/`` with a ``dest/MANIFEST.sha256`` (what publish writes)."""
-    from exprbench.trained import load_trained
-    from exprbench.weights import FILENAME, export_weights
+    from exprbench.runs.loader import load_trained
+    from exprbench.runs.weights import FILENAME, export_weights
 
     out = dest / "runs" / "cgan-default-s0"
     out.mkdir(parents=True)
@@ -101,9 +101,9 @@ def _publish(run: Path, dest: Path) -> Path:
 def build_world(root: Path) -> World:
     """Build the world under ``root`` (its ``cache/`` must be ``$EXPRBENCH_CACHE`` already)."""
     from exprbench.benchmarks.report import write_report
-    from exprbench.config import resolve_config
+    from exprbench.runs.config import resolve_config
     from exprbench.data import load_fer2013
-    from exprbench.harness import Trainer
+    from exprbench.runs.harness import Trainer
     from exprbench.metrics.evaluate import evaluate_run
     from exprbench.metrics.testing import tiny_evaluator
 

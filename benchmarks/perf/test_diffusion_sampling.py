@@ -16,9 +16,9 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from exprbench.config import resolve_config
+from exprbench.runs.config import resolve_config
 from exprbench.data import FER7, DataSpec
-from exprbench.trained import build_model
+from exprbench.runs.loader import build_model
 
 SPEC = DataSpec(1, 48, 48, FER7, "fer7")
 BATCH = 16

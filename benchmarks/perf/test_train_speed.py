@@ -24,11 +24,11 @@ import pytest
 import torch
 
 from exprbench.benchmarks.compute import gflop_per_image
-from exprbench.config import resolve_config
+from exprbench.runs.config import resolve_config
 from exprbench.data import FER7, DataSpec
-from exprbench.errors import ConfigError
-from exprbench.runtime import resolve_device
-from exprbench.trained import build_model
+from exprbench.core.errors import ConfigError
+from exprbench.core.devices import resolve_device
+from exprbench.runs.loader import build_model
 from exprbench.models import MODELS
 from exprbench.models.base import Batch
 

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import sys
 
-from .app import CONTEXT, DEVICE_HELP, app, cli_command, command, console, group, main
+from exprbench.cli.app import CONTEXT, DEVICE_HELP, app, cli_command, command, console, group, main
 
 # the verb modules, in the order their verbs are listed
-from . import core, evaluate, validity, bench, capabilities  # noqa: E402,F401
+from exprbench.cli import core, evaluate, validity, bench, capabilities  # noqa: E402,F401
 
 __all__ = ["CONTEXT", "DEVICE_HELP", "app", "cli_command", "command", "console", "group", "main"]
 

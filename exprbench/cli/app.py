@@ -2,7 +2,7 @@
 :func:`main`, which maps errors to exit codes: 0 success, 2 bad input or usage, 1 any other failure,
 130 interrupted (Ctrl-C).
 
-Every error a user can cause is one line on stderr: :class:`~exprbench.errors.UserError` messages,
+Every error a user can cause is one line on stderr: :class:`~exprbench.core.errors.UserError` messages,
 click/typer usage errors (an unknown option, a value out of range), and permission errors on the
 paths given. A full disk (ENOSPC/EDQUOT) is an environment failure: exit code 1, but one line naming the
 file (``error: PATH: no space left on device ...``) and no traceback. Every command takes ``-h``/``--help`` and ``--version``. Listing commands (``models``,
@@ -20,9 +20,9 @@ from typing import Callable
 import typer
 from rich.console import Console
 
-from .. import __version__
-from ..errors import Interrupted, TrainingDiverged, UserError
-from ..io import NO_SPACE_ERRNOS
+from exprbench import __version__
+from exprbench.core.errors import Interrupted, TrainingDiverged, UserError
+from exprbench.core.io import NO_SPACE_ERRNOS
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 # plain click help (rich_markup_mode None): wrapped to the terminal, never cut at 80 columns, and a flag shows
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
 
     Errors a user causes print one line on stderr: usage errors of click/typer (an unknown option, a
     value out of its range) as ``error: <command>: <message> (see '<command> -h')``, a
-    :class:`~exprbench.errors.UserError` as ``error: <message>``.
+    :class:`~exprbench.core.errors.UserError` as ``error: <message>``.
     """
     from typer._click.exceptions import NoArgsIsHelpError  # typer's vendored click (typer pinned in constraints.txt)
 

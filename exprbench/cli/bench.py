@@ -9,8 +9,8 @@ from typing import List, Optional
 import typer
 from rich.console import Console
 
-from ..errors import UserError
-from .app import command
+from exprbench.core.errors import UserError
+from exprbench.cli.app import command
 
 
 def _suite_names() -> list[str]:
@@ -43,9 +43,9 @@ def bench(
 
     Grid points are claimed before they start, so several runners (local or Ray) may share one --out.
     """
-    from ..benchmarks.executors import make_executor
-    from ..benchmarks.runner import run_suite, summary_line
-    from ..benchmarks.suite import load_suite
+    from exprbench.benchmarks.executors import make_executor
+    from exprbench.benchmarks.runner import run_suite, summary_line
+    from exprbench.benchmarks.suite import load_suite
 
     s = load_suite(suite)
     out_dir = out or Path("results") / s.name
@@ -72,7 +72,7 @@ def report(
     """Write leaderboards (md, csv, tex), baseline.json, figures and index.html to RESULTS_DIR/report/.
 
     Every directory with an eval.json is an entry (bench, train+evaluate or --images runs)."""
-    from ..benchmarks.report import write_report
+    from exprbench.benchmarks.report import write_report
 
     folder = write_report(results_dir, figures=not no_figures, extra=more or [], out=out, metrics=metrics or None,
                           html=not no_html, embed_images=not link_images, use_stored=not ignore_stored)
@@ -98,10 +98,10 @@ def regress(
         None, "--output", help="Write the report in --format to this file (atomically); the terminal shows the text."),
 ) -> None:
     """Exit 1 when a metric is worse than the baseline by more than its tolerance (or is missing), else 0."""
-    from ..errors import UserError
-    from ..io import write_text
+    from exprbench.core.errors import UserError
+    from exprbench.core.io import write_text
 
-    from ..benchmarks.regress import RENDER, check_format, check_output, compare, load_baseline, parse_tolerances, print_text, verdict
+    from exprbench.benchmarks.regress import RENDER, check_format, check_output, compare, load_baseline, parse_tolerances, print_text, verdict
 
     fmt = check_format(fmt)
     if output is not None:
@@ -131,8 +131,8 @@ def publish(
 ) -> None:
     """Write the committed form of a suite's completed runs: light files, the final sample sheet and
     safetensors weights per run, plus a sha256 manifest (no checkpoints, no TensorBoard logs)."""
-    from ..benchmarks.publish import publish as do_publish
-    from ..weights import STORED_DTYPES
+    from exprbench.benchmarks.publish import publish as do_publish
+    from exprbench.runs.weights import STORED_DTYPES
 
     if dtype not in STORED_DTYPES:
         raise UserError(f"--dtype {dtype!r}: use one of {', '.join(STORED_DTYPES)}")

@@ -6,7 +6,7 @@
     exprbench edit RUN_DIR --to EMOTION [--strength -3:3:7] [--seed S --rows N | --image FILE] [--from EMOTION] [--keep EMOTION] [--out FILE.png]
 
 Bad input (a missing or unreadable image, an image of the wrong size, an unknown emotion, an index
-outside the split, a run whose model lacks the capability) raises a :class:`~exprbench.errors.UserError`
+outside the split, a run whose model lacks the capability) raises a :class:`~exprbench.core.errors.UserError`
 subclass: the CLI prints one line and exits 2.
 """
 
@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from ..errors import InputError, UserError
-from .app import command
+from exprbench.core.errors import InputError, UserError
+from exprbench.cli.app import command
 
 if TYPE_CHECKING:
     import torch
@@ -78,7 +78,7 @@ def out_path(out: Optional[Path], default: Path, run_dir: Optional[Path] = None)
         UserError: ``run_dir`` is not a run directory (when the default is used), the path is a folder,
             or its folder cannot be written.
     """
-    from ..io import check_writable_file
+    from exprbench.core.io import check_writable_file
 
     if out is None and run_dir is not None and not (Path(run_dir) / "config.json").exists():
         raise UserError(f"{run_dir} is not a run directory (no config.json)")
@@ -103,9 +103,9 @@ def load_capable(run_dir: Path, capability: str, device: str = "cpu"):
     Raises:
         UserError: not a run directory / no checkpoint. CapabilityError: the model lacks ``capability``.
     """
-    from ..config import load_run_config
-    from ..trained import load_trained
-    from ..models import get_model
+    from exprbench.runs.config import load_run_config
+    from exprbench.runs.loader import load_trained
+    from exprbench.models import get_model
 
     cfg = load_run_config(run_dir)
     cls = get_model(cfg.model)
@@ -116,7 +116,7 @@ def load_capable(run_dir: Path, capability: str, device: str = "cpu"):
 
 
 def _split_images(cfg, spec, data: Optional[str], split: str):
-    from ..data import load_dataset
+    from exprbench.data import load_dataset
 
     ds = load_dataset(data or cfg.data.path, cfg.data.label_set).split(split)
     if tuple(ds.class_names) != tuple(spec.class_names):
@@ -141,8 +141,8 @@ def translate_cmd(
     """Translate a face to another emotion (source | translation), or write a grid of sources x emotions."""
     import torch
 
-    from ..data import to_float, to_uint8
-    from ..images import grid_image, save_png
+    from exprbench.data import to_float, to_uint8
+    from exprbench.core.images import grid_image, save_png
 
     if grid is None and (image is None) == (index is None):
         raise UserError("give exactly one of --image FILE and --index N (or --grid K)")
@@ -194,7 +194,7 @@ def encode_cmd(
     """Encode a face: print the predicted emotion (models that predict c) and write z (torch.save)."""
     import torch
 
-    from ..data import atomic_torch_save, to_float
+    from exprbench.data import atomic_torch_save, to_float
 
     path = out_path(out, Path(run_dir) / "encodings" / f"{Path(image).stem}.pt", run_dir)
     cfg, model, spec, step = load_capable(run_dir, "encode", device)
@@ -233,9 +233,9 @@ def edit_cmd(
     """Write an edit strip: rows = latents (seeds or the --image), columns = edit strength toward --to."""
     import torch
 
-    from ..data import to_float, to_uint8
-    from ..images import grid_image, save_png
-    from ..metrics.editing import edit_strengths, fit_edit_directions, parse_strengths
+    from exprbench.data import to_float, to_uint8
+    from exprbench.core.images import grid_image, save_png
+    from exprbench.metrics.editing import edit_strengths, fit_edit_directions, parse_strengths
 
     if out is not None:
         out_path(out, out)

@@ -9,8 +9,8 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from ..errors import UserError
-from .app import DEVICE_HELP, command, console, group
+from exprbench.core.errors import UserError
+from exprbench.cli.app import DEVICE_HELP, command, console, group
 
 data_app = group("data", "Dataset commands.")
 config_app = group("config", "Configuration commands.")
@@ -19,7 +19,7 @@ config_app = group("config", "Configuration commands.")
 @command("models")
 def models_cmd() -> None:
     """List the model plugins, their capabilities and named configs."""
-    from ..models import MODELS, plugin_info
+    from exprbench.models import MODELS, plugin_info
 
     table = Table("model", "capabilities", "configs", "summary")
     for name in MODELS.names():
@@ -34,7 +34,7 @@ def data_info(
     label_set: Optional[str] = typer.Option(None, "--label-set", help="fer7 or fer6 (FER2013; default fer7), celeba or celeba-<Attribute> (CelebA; default celeba)."),
 ) -> None:
     """Print image counts per split and emotion, and the dataset fingerprint."""
-    from ..data import SPLITS, load_dataset
+    from exprbench.data import SPLITS, load_dataset
 
     ds = load_dataset(data, label_set)
     counts = ds.counts()
@@ -59,7 +59,7 @@ def _overrides(set_: List[str], steps: Optional[int] = None, minutes: Optional[f
     if steps is not None:
         overrides.append(f"train.steps={steps}")
     if minutes is not None:
-        from ..config import NO_STEP_BUDGET
+        from exprbench.runs.config import NO_STEP_BUDGET
 
         overrides += [f"train.minutes={minutes}", NO_STEP_BUDGET]
     if seed is not None:
@@ -95,10 +95,10 @@ def train_cmd(
     resume: bool = typer.Option(False, "--resume", help="Continue the run directory's newest checkpoint."),
 ) -> None:
     """Train MODEL on FER2013 and write a run directory (Ctrl-C saves a checkpoint; --resume continues)."""
-    from ..config import resolve_config
-    from ..harness import Trainer
-    from ..rundir import default_run_dir
-    from ..io import check_writable_dir
+    from exprbench.runs.config import resolve_config
+    from exprbench.runs.harness import Trainer
+    from exprbench.runs.layout import default_run_dir
+    from exprbench.core.io import check_writable_dir
 
     cfg = resolve_config(model, config, _overrides(set_, steps, minutes, seed, device, data))
     run_dir = out or default_run_dir(cfg)
@@ -111,7 +111,9 @@ def train_cmd(
     width = getattr(cfg.model_cfg, "ch", None)
     print(f"{cfg.model}/{cfg.config_name}: {budget} x {tc.batch_size} images, seed {tc.seed}, device {tc.device}"
           + (f", width {width}" if width else "") + f" -> {run_dir}" + _resume_note(run_dir, resume))
-    result = _claimed(run_dir, lambda: Trainer(cfg, run_dir, resume=resume).run())
+    from exprbench.metrics.evaluator import plugin_resources
+
+    result = _claimed(run_dir, lambda: Trainer(cfg, run_dir, resume=resume, resources=plugin_resources()).run())
     console.print(
         f"[green]done[/green] {run_dir}: {result['step']} steps, {result['img_per_s']} img/s on "
         f"{result['device_name']}; samples in {run_dir}/samples/"
@@ -120,7 +122,7 @@ def train_cmd(
 
 def _resume_note(run_dir: Path, resume: bool) -> str:
     """`` (resume from step N)`` when ``--resume`` finds a checkpoint, else "" (a fresh run says nothing)."""
-    from ..rundir import list_checkpoints
+    from exprbench.runs.layout import list_checkpoints
 
     ckpts = list_checkpoints(run_dir) if resume else []
     return f" (resume from step {int(ckpts[-1].stem.split('_')[-1]):,})" if ckpts else ""
@@ -133,7 +135,7 @@ def _claimed(run_dir: Path, work):
     Raises:
         UserError: another process (a ``train`` or a ``bench`` runner) holds the claim.
     """
-    from ..benchmarks.claims import Claim, holder
+    from exprbench.benchmarks.claims import Claim, holder
 
     claim = Claim(run_dir, runner="train")
     if not claim.acquire():
@@ -153,7 +155,7 @@ def config_show(
     set_: List[str] = typer.Option([], "--set", help=SET_HELP),
 ) -> None:
     """Print the resolved config of MODEL (JSON, as a run's config.json would hold it) without training."""
-    from ..config import resolve_config
+    from exprbench.runs.config import resolve_config
 
     cfg = resolve_config(model, config, _overrides(set_))
     typer.echo(json.dumps(cfg.to_dict(), indent=2))
@@ -172,10 +174,10 @@ def sample_cmd(
     """Write a grid of samples from a trained run: one row per emotion."""
     import torch
 
-    from ..data import to_uint8
-    from ..trained import load_trained
-    from ..images import grid_image, save_png
-    from .capabilities import out_path
+    from exprbench.data import to_uint8
+    from exprbench.runs.loader import load_trained
+    from exprbench.core.images import grid_image, save_png
+    from exprbench.cli.capabilities import out_path
 
     dest = out_path(out, Path(run_dir) / "samples" / "sample.png", run_dir)
     _, model, spec, step = load_trained(run_dir, device)

@@ -12,8 +12,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..errors import UserError
-from .app import command, group
+from exprbench.core.errors import UserError
+from exprbench.cli.app import command, group
 
 console = Console(width=None if sys.stdout.isatty() else 160)  # piped: wide enough for whole names
 evaluator_app = group("evaluator", "The FER2013 evaluator network (feature space of the metrics).")
@@ -44,13 +44,13 @@ def evaluator_train(
     """Train the evaluator on FER2013 train (fer7), select on val, report on test; write weights + card.
 
     After every epoch the training state goes to ``<out>.state.pt``; ``--resume`` continues from it."""
-    from ..data import load_fer2013
-    from ..runtime import resolve_device
+    from exprbench.data import load_fer2013
+    from exprbench.core.devices import resolve_device
 
-    from ..metrics.evaluator import DEFAULT_WEIGHTS, NetConfig, TrainRecipe, train_evaluator
-    from ..metrics.evaluator_net import ARCHS
+    from exprbench.metrics.evaluator import DEFAULT_WEIGHTS, NetConfig, TrainRecipe, train_evaluator
+    from exprbench.metrics.evaluator_net import ARCHS
 
-    from ..io import check_writable_file
+    from exprbench.core.io import check_writable_file
 
     if out is None:
         out = DEFAULT_WEIGHTS if overwrite else DEFAULT_WEIGHTS.with_name(f"fer_evaluator-w{width}-e{epochs}-s{seed}.pt")
@@ -92,10 +92,10 @@ def evaluator_attack(
 ) -> None:
     """Transfer-attack validity test: targeted PGD (4/255, 8/255) on real test faces against the training
     classifier, read by each scorer; passes when a scorer's targeted success at 8/255 stays below 0.25."""
-    from ..data import load_fer2013
-    from ..io import check_writable_file, write_json, write_text
-    from ..metrics.evaluator import AUX_WEIGHTS, DEFAULT_WEIGHTS, load_evaluator
-    from ..metrics.transfer_attack import CRITERION, transfer_attack
+    from exprbench.data import load_fer2013
+    from exprbench.core.io import check_writable_file, write_json, write_text
+    from exprbench.metrics.evaluator import AUX_WEIGHTS, DEFAULT_WEIGHTS, load_evaluator
+    from exprbench.metrics.transfer_attack import CRITERION, transfer_attack
 
     dest = check_writable_file(out, "--out")
     ds = load_fer2013(data, "fer7")
@@ -135,7 +135,7 @@ def evaluator_info(
     verify: bool = typer.Option(True, "--verify/--no-verify", help="Check the weights' sha256 against the card."),
 ) -> None:
     """Print the evaluator card: accuracies (hflip TTA), per-class accuracy, sha256, provenance."""
-    from ..metrics.evaluator import DEFAULT_WEIGHTS, load_evaluator, read_card
+    from exprbench.metrics.evaluator import DEFAULT_WEIGHTS, load_evaluator, read_card
 
     path = weights or DEFAULT_WEIGHTS
     card = load_evaluator(path).card if verify else read_card(path)
@@ -161,10 +161,10 @@ def evaluator_multilayer(
     out: Optional[Path] = typer.Option(None, "--out", help="Card path (default: <weights stem>_multilayer.json beside the weights)."),
 ) -> None:
     """Make the card of the realism space fer-multilayer: each evaluator stage's scale on the train split."""
-    from ..data import load_fer2013
-    from ..io import check_writable_file
-    from ..metrics.evaluator import load_evaluator, resolve_weights
-    from ..metrics.multilayer import build_multilayer_card, multilayer_card_path
+    from exprbench.data import load_fer2013
+    from exprbench.core.io import check_writable_file
+    from exprbench.metrics.evaluator import load_evaluator, resolve_weights
+    from exprbench.metrics.multilayer import build_multilayer_card, multilayer_card_path
 
     dest = check_writable_file(out or multilayer_card_path(resolve_weights(weights)), "--out")
     ev = load_evaluator(weights)
@@ -196,8 +196,8 @@ def evaluate_cmd(
     eval.json and print them with the real-data values. Progress goes to stderr, one line per protocol."""
     from rich.console import Console
 
-    from ..metrics.evaluate import evaluate_images, evaluate_run, print_eval
-    from ..metrics.progress import ConsoleReporter
+    from exprbench.metrics.evaluate import evaluate_images, evaluate_run, print_eval
+    from exprbench.metrics.progress import ConsoleReporter
 
     names = [m.strip() for item in metrics for m in item.split(",") if m.strip()] or None
     if images is not None and run_dir is not None:
@@ -218,7 +218,7 @@ def evaluate_cmd(
                                  device=device, data=data, inception_weights=inception_weights,
                                  evaluator_weights=evaluator_weights, reporter=reporter,
                                  command="exprbench " + " ".join(sys.argv[1:]))
-        from ..metrics.evaluate import images_out_dir
+        from exprbench.metrics.evaluate import images_out_dir
 
         dest = images_out_dir(images, out, name)
     else:
@@ -233,7 +233,7 @@ def evaluate_cmd(
 
 def metrics_cmd() -> None:
     """List the metric protocols, what they need and their sample counts."""
-    from ..metrics.spec import METRICS
+    from exprbench.metrics.spec import METRICS
 
     t = Table("protocol", "needs", "n_samples", "seed", "default", "summary")
     for name in METRICS.names():

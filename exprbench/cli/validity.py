@@ -10,9 +10,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..errors import UserError
-from .app import DEVICE_HELP, command
-from .evaluate import metrics_app
+from exprbench.core.errors import UserError
+from exprbench.cli.app import DEVICE_HELP, command
+from exprbench.cli.evaluate import metrics_app
 
 console = Console(width=None if sys.stdout.isatty() else 160)  # piped: wide enough for whole names
 
@@ -39,10 +39,10 @@ def validate_cmd(
     vs a trained run (--pair); prints the pass/fail table and writes it, every raw value and the figures to --out.
     With --update, the protocols studied now are folded into the study already in --out (e.g. ``--only cas --cas``).
     """
-    from ..io import check_writable_dir
-    from ..metrics.validity import QUICK_N, STUDY_N, StudyOptions, checkpoint_points, run_study
-    from ..metrics.validity_report import CRITERIA_COLUMNS, criteria_frame, notes, write_study
-    from ..metrics.validity_update import check_update, load_study, merge_study
+    from exprbench.core.io import check_writable_dir
+    from exprbench.metrics.validity import QUICK_N, STUDY_N, StudyOptions, checkpoint_points, run_study
+    from exprbench.metrics.validity_report import CRITERIA_COLUMNS, criteria_frame, notes, write_study
+    from exprbench.metrics.validity_update import check_update, load_study, merge_study
 
     dest = check_writable_dir(out, "--out")
     if dest.exists() and (dest / "config.json").exists():

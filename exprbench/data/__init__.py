@@ -16,18 +16,18 @@ A new dataset or on-disk format is one module here that registers itself (``regi
 
 from __future__ import annotations
 
-from .cache import atomic_torch_save, cache_dir, check_cache_writable
-from .container import SPLITS, DataSpec, FaceDataset
-from .pixels import to_float, to_uint8
-from .registry import DATASETS, READERS, Dataset, Reader, find_reader, load_dataset, register_dataset, register_reader
+from exprbench.data.cache import atomic_torch_save, cache_dir, check_cache_writable
+from exprbench.data.container import SPLITS, DataSpec, FaceDataset
+from exprbench.data.pixels import to_float, to_uint8
+from exprbench.data.registry import DATASETS, READERS, Dataset, Reader, find_reader, load_dataset, register_dataset, register_reader
 
 # datasets and their readers register on import (readers are tried by priority, not import order)
-from .fer2013 import (  # noqa: E402
+from exprbench.data.fer2013 import (  # noqa: E402
     CACHE_VERSION, DOWNLOAD_HINT, FER7, LABEL_SETS, MAX_CSV_BYTES, MAX_IMAGE_BYTES, SIZE, content_fingerprint,
     detect_format, load_fer2013, resolve_data_path,
 )
-from . import fer2013_csv, fer2013_folder, fer2013_zip  # noqa: E402,F401
-from .celeba import (  # noqa: E402
+from exprbench.data import fer2013_csv, fer2013_folder, fer2013_zip  # noqa: E402,F401
+from exprbench.data.celeba import (  # noqa: E402
     CELEBA_ATTR_FILE, CELEBA_CACHE_VERSION, CELEBA_CROP, CELEBA_DEFAULT_ATTRIBUTE, CELEBA_HINT, CELEBA_IMAGE_DIR,
     CELEBA_IMAGE_WH, CELEBA_PARTITION_FILE, CELEBA_SIZE, celeba_attribute, celeba_class_names, is_celeba_dir,
     load_celeba,

@@ -14,8 +14,8 @@ from typing import Callable
 
 import torch
 
-from ..errors import DataError, UserError
-from ..io import atomic_torch_save, check_writable_dir
+from exprbench.core.errors import DataError, UserError
+from exprbench.core.io import atomic_torch_save, check_writable_dir
 
 
 def cache_dir() -> Path:

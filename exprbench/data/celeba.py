@@ -19,11 +19,11 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from ..errors import DataError
-from ..io import file_sha256
-from .cache import cache_dir, cached
-from .container import FaceDataset
-from .registry import Dataset, Reader, register_dataset, register_reader
+from exprbench.core.errors import DataError
+from exprbench.core.io import file_sha256
+from exprbench.data.cache import cache_dir, cached
+from exprbench.data.container import FaceDataset
+from exprbench.data.registry import Dataset, Reader, register_dataset, register_reader
 
 CELEBA_ATTR_FILE = "list_attr_celeba.txt"
 CELEBA_PARTITION_FILE = "list_eval_partition.txt"

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..errors import DataError
+from exprbench.core.errors import DataError
 
 SPLITS = ("train", "val", "test")
 

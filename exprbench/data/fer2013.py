@@ -30,11 +30,11 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from ..errors import DataError
-from ..io import file_sha256
-from .cache import cache_dir, cached
-from .container import FaceDataset
-from .registry import Dataset, dataset_of, find_reader, register_dataset
+from exprbench.core.errors import DataError
+from exprbench.core.io import file_sha256
+from exprbench.data.cache import cache_dir, cached
+from exprbench.data.container import FaceDataset
+from exprbench.data.registry import Dataset, dataset_of, find_reader, register_dataset
 
 FER7 = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 LABEL_SETS: dict[str, tuple[str, ...]] = {

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
-from . import fer2013 as F
-from .registry import Reader, register_reader
+from exprbench.core.errors import DataError
+from exprbench.data import fer2013 as F
+from exprbench.data.registry import Reader, register_reader
 
 
 def _read_csv(path: Path):

@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path, PurePosixPath
 from typing import Iterator
 
-from ..errors import DataError
-from . import fer2013 as F
-from .fer2013_csv import _read_csv
-from .registry import Reader, register_reader
+from exprbench.core.errors import DataError
+from exprbench.data import fer2013 as F
+from exprbench.data.fer2013_csv import _read_csv
+from exprbench.data.registry import Reader, register_reader
 
 
 def _read_folder(path: Path):

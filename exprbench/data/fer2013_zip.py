@@ -8,10 +8,10 @@ import zlib
 from pathlib import Path, PurePosixPath
 from typing import Iterator
 
-from ..errors import DataError
-from . import fer2013 as F
-from .fer2013_csv import _parse_csv
-from .registry import Reader, register_reader
+from exprbench.core.errors import DataError
+from exprbench.data import fer2013 as F
+from exprbench.data.fer2013_csv import _parse_csv
+from exprbench.data.registry import Reader, register_reader
 
 _ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, OSError)
 

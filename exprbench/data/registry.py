@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from ..errors import DataError
-from ..validate import check_labels, check_uint8_images
-from .container import FaceDataset
+from exprbench.core.errors import DataError
+from exprbench.core.validate import check_labels, check_uint8_images
+from exprbench.data.container import FaceDataset
 
 
 @dataclass(frozen=True)

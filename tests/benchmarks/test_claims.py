@@ -11,7 +11,7 @@ import time
 import pytest
 
 from exprbench.benchmarks.claims import CLAIM_INFO, CLAIM_LOCK, Claim, holder
-from exprbench.errors import UserError
+from exprbench.core.errors import UserError
 
 from .conftest import POINTS, assert_trained_once, attempts, start_bench
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 
 from exprbench.benchmarks.compute import COMPUTE, count_run, run_budget
-from exprbench.config import resolve_config
-from exprbench.harness import Trainer
+from exprbench.runs.config import resolve_config
+from exprbench.runs.harness import Trainer
 
 TINY = ["model.ch=8", "train.batch_size=8", "train.log_every=1", "train.sample_every=0", "train.samples_per_class=2",
         "train.steps=2"]

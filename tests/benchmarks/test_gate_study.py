@@ -10,9 +10,9 @@ import torch
 
 from exprbench.benchmarks import gate_study
 from exprbench.benchmarks.suite import load_suite
-from exprbench.config import resolve_config
-from exprbench.harness import Trainer
-from exprbench.rundir import list_checkpoints, load_checkpoint
+from exprbench.runs.config import resolve_config
+from exprbench.runs.harness import Trainer
+from exprbench.runs.layout import list_checkpoints, load_checkpoint
 
 from ..conftest import REPO
 
@@ -29,7 +29,7 @@ def _train(tmp_path, dataset, plant=None, name="run"):
 
 
 def _g_init(dataset) -> dict[str, torch.Tensor]:
-    from exprbench.trained import build_model
+    from exprbench.runs.loader import build_model
 
     torch.manual_seed(0)  # as the harness seeds before building (train.seed 0)
     model = build_model(resolve_config("cgan", "default", TINY), dataset.spec, torch.device("cpu"))
@@ -45,7 +45,7 @@ def test_frozen_g_keeps_g_at_its_initial_weights(tmp_path, tiny_dataset):
         assert set(init) <= set(g)
         same = all(torch.equal(g[k], init[k]) for k in init)
         assert same == frozen
-    from exprbench import harness
+    from exprbench.runs import harness
     assert harness.build_model.__name__ == "build_model"  # the patch is undone
 
 
@@ -64,7 +64,7 @@ def test_shuffled_labels_reach_the_model_permuted(tmp_path, tiny_dataset, monkey
              for x, c in seen for i in range(len(c))]
     known = [(label_of[k], c) for k, c in pairs if k in label_of]
     assert known and sum(a != b for a, b in known) > len(known) // 3  # most pairs broken (7 classes)
-    from exprbench import harness
+    from exprbench.runs import harness
     assert harness.Batch.__name__ == "Batch"
 
 

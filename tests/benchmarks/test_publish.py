@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from exprbench.benchmarks.publish import publish
-from exprbench.errors import UserError
-from exprbench.harness import load_trained
+from exprbench.core.errors import UserError
+from exprbench.runs.loader import load_trained
 
 
 def test_published_runs_load_without_checkpoints(bench_results, tmp_path):
@@ -63,9 +63,11 @@ def test_a_published_interfacegan_loads_its_published_base_run(tmp_path):
     import json
     import shutil
 
-    from exprbench.config import resolve_config
+    from exprbench.runs.config import resolve_config
     from exprbench.data import load_fer2013
-    from exprbench.harness import Trainer
+    from exprbench.runs.harness import Trainer
+
+    from exprbench.metrics.evaluator import plugin_resources
 
     from ..conftest import write_csv
 
@@ -76,7 +78,7 @@ def test_a_published_interfacegan_loads_its_published_base_run(tmp_path):
     Trainer(gan, src / "runs" / "gan-default-s0", dataset=ds, progress=False).run()
     ifg = resolve_config("interfacegan", "default", [f"model.base_run={src / 'runs' / 'gan-default-s0'}",
                                                      "model.n_latents=200", "model.ratio=0.1", "train.samples_per_class=1"])
-    Trainer(ifg, src / "runs" / "interfacegan-default-s0", dataset=ds, progress=False).run()
+    Trainer(ifg, src / "runs" / "interfacegan-default-s0", dataset=ds, progress=False, resources=plugin_resources()).run()
     for run in (src / "runs").iterdir():
         (run / "record.json").write_text(json.dumps({"status": "done"}))
     g = lambda: torch.Generator().manual_seed(3)  # noqa: E731

@@ -13,7 +13,7 @@ import pytest
 from exprbench.benchmarks.figures import chance_level, representative_runs
 from exprbench.benchmarks.report import aggregate, build_report, collect, write_report
 from exprbench.benchmarks.latex import is_wide
-from exprbench.errors import UserError
+from exprbench.core.errors import UserError
 
 from .synthetic import eval_json, make_results, write_images_entry, write_run
 

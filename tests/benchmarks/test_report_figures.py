@@ -14,7 +14,7 @@ import pytest
 from exprbench.benchmarks.figure_inputs import read_index
 from exprbench.benchmarks.figures import _Writer, comparison_sheet, sheets
 from exprbench.benchmarks.report import build_report, write_report
-from exprbench.errors import UserError
+from exprbench.core.errors import UserError
 
 from .synthetic import CLASSES, make_results, write_figure_inputs
 
@@ -118,7 +118,7 @@ res = make_results(Path({tmp!r}))
 write_figure_inputs(res / "runs" / "cgan-default-s2", {names!r})
 report.write_report(res)
 bad = sorted(m for m in sys.modules if m.split(".")[0] == "models" or m.startswith(("exprbench.models",
-             "exprbench.data", "exprbench.harness", "torch")))
+             "exprbench.data", "exprbench.runs.harness", "torch")))
 print(json.dumps(bad))
 """
 

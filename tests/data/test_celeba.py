@@ -18,10 +18,10 @@ from PIL import Image
 from exprbench import data as D
 from exprbench.data import celeba as C
 from exprbench.cli import main
-from exprbench.config import resolve_config
+from exprbench.runs.config import resolve_config
 from exprbench.data import DataSpec, load_celeba, load_dataset, load_fer2013
-from exprbench.errors import DataError
-from exprbench.harness import build_model
+from exprbench.core.errors import DataError
+from exprbench.runs.loader import build_model
 from exprbench.models.base import Batch
 
 from ..conftest import REPO, write_csv

@@ -11,7 +11,7 @@ import torch
 from exprbench import data as D
 from exprbench.data import fer2013 as F
 from exprbench.data import FER7, LABEL_SETS, load_fer2013, to_float, to_uint8
-from exprbench.errors import DataError
+from exprbench.core.errors import DataError
 
 from ..conftest import make_images, write_csv, write_folder, write_zip
 
@@ -292,7 +292,7 @@ def test_unwritable_cache_is_a_clear_error_before_decoding(tmp_path, monkeypatch
 
 
 def test_read_only_cache_still_serves_its_entries(tmp_path, monkeypatch):
-    from exprbench import io as xio
+    from exprbench.core import io as xio
 
     src = write_csv(tmp_path / "fer2013.csv")
     load_fer2013(src)  # fills the cache

@@ -11,7 +11,7 @@ import torch
 from exprbench import data as D
 from exprbench.data import registry as R
 from exprbench.data.cache import cached
-from exprbench.errors import DataError
+from exprbench.core.errors import DataError
 
 from ..conftest import write_csv, write_folder, write_zip
 

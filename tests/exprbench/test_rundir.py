@@ -1,4 +1,4 @@
-"""exprbench.rundir: the run-directory files, status values, and that it imports no model or dataset."""
+"""exprbench.runs.layout: the run-directory files, status values, and that it imports no model or dataset."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from exprbench import rundir
-from exprbench.errors import CheckpointError, UserError
+from exprbench.runs import layout as rundir
+from exprbench.core.errors import CheckpointError, UserError
 
 
 def test_status_values_are_declared(tmp_path):
@@ -55,15 +55,15 @@ def test_checkpoints_roundtrip_keep_and_damage(tmp_path):
 
 
 def test_rundir_imports_no_model_dataset_or_torch():
-    code = ("import sys, exprbench.rundir; bad = [m for m in sys.modules if m.split('.')[0] in ('torch', 'models') "
-            "or m.startswith(('exprbench.models', 'exprbench.data', 'exprbench.config', 'exprbench.metrics'))]; "
+    code = ("import sys, exprbench.runs.layout; bad = [m for m in sys.modules if m.split('.')[0] in ('torch', 'models') "
+            "or m.startswith(('exprbench.models', 'exprbench.data', 'exprbench.runs.config', 'exprbench.metrics'))]; "
             "assert not bad, bad")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
 
 
 def test_runs_placeholder_roots_sibling_runs_at_the_run_parent(tmp_path):
-    from exprbench.rundir import collapse_runs, expand_runs
+    from exprbench.runs.layout import collapse_runs, expand_runs
 
     runs = tmp_path / "suite" / "runs"
     cfg = {"model_cfg": {"base_run": str(runs / "gan-default-s0"), "ch": 8, "tags": [str(runs / "a")]},

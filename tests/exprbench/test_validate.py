@@ -1,12 +1,12 @@
-"""exprbench.validate: the shared image and label checks raise the caller's error type with one line."""
+"""exprbench.core.validate: the shared image and label checks raise the caller's error type with one line."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from exprbench.errors import DataError, InputError, UserError
-from exprbench.validate import check_class, check_float_images, check_labels, check_uint8_images
+from exprbench.core.errors import DataError, InputError, UserError
+from exprbench.core.validate import check_class, check_float_images, check_labels, check_uint8_images
 
 
 def test_uint8_images():

@@ -1,4 +1,4 @@
-"""Published weights (exprbench.weights): inference state only, self-verifying, loadable by load_trained."""
+"""Published weights (exprbench.runs.weights): inference state only, self-verifying, loadable by load_trained."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from exprbench.config import resolve_config
-from exprbench.errors import CheckpointError
-from exprbench.harness import Trainer, load_trained
-from exprbench.weights import FILENAME, export_weights, read_weights
+from exprbench.runs.config import resolve_config
+from exprbench.core.errors import CheckpointError
+from exprbench.runs.harness import Trainer
+from exprbench.runs.loader import load_trained
+from exprbench.runs.weights import FILENAME, export_weights, read_weights
 
 
 @pytest.fixture

@@ -13,10 +13,11 @@ import pytest
 
 from exprbench.benchmarks.faults.tamper import as_old_format, edit_weights, first_tensor
 from exprbench.cli import main
-from exprbench.config import resolve_config
-from exprbench.errors import CheckpointError
-from exprbench.harness import Trainer, load_trained
-from exprbench.weights import FILENAME, export_weights, read_weights
+from exprbench.runs.config import resolve_config
+from exprbench.core.errors import CheckpointError
+from exprbench.runs.harness import Trainer
+from exprbench.runs.loader import load_trained
+from exprbench.runs.weights import FILENAME, export_weights, read_weights
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -37,13 +38,13 @@ def published(tmp_path, tiny_dataset):
 
 def refused(run, capsys, monkeypatch, *match: str) -> str:
     """`exprbench sample RUN` ends in one line and exit 2, naming ``match``, and builds no model."""
-    import exprbench.trained
+    import exprbench.runs.loader
 
     def no_build(*a, **k):
         raise AssertionError("a model was built from unverified weights")
 
     with monkeypatch.context() as mp:
-        mp.setattr(exprbench.trained, "build_model", no_build)
+        mp.setattr(exprbench.runs.loader, "build_model", no_build)
         code = main(["sample", str(run), "--n", "1", "--out", str(run / "s.png")])
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1, err

@@ -9,7 +9,7 @@ import pytest
 
 from exprbench.cli import main
 from exprbench.data import load_fer2013
-from exprbench.errors import UserError
+from exprbench.core.errors import UserError
 from exprbench.metrics.rundir import check_fingerprint
 from exprbench.metrics.testing import tiny_evaluator, tiny_run
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from exprbench.errors import UserError
+from exprbench.core.errors import UserError
 from exprbench.metrics.classifier_training import TrainRecipe, _augmenter, train_classifier
 from exprbench.metrics.evaluator_net import NetConfig, build_net
 from exprbench.metrics.multilayer import stage_features

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from exprbench.data import FER7
-from exprbench.errors import UserError
+from exprbench.core.errors import UserError
 from exprbench.metrics.images_source import ImageSourceError, load_image_set, load_labels
 
 

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from exprbench.data import load_fer2013
-from exprbench.errors import RegistryError
+from exprbench.core.errors import RegistryError
 from exprbench.metrics.context import EvalContext
 from exprbench.metrics.evaljson import merge_eval, references_of
 from exprbench.metrics.fidelity_inputs import drop_generated_cache

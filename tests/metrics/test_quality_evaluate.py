@@ -95,10 +95,10 @@ def test_entries_and_keys(world):
 
 def test_fid_equals_torch_fidelity(world):
     """The headline FID is torch-fidelity's; recomputed from the features it cached it agrees to 1e-6."""
-    from exprbench.metrics.evaluate import load_for_eval
+    from exprbench.runs.loader import load_trained
 
     res = world["res"]
-    _, model, _, _, _ = load_for_eval(world["run"], "latest", torch.device("cpu"))
+    _, model, _, _ = load_trained(world["run"], torch.device("cpu"), "latest")
     ctx = EvalContext(model, world["ds"], torch.device("cpu"), world["ev"], None)
     gen, _ = ctx.generate(70, 0, per_class=False)
     direct = fidelity_scores(gen, ctx.train.images, ("fid",), evaluator_weights=world["ev"])["fid"]
@@ -125,9 +125,10 @@ def test_print_eval_shows_new_columns(world):
 
 def test_curves_skip_intervals_same_values(world):
     """evaluate_model (training curves) computes the same values without the bootstrap work."""
-    from exprbench.metrics.evaluate import evaluate_model, load_for_eval
+    from exprbench.metrics.evaluate import evaluate_model
+    from exprbench.runs.loader import load_trained
 
-    _, model, _, _, _ = load_for_eval(world["run"], "latest", torch.device("cpu"))
+    _, model, _, _ = load_trained(world["run"], torch.device("cpu"), "latest")
     names = ["fid70_train", "dc70_train", "mem70_train", "acc_gen70"]
     got = evaluate_model(model, world["ds"], names, evaluator_weights=world["ev"])
     for n in names:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from exprbench.errors import RegistryError
+from exprbench.core.errors import RegistryError
 from exprbench.metrics.spec import METRICS, default_metrics, format_count, parse_count, resolve_metric
 
 

@@ -20,8 +20,8 @@ def test_a_completed_run_at_its_budget_gets_no_warning_and_others_do(tmp_path):
 def test_a_step_asked_of_a_published_run_names_what_it_keeps(tmp_path):
     import pytest
 
-    from exprbench.errors import UserError
-    from exprbench.metrics.rundir import select_checkpoint
+    from exprbench.core.errors import UserError
+    from exprbench.runs.loader import select_checkpoint
 
     (tmp_path / "weights.safetensors").write_bytes(b"")
     (tmp_path / "status.json").write_text(json.dumps({"status": "completed", "step": 3000}))

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from exprbench.errors import UserError
+from exprbench.core.errors import UserError
 from exprbench.metrics.validity_criteria import CAS_CONDITIONS, judge
 from exprbench.metrics.validity_report import notes, write_study
 from exprbench.metrics.validity_update import check_update, load_study, merge_study

@@ -5,11 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from exprbench.config import resolve_config
+from exprbench.runs.config import resolve_config
 from exprbench.data import FER7, DataSpec
-from exprbench.harness import build_model
-from exprbench.models import runtime
-from exprbench.models.base import Batch
+from exprbench.runs.loader import build_model
+from exprbench.models.base import Batch, Resources
 
 #: the two image geometries every plugin must handle: FER2013 (gray 48x48, 7 emotions) and CelebA-like
 SPECS = {
@@ -26,7 +25,8 @@ TINY = {
     "vae": ["model.ch=4", "model.z_dim=8"],
     "flow": ["model.ch=8", "model.steps_per_level=1", "model.warmup_steps=0"],
     "diffusion": ["model.ch=4", "model.blocks=1", "model.sample_steps=3", "model.warmup_steps=0"],
-    "interfacegan": ["model.n_latents=80", "model.ratio=0.1", "model.score_batch=40", "model.svm=linear_svc"],
+    "interfacegan": ["model.n_latents=80", "model.ratio=0.1", "model.score_batch=40", "model.svm=linear_svc",
+                     "model.base_run=tiny-gan"],
 }
 
 
@@ -47,36 +47,24 @@ class FakeScorer:
         return torch.softmax(bands / 20.0, 1)
 
 
-@pytest.fixture
-def base_gan_services(monkeypatch, tmp_path):
-    """Services for InterFaceGAN without a real run: a tiny untrained GAN as the base run, a fake scorer.
-    Yields a function ``spec -> overrides`` naming the base run."""
-    made = {}
+def fake_resources(spec: DataSpec) -> Resources:
+    """The trained parts a plugin may need, without a real run: any run directory loads a tiny untrained GAN
+    for ``spec``; the scorer is :class:`FakeScorer`."""
 
     def load_run(run_dir, device="cpu"):
-        spec = made[str(run_dir)]
         cfg = resolve_config("gan", "default", ["model.ch=4"])
         torch.manual_seed(1)
         return cfg, build_model(cfg, spec, torch.device("cpu")), spec, 1
 
-    monkeypatch.setitem(runtime._SERVICES, "load_run", load_run)
-    monkeypatch.setitem(runtime._SERVICES, "load_scorer", lambda weights, device: FakeScorer())
-
-    def base_run(spec: DataSpec) -> list[str]:
-        d = tmp_path / f"gan-{spec.channels}x{spec.height}"
-        d.mkdir(exist_ok=True)
-        (d / "config.json").write_text("{}")
-        made[str(d)] = spec
-        return [f"model.base_run={d}"]
-
-    return base_run
+    return Resources(load_run=load_run, load_scorer=lambda weights, device: FakeScorer())
 
 
 def tiny_model(name: str, config: str, spec: DataSpec, overrides=(), seed: int = 0):
-    """The plugin ``name`` with config ``config`` and the :data:`TINY` overrides, built on the CPU."""
+    """The plugin ``name`` with config ``config`` and the :data:`TINY` overrides, built on the CPU with
+    :func:`fake_resources`."""
     cfg = resolve_config(name, config, [*TINY.get(name, []), *overrides])
     torch.manual_seed(seed)
-    return build_model(cfg, spec, torch.device("cpu"))
+    return build_model(cfg, spec, torch.device("cpu"), fake_resources(spec))
 
 
 def train_once(model, spec: DataSpec, n: int = 4, seed: int = 0) -> dict[str, float]:

@@ -8,9 +8,10 @@ import math
 import pytest
 import torch
 
-from exprbench.config import resolve_config
+from exprbench.runs.config import resolve_config
 from exprbench.data import FER7, LABEL_SETS, DataSpec
-from exprbench.harness import Trainer, build_model
+from exprbench.runs.harness import Trainer
+from exprbench.runs.loader import build_model
 from exprbench.models.base import Batch
 from exprbench.models.bicogan import efl_gamma
 

@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-from exprbench.config import resolve_config
+from exprbench.runs.config import resolve_config
 from exprbench.data import FER7, DataSpec
-from exprbench.harness import build_model
+from exprbench.runs.loader import build_model
 from exprbench.models.base import Batch
 from exprbench.models.bigan import ge_loss
 

@@ -8,9 +8,10 @@ import os
 import pytest
 import torch
 
-from exprbench.config import resolve_config
+from exprbench.runs.config import resolve_config
 from exprbench.data import FER7, DataSpec, load_fer2013, to_float, to_uint8
-from exprbench.harness import Trainer, build_model, load_trained
+from exprbench.runs.harness import Trainer
+from exprbench.runs.loader import build_model, load_trained
 from exprbench.models.base import Batch
 
 SPEC = DataSpec(1, 48, 48, FER7, "fer7")

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from exprbench.config import resolve_config
+from exprbench.runs.config import resolve_config
 from exprbench.data import FER7, DataSpec
-from exprbench.harness import build_model, class_grid
+from exprbench.runs.loader import build_model, class_grid
 from exprbench.models.base import Batch
 
 SPEC = DataSpec(1, 48, 48, FER7, "fer7")

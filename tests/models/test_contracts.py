@@ -69,10 +69,9 @@ def outputs(model, spec, x: torch.Tensor, c: torch.Tensor) -> dict[str, torch.Te
 
 
 @pytest.mark.parametrize("name,config,spec_name", CASES, ids=[f"{n}-{c}-{s}" for n, c, s in CASES])
-def test_declared_capabilities(name, config, spec_name, base_gan_services):
+def test_declared_capabilities(name, config, spec_name):
     spec = SPECS[spec_name]
-    overrides = base_gan_services(spec) if name == "interfacegan" else []
-    model = tiny_model(name, config, spec, overrides)
+    model = tiny_model(name, config, spec)
     k = spec.num_classes
     x, c = images(N, spec), torch.arange(N) % k
     if "edit" in model.capabilities and model.edit_mode == "offset":  # attribute vectors need every class
@@ -89,7 +88,7 @@ def test_declared_capabilities(name, config, spec_name, base_gan_services):
     buf = io.BytesIO()
     torch.save(model.state_dict(), buf)
     buf.seek(0)
-    other = tiny_model(name, config, spec, overrides, seed=7)
+    other = tiny_model(name, config, spec, seed=7)
     other.load_state_dict(torch.load(buf, weights_only=True))
     other.train(False)
     loaded = outputs(other, spec, x, c)

@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from exprbench.cli import main
-from exprbench.config import resolve_config
+from exprbench.runs.config import resolve_config
 from exprbench.data import DataSpec
-from exprbench.errors import ConfigError
-from exprbench.harness import load_trained
+from exprbench.core.errors import ConfigError
+from exprbench.runs.loader import load_trained
 from exprbench.models.base import Batch
 from exprbench.models.diffusion import (Diffusion, EDMLoss, cfg_denoiser, edm_precond, edm_sigmas, heun_sampler,
                                         precond_denoiser)
@@ -246,10 +246,10 @@ def test_train_resume_and_sample_through_the_cli(tmp_path, capsys):
 
 
 def test_published_weights_sample_like_the_run(tmp_path):
-    """``exprbench.weights``: the EMA copy of F is published alone and samples as the trained model does."""
+    """``exprbench.runs.weights``: the EMA copy of F is published alone and samples as the trained model does."""
     import dataclasses
 
-    from exprbench.weights import export_weights, load_weights
+    from exprbench.runs.weights import export_weights, load_weights
 
     model = tiny_model("diffusion", "default", FER_SPEC)
     model.training_step(Batch(images(4, FER_SPEC), torch.arange(4)), 0)

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from exprbench.cli import main
-from exprbench.errors import ConfigError
-from exprbench.config import resolve_config
+from exprbench.core.errors import ConfigError
+from exprbench.runs.config import resolve_config
 from exprbench.data import FER7, DataSpec
-from exprbench.harness import build_model, load_trained
+from exprbench.runs.loader import build_model, load_trained
 from exprbench.models.base import Batch
 from exprbench.models.flow import Flow, dequantize, latent_shapes
 

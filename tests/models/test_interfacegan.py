@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from exprbench.config import resolve_config
-from exprbench.errors import ConfigError
-from exprbench.harness import Trainer, build_model, load_trained
+from exprbench.runs.config import resolve_config
+from exprbench.core.errors import ConfigError
+from exprbench.runs.harness import Trainer
+from exprbench.runs.loader import build_model, load_trained
+from exprbench.metrics.evaluator import plugin_resources
 from exprbench.models.interfacegan import fit_boundary
 
 
@@ -53,7 +55,7 @@ def fitted(tmp_path_factory):
     cfg = resolve_config("interfacegan", "default", [f"model.base_run={root / 'gan'}", "model.n_latents=600",
                                                      "model.ratio=0.05", "model.score_batch=200",
                                                      "train.samples_per_class=1"])
-    Trainer(cfg, root / "ifg", dataset=ds, progress=False).run()
+    Trainer(cfg, root / "ifg", dataset=ds, progress=False, resources=plugin_resources()).run()
     return root, ds
 
 
@@ -123,12 +125,20 @@ def test_boundaries_are_fitted_with_the_aux_classifier_not_the_evaluator():
     """The classifier InterFaceGAN fits on by default is the shipped auxiliary one: other weights (another width and
     seed) than the evaluator that scores its acc_gen and edit_success."""
     from exprbench.metrics.evaluator import load_aux_classifier, load_evaluator
-    from exprbench.models import runtime
     from exprbench.models.interfacegan import InterFaceGANConfig
 
     assert InterFaceGANConfig().scorer_weights == ""
-    assert runtime.SERVICE_DEFAULTS["load_scorer"] == "exprbench.metrics.evaluator:load_aux_classifier"
+    assert plugin_resources().load_scorer is load_aux_classifier
     aux, ev = load_aux_classifier(), load_evaluator()
     assert aux.sha256 != ev.sha256
     assert aux.card["net"] != ev.card["net"] and aux.card["recipe"]["seed"] != ev.card["recipe"]["seed"]
     assert aux.class_names == ev.class_names
+
+
+def test_fitting_without_a_scorer_handed_in_says_so(fitted, tmp_path):
+    """A plugin finds no layer above it by itself: built without a scorer, InterFaceGAN refuses to fit, naming it."""
+    root, ds = fitted
+    cfg = resolve_config("interfacegan", "default", [f"model.base_run={root / 'gan'}", "model.n_latents=40"])
+    model = build_model(cfg, ds.spec, torch.device("cpu"))  # the run loader is the runs layer's own default
+    with pytest.raises(RuntimeError, match="interfacegan: no load_scorer was handed in"):
+        model.fit()

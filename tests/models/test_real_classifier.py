@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import torch
 
-from exprbench.config import resolve_config
+from exprbench.runs.config import resolve_config
 from exprbench.data import FER7, DataSpec
-from exprbench.harness import build_model
+from exprbench.runs.loader import build_model
 from exprbench.models.base import Batch
 
 SPEC = DataSpec(1, 48, 48, FER7, "fer7")

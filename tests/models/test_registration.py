@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from exprbench.errors import RegistryError
+from exprbench.core.errors import RegistryError
 from exprbench.models import MODELS, get_model, list_models, register_model
 from exprbench.models.base import ModelPlugin
 from exprbench.models.contracts import CONTRACTS, Encoder, Sampler, Translator, check_contracts, contract_methods

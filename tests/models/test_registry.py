@@ -1,13 +1,13 @@
-"""exprbench.registry and the model registry."""
+"""exprbench.core.registry and the model registry."""
 
 from __future__ import annotations
 
 import pytest
 
-from exprbench.errors import RegistryError
+from exprbench.core.errors import RegistryError
 from exprbench.models import MODELS, get_model
 from exprbench.models.contracts import CAPABILITIES
-from exprbench.registry import Registry
+from exprbench.core.registry import Registry
 
 
 def test_register_and_get():

@@ -8,10 +8,11 @@ import math
 import pytest
 import torch
 
-from exprbench.config import resolve_config
+from exprbench.runs.config import resolve_config
 from exprbench.data import FER7, DataSpec
-from exprbench.errors import ConfigError
-from exprbench.harness import Trainer, build_model
+from exprbench.core.errors import ConfigError
+from exprbench.runs.harness import Trainer
+from exprbench.runs.loader import build_model
 from exprbench.models.base import Batch
 from exprbench.models.likelihoods import quantize
 

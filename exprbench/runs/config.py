@@ -21,8 +21,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from .augment import AugmentConfig
-from .errors import ConfigError
+from exprbench.data.augment import AugmentConfig
+from exprbench.core.errors import ConfigError
 
 
 # the override of a wall-clock-only budget (``--minutes M`` / a suite's ``[budget] minutes``): no step budget
@@ -299,7 +299,7 @@ def resolve_config(model: str, config_name: str = "default", overrides: Mapping[
         RegistryError: unknown model. ConfigError: unknown config name, key, bad value or a value
         outside its field's declared range.
     """
-    from .models import get_model  # late import: plugins register on import
+    from exprbench.models import get_model  # late import: plugins register on import
 
     cls = get_model(model)
     if config_name not in cls.named_configs:
@@ -343,7 +343,7 @@ def config_from_dict(d: Mapping[str, Any]) -> RunConfig:
     Raises:
         ConfigError: missing fields or keys that the plugin no longer knows.
     """
-    from .models import get_model
+    from exprbench.models import get_model
 
     try:
         cls = get_model(d["model"])
@@ -357,13 +357,13 @@ def config_from_dict(d: Mapping[str, Any]) -> RunConfig:
 
 
 def load_run_config(run_dir) -> RunConfig:
-    """Read ``run_dir/config.json`` back into a :class:`RunConfig` (see :mod:`exprbench.rundir`); values
+    """Read ``run_dir/config.json`` back into a :class:`RunConfig` (see :mod:`exprbench.runs.layout`); values
     ``{runs}/<run>`` name a sibling run directory of ``run_dir``.
 
     Raises:
         UserError: no such run directory / config, or malformed JSON (names the line).
         ConfigError: missing fields or keys that the plugin no longer knows.
     """
-    from .rundir import expand_runs, read_config
+    from exprbench.runs.layout import expand_runs, read_config
 
     return config_from_dict(expand_runs(read_config(run_dir), run_dir))

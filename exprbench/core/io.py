@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator
 
-from .errors import UserError
+from exprbench.core.errors import UserError
 
 TEMP_PATTERN = ".*.tmp"  # what :func:`atomic_open` names its temporary files (``.<name>.<random>.tmp``)
 NO_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)

@@ -13,7 +13,7 @@ import importlib
 from importlib import metadata
 from typing import Callable, Generic, Iterator, TypeVar
 
-from .errors import RegistryError
+from exprbench.core.errors import RegistryError
 
 T = TypeVar("T")
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import torch
 
-from . import __version__
-from .errors import UserError
+from exprbench.core import __version__
+from exprbench.core.errors import UserError
 
 
 def resolve_device(name: str) -> torch.device:

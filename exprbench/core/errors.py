@@ -18,7 +18,7 @@ class DataError(UserError):
 
 class InputError(UserError):
     """Images or labels given on the command line are not what the command takes (see
-    :mod:`exprbench.validate`): wrong file, size, dtype, an unknown class name or an index out of range."""
+    :mod:`exprbench.core.validate`): wrong file, size, dtype, an unknown class name or an index out of range."""
 
 
 class ConfigError(UserError):

@@ -10,8 +10,8 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 from torchvision.utils import make_grid
 
-from .io import atomic_open
-from .validate import check_uint8_images
+from exprbench.core.io import atomic_open
+from exprbench.core.validate import check_uint8_images
 
 
 def grid_image(images: torch.Tensor, nrow: int, row_labels: Sequence[str] | None = None, padding: int = 2,

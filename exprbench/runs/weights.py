@@ -34,14 +34,14 @@ from typing import Any
 
 import torch
 
-from .errors import CheckpointError
-from .rundir import WEIGHTS
+from exprbench.core.errors import CheckpointError
+from exprbench.runs.layout import WEIGHTS
 
 FORMAT = "exprbench-weights/2"
 OLD_FORMAT = "exprbench-weights/1"  # tensors_sha256 only: loads when a MANIFEST.sha256 vouches for the file
 MANIFEST = "MANIFEST.sha256"
 MAX_MANIFEST_BYTES = 16 * 2**20
-FILENAME = WEIGHTS  # the run-directory file (see exprbench.rundir)
+FILENAME = WEIGHTS  # the run-directory file (see exprbench.runs.layout)
 
 
 def _flatten(state: Any, prefix: str, tensors: dict[str, torch.Tensor], extra: dict[str, Any]) -> None:
@@ -188,7 +188,7 @@ def read_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict
         CheckpointError (one line): not a safetensors file, not this format, a manifest mismatch (both hashes
             named), tensors or metadata that fail their hash, an old-format file no manifest vouches for.
     """
-    from .io import file_sha256
+    from exprbench.core.io import file_sha256
 
     path = Path(path)
     listed = manifest_entry(path)
@@ -276,8 +276,8 @@ def _spec_problem(spec: Any) -> str | None:
 
 def _config_problem(spec: dict, label_set: str) -> str | None:
     """What in a (well-formed) stored DataSpec disagrees with the run's config.json ``data.label_set``, or None."""
-    from .data.celeba import celeba_attribute
-    from .data.fer2013 import LABEL_SETS, SIZE
+    from exprbench.data.celeba import celeba_attribute
+    from exprbench.data.fer2013 import LABEL_SETS, SIZE
 
     same = spec["label_set"] == label_set or (celeba_attribute(label_set) is not None
                                               and celeba_attribute(label_set) == celeba_attribute(spec["label_set"]))

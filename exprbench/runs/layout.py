@@ -3,8 +3,8 @@
 The harness (training), the metrics (evaluation) and the report share this module; it imports no
 other exprbench module than errors and io (no model, no dataset, no config). A run directory holds::
 
-    config.json          the resolved RunConfig (exprbench.config; written by the harness, read back
-                         exactly by exprbench.config.load_run_config). A string value that starts with
+    config.json          the resolved RunConfig (exprbench.runs.config; written by the harness, read back
+                         exactly by exprbench.runs.config.load_run_config). A string value that starts with
                          ``{runs}/`` names a sibling run directory (``{runs}`` = this run's parent folder;
                          ``exprbench publish`` writes InterFaceGAN's ``model.base_run`` that way)
     identity.json        what defines a suite grid point's results (benchmarks runner)
@@ -20,7 +20,7 @@ other exprbench module than errors and io (no model, no dataset, no config). A r
     tb/                  TensorBoard events (same scalars, sample sheets)
     samples/step_XXXXXX.png   sample grids, one row per class, fixed z (the same latents at every step)
     checkpoints/step_XXXXXX.pt (+ .sha256)  nets, optimizers, EMA, RNG states, data order, step, data spec
-    weights.safetensors  published weights of a run whose checkpoints are not kept (exprbench.weights)
+    weights.safetensors  published weights of a run whose checkpoints are not kept (exprbench.runs.weights)
     eval.json            the evaluations: {protocol: {value, std?, n_samples, seed, extractor, ...}}
     source.json          provenance of images scored with ``evaluate --images`` (no config.json then)
     figures/             figure inputs written by evaluate, read by the report: samples.png,
@@ -28,7 +28,7 @@ other exprbench module than errors and io (no model, no dataset, no config). A r
     claim.lock, claim.json, attempts.jsonl   a runner's claim on the directory (benchmarks claims)
     translations/, encodings/, edits/        outputs of ``exprbench translate|encode|edit``
 
-Every file is written atomically (:mod:`exprbench.io`). Checkpoints carry their own sha256 and load with
+Every file is written atomically (:mod:`exprbench.core.io`). Checkpoints carry their own sha256 and load with
 ``torch.load(..., weights_only=True)`` after it is checked.
 """
 
@@ -41,8 +41,8 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
-from .errors import CheckpointError, UserError
-from .io import atomic_torch_save, file_sha256, json_safe, no_space, read_json, read_json_object, write_json, write_text
+from exprbench.core.errors import CheckpointError, UserError
+from exprbench.core.io import atomic_torch_save, file_sha256, json_safe, no_space, read_json, read_json_object, write_json, write_text
 
 CONFIG = "config.json"
 IDENTITY = "identity.json"
@@ -102,7 +102,7 @@ def write_config(run_dir: str | os.PathLike, config: dict) -> Path:
 
 
 def read_config(run_dir: str | os.PathLike) -> dict:
-    """``run_dir/config.json`` as a dict (a ``RunConfig.to_dict()``; :func:`exprbench.config.load_run_config`
+    """``run_dir/config.json`` as a dict (a ``RunConfig.to_dict()``; :func:`exprbench.runs.config.load_run_config`
     turns it back into a RunConfig, which needs the model plugins).
 
     Raises:
@@ -348,13 +348,13 @@ def load_checkpoint(path: Path, map_location="cpu") -> dict:
 
 
 def default_run_dir(cfg, root: str | os.PathLike = "results/runs") -> Path:
-    """``<root>/<model>-<config>-s<seed>`` of a :class:`~exprbench.config.RunConfig`."""
+    """``<root>/<model>-<config>-s<seed>`` of a :class:`~exprbench.runs.config.RunConfig`."""
     return Path(root) / f"{cfg.model}-{cfg.config_name}-s{cfg.train.seed}"
 
 
 def init_model(model, path: str) -> None:
     """Load the model state (nets, optimizers, EMA) of the checkpoint at ``path`` into ``model`` (``train.init_from``);
-    an init checkpoint without optimizer states (:func:`~exprbench.rundir.write_init_checkpoint`) keeps the fresh ones.
+    an init checkpoint without optimizer states (:func:`~exprbench.runs.layout.write_init_checkpoint`) keeps the fresh ones.
 
     Raises:
         UserError: no such file; the file is not a checkpoint or fails its hash (one line naming it); its nets

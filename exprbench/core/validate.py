@@ -7,7 +7,7 @@
 
 Each check raises the error type of the layer that calls it, passed as ``error``: ``DataError`` in the
 data layer, ``ValueError`` for a programming mistake in a model's API, the metrics' input error in the
-metrics, and a :class:`~exprbench.errors.UserError` subclass (:class:`~exprbench.errors.InputError`) for
+metrics, and a :class:`~exprbench.core.errors.UserError` subclass (:class:`~exprbench.core.errors.InputError`) for
 input a user gave on the command line (the CLI prints it as one line and exits 2).
 """
 

@@ -1,7 +1,7 @@
 """The generic training harness: budget, device, AMP, EMA, checkpoints, logs, sample grids, NaN guard, resume.
 
 It knows nothing about GANs: it draws batches, calls ``plugin.training_step(batch, step)`` and records
-what comes back into a run directory (its layout: :mod:`exprbench.rundir`; the status.json states it
+what comes back into a run directory (its layout: :mod:`exprbench.runs.layout`; the status.json states it
 writes are ``rundir.RUN_STATUSES``: running, completed, interrupted, diverged, failed).
 
 Checkpoints are written atomically and verified on load; ``resume=True`` continues the newest one so
@@ -26,20 +26,20 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from .augment import augment, build_augment
-from .config import RunConfig, flatten, load_run_config  # noqa: F401 (load_run_config: old import path)
-from .data import FaceDataset, load_dataset, to_float
-from .errors import ConfigError, TrainingDiverged, TrainingInterrupted, UserError
-from .images import grid_image, save_png
-from .io import check_writable_dir, file_sha256, no_space, remove_stale_temps, write_json  # noqa: F401 (write_json: old import path)
-from .models.base import Batch
-from .rundir import (  # noqa: F401 (CKPT_*, default_run_dir, save_checkpoint: old import paths)
+from exprbench.data.augment import augment, build_augment
+from exprbench.runs.config import RunConfig, flatten, load_run_config  # noqa: F401 (load_run_config: old import path)
+from exprbench.data import FaceDataset, load_dataset, to_float
+from exprbench.core.errors import ConfigError, TrainingDiverged, TrainingInterrupted, UserError
+from exprbench.core.images import grid_image, save_png
+from exprbench.core.io import check_writable_dir, file_sha256, no_space, remove_stale_temps, write_json  # noqa: F401 (write_json: old import path)
+from exprbench.models.base import Batch, Resources
+from exprbench.runs.layout import (  # noqa: F401 (CKPT_*, default_run_dir, save_checkpoint: old import paths)
     CKPT_FORMAT, CKPT_GLOB, CHECKPOINTS, CURVE_LOG, TENSORBOARD, TRAIN_LOG, checkpoint_path, config_path,
     default_run_dir, init_model, list_checkpoints, load_checkpoint, sample_sheet_path, save_checkpoint,
     read_log_records, trim_logs, write_config, write_status,
 )
-from .runtime import device_name, library_versions, resolve_device  # noqa: F401 (old import paths)
-from .trained import build_model, class_grid, load_trained  # noqa: F401 (old import paths)
+from exprbench.core.devices import device_name, library_versions, resolve_device  # noqa: F401 (old import paths)
+from exprbench.runs.loader import build_model, class_grid
 
 # config keys that may differ when resuming: the budget and the hardware
 RESUMABLE_CHANGES = ("train.steps", "train.minutes", "train.device", "data.path")
@@ -161,12 +161,16 @@ class Trainer:
             (e.g. FID for a curve over training); records go to ``curve.jsonl``. It runs under
             ``torch.random.fork_rng``, so it never changes the training's random stream.
         eval_every: steps between hook calls (0 = off).
+        resources: trained parts a plugin is built on (:class:`~exprbench.models.base.Resources`; InterFaceGAN's
+            scorer: ``exprbench.metrics.evaluator.plugin_resources()``).
     """
 
     def __init__(self, cfg: RunConfig, run_dir: str | os.PathLike, resume: bool = False,
                  dataset: FaceDataset | None = None, progress: bool = True,
-                 eval_hook: Callable[[int, Any], dict[str, float]] | None = None, eval_every: int = 0) -> None:
+                 eval_hook: Callable[[int, Any], dict[str, float]] | None = None, eval_every: int = 0,
+                 resources: Resources | None = None) -> None:
         self.cfg, self.run_dir, self.resume, self.progress = cfg, Path(run_dir), resume, progress
+        self.resources = resources
         self._dataset = dataset
         self.eval_hook, self.eval_every = eval_hook, eval_every
 
@@ -238,7 +242,7 @@ class Trainer:
             torch.backends.cudnn.benchmark = False
         train = data.split(tc.split).to(device)
         spec = data.spec
-        model = build_model(cfg, spec, device)
+        model = build_model(cfg, spec, device, self.resources)
         state = self._prepare_dir()
         sampler = EpochSampler(len(train), tc.batch_size, tc.seed)
         grid_sources = to_float(train.images[: tc.samples_per_class])  # translators: sources of their grid
@@ -282,7 +286,7 @@ class Trainer:
         from torch.utils.tensorboard import SummaryWriter
         from tqdm.auto import tqdm
 
-        from .ticker import LogTicker
+        from exprbench.runs.ticker import LogTicker
 
         writer = SummaryWriter(str(self.run_dir / TENSORBOARD), purge_step=step)
 
