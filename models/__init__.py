@@ -11,7 +11,6 @@ plugin file plus its module name in :data:`BUILTIN_MODULES` (or an entry point).
 from __future__ import annotations
 
 import ast
-import importlib
 import sys
 from pathlib import Path
 
@@ -109,9 +108,3 @@ def plugin_info(name: str) -> dict:
     cls = MODELS.get(name)
     return {"capabilities": sorted(cls.capabilities), "configs": list(cls.named_configs),
             "summary": _summary(sys.modules[cls.__module__].__doc__)}
-
-
-def __getattr__(name: str):
-    if name in BUILTIN_MODULES:  # ``exprbench.models.cgan`` without an import statement
-        return importlib.import_module(f"{__name__}.{name}")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
