@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from exprbench.metrics.spec import LEADERBOARD_TABLES as _DECLARED
+from exprbench.metrics.protocols.spec import LEADERBOARD_TABLES as _DECLARED
 
 # (table name, title), in the order the report prints them (the metric declarations' tables); "other"
 # collects unknown columns
@@ -41,7 +41,7 @@ class ColumnSpec:
         sweep: its details hold an edit-strength ``sweep`` (success vs strength figure).
         kind_key: a boolean detail key reported in a text column (``(detail key, column, header,
             true text, false text)``), or None.
-        flag_above: cells to mark (see :class:`exprbench.metrics.spec.MetricSpec`), with their note.
+        flag_above: cells to mark (see :class:`exprbench.metrics.protocols.spec.MetricSpec`), with their note.
     """
 
     family: str
@@ -63,7 +63,7 @@ class ColumnSpec:
 def _specs() -> dict[str, ColumnSpec]:
     """One :class:`ColumnSpec` per metric family, from the metric declarations (``metrics.spec``), in
     declaration order (the order of families within a table)."""
-    from exprbench.metrics.spec import METRICS, all_metrics
+    from exprbench.metrics.protocols.spec import METRICS, all_metrics
 
     out: dict[str, ColumnSpec] = {}
     for name in all_metrics():
@@ -88,7 +88,7 @@ def _all() -> dict[str, ColumnSpec]:
 def _family(protocol: str) -> str:
     """The family of a protocol name (``fid1k_train`` -> ``fid``); the name itself if unknown."""
     from exprbench.core.errors import RegistryError
-    from exprbench.metrics.spec import resolve_metric as _resolve
+    from exprbench.metrics.protocols.spec import resolve_metric as _resolve
 
     try:
         return _resolve(protocol).family
@@ -100,8 +100,8 @@ def _declared_place(protocol: str) -> int:
     """The place of ``protocol``'s declaration in the registry (a variant such as ``fid2k_train_ml`` sorts as
     the declaration it comes from); unknown protocols after all declared ones."""
     from exprbench.core.errors import RegistryError
-    from exprbench.metrics.spec import all_metrics
-    from exprbench.metrics.spec import resolve_metric as _resolve
+    from exprbench.metrics.protocols.spec import all_metrics
+    from exprbench.metrics.protocols.spec import resolve_metric as _resolve
 
     declared = all_metrics()
     try:

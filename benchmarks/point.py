@@ -22,7 +22,7 @@ from exprbench.runs.harness import Trainer
 from exprbench.runs.layout import list_checkpoints
 from exprbench.core.devices import device_name, library_versions, resolve_device
 from exprbench.core.io import read_json, write_json
-from exprbench.metrics.evaluator import plugin_resources
+from exprbench.metrics.extractors.evaluator import plugin_resources
 
 from .claims import Claim, holder, read_attempts, this_host
 from .compute import COMPUTE, count_run
@@ -51,7 +51,7 @@ def curve_hook(suite: Suite, data, device: torch.device) -> Callable[[int, objec
     """The periodic evaluation of a suite (``[eval] curve_metric``), or None when off."""
     if not suite.curve_metric or not suite.curve_every:
         return None
-    from exprbench.metrics.evaluate import evaluate_model
+    from exprbench.metrics.run.evaluate import evaluate_model
 
     def hook(step: int, model) -> dict[str, float]:
         with model.curve_sampling():  # a diffusion model's fewer sampler steps; others as they are
@@ -76,7 +76,7 @@ def run_point(suite: Suite, point: GridPoint, run_dir: Path, data_path: str | No
 
     Exceptions other than KeyboardInterrupt are caught and recorded (``failed`` / ``diverged``).
     """
-    from exprbench.metrics.evaluate import evaluate_run
+    from exprbench.metrics.run.evaluate import evaluate_run
 
     cfg = suite.run_config(point, data_path, runs_dir=run_dir.parent)
     if device:

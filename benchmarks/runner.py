@@ -3,7 +3,7 @@
 Layout under the output directory (default ``results/<suite>/``)::
 
     runs/<model>-<config>-s<seed>/   a run directory (see exprbench.runs.harness) plus
-        eval.json                    the metrics (exprbench.metrics.evaluate_run)
+        eval.json                    the metrics (exprbench.metrics.run.evaluate.evaluate_run)
         record.json                  done | failed | diverged, wall times, img/s, peak memory, device,
                                      library versions, git commit, config_sha256, attempts, worker, error
         identity.json                the grid point's config sha256 and its identity mapping

@@ -279,7 +279,7 @@ def load_suite(name_or_path: str | Path) -> Suite:
     metrics = list(ev.get("metrics", []))
     curve_metric, curve_every = str(ev.get("curve_metric", "")), int(ev.get("curve_every", 0))
     try:
-        from exprbench.metrics.spec import resolve_metric
+        from exprbench.metrics.protocols.spec import resolve_metric
 
         for m in metrics + ([curve_metric] if curve_metric else []):
             resolve_metric(m)

@@ -20,7 +20,7 @@ from exprbench.core.errors import UserError
 
 from .columns import (LEADERBOARD_TABLES, aliases, column_order, header_name, higher_is_better, kind_columns,
                       resolve_metric, table_of)
-from exprbench.metrics.spec import FLAG_MARK
+from exprbench.metrics.protocols.spec import FLAG_MARK
 
 from .results import HI, LO, REF_COUNT, REFERENCE_LABEL, metric_columns
 

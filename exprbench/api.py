@@ -61,7 +61,7 @@ def score(images, labels=None, metrics: Sequence[str] | None = None, device: str
     Raises:
         UserError: bad images or labels, an unknown protocol, one that asked by name cannot be fed.
     """
-    from exprbench.metrics.images_eval import evaluate_images
+    from exprbench.metrics.run.images_eval import evaluate_images
 
     with tempfile.TemporaryDirectory(prefix="exprbench-score-") as tmp:
         src, lab = images, labels

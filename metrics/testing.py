@@ -13,7 +13,7 @@ import torch
 
 from exprbench.data import SPLITS, FaceDataset, load_fer2013
 
-from .evaluator import NetConfig, TrainRecipe, train_evaluator
+from exprbench.metrics.extractors.evaluator import NetConfig, TrainRecipe, train_evaluator
 
 
 def real_data_path() -> Path | None:

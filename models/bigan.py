@@ -4,7 +4,7 @@ equivalently ALI, Dumoulin et al. 2017): G(z) -> x, E(x) -> z, D(x, z).
 D separates the pairs (x, E(x)), x real, from (G(z), z), z ~ N(0, I); G and E are trained together to
 fool it (the paper's eq. 3 objective V(D, E, G), non-saturating for both, as in Donahue et al. sec. 3.4).
 At the optimum E inverts G, so E(x) is a feature of x learnt without labels (the linear-probe metric
-in ``metrics/encoding.py`` measures how much emotion it carries).
+in ``metrics/families/encoding.py`` measures how much emotion it carries).
 
 Configs:
     ``reference``  the FER2013 BiGAN of docs/MODELS.md: E Conv(64, 5x5 s2) -> Conv(128)+BN ->

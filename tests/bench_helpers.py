@@ -39,7 +39,7 @@ def write_suite(path: Path, models=("gan", "cgan"), metrics='["fid70_train", "ac
 
 def need_evaluator() -> None:
     try:
-        from exprbench.metrics.evaluator import resolve_weights
+        from exprbench.metrics.extractors.evaluator import resolve_weights
 
         resolve_weights(None)
     except Exception as e:  # noqa: BLE001

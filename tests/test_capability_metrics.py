@@ -1,4 +1,4 @@
-"""metrics/encoding.py and metrics/translation.py: encoder accuracy, linear probe, reconstruction and translation metrics.
+"""metrics/families/encoding.py and metrics/families/translation.py: encoder accuracy, linear probe, reconstruction and translation metrics.
 
 Exact values come from small fake plugins with known behaviour; one tiny real plugin checks the plumbing.
 """
@@ -11,9 +11,9 @@ import torch
 from exprbench.runs.config import resolve_config
 from exprbench.data import FER7, DataSpec, to_float
 from exprbench.runs.loader import build_model
-from exprbench.metrics.encoding import encoder_label_accuracy, linear_probe_accuracy, reconstruction_metrics
-from exprbench.metrics.imageops import CapabilityMetricError, l1_ssim
-from exprbench.metrics.translation import translate_all, translation_fid_inputs, translation_metrics
+from exprbench.metrics.families.encoding import encoder_label_accuracy, linear_probe_accuracy, reconstruction_metrics
+from exprbench.metrics.families.imageops import CapabilityMetricError, l1_ssim
+from exprbench.metrics.families.translation import translate_all, translation_fid_inputs, translation_metrics
 
 SPEC = DataSpec(1, 48, 48, FER7, "fer7")
 

@@ -10,8 +10,8 @@ import torch
 
 from exprbench.cli import main
 from exprbench.data import load_fer2013
-from exprbench.metrics.evaluate import evaluate_model
-from exprbench.metrics.spec import register_metric, unregister_metric
+from exprbench.metrics.run.evaluate import evaluate_model
+from exprbench.metrics.protocols.spec import register_metric, unregister_metric
 from exprbench.metrics.testing import tiny_evaluator
 from exprbench.models import MODELS, register_model
 from exprbench.models.base import ModelPlugin

@@ -85,7 +85,7 @@ def evaluated(tmp_path):
 
 
 def test_ctrl_c_during_evaluate_keeps_the_finished_protocols(evaluated, capsys, monkeypatch):
-    import exprbench.metrics.references as refs
+    import exprbench.metrics.run.references as refs
 
     run, opts = evaluated
     run_protocol = refs.run_protocol
@@ -131,7 +131,7 @@ def test_file_lock_excludes_and_leaves_no_file(tmp_path):
 def test_ctrl_c_during_evaluate_images_keeps_the_finished_protocols(evaluated, tmp_path, capsys, monkeypatch):
     import numpy as np
 
-    import exprbench.metrics.references as refs
+    import exprbench.metrics.run.references as refs
     from exprbench.data import load_fer2013
 
     run, opts = evaluated

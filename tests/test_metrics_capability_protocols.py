@@ -3,7 +3,7 @@
 Tiny runs (2 training steps, ``model.ch=8``) of BiCoGAN (encode + conditional + translate), BiGAN (encode),
 CCycleGAN (translate) and the unconditional GAN (none of them) on a small FER2013 subset, with a tiny
 evaluator: every protocol runs on a model with its capability, is skipped with a reason on one without,
-renames with ``--n-samples``, and gets the reference its declaration documents (``metrics/protocols.py``).
+renames with ``--n-samples``, and gets the reference its declaration documents (``metrics/protocols/builtin.py``).
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import torch
 
 from exprbench.data import load_fer2013
 from exprbench.core.errors import UserError
-from exprbench.metrics.evaluate import evaluate_run
-from exprbench.metrics.references import reference_key
-from exprbench.metrics.spec import METRICS, default_metrics, resolve_metric
+from exprbench.metrics.run.evaluate import evaluate_run
+from exprbench.metrics.run.references import reference_key
+from exprbench.metrics.protocols.spec import METRICS, default_metrics, resolve_metric
 from exprbench.metrics.testing import real_data_path, subset, tiny_evaluator, write_fer_csv
 
 DATA = real_data_path()
@@ -115,12 +115,12 @@ def test_bicogan_runs_every_capability_protocol(world):
     for name in ("probe35_test", "recon35_test", "translate_fid35_test"):
         assert fl[name]["status"] == "unavailable" and fl[name]["value"] is None and fl[name]["reason"]
     # only ok references are cached, and the printed table handles every entry
-    from exprbench.metrics.fidelity import fidelity_cache_root
+    from exprbench.metrics.families.fidelity import fidelity_cache_root
 
     cached = [p.name for p in (fidelity_cache_root() / "floors").glob("*.json")]
     assert any(c.startswith("enc_acc35_test-") for c in cached)
     assert not any(c.startswith(("probe35", "recon35", "translate_fid35")) for c in cached)
-    from exprbench.metrics.evaluate import print_eval
+    from exprbench.metrics.run.evaluate import print_eval
     from rich.console import Console
 
     console = Console(record=True, width=200)
@@ -155,7 +155,7 @@ def test_gan_skips_all_with_reasons(world):
 
 
 def test_reference_key_and_bad_count(world):
-    from exprbench.metrics.context import EvalContext
+    from exprbench.metrics.run.context import EvalContext
 
     ctx = EvalContext(object.__new__(type("M", (), {"capabilities": frozenset()})), world["ds"], torch.device("cpu"),
                    world["ev"], None)

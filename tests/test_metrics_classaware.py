@@ -1,4 +1,4 @@
-"""Tests of metrics/classaware.py: label accuracy (GAN-test) and the Classification Accuracy Score."""
+"""Tests of metrics/families/classaware.py: label accuracy (GAN-test) and the Classification Accuracy Score."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from exprbench.data import load_fer2013
-from exprbench.metrics import cas as CS
-from exprbench.metrics import classaware as C
-from exprbench.metrics.evaluator import load_evaluator, read_card
-from exprbench.metrics.fidelity import MetricInputError
+from exprbench.metrics.families import cas as CS
+from exprbench.metrics.families import classaware as C
+from exprbench.metrics.extractors.evaluator import load_evaluator, read_card
+from exprbench.metrics.families.fidelity import MetricInputError
 from exprbench.metrics.testing import real_data_path, subset, tiny_evaluator
 
 DATA = real_data_path()
@@ -152,7 +152,7 @@ def test_cas_refuses_fewer_than_20_images_per_class():
     answers one class."""
     from types import SimpleNamespace
 
-    from exprbench.metrics.spec import resolve_metric
+    from exprbench.metrics.protocols.spec import resolve_metric
 
     spec = resolve_metric("cas70")
     assert spec.min_samples == 20 and spec.per_class

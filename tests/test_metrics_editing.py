@@ -1,4 +1,4 @@
-"""metrics/editing.py: edit success / identity drift / entanglement on a model with a known answer, the
+"""metrics/families/editing.py: edit success / identity drift / entanglement on a model with a known answer, the
 strength sweep, likelihood aggregation, and the protocols in the registry."""
 
 from __future__ import annotations
@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from exprbench.data import DataSpec
-from exprbench.metrics.imageops import CapabilityMetricError
-from exprbench.metrics.editing import at_strength, edit_metrics, edit_strengths, parse_strengths
-from exprbench.metrics.labels import balanced_subset
-from exprbench.metrics.likelihood import likelihood_metrics
-from exprbench.metrics.spec import resolve_metric
+from exprbench.metrics.families.imageops import CapabilityMetricError
+from exprbench.metrics.families.editing import at_strength, edit_metrics, edit_strengths, parse_strengths
+from exprbench.metrics.families.labels import balanced_subset
+from exprbench.metrics.families.likelihood import likelihood_metrics
+from exprbench.metrics.protocols.spec import resolve_metric
 from exprbench.models.base import ModelPlugin
 from exprbench.models.contracts import Editor, Likelihood
 
@@ -67,7 +67,7 @@ def test_edit_metrics_known_answer():
 
 
 def test_entanglement_measures_the_other_classes_only():
-    from exprbench.metrics.editing import _entanglement
+    from exprbench.metrics.families.editing import _entanglement
 
     p0 = torch.tensor([[0.5, 0.25, 0.25]])
     # moving mass to class 0 without changing the ratio of the others: no entanglement

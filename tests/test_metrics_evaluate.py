@@ -1,4 +1,4 @@
-"""Tests of metrics/evaluate.py: evaluate_run on tiny runs writes a complete eval.json."""
+"""Tests of metrics/run/evaluate.py: evaluate_run on tiny runs writes a complete eval.json."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 
 from exprbench.data import load_fer2013
 from exprbench.core.errors import DataError, RegistryError, UserError
-from exprbench.metrics.evaluate import evaluate_run, resolve_eval_data_path
+from exprbench.metrics.run.evaluate import evaluate_run, resolve_eval_data_path
 from exprbench.metrics.testing import real_data_path, subset, tiny_evaluator, tiny_run, write_fer_csv
 
 DATA = real_data_path()
@@ -108,8 +108,8 @@ def test_data_path_resolution(tmp_path, monkeypatch):
 
 def test_references_cached_and_shared_between_runs(world, monkeypatch):
     """References do not depend on the model: evaluating a second run reads them from the reference cache."""
-    import exprbench.metrics.evaluate as ev
-    import exprbench.metrics.references as refs
+    import exprbench.metrics.run.evaluate as ev
+    import exprbench.metrics.run.references as refs
 
     metrics = ["fid70_train", "acc_gen70"]
     first = evaluate_run(world["runs"]["cgan"], metrics=metrics, device="cpu", evaluator_weights=world["ev"])
@@ -186,9 +186,9 @@ def test_corrupt_eval_json_is_refused_and_kept(world, tmp_path):
 
 def test_skipped_protocols_compute_no_reference(world, monkeypatch):
     """For an unconditional GAN, class-aware and capability protocols compute nothing, not even references."""
-    import exprbench.metrics.cas as cas
-    import exprbench.metrics.classaware as ca
-    import exprbench.metrics.references as refs
+    import exprbench.metrics.families.cas as cas
+    import exprbench.metrics.families.classaware as ca
+    import exprbench.metrics.run.references as refs
 
     calls = []
     for mod, fn in ((ca, "intra_class_fid"), (ca, "label_accuracy"), (cas, "cas_real_baseline"),
@@ -208,7 +208,7 @@ class _Recorder:
     """An EvalReporter that records its calls."""
 
     def __init__(self):
-        from exprbench.metrics.progress import EvalReporter
+        from exprbench.metrics.run.progress import EvalReporter
 
         self.calls = []
         base = EvalReporter()
@@ -222,7 +222,7 @@ def test_progress_lines_and_one_time_references(world, tmp_path, monkeypatch):
 
     from rich.console import Console
 
-    from exprbench.metrics.progress import ConsoleReporter
+    from exprbench.metrics.run.progress import ConsoleReporter
 
     monkeypatch.setenv("EXPRBENCH_CACHE", str(tmp_path / "cold"))  # nothing cached yet
     buf = io.StringIO()
@@ -256,7 +256,7 @@ def test_progress_bars_on_a_terminal(world, tmp_path, monkeypatch):
 
     from rich.console import Console
 
-    from exprbench.metrics.progress import ConsoleReporter
+    from exprbench.metrics.run.progress import ConsoleReporter
 
     monkeypatch.setenv("EXPRBENCH_CACHE", str(tmp_path / "cold"))
     buf = io.StringIO()
@@ -295,7 +295,7 @@ def image_sources(world):
 
 
 def test_evaluate_images_folder_unlabeled(world, image_sources, tmp_path):
-    from exprbench.metrics.evaluate import evaluate_images
+    from exprbench.metrics.run.evaluate import evaluate_images
 
     out = tmp_path / "scored"
     res = evaluate_images(image_sources / "pngs", out=out, data=world["csv"], device="cpu",
@@ -320,7 +320,7 @@ def test_evaluate_images_folder_unlabeled(world, image_sources, tmp_path):
 
 
 def test_evaluate_images_with_labels_and_merge(world, image_sources, tmp_path):
-    from exprbench.metrics.evaluate import evaluate_images
+    from exprbench.metrics.run.evaluate import evaluate_images
 
     out = tmp_path / "scored"
     evaluate_images(image_sources / "pngs", out=out, metrics=["fid70_train"], data=world["csv"], device="cpu",
@@ -345,7 +345,7 @@ def test_evaluate_images_with_labels_and_merge(world, image_sources, tmp_path):
 
 
 def test_evaluate_images_refuses_bad_out(world, image_sources, tmp_path):
-    from exprbench.metrics.evaluate import evaluate_images
+    from exprbench.metrics.run.evaluate import evaluate_images
 
     kw = dict(data=world["csv"], device="cpu", evaluator_weights=world["ev"], metrics=["fid70_train"])
     with pytest.raises(UserError, match="training run directory"):

@@ -1,4 +1,4 @@
-"""Tests of metrics/evaluator.py: the network, weights + card (sha256, weights_only), fer6, torch-fidelity."""
+"""Tests of metrics/extractors/evaluator.py: the network, weights + card (sha256, weights_only), fer6, torch-fidelity."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from exprbench.data import FER7, load_fer2013
-from exprbench.metrics import evaluator as E
+from exprbench.metrics.extractors import evaluator as E
 from exprbench.metrics.testing import real_data_path, subset, tiny_evaluator
 
 DATA = real_data_path()

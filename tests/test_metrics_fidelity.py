@@ -1,4 +1,4 @@
-"""Tests of metrics/fidelity.py: FID/KID/PR through torch-fidelity on the fer-evaluator features."""
+"""Tests of metrics/families/fidelity.py: FID/KID/PR through torch-fidelity on the fer-evaluator features."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import scipy.linalg
 import torch
 
 from exprbench.data import load_fer2013
-from exprbench.metrics import fidelity as Fm
-from exprbench.metrics.evaluator import load_evaluator
+from exprbench.metrics.families import fidelity as Fm
+from exprbench.metrics.extractors.evaluator import load_evaluator
 from exprbench.metrics.testing import real_data_path, subset, tiny_evaluator
 
 DATA = real_data_path()

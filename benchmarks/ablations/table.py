@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from exprbench.core.io import read_json, write_text
-from exprbench.metrics.validity_report import markdown_table
+from exprbench.metrics.validity.study_files import markdown_table
 
 COLUMNS = {  # column -> (protocol, detail key or None)
     "FID_ml ↓": ("fid10k_train_ml", None), "recall_ml ↑": ("pr10k_train_ml", "recall"),

@@ -330,7 +330,7 @@ def child() -> None:
     if fault.get("disk_full"):
         tamper.disk_full(fault["disk_full"])
     if fault.get("sigint_at"):
-        import exprbench.metrics.references as refs
+        import exprbench.metrics.run.references as refs
 
         orig = refs.run_protocol
 

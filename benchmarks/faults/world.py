@@ -104,7 +104,7 @@ def build_world(root: Path) -> World:
     from exprbench.runs.config import resolve_config
     from exprbench.data import load_fer2013
     from exprbench.runs.harness import Trainer
-    from exprbench.metrics.evaluate import evaluate_run
+    from exprbench.metrics.run.evaluate import evaluate_run
     from exprbench.metrics.testing import tiny_evaluator
 
     root.mkdir(parents=True, exist_ok=True)

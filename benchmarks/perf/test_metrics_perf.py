@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from exprbench.data import load_fer2013
-from exprbench.metrics.evaluator import DEFAULT_WEIGHTS, load_evaluator
+from exprbench.metrics.extractors.evaluator import DEFAULT_WEIGHTS, load_evaluator
 from exprbench.metrics.testing import real_data_path, tiny_run
 
 DATA = real_data_path()
@@ -43,7 +43,7 @@ def test_evaluator_feature_extraction(benchmark, real):
 
 
 def test_evaluate_10k(benchmark, real, tmp_path):
-    from exprbench.metrics.evaluate import evaluate_run
+    from exprbench.metrics.run.evaluate import evaluate_run
 
     run = tiny_run(DATA, tmp_path / "cgan", "cgan", steps=2, dataset=real)
     result = benchmark.pedantic(lambda: evaluate_run(run, n_samples=10000, device="auto"), rounds=1, iterations=1)

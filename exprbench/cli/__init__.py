@@ -20,7 +20,7 @@ import sys
 from exprbench.cli.app import CONTEXT, DEVICE_HELP, app, cli_command, command, console, group, main
 
 # the verb modules, in the order their verbs are listed
-from exprbench.cli import core, evaluate, validity, bench, capabilities  # noqa: E402,F401
+from exprbench.cli import run_commands, eval_commands, validity_commands, bench_commands, capability_commands  # noqa: E402,F401
 
 __all__ = ["CONTEXT", "DEVICE_HELP", "app", "cli_command", "command", "console", "group", "main"]
 

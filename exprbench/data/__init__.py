@@ -19,7 +19,7 @@ from __future__ import annotations
 from exprbench.data.cache import atomic_torch_save, cache_dir, check_cache_writable
 from exprbench.data.container import SPLITS, DataSpec, FaceDataset
 from exprbench.data.pixels import to_float, to_uint8
-from exprbench.data.registry import DATASETS, READERS, Dataset, Reader, find_reader, load_dataset, register_dataset, register_reader
+from exprbench.data.datasets import DATASETS, READERS, Dataset, Reader, find_reader, load_dataset, register_dataset, register_reader
 
 # datasets and their readers register on import (readers are tried by priority, not import order)
 from exprbench.data.fer2013 import (  # noqa: E402

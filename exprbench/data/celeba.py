@@ -23,7 +23,7 @@ from exprbench.core.errors import DataError
 from exprbench.core.io import file_sha256
 from exprbench.data.cache import cache_dir, cached
 from exprbench.data.container import FaceDataset
-from exprbench.data.registry import Dataset, Reader, register_dataset, register_reader
+from exprbench.data.datasets import Dataset, Reader, register_dataset, register_reader
 
 CELEBA_ATTR_FILE = "list_attr_celeba.txt"
 CELEBA_PARTITION_FILE = "list_eval_partition.txt"

@@ -34,7 +34,7 @@ from exprbench.core.errors import DataError
 from exprbench.core.io import file_sha256
 from exprbench.data.cache import cache_dir, cached
 from exprbench.data.container import FaceDataset
-from exprbench.data.registry import Dataset, dataset_of, find_reader, register_dataset
+from exprbench.data.datasets import Dataset, dataset_of, find_reader, register_dataset
 
 FER7 = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 LABEL_SETS: dict[str, tuple[str, ...]] = {

@@ -9,7 +9,7 @@ import numpy as np
 
 from exprbench.core.errors import DataError
 from exprbench.data import fer2013 as F
-from exprbench.data.registry import Reader, register_reader
+from exprbench.data.datasets import Reader, register_reader
 
 
 def _read_csv(path: Path):

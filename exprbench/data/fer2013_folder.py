@@ -9,7 +9,7 @@ from typing import Iterator
 from exprbench.core.errors import DataError
 from exprbench.data import fer2013 as F
 from exprbench.data.fer2013_csv import _read_csv
-from exprbench.data.registry import Reader, register_reader
+from exprbench.data.datasets import Reader, register_reader
 
 
 def _read_folder(path: Path):

@@ -11,7 +11,7 @@ from typing import Iterator
 from exprbench.core.errors import DataError
 from exprbench.data import fer2013 as F
 from exprbench.data.fer2013_csv import _parse_csv
-from exprbench.data.registry import Reader, register_reader
+from exprbench.data.datasets import Reader, register_reader
 
 _ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, OSError)
 

@@ -162,7 +162,7 @@ class Trainer:
             ``torch.random.fork_rng``, so it never changes the training's random stream.
         eval_every: steps between hook calls (0 = off).
         resources: trained parts a plugin is built on (:class:`~exprbench.models.base.Resources`; InterFaceGAN's
-            scorer: ``exprbench.metrics.evaluator.plugin_resources()``).
+            scorer: ``exprbench.metrics.extractors.evaluator.plugin_resources()``).
     """
 
     def __init__(self, cfg: RunConfig, run_dir: str | os.PathLike, resume: bool = False,

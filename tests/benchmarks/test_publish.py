@@ -46,7 +46,7 @@ def test_publish_refuses_a_directory_without_runs(tmp_path):
 
 
 def test_a_published_run_evaluates_from_its_weights(bench_results, tmp_path):
-    from exprbench.metrics.evaluate import evaluate_run
+    from exprbench.metrics.run.evaluate import evaluate_run
 
     run = publish(bench_results, tmp_path / "pub")[0]
     before = (run / "eval.json").read_text()
@@ -67,7 +67,7 @@ def test_a_published_interfacegan_loads_its_published_base_run(tmp_path):
     from exprbench.data import load_fer2013
     from exprbench.runs.harness import Trainer
 
-    from exprbench.metrics.evaluator import plugin_resources
+    from exprbench.metrics.extractors.evaluator import plugin_resources
 
     from ..conftest import write_csv
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from exprbench import data as D
-from exprbench.data import registry as R
+from exprbench.data import datasets as R
 from exprbench.data.cache import cached
 from exprbench.core.errors import DataError
 

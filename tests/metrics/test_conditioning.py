@@ -1,11 +1,11 @@
-"""metrics/conditioning.py: the c_response protocol's statistic on fakes whose dependence on c is known."""
+"""metrics/families/conditioning.py: the c_response protocol's statistic on fakes whose dependence on c is known."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from exprbench.metrics.conditioning import c_response
+from exprbench.metrics.families.conditioning import c_response
 
 
 class _Fake:

@@ -10,7 +10,7 @@ import pytest
 from exprbench.cli import main
 from exprbench.data import load_fer2013
 from exprbench.core.errors import UserError
-from exprbench.metrics.rundir import check_fingerprint
+from exprbench.metrics.run.run_checks import check_fingerprint
 from exprbench.metrics.testing import tiny_evaluator, tiny_run
 
 from ..conftest import write_csv

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from exprbench.core.errors import UserError
-from exprbench.metrics.classifier_training import TrainRecipe, _augmenter, train_classifier
-from exprbench.metrics.evaluator_net import NetConfig, build_net
-from exprbench.metrics.multilayer import stage_features
+from exprbench.metrics.extractors.classifier_training import TrainRecipe, _augmenter, train_classifier
+from exprbench.metrics.extractors.evaluator_net import NetConfig, build_net
+from exprbench.metrics.extractors.multilayer import stage_features
 
 
 def _toy(n: int = 96, seed: int = 0):

@@ -1,4 +1,4 @@
-"""metrics/images_source.py: images from folders / .npz / .npy and their labels, and every bad input."""
+"""metrics/run/images_source.py: images from folders / .npz / .npy and their labels, and every bad input."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from PIL import Image
 
 from exprbench.data import FER7
 from exprbench.core.errors import UserError
-from exprbench.metrics.images_source import ImageSourceError, load_image_set, load_labels
+from exprbench.metrics.run.images_source import ImageSourceError, load_image_set, load_labels
 
 
 def _imgs(n: int, seed: int = 0) -> np.ndarray:

@@ -13,8 +13,8 @@ import pytest
 from exprbench.benchmarks.faults.tamper import huge_png, npy_claiming, npz_of_many
 from exprbench.cli import main
 from exprbench.data import FER7
-from exprbench.metrics.array_headers import MAX_IMAGES, ImageSourceError
-from exprbench.metrics.images_source import load_image_set, load_labels
+from exprbench.metrics.run.array_headers import MAX_IMAGES, ImageSourceError
+from exprbench.metrics.run.images_source import load_image_set, load_labels
 
 
 def refused(path, *match, labels=None):
@@ -72,7 +72,7 @@ def test_arrays_within_the_limits_still_read(tmp_path):
 
 
 def test_a_folder_over_the_image_limit_is_refused_before_reading(tmp_path, monkeypatch):
-    import exprbench.metrics.images_source as src
+    import exprbench.metrics.run.images_source as src
 
     d = tmp_path / "pngs"
     d.mkdir()

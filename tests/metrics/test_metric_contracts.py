@@ -13,11 +13,11 @@ from PIL import Image
 
 from exprbench.data import load_fer2013
 from exprbench.core.errors import RegistryError
-from exprbench.metrics.context import EvalContext
-from exprbench.metrics.evaljson import merge_eval, references_of
-from exprbench.metrics.fidelity_inputs import drop_generated_cache
-from exprbench.metrics.references import run_protocol
-from exprbench.metrics.spec import (CAPABILITIES, DIRECTIONS, LEADERBOARD_TABLES, METRICS, TABLES, all_metrics,
+from exprbench.metrics.run.context import EvalContext
+from exprbench.metrics.run.evaljson import merge_eval, references_of
+from exprbench.metrics.families.fidelity_inputs import drop_generated_cache
+from exprbench.metrics.run.references import run_protocol
+from exprbench.metrics.protocols.spec import (CAPABILITIES, DIRECTIONS, LEADERBOARD_TABLES, METRICS, TABLES, all_metrics,
                                     default_metrics, derived_columns, higher_is_better, register_metric,
                                     resolve_metric, table_of, unregister_metric)
 from exprbench.metrics.testing import tiny_evaluator
@@ -129,7 +129,7 @@ def test_registration_refuses_duplicates_and_bad_names():
 def test_runtime_metric_in_listing_and_evaluation(world, capsys):
     """A metric registered at run time is listed by ``exprbench metrics`` and evaluated like the built-ins."""
     from exprbench.cli import main
-    from exprbench.metrics.evaluate import evaluate_model
+    from exprbench.metrics.run.evaluate import evaluate_model
 
     @register_metric(needs={"sample"}, n_samples=N, seed=9, direction="higher", table="fidelity",
                      no_reference="a throw-away test metric", name_pattern="brt{n}", summary="mean brightness (test)",
@@ -172,7 +172,7 @@ def test_protocol_that_does_not_apply_is_skipped(world):
         assert e["status"] == "skipped" and "celeba-Smiling" in e["reason"] and "fer7" in e["reason"]
     finally:
         unregister_metric("only14_celeba")
-    from exprbench.metrics.context import network_mismatch
+    from exprbench.metrics.run.context import network_mismatch
 
     ctx = _ctx(world, 500, 256)
     rgb64 = type("D", (), {"images": torch.zeros(1, 3, 64, 64, dtype=torch.uint8), "label_set": "celeba-Smiling",
@@ -182,7 +182,7 @@ def test_protocol_that_does_not_apply_is_skipped(world):
 
 
 def test_figure_inputs(world, tmp_path):
-    from exprbench.metrics.figure_inputs import PER_CLASS, write_figure_inputs
+    from exprbench.metrics.run.run_figures import PER_CLASS, write_figure_inputs
 
     ctx = _ctx(world, 500, 256)
     ctx.out_dir = tmp_path

@@ -1,4 +1,4 @@
-"""The realism space ``fer-multilayer`` (metrics/multilayer.py): its card, its features and what it separates."""
+"""The realism space ``fer-multilayer`` (metrics/extractors/multilayer.py): its card, its features and what it separates."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ import json
 import pytest
 import torch
 
-from exprbench.metrics.evaluator import load_evaluator
-from exprbench.metrics.evaluator_net import EvaluatorError
-from exprbench.metrics.fidelity import fid_from_features
-from exprbench.metrics.evaluator_net import DEFAULT_WEIGHTS
-from exprbench.metrics.multilayer import (DEFAULT_CARD, build_multilayer_card, multilayer_card_path, multilayer_features,
+from exprbench.metrics.extractors.evaluator import load_evaluator
+from exprbench.metrics.extractors.evaluator_net import EvaluatorError
+from exprbench.metrics.families.fidelity import fid_from_features
+from exprbench.metrics.extractors.evaluator_net import DEFAULT_WEIGHTS
+from exprbench.metrics.extractors.multilayer import (DEFAULT_CARD, build_multilayer_card, multilayer_card_path, multilayer_features,
                                          read_multilayer_card)
-from exprbench.metrics.names import MULTILAYER_NAME
-from exprbench.metrics.spec import resolve_metric, table_of
+from exprbench.metrics.protocols.names import MULTILAYER_NAME
+from exprbench.metrics.protocols.spec import resolve_metric, table_of
 
 from ..bench_helpers import need_evaluator
 

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from exprbench.data import load_fer2013
-from exprbench.metrics.context import EvalContext
-from exprbench.metrics.evaluate import evaluate_run
-from exprbench.metrics.fidelity import fid_from_features, fidelity_features, fidelity_scores
-from exprbench.metrics.spec import resolve_metric
+from exprbench.metrics.run.context import EvalContext
+from exprbench.metrics.run.evaluate import evaluate_run
+from exprbench.metrics.families.fidelity import fid_from_features, fidelity_features, fidelity_scores
+from exprbench.metrics.protocols.spec import resolve_metric
 from exprbench.metrics.testing import real_data_path, subset, tiny_evaluator, tiny_run, write_fer_csv
 
 DATA = real_data_path()
@@ -115,7 +115,7 @@ def test_print_eval_shows_new_columns(world):
 
     from rich.console import Console
 
-    from exprbench.metrics.evaluate import print_eval
+    from exprbench.metrics.run.evaluate import print_eval
 
     buf = io.StringIO()
     print_eval(world["res"], console=Console(file=buf, width=200))
@@ -125,7 +125,7 @@ def test_print_eval_shows_new_columns(world):
 
 def test_curves_skip_intervals_same_values(world):
     """evaluate_model (training curves) computes the same values without the bootstrap work."""
-    from exprbench.metrics.evaluate import evaluate_model
+    from exprbench.metrics.run.evaluate import evaluate_model
     from exprbench.runs.loader import load_trained
 
     _, model, _, _ = load_trained(world["run"], torch.device("cpu"), "latest")
@@ -157,7 +157,7 @@ def test_references_beyond_the_test_split(world):
 
     from rich.console import Console
 
-    from exprbench.metrics.evaluate import print_eval
+    from exprbench.metrics.run.evaluate import print_eval
 
     buf = io.StringIO()
     print_eval(res, console=Console(file=buf, width=250), only=["fid300_train", "ifid350_train"])

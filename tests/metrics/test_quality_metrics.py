@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from exprbench.metrics.bootstrap import FrechetToFixed, fid_ci, fid_infinity, interval, mean_ci
-from exprbench.metrics.classaware import accuracy_baselines, balanced_accuracy
-from exprbench.metrics.coverage import density_coverage
-from exprbench.metrics.memorisation import memorisation, nearest_neighbours, pairs_grid
+from exprbench.metrics.families.bootstrap import FrechetToFixed, fid_ci, fid_infinity, interval, mean_ci
+from exprbench.metrics.families.classaware import accuracy_baselines, balanced_accuracy
+from exprbench.metrics.families.coverage import density_coverage
+from exprbench.metrics.families.memorisation import memorisation, nearest_neighbours, pairs_grid
 
 
 def _blobs(n, centers, seed, dim=8, spread=0.3):
@@ -96,7 +96,7 @@ def test_balanced_accuracy_and_baselines():
 
 
 def test_fingerprint_warning(tmp_path):
-    from exprbench.metrics.evaluate import fingerprint_warnings, run_train_fingerprint
+    from exprbench.metrics.run.evaluate import fingerprint_warnings, run_train_fingerprint
 
     assert run_train_fingerprint(tmp_path) is None
     (tmp_path / "status.json").write_text(json.dumps({"data_fingerprint": "a" * 64}))
@@ -109,7 +109,7 @@ def test_fingerprint_warning(tmp_path):
 def test_precision_recall_ci_around_torch_fidelity():
     from torch_fidelity.metric_prc import calculate_precision_recall_part
 
-    from exprbench.metrics.coverage import precision_recall_ci
+    from exprbench.metrics.families.coverage import precision_recall_ci
 
     real, _ = _blobs(300, CENTERS, 0)
     gen, _ = _blobs(200, CENTERS[:3], 1, spread=0.5)
@@ -125,7 +125,7 @@ def test_precision_recall_ci_around_torch_fidelity():
 def test_kid_ci_contains_torch_fidelity_value():
     from torch_fidelity.metric_kid import kid_features_to_metric
 
-    from exprbench.metrics.bootstrap import kid_ci
+    from exprbench.metrics.families.bootstrap import kid_ci
 
     real, _ = _blobs(300, CENTERS, 0)
     gen, _ = _blobs(200, CENTERS, 1, spread=0.5)
@@ -137,7 +137,7 @@ def test_kid_ci_contains_torch_fidelity_value():
 
 
 def test_ball_hits_counts_and_cap():
-    from exprbench.metrics.coverage import ball_hits, kth_neighbour_radii
+    from exprbench.metrics.families.coverage import ball_hits, kth_neighbour_radii
 
     real, _ = _blobs(120, CENTERS, 0)
     gen, _ = _blobs(90, CENTERS, 1)
@@ -152,7 +152,7 @@ def test_ball_hits_counts_and_cap():
 
 def test_duplicates_left_out_of_the_threshold():
     """With more than 5% of the test faces copied from train (FER2013: 8%), the threshold would be 0."""
-    from exprbench.metrics.memorisation import duplicate_mask
+    from exprbench.metrics.families.memorisation import duplicate_mask
 
     train, _ = _blobs(500, CENTERS, 0)
     test, _ = _blobs(200, CENTERS, 1)
@@ -170,7 +170,7 @@ def test_duplicates_left_out_of_the_threshold():
 
 
 def test_balanced_mean_ci_stratified():
-    from exprbench.metrics.bootstrap import balanced_mean_ci
+    from exprbench.metrics.families.bootstrap import balanced_mean_ci
 
     # 90 of class 0 all right, 10 of class 1 all wrong: plain accuracy 0.9, balanced 0.5
     outcomes, labels = [1.0] * 90 + [0.0] * 10, [0] * 90 + [1] * 10

@@ -7,7 +7,7 @@ import zipfile
 import torch
 
 from exprbench.data import load_fer2013
-from exprbench.metrics.fidelity_inputs import reference_cache_name
+from exprbench.metrics.families.fidelity_inputs import reference_cache_name
 from exprbench.metrics.testing import write_fer_csv
 
 from ..conftest import write_zip

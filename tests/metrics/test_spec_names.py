@@ -1,11 +1,11 @@
-"""metrics/spec.py: protocol names carry their protocol."""
+"""metrics/protocols/spec.py: protocol names carry their protocol."""
 
 from __future__ import annotations
 
 import pytest
 
 from exprbench.core.errors import RegistryError
-from exprbench.metrics.spec import METRICS, default_metrics, format_count, parse_count, resolve_metric
+from exprbench.metrics.protocols.spec import METRICS, default_metrics, format_count, parse_count, resolve_metric
 
 
 def test_default_set():

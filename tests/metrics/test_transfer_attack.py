@@ -1,11 +1,11 @@
-"""metrics/transfer_attack.py: targeted PGD stays in its ball and raises the source's own targeted success."""
+"""metrics/validity/transfer_attack.py: targeted PGD stays in its ball and raises the source's own targeted success."""
 
 from __future__ import annotations
 
 import torch
 
-from exprbench.metrics.evaluator_net import NetConfig, build_net
-from exprbench.metrics.transfer_attack import targeted_pgd
+from exprbench.metrics.extractors.evaluator_net import NetConfig, build_net
+from exprbench.metrics.validity.transfer_attack import targeted_pgd
 
 
 def test_pgd_stays_within_eps_and_moves_the_source_toward_the_target():

@@ -1,11 +1,11 @@
-"""metrics/transplant.py: the high-frequency layer, and composites read as the layer's class when the class is a mark."""
+"""metrics/families/transplant.py: the high-frequency layer, and composites read as the layer's class when the class is a mark."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from exprbench.metrics.transplant import high_frequency_layer, transplant_shares
+from exprbench.metrics.families.transplant import high_frequency_layer, transplant_shares
 
 
 def test_a_constant_image_has_no_high_frequency_layer():

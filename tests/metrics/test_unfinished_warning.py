@@ -1,10 +1,10 @@
-"""metrics/rundir.py unfinished_warnings: evaluating a partly trained run says so."""
+"""metrics/run/run_checks.py unfinished_warnings: evaluating a partly trained run says so."""
 
 from __future__ import annotations
 
 import json
 
-from exprbench.metrics.rundir import unfinished_warnings
+from exprbench.metrics.run.run_checks import unfinished_warnings
 
 
 def test_a_completed_run_at_its_budget_gets_no_warning_and_others_do(tmp_path):

@@ -9,8 +9,8 @@ import json
 import pytest
 import torch
 
-from exprbench.metrics.degrade import DEGRADATIONS, collapse, drop_emotions, memorise
-from exprbench.metrics.validity_criteria import (FAIL, NA, PASS, criteria_table, dynamic_range, halfwidth, monotone,
+from exprbench.metrics.validity.degrade import DEGRADATIONS, collapse, drop_emotions, memorise
+from exprbench.metrics.validity.criteria import (FAIL, NA, PASS, criteria_table, dynamic_range, halfwidth, monotone,
                                                  ranked)
 
 
@@ -174,8 +174,8 @@ def test_cas_mode_dropping_trains_on_balanced_train_faces(tiny, monkeypatch):
     """CAS tests on PrivateTest, so its mode-dropping and collapse sets are real train faces at its own
     count (the set of its real-data baseline), changed as the PrivateTest set is."""
     from exprbench.data import load_fer2013
-    from exprbench.metrics import cas
-    from exprbench.metrics.validity import StudyOptions, run_study
+    from exprbench.metrics.families import cas
+    from exprbench.metrics.validity.study import StudyOptions, run_study
 
     seen = []
 

@@ -10,9 +10,9 @@ import json
 import pytest
 
 from exprbench.core.errors import UserError
-from exprbench.metrics.validity_criteria import CAS_CONDITIONS, judge
-from exprbench.metrics.validity_report import notes, write_study
-from exprbench.metrics.validity_update import check_update, load_study, merge_study
+from exprbench.metrics.validity.criteria import CAS_CONDITIONS, judge
+from exprbench.metrics.validity.study_files import notes, write_study
+from exprbench.metrics.validity.update import check_update, load_study, merge_study
 
 PROTOCOLS = {  # name -> (family, space, direction)
     "fid10k_train": ("fid", "fer-evaluator", "lower"),

@@ -88,7 +88,7 @@ def test_own_emotion_translation_stays_close_after_short_real_training(real_zip,
     _, model, spec, step = load_trained(tmp_path / "run")
     test = load_fer2013(real_zip).split("test")
     x, c = test.images[:64], test.labels[:64]
-    from exprbench.metrics.imageops import l1_ssim
+    from exprbench.metrics.families.imageops import l1_ssim
 
     l1, ssim = l1_ssim(x, to_uint8(model.translate(to_float(x), c, c)))
     l1_other_face, _ = l1_ssim(x, x.roll(1, 0))

@@ -13,7 +13,7 @@ from exprbench.runs.config import resolve_config
 from exprbench.core.errors import ConfigError
 from exprbench.runs.harness import Trainer
 from exprbench.runs.loader import build_model, load_trained
-from exprbench.metrics.evaluator import plugin_resources
+from exprbench.metrics.extractors.evaluator import plugin_resources
 from exprbench.models.interfacegan import fit_boundary
 
 
@@ -124,7 +124,7 @@ def test_base_run_is_required_and_must_be_unconditional(fitted, tmp_path):
 def test_boundaries_are_fitted_with_the_aux_classifier_not_the_evaluator():
     """The classifier InterFaceGAN fits on by default is the shipped auxiliary one: other weights (another width and
     seed) than the evaluator that scores its acc_gen and edit_success."""
-    from exprbench.metrics.evaluator import load_aux_classifier, load_evaluator
+    from exprbench.metrics.extractors.evaluator import load_aux_classifier, load_evaluator
     from exprbench.models.interfacegan import InterFaceGANConfig
 
     assert InterFaceGANConfig().scorer_weights == ""

@@ -1,0 +1,174 @@
+"""The feature-space protocols over generated images: FID, KID, precision/recall (torch-fidelity, see
+:mod:`.fidelity`), density/coverage (:mod:`.coverage`) and memorisation (:mod:`.memorisation`).
+
+Each runner scores the protocol's generated set (or, for the real-data reference, the real test split)
+against the train reference in the protocol's feature space; with ``ctx.ci_draws`` bootstrap intervals
+come from the features torch-fidelity cached (:mod:`.bootstrap`).
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import torch
+
+from exprbench.core.io import atomic_open
+
+from exprbench.metrics.families.bootstrap import CI_SEED, fid_ci, fid_infinity, kid_ci
+from exprbench.metrics.families.coverage import DC_NEIGHBORHOOD, density_coverage, precision_recall_ci
+from exprbench.metrics.families.fidelity import fidelity_scores
+from exprbench.metrics.families.fidelity_inputs import extractor_info, generated_cache_name, is_cached
+from exprbench.metrics.families.memorisation import MEM_QUANTILE, N_PAIRS, duplicate_mask, memorisation, pairs_grid
+from exprbench.metrics.protocols.names import PR_REFERENCE_SIZE
+
+_TF_METRIC = {"fid": "fid", "kid": "kid", "pr": "prc"}
+
+
+def run_fid_kid_pr(spec, ctx, real: bool, kind: str) -> dict:
+    """FID / KID / precision-recall (``kind``) of generated (or real test) images against the train reference
+    (precision/recall: a fixed random 10k of train, seed 0, so both sets have the same size)."""
+    _, sha = extractor_info(spec.extractor, ctx.evaluator_weights, ctx.inception_weights)
+    kw = ctx.fidelity_kw(spec)
+    if real:
+        rs = ctx.real_set(spec.n_samples, spec.seed)
+        cand, n_c = rs.images, len(rs.images)
+        test_name = ctx.ref_name(rs.split, n_c, spec.extractor, sha, rs.selection)
+        if not is_cached(test_name):
+            ctx.note(f"real features for the real-data value ({rs.where}), one-time, {n_c:,} images")
+    else:
+        cand, _ = ctx.generate(spec.n_samples, spec.seed, per_class=False)
+        n_c = cand.shape[0]
+        ctx.gen_cache_names.add(generated_cache_name(cand, spec.extractor, sha))
+        test_name = None
+    if kind == "pr":  # the random 10k's features are rows of the full train split's
+        ref, sel, idx = ctx.pr_reference(PR_REFERENCE_SIZE)
+        ref_name = ctx.train_subset_name(spec, sha, idx, sel)
+    else:
+        ref = ctx.train.images
+        ref_name = ctx.train_ref_name(spec, sha)  # torch-fidelity reads (or extracts) them itself
+    gen_cache = test_name if real else True  # real test features are cached like a reference
+    res = fidelity_scores(cand, ref, (_TF_METRIC[kind],), real_cache_name=ref_name, generated_cache=gen_cache,
+                          seed=2020, **kw)
+    out = {"n_samples": n_c, "extractor_sha256": sha}
+    if real:
+        out["n_protocol"] = spec.n_samples
+    if kind == "fid":
+        out.update(value=res["fid"], details={"n_real": res["n_real"]})
+    elif kind == "kid":
+        out.update(value=res["kid_mean"], std=res["kid_std"],
+                   details={"n_real": res["n_real"], "kid_subset_size": res["kid_subset_size"], "kid_subsets": 100})
+    else:
+        out.update(value=res["f_score"], details={"precision": res["precision"], "recall": res["recall"],
+                                                  "f_score": res["f_score"], "k": 3, "n_real": res["n_real"]})
+    if real:
+        out["details"].update(reference_set(rs))
+    short = real and n_c < spec.n_samples and kind == "fid"
+    if ctx.ci_draws or short:  # intervals (and FID at infinite N) from the features torch-fidelity cached
+        gen_feats = ctx.fidelity_feats(spec, cand, test_name if real else generated_cache_name(cand, spec.extractor, sha),
+                                       "generated")
+    if short:  # fewer real images than the protocol's count: the FID at that count from the 1/N fit
+        fit = fid_infinity(gen_feats, ctx.train_statistics(spec, ref_name))
+        out["details"]["at_protocol_n"] = {
+            "n": spec.n_samples, "value": fit["fid_inf"] + fit["fid_inf_slope"] / spec.n_samples,
+            "method": f"FID at N = {n_c:,}, {n_c // 2:,}, {n_c // 4:,} fitted linearly in 1/N (Chong & Forsyth 2020), "
+                      f"read at N = {spec.n_samples:,}"}
+    if ctx.ci_draws:
+        if kind == "fid":
+            stats = ctx.train_statistics(spec, ref_name)
+            out.update(fid_ci(gen_feats, stats, res["fid"], ctx.ci_draws, CI_SEED))
+            out["details"].update(fid_infinity(gen_feats, stats), fid_inf_note=(
+                "linear fit of FID at N, N/2, N/4 (nested random subsets) in 1/N (Chong & Forsyth 2020)"))
+        elif kind == "kid":
+            out.update(kid_ci(gen_feats, ctx.fidelity_feats(spec, ref, ref_name, "real"), res["kid_mean"],
+                              ctx.ci_draws, CI_SEED))
+        else:
+            cis = precision_recall_ci(ctx.fidelity_feats(spec, ref, ref_name, "real"), gen_feats, res, k=3,
+                                      draws=ctx.ci_draws, seed=CI_SEED)
+            out.update(cis["f_score"])
+            out["details"].update(precision_ci95=cis["precision"]["ci95"], recall_ci95=cis["recall"]["ci95"],
+                                  ci_note="k-NN radii of the full sets kept fixed over the draws")
+    return out
+
+
+def run_dc(spec, ctx, real: bool) -> dict:
+    """Density and coverage (Naeem et al. 2020, k=5) against the precision/recall reference (10k train
+    images, seed 0); value = coverage (bounded in [0, 1], falls when modes are dropped; density, which is
+    unbounded and rewards crowding dense regions, goes to details)."""
+    _, sha = extractor_info(spec.extractor, ctx.evaluator_weights, ctx.inception_weights)
+    cand, cand_name = ctx.scored_set(spec, real, sha)
+    ref, sel, idx = ctx.pr_reference(PR_REFERENCE_SIZE)
+    ref_name = ctx.train_subset_name(spec, sha, idx, sel)
+    rf = ctx.fidelity_feats(spec, ref, ref_name, "real")
+    gf = ctx.fidelity_feats(spec, cand, cand_name, "generated")
+    res = density_coverage(rf, gf, DC_NEIGHBORHOOD, ci_draws=ctx.ci_draws, ci_seed=CI_SEED)
+    out = {"value": res["coverage"], "n_samples": int(cand.shape[0]), "extractor_sha256": sha,
+           "details": {"density": res["density"], "coverage": res["coverage"], "k": res["k"], "n_real": res["n_real"],
+                       "reference": f"train, {sel}"}}
+    if real:
+        out["n_protocol"] = spec.n_samples
+        out["details"].update(reference_set(ctx.real_set(spec.n_samples, spec.seed)))
+    if ctx.ci_draws:
+        out.update(res["coverage_ci"])
+        out["details"].update(density_ci95=res["density_ci"]["ci95"], coverage_ci95=res["coverage_ci"]["ci95"])
+    return out
+
+
+def run_mem(spec, ctx, real: bool) -> dict:
+    """Memorisation (see :mod:`.memorisation`) in the protocol's feature space: the fraction of scored images
+    nearer their nearest train face than the 5th percentile of test-to-train distances. For generated
+    images, the 16 closest (sample, train face) pairs are written to ``RUN/figures_input/<protocol>_pairs.npy``
+    (uint8 16 x 2 x C x H x W: sample, neighbour) and ``..._pairs.png`` (4 pairs per row) when the evaluation
+    has a directory."""
+    _, sha = extractor_info(spec.extractor, ctx.evaluator_weights, ctx.inception_weights)
+    cand, cand_name = ctx.scored_set(spec, real, sha)
+    test_name = ctx.ref_name("test", len(ctx.test), spec.extractor, sha)
+    tr = ctx.train_features(spec, sha)
+    te = ctx.fidelity_feats(spec, ctx.test.images, test_name, "real")
+    dup = ctx.test_duplicates()
+    if real:  # the real stand-ins that are not pixel copies of a train face
+        keep = ~duplicate_mask(cand, ctx.train.images)
+        gf = ctx.fidelity_feats(spec, cand, cand_name, "generated")[keep]
+    else:
+        gf = ctx.fidelity_feats(spec, cand, cand_name, "generated")
+    res = memorisation(gf, tr, te, MEM_QUANTILE, N_PAIRS, ci_draws=ctx.ci_draws, ci_seed=CI_SEED, test_exclude=dup)
+    details = {k: v for k, v in res.items() if k not in ("fraction", "fraction_ci")}
+    details["test_excluded_note"] = ("test faces that are exact pixel copies of a train face are left out of the "
+                                     "threshold (and real faces that are copies, of the real-data value)")
+    if real:
+        details.update(reference_set(ctx.real_set(spec.n_samples, spec.seed)))
+    details["feature_space"] = spec.extractor
+    details["pairs_axes"] = ("sample = index into the scored set (the generated images in order of generation; for "
+                             "the real-data value the test faces that are not copies of a train face), "
+                             "train_index = index into the train split")
+    if not real and ctx.out_dir is not None and res["closest_pairs"]:
+        details["pairs_files"] = write_pairs(ctx, spec.name, cand, res["closest_pairs"])
+        ctx.closest_pairs = (cand, res["closest_pairs"])
+    return {"value": res["fraction"], "n_samples": res["n_generated"], "extractor_sha256": sha,
+            **({"n_protocol": spec.n_samples} if real else {}), **res.get("fraction_ci", {}), "details": details}
+
+
+def reference_set(rs) -> dict:
+    """The details of a real-data reference that say which real images stood in for the generated ones."""
+    return {"reference_set": rs.where, "reference_selection": rs.selection, "reference_n": int(len(rs.images)),
+            "protocol_n": int(rs.wanted)}
+
+
+def write_pairs(ctx, name: str, cand: torch.Tensor, pairs: list[dict]) -> dict:
+    """Write the closest pairs as .npy (P x 2 x H x W uint8, first channel) and .png into
+    ``out_dir/figures_input``; returns their paths relative to the directory."""
+    from PIL import Image
+
+    s = cand[[q["sample"] for q in pairs]]
+    nb = ctx.train.images[[q["train_index"] for q in pairs]]
+    arr = torch.stack([s, nb], 1)[:, :, 0].numpy().astype(np.uint8)
+    rel = {"npy": f"figures_input/{name}_pairs.npy", "png": f"figures_input/{name}_pairs.png"}
+    buf = io.BytesIO()
+    np.save(buf, arr)
+    with atomic_open(ctx.out_dir / rel["npy"], "wb") as fh:
+        fh.write(buf.getvalue())
+    buf = io.BytesIO()
+    Image.fromarray(pairs_grid(s, nb)).save(buf, format="PNG")
+    with atomic_open(ctx.out_dir / rel["png"], "wb") as fh:
+        fh.write(buf.getvalue())
+    return rel

@@ -1,0 +1,389 @@
+"""The built-in metric protocols: one registered function each, declared with everything about it.
+
+Each function is ``fn(spec, ctx, real) -> dict``: the entry fields of the model's value, or with
+``real=True`` of its real-data reference. The computation lives beside its math (family modules,
+imported when the protocol runs, so listing protocols imports no torch): :mod:`.fidelity_metrics`
+(fid, kid, pr, dc, mem), :mod:`.classaware` (ifid, acc_gen, cas), :mod:`.encoding` (enc_acc, probe,
+recon), :mod:`.translation`, :mod:`.editing`, :mod:`.likelihood`. Adding a protocol is one more
+decorated function here or in a plugin module (entry-point group ``exprbench.metrics``).
+"""
+
+from __future__ import annotations
+
+from exprbench.metrics.run.console import fmt
+from exprbench.metrics.protocols.names import (BPD_IW_K, BPD_SEED, CAPABILITY_SEED, CAS_NAME, EDIT_FIT_PER_CLASS, EDIT_SEED, INCEPTION_NAME,
+                    MULTILAYER_NAME, PROBE_TRAIN_PER_CLASS)
+from exprbench.metrics.protocols.spec import register_metric
+
+S, SC = frozenset({"sample"}), frozenset({"sample", "conditional"})
+
+REAL_IN_PLACE = ("the same protocol with real faces in place of generated ones, at the protocol's count: random "
+                 "PrivateTest faces, PrivateTest + PublicTest where PrivateTest has fewer; all of them where both have "
+                 "fewer (count in n_samples; FID also read at the protocol's count from its 1/N fit)")
+EVALUATOR_ON_TEST = "the evaluator's plain accuracy on the real test split"
+EVALUATOR_BALANCED = ("the evaluator's class-balanced accuracy (mean per-class recall) on the real test split; plain "
+                      "accuracy, chance and majority-class baselines in details")
+TRAIN = "{what} of {n:,} {src} vs the train split ({extractor}, seed {seed})"
+ABOVE_REAL = ("an accuracy above the evaluator's own class-balanced accuracy on real test faces (the reference row): "
+              "class evidence read better than real expressions are, e.g. marks written for a classifier")
+PR_REF = "{what} of {n:,} {src} vs {pr_ref} ({extractor}, seed {seed})"
+
+
+# -- how details print (a function of the entry and of its reference entry) ---------------------
+def fid_details(e: dict, ref: dict) -> str:
+    d = e.get("details", {})
+    line = ""
+    if d.get("fid_inf") is not None:
+        at = ", ".join(f"{n}: {fmt(v, 4)}" for n, v in d["fid_at_n"].items())
+        line = f"FID extrapolated to infinite N {fmt(d['fid_inf'], 4)} (at N: {at})"
+    rd = ref.get("details") or {}
+    if rd.get("at_protocol_n"):
+        a = rd["at_protocol_n"]
+        line += (f"{'; ' if line else ''}real data at N={ref.get('n_samples', 0):,} {fmt(ref.get('value'), 4)}, at the "
+                 f"protocol's N={a['n']:,} (1/N fit) {fmt(a['value'], 4)}")
+    return line
+
+
+def ifid_details(e: dict, ref: dict) -> str:
+    line = per_class_details(e, ref)
+    counts = (ref.get("details") or {}).get("n_reference_per_class")
+    if counts:
+        per = (ref.get("details") or {}).get("protocol_n_per_class")
+        line += (f"; real data per class ({ref['details'].get('reference_set')}, at most {per:,} each): "
+                 + "  ".join(f"{k} {v:,}" for k, v in counts.items()))
+    return line
+
+
+def pr_details(e: dict, ref: dict) -> str:
+    d, rd = e.get("details", {}), ref.get("details", {})
+    line = f"precision {d['precision']:.3f}  recall {d['recall']:.3f}  F {d['f_score']:.3f}"
+    if "precision" in rd:
+        line += f"   (real: precision {rd['precision']:.3f}  recall {rd['recall']:.3f})"
+    return line
+
+
+def dc_details(e: dict, ref: dict) -> str:
+    d, rd = e.get("details", {}), ref.get("details", {})
+    return (f"density {d['density']:.3f}  coverage {d['coverage']:.3f} (k={d['k']})"
+            + (f"   (real: density {rd['density']:.3f}  coverage {rd['coverage']:.3f})" if "density" in rd else ""))
+
+
+def mem_details(e: dict, ref: dict) -> str:
+    d = e.get("details", {})
+    pairs = d.get("closest_pairs") or []
+    return (f"threshold {fmt(d['threshold'], 3)} (5th percentile of test-to-train distances); closest pair "
+            f"distance {fmt(pairs[0]['distance'], 3) if pairs else '-'}"
+            + (f"; pairs in {d['pairs_files']['png']}" if d.get("pairs_files") else ""))
+
+
+def reference_accuracy(ref: dict) -> str:
+    """``; real data: balanced B (accuracy A; chance C; always 'happy' A_m)`` from a reference entry's details ("" if
+    it has none)."""
+    d = ref.get("details") or {}
+    if "balanced_acc" not in d or "accuracy" not in d:
+        return ""
+    return (f"; real data: balanced {fmt(d['balanced_acc'], 3)} (accuracy {fmt(d['accuracy'], 3)}; chance "
+            f"{fmt(d.get('chance'), 3)}; always {d.get('majority_class')!r}: accuracy {fmt(d.get('majority_acc'), 3)})")
+
+
+def accuracy_details(e: dict, ref: dict) -> str:
+    d = e.get("details", {})
+    if "majority_acc" not in d:
+        return per_class_details(e, ref)
+    plain = f"  accuracy {fmt(d['accuracy'], 3)}" if d.get("accuracy") is not None else ""
+    return (f"balanced accuracy {fmt(d['balanced_acc'], 3)}{plain}  (chance {fmt(d['chance'], 3)}; always "
+            f"{d['majority_class']!r}: accuracy {fmt(d['majority_acc'], 3)}, balanced {fmt(d['majority_balanced_acc'], 3)})"
+            + (f"; ratio to the real-data baseline {fmt(d['ratio_to_real'], 3)}" if d.get("ratio_to_real") else "")
+            + (f"; mean of {len(d['classifier_seeds'])} classifier seeds, sd {fmt(d['seed_sd'], 3)}"
+               if len(d.get("classifier_seeds") or ()) > 1 else "")
+            + reference_accuracy(ref)
+            + ("; per class: " + "  ".join(f"{k} {fmt(v, 3)}" for k, v in d["per_class"].items())
+               if d.get("per_class") else ""))
+
+
+def per_class_details(e: dict, ref: dict) -> str:
+    return "  ".join(f"{k} {fmt(v, 3)}" for k, v in (e.get("details", {}).get("per_class") or {}).items())
+
+
+def recon_details(e: dict, ref: dict) -> str:
+    d = e.get("details", {})
+    return f"SSIM {fmt(d['ssim'], 3)}  evaluator label agreement {fmt(d['label_agreement'], 3)}"
+
+
+def translate_acc_details(e: dict, ref: dict) -> str:
+    d = e.get("details", {})
+    plain = f"plain accuracy over pairs {fmt(d['accuracy'], 3)}; " if d.get("accuracy") is not None else ""
+    return (f"{plain}identity L1 {fmt(d['identity_l1'], 3)}  SSIM {fmt(d['identity_ssim'], 3)}  feature distance "
+            f"{fmt(d['feature_distance'], 3)}  own-emotion L1 {fmt(d['self_l1'], 3)}" + reference_accuracy(ref))
+
+
+def per_target_details(e: dict, ref: dict) -> str:
+    return "  ".join(f"{k} {fmt(v, 3)}" for k, v in (e.get("details", {}).get("per_target") or {}).items())
+
+
+def edit_details(e: dict, ref: dict) -> str:
+    d = e.get("details", {})
+    a = d["at_reference"]
+    return (f"at strength {d['reference_strength']:g}: identity L1 {fmt(a['l1'], 3)}  SSIM {fmt(a['ssim'], 3)}  "
+            f"feature distance {fmt(a['feat_dist'], 3)}  entanglement {fmt(a['entanglement'], 3)}"
+            + reference_accuracy(ref))
+
+
+def bpd_details(e: dict, ref: dict) -> str:
+    d = e.get("details", {})
+    return f"{d['kind']}" + (f"; IWAE bound (K={d['iw_k']}) {fmt(d['iw_bpd'], 4)}" if d.get("iw_bpd") is not None else "")
+
+
+# -- fidelity to the training faces (generated images in feature space) --------------------------
+_fid = dict(needs=S, n_samples=10000, seed=0, direction="lower", table="fidelity", reference=REAL_IN_PLACE,
+            min_samples=2, details=fid_details)
+
+
+# -- the realism space first: pooled features of every evaluator stage (metrics/extractors/multilayer.py) -----
+_ml = dict(extractor=MULTILAYER_NAME)
+
+
+@register_metric(**_fid, **_ml, what=TRAIN.replace("{what}", "FID"), name_pattern="fid{n}_train_ml", ranks_samples=True,
+                 summary="FID in the realism space (fer-multilayer: pooled features of every evaluator stage), "
+                         "10k generated vs the full train split")
+def fid10k_train_ml(spec, ctx, real):
+    from exprbench.metrics.families.fidelity_metrics import run_fid_kid_pr
+
+    return run_fid_kid_pr(spec, ctx, real, "fid")
+
+
+@register_metric(**_fid, **_ml, what=TRAIN.replace("{what}", "KID"), name_pattern="kid{n}_train_ml",
+                 summary="KID mean/std over 100 subsets (fer-multilayer), 10k generated vs train")
+def kid10k_train_ml(spec, ctx, real):
+    from exprbench.metrics.families.fidelity_metrics import run_fid_kid_pr
+
+    return run_fid_kid_pr(spec, ctx, real, "kid")
+
+
+@register_metric(needs=S, n_samples=10000, seed=0, direction="higher", table="fidelity", reference=REAL_IN_PLACE,
+                 min_samples=4, derived={"precision": "higher", "recall": "higher"}, details=pr_details, display="F",
+                 what=PR_REF.replace("{what}", "precision/recall"), name_pattern="pr{n}_train_ml", **_ml,
+                 summary="precision/recall (k=3, fer-multilayer), 10k generated vs 10k train; value = F-score",
+                 column_order=("precision", "recall", None))
+def pr10k_train_ml(spec, ctx, real):
+    from exprbench.metrics.families.fidelity_metrics import run_fid_kid_pr
+
+    return run_fid_kid_pr(spec, ctx, real, "pr")
+
+
+@register_metric(needs=S, n_samples=10000, seed=0, direction="higher", table="coverage", reference=REAL_IN_PLACE,
+                 min_samples=2, derived={"density": "higher"}, details=dc_details, display="COVERAGE", **_ml,
+                 what=PR_REF.replace("{what}", "density/coverage (k=5)"), name_pattern="dc{n}_train_ml",
+                 summary="density/coverage (Naeem et al. 2020, k=5, fer-multilayer); value = coverage")
+def dc10k_train_ml(spec, ctx, real):
+    from exprbench.metrics.families.fidelity_metrics import run_dc
+
+    return run_dc(spec, ctx, real)
+
+
+@register_metric(needs=S, n_samples=10000, seed=0, direction="lower", table="coverage", **_ml,
+                 reference="real test faces (not pixel copies of a train face) scored as samples: about 0.05 by "
+                           "construction", min_samples=2, details=mem_details, display="MEMORISED",
+                 what=TRAIN.replace("{what}", "memorisation (nearest train face)"), name_pattern="mem{n}_train_ml",
+                 summary="memorisation in the realism space (fer-multilayer): fraction of generated closer to their "
+                         "nearest train face than the 5th percentile of test-to-train distances; real data ~ 0.05")
+def mem10k_train_ml(spec, ctx, real):
+    from exprbench.metrics.families.fidelity_metrics import run_mem
+
+    return run_mem(spec, ctx, real)
+
+
+@register_metric(**_fid, what=TRAIN.replace("{what}", "FID"), name_pattern="fid{n}_train",
+                 summary="FID (fer-evaluator features), 10k generated vs the full train split", figure="samples", ranks_samples=True)
+def fid10k_train(spec, ctx, real):
+    from exprbench.metrics.families.fidelity_metrics import run_fid_kid_pr
+
+    return run_fid_kid_pr(spec, ctx, real, "fid")
+
+
+_kid = _fid
+
+
+@register_metric(**_kid, what=TRAIN.replace("{what}", "KID"), name_pattern="kid{n}_train",
+                 summary="KID mean/std over 100 subsets (fer-evaluator), 10k generated vs train")
+def kid10k_train(spec, ctx, real):
+    from exprbench.metrics.families.fidelity_metrics import run_fid_kid_pr
+
+    return run_fid_kid_pr(spec, ctx, real, "kid")
+
+
+@register_metric(needs=S, n_samples=10000, seed=0, direction="higher", table="fidelity", reference=REAL_IN_PLACE,
+                 min_samples=4, derived={"precision": "higher", "recall": "higher"}, details=pr_details, display="F",
+                 what=PR_REF.replace("{what}", "precision/recall"), name_pattern="pr{n}_train",
+                 summary="precision/recall (k=3, fer-evaluator), 10k generated vs 10k train; value = F-score", column_order=("precision", "recall", None))
+def pr10k_train(spec, ctx, real):
+    from exprbench.metrics.families.fidelity_metrics import run_fid_kid_pr
+
+    return run_fid_kid_pr(spec, ctx, real, "pr")
+
+
+@register_metric(needs=S, n_samples=10000, seed=0, direction="higher", table="coverage", reference=REAL_IN_PLACE,
+                 min_samples=2, derived={"density": "higher"}, details=dc_details, display="COVERAGE",
+                 what=PR_REF.replace("{what}", "density/coverage (k=5)"), name_pattern="dc{n}_train",
+                 summary="density/coverage (Naeem et al. 2020, k=5 balls on 10k train features, fer-evaluator); "
+                         "value = coverage, density in details")
+def dc10k_train(spec, ctx, real):
+    from exprbench.metrics.families.fidelity_metrics import run_dc
+
+    return run_dc(spec, ctx, real)
+
+
+@register_metric(needs=S, n_samples=10000, seed=0, direction="lower", table="coverage",
+                 reference="real test faces (not pixel copies of a train face) scored as samples: about 0.05 by "
+                           "construction", min_samples=2, details=mem_details, display="MEMORISED",
+                 what=TRAIN.replace("{what}", "memorisation (nearest train face)"), name_pattern="mem{n}_train",
+                 summary="memorisation: fraction of generated closer to their nearest train face than the 5th "
+                         "percentile of test-to-train distances (fer-evaluator); real data ~ 0.05", figure="closest_pairs")
+def mem10k_train(spec, ctx, real):
+    from exprbench.metrics.families.fidelity_metrics import run_mem
+
+    return run_mem(spec, ctx, real)
+
+
+# -- class-aware generation --------------------------------------------------------------------
+@register_metric(needs=SC, n_samples=3500, seed=2, compared_with="test", direction="higher", table="class_aware",
+                 reference=EVALUATOR_BALANCED, per_class=True, details=accuracy_details, accuracy=True, family="acc_gen",
+                 what="evaluator label accuracy on {per:,} {src} per emotion (seed {seed})", name_pattern="acc_gen{n}",
+                 summary="label accuracy (GAN-test): n/K per emotion classified by the evaluator (hflip TTA)", confusion=True,
+                 flag_above={None: "reference"}, flag_note=ABOVE_REAL)
+def acc_gen(spec, ctx, real):
+    from exprbench.metrics.families.classaware import run_acc
+
+    return run_acc(spec, ctx, real)
+
+
+@register_metric(needs=SC, n_samples=7000, seed=3, extractor=CAS_NAME, compared_with="test",
+                 direction="higher", table="class_aware", uses=(CAS_NAME,),
+                 reference="the CAS recipe trained on as many real train images (class-balanced); its class-balanced "
+                           "test accuracy", per_class=True, min_samples=20,
+                 details=accuracy_details, accuracy=True, name_pattern="cas{n}",
+                 what="CAS: fresh classifiers trained on {per_total:,} {src}, tested on real test images (seed {seed})",
+                 summary="Classification Accuracy Score: fresh classifiers trained on n generated, tested on real test; "
+                         "value = class-balanced accuracy (mean per-class recall), mean over 3 classifier seeds (1 "
+                         "under 1,000 images); interval: test-face bootstrap widened by the seed spread; plain "
+                         "accuracy in details")
+def cas(spec, ctx, real):
+    from exprbench.metrics.families.cas import run_cas
+
+    return run_cas(spec, ctx, real)
+
+
+@register_metric(needs=SC, n_samples=10000, seed=1, direction="lower", table="class_aware", reference=REAL_IN_PLACE,
+                 per_class=True, min_samples=2, details=ifid_details, name_pattern="ifid{n}_train",
+                 what="intra-class FID, {per:,} {src} per emotion vs that emotion's train images (seed {seed})",
+                 summary="intra-class FID: per emotion, n/K generated vs that emotion's train images; mean")
+def ifid_train(spec, ctx, real):
+    from exprbench.metrics.families.classaware import run_ifid
+
+    return run_ifid(spec, ctx, real)
+
+
+# -- the same with Inception-V3 features (when its weights are present) --------------------------
+@register_metric(**_fid, extractor=INCEPTION_NAME, what=TRAIN.replace("{what}", "FID"),
+                 name_pattern="fid{n}_train_inception", uses=(INCEPTION_NAME,),
+                 summary="FID with Inception-V3 (torch-fidelity inception-v3-compat) when its weights are present")
+def fid10k_train_inception(spec, ctx, real):
+    from exprbench.metrics.families.fidelity_metrics import run_fid_kid_pr
+
+    return run_fid_kid_pr(spec, ctx, real, "fid")
+
+
+@register_metric(**_kid, extractor=INCEPTION_NAME, default=False, what=TRAIN.replace("{what}", "KID"),
+                 name_pattern="kid{n}_train_inception", uses=(INCEPTION_NAME,),
+                 summary="KID with Inception-V3 when its weights are present")
+def kid10k_train_inception(spec, ctx, real):
+    from exprbench.metrics.families.fidelity_metrics import run_fid_kid_pr
+
+    return run_fid_kid_pr(spec, ctx, real, "kid")
+
+
+# -- encoders (real test images through the model's encoder) -------------------------------------
+_test = dict(n_samples=700, seed=CAPABILITY_SEED, compared_with="test")
+
+
+@register_metric(needs={"encode", "conditional"}, **_test, extractor="model-encoder", direction="higher",
+                 table="encoder", reference=EVALUATOR_ON_TEST, details=per_class_details, accuracy=True, family="enc_acc",
+                 name_pattern="enc_acc{n}_test",
+                 summary="encoder label accuracy: argmax E_c(x) on n real test images (reference: the evaluator's "
+                         "accuracy)")
+def enc_acc_test(spec, ctx, real):
+    from exprbench.metrics.families.encoding import run_enc_acc
+
+    return run_enc_acc(spec, ctx, real)
+
+
+@register_metric(needs={"encode"}, **_test, extractor="model-encoder", direction="higher", table="encoder",
+                 no_reference="the probe measures the model's own encoder features", uses=(),
+                 details=per_class_details, accuracy=True, name_pattern="probe{n}_test",
+                 summary=f"linear probe: logistic regression on E(x) of <= {PROBE_TRAIN_PER_CLASS}/class train images, "
+                         "accuracy on n test images")
+def probe_test(spec, ctx, real):
+    from exprbench.metrics.families.encoding import run_probe
+
+    return run_probe(spec, ctx, real, PROBE_TRAIN_PER_CLASS)
+
+
+@register_metric(needs={"encode"}, **_test, direction="lower", table="encoder",
+                 no_reference="reconstructing real x by itself would give L1 = 0", derived={"ssim": "higher"},
+                 details=recon_details, display="RECON_L1", family="recon_l1", name_pattern="recon{n}_test",
+                 summary="reconstruction: mean L1 of x vs G(E(x)) on n test images ([0, 1] scale, lower is better); "
+                         "SSIM, evaluator label agreement")
+def recon_test(spec, ctx, real):
+    from exprbench.metrics.families.encoding import run_recon
+
+    return run_recon(spec, ctx, real)
+
+
+# -- translation of real test faces ---------------------------------------------------------------
+@register_metric(needs={"translate"}, **_test, direction="higher", table="translation", reference=EVALUATOR_BALANCED,
+                 per_class=True, derived={"identity_l1": "lower", "identity_ssim": "higher"},
+                 details=translate_acc_details, accuracy=True, family="translate_acc",
+                 name_pattern="translate_acc{n}_test",
+                 summary="translation target accuracy: n test faces to every other emotion, read by the evaluator; "
+                         "pair matrix, identity L1/SSIM/feature distance", figure="translations",
+                 flag_above={None: "reference"}, flag_note=ABOVE_REAL)
+def translate_acc_test(spec, ctx, real):
+    from exprbench.metrics.families.translation import run_translate_acc
+
+    return run_translate_acc(spec, ctx, real)
+
+
+@register_metric(needs={"translate"}, n_samples=700, seed=CAPABILITY_SEED, direction="lower", table="translation",
+                 no_reference="real faces of the source emotion are not translations", per_class=True,
+                 details=per_target_details, family="translate_fid", name_pattern="translate_fid{n}_test",
+                 summary="translation FID: per target emotion, translations of n test faces vs that emotion's train "
+                         "images (fer-evaluator); mean over targets")
+def translate_fid_test(spec, ctx, real):
+    from exprbench.metrics.families.translation import run_translate_fid
+
+    return run_translate_fid(spec, ctx, real)
+
+
+# -- editing and likelihood -------------------------------------------------------------------------
+@register_metric(needs={"edit"}, n_samples=350, seed=EDIT_SEED, compared_with="generated", direction="higher",
+                 table="editing", reference=EVALUATOR_BALANCED, accuracy=True, details=edit_details,
+                 derived={"identity_l1": "lower", "identity_ssim": "higher", "feature_distance": "lower",
+                          "entanglement": "lower"}, family="edit", name_pattern="edit_success{n}",
+                 summary="editing: n sampled latents edited toward every emotion over the model's strength sweep; "
+                         "evaluator success at the reference strength (mean over emotions), identity drift, entanglement", figure="edits", sweep=True, column_order=(None, "entanglement", "feature_distance", "identity_l1", "identity_ssim"))
+def edit_success(spec, ctx, real):
+    from exprbench.metrics.families.editing import run_edit
+
+    return run_edit(spec, ctx, real, EDIT_FIT_PER_CLASS)
+
+
+@register_metric(needs={"likelihood"}, n_samples=3589, seed=BPD_SEED, extractor="model-likelihood",
+                 compared_with="test", direction="lower", table="likelihood", uses=(),
+                 no_reference="bits/dim is the model's own density of real images", derived={"iw_bpd": "lower"},
+                 details=bpd_details, name_pattern="bpd{n}_test",
+                 summary=f"bits/dim of n real test images (exact for flows, ELBO bound for VAEs, plus the IWAE bound "
+                         f"with K={BPD_IW_K}); lower is better", kind_key=("exact", "bpd_kind", "bpd kind", "exact", "bound"))
+def bpd_test(spec, ctx, real):
+    from exprbench.metrics.families.likelihood import run_bpd
+
+    return run_bpd(spec, ctx, real, BPD_IW_K)

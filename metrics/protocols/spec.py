@@ -1,0 +1,368 @@
+"""Metric declarations: a protocol is one registered function whose name is its definition (StyleGAN3-style).
+
+``@register_metric(...)`` declares everything about a protocol in one place: the capabilities it
+needs, its sample count and seed, the feature extractor, the real split it is compared with, how its
+real-data reference is computed (or why there is none), which direction is better, the leaderboard
+table it belongs to, the datasets it applies to, the detail keys promoted to columns and how its
+details print. Names follow StyleGAN3's ``fid50k_full``: ``fid10k_train`` is FID of 10,000 generated
+images against the full train split. A name with another count resolves on the fly (``fid1k_train``),
+and overriding the count (``--n-samples``) renames the protocol (``ifid_train`` -> ``ifid2k_train``),
+so numbers of different protocols never share a name. Registration validates the declaration
+(torch-fidelity ``registry.py`` style) and raises :class:`~exprbench.core.errors.RegistryError`.
+
+Third-party packages register protocols through the ``exprbench.metrics`` entry-point group (a module
+that calls :func:`register_metric`). This module imports no torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from dataclasses import dataclass, field, replace
+from typing import Callable, Mapping
+
+from exprbench.core.errors import RegistryError
+from exprbench.core.registry import Registry
+
+from exprbench.metrics.protocols.names import EXTRACTOR_NAME
+
+PROTOCOL_VERSION = "exprbench-metrics/1"
+#: the modules of the built-in declarations, imported on the first lookup (in this order: the order of tables)
+BUILTIN_PROTOCOL_MODULES = ("exprbench.metrics.protocols.builtin", "exprbench.metrics.protocols.evidence")
+
+
+class MetricRegistry(Registry):
+    """The registry of :class:`MetricSpec`: the built-in declarations (:data:`BUILTIN_PROTOCOL_MODULES`, imported on
+    the first lookup, as a lazy module of :class:`~exprbench.core.registry.Registry`), then the entry points."""
+
+    def __init__(self) -> None:
+        super().__init__("metric protocol", entry_point_group="exprbench.metrics")
+        self._builtin_loaded = False
+
+    def _scan(self) -> None:
+        if not self._builtin_loaded:
+            self._builtin_loaded = True
+            for module in BUILTIN_PROTOCOL_MODULES:
+                importlib.import_module(module)
+        super()._scan()
+
+    def in_order(self) -> list[str]:
+        """Registered names in order of registration (built-ins first), lazy entry-point names after."""
+        self._scan()
+        return list(self._items) + [n for n in self.names() if n not in self._items]
+
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` (tests that register throw-away protocols)."""
+        self._items.pop(name, None)
+
+
+METRICS = MetricRegistry()
+
+DIRECTIONS = ("lower", "higher")
+# the leaderboard tables, in order: (table name, title)
+LEADERBOARD_TABLES: list[tuple[str, str]] = [
+    ("fidelity", "Fidelity to the training faces"),
+    ("coverage", "Coverage and memorisation"),
+    ("likelihood", "Likelihood (bits/dim of the test faces)"),
+    ("class_aware", "Class-aware generation"),
+    ("encoder", "Encoder"),
+    ("translation", "Translation of test faces"),
+    ("editing", "Editing at the model's reference strength"),
+]
+TABLES = tuple(t for t, _ in LEADERBOARD_TABLES)
+CAPABILITIES = ("sample", "conditional", "encode", "translate", "edit", "likelihood", "iw_likelihood")
+REFERENCE_LABEL = "real data (reference)"
+_NAME_RX = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+FLAG_MARK = "*"  # the mark of a flagged leaderboard cell (ASCII: it reads the same in markdown and LaTeX)
+FIGURES = (None, "samples", "translations", "edits", "closest_pairs")  # figure inputs evaluate writes
+
+
+def format_count(n: int) -> str:
+    """10000 -> ``10k``, 1000 -> ``1k``, 2500 -> ``2500``, 700 -> ``700``."""
+    return f"{n // 1000}k" if n >= 1000 and n % 1000 == 0 else str(n)
+
+
+def parse_count(text: str) -> int:
+    """``10k`` -> 10000, ``2500`` -> 2500."""
+    return int(text[:-1]) * 1000 if text.endswith("k") else int(text)
+
+
+def _no_details(entry: dict, reference: dict) -> str:
+    return ""
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One evaluation protocol, as declared with :func:`register_metric`.
+
+    Attributes:
+        name: the protocol name as recorded in eval.json (carries the count, see ``name_pattern``).
+        fn: the registered function ``fn(spec, ctx, real) -> dict``: the entry fields of the model's value
+            (``real=False``) or of the real-data reference (``real=True``, only when ``reference`` is set).
+        family: the metric kind shared by every count of the protocol (``fid``, ``kid``, ``pr``, ...).
+        needs: model capabilities required; skipped with a reason otherwise.
+        n_samples: generated images in total (per-class protocols use ``n_samples // K`` per class); for
+            protocols over real test images, the test images fed to the model.
+        seed: seed of the generation (latents and labels) or of the test subset, fixed per protocol.
+        extractor: ``fer-evaluator``, ``inception-v3-compat``, ``cas-classifier``, ``model-encoder``, ...
+        compared_with: the real split (or set) the value is compared with: ``train``, ``test``, ``generated``.
+        reference: how the real-data reference is computed, one line; None when there is none.
+        no_reference: why there is no reference (required when ``reference`` is None).
+        direction: ``lower`` or ``higher`` is better.
+        table: the leaderboard table (one of :data:`LEADERBOARD_TABLES`).
+        datasets: label-set kinds it applies to (``("*",)``: any; e.g. ``("fer7", "fer6")``).
+        uses: the networks it reads besides the model (their cards say which images and classes they take).
+        per_class: needs at least one sample per class (class-balanced or per-target protocols).
+        min_samples: the least images it can score (per class when ``per_class``), e.g. 2 for a covariance.
+        derived: detail keys promoted to leaderboard columns ``<name>:<key>``, key -> direction.
+        details: ``details(entry, reference_entry) -> str``, the line printed under the table ("" for none).
+        what: the start line's phrase, a template over ``n, per, per_total, src, seed, extractor, pr_ref``.
+        display: column header of the value in tables (default: the family in capitals).
+        accuracy: the value is a label accuracy in [0, 1] (charts draw chance at 1/K).
+        column_order: the order of the value (None) and derived keys in tables (default: value, then
+            derived in declaration order).
+        figure: the figure input its evaluation writes into the run (``samples``, ``translations``,
+            ``edits``, ``closest_pairs``), or None.
+        ranks_samples: the value picks the representative seed of a sample sheet (the median run).
+        confusion: its details hold ``confusion_matrix`` and ``class_names`` (a confusion figure).
+        sweep: its details hold an edit-strength ``sweep`` (success vs strength figure).
+        kind_key: a boolean detail reported as a text column: ``(detail key, column, header, true
+            text, false text)``, or None.
+        flag_above: leaderboard cells to mark: value (None) or derived key -> a threshold, or ``"reference"``
+            (the real-data reference of that column); a mean above it gets :data:`FLAG_MARK` and ``flag_note``
+            (one sentence: what the mark means) under the table.
+        reads_latents: it holds the model's latents fixed while it changes c (or the reverse), so it needs the
+            model itself and cannot score given images.
+        default: part of the default set of ``exprbench evaluate``.
+        summary: one line for ``exprbench metrics``.
+        name_pattern: the name with ``{n}`` for the count (renaming on a count override).
+    """
+
+    name: str
+    fn: Callable = field(compare=False, repr=False)
+    family: str
+    needs: frozenset
+    n_samples: int
+    seed: int
+    direction: str
+    table: str
+    extractor: str = EXTRACTOR_NAME
+    compared_with: str = "train"
+    reference: str | None = None
+    no_reference: str = ""
+    datasets: tuple = ("*",)
+    per_class: bool = False
+    min_samples: int = 1
+    uses: tuple = (EXTRACTOR_NAME,)
+    derived: Mapping[str, str] = field(default_factory=dict, compare=False)
+    details: Callable = field(default=_no_details, compare=False, repr=False)
+    what: str = ""
+    display: str = ""
+    accuracy: bool = False
+    column_order: tuple = ()
+    figure: str | None = None
+    ranks_samples: bool = False
+    confusion: bool = False
+    sweep: bool = False
+    kind_key: tuple | None = None
+    flag_above: Mapping = field(default_factory=dict, compare=False)
+    flag_note: str = field(default="", compare=False)
+    reads_latents: bool = False
+    default: bool = True
+    summary: str = ""
+    name_pattern: str = ""
+
+    @property
+    def columns(self) -> tuple:
+        """The value (None) and derived keys in table order."""
+        return self.column_order or (None, *self.derived)
+
+    def with_n(self, n: int) -> "MetricSpec":
+        """The same protocol with ``n`` samples, renamed so the name carries the count.
+
+        Raises:
+            RegistryError: ``n`` < 1.
+        """
+        if n < 1:
+            raise RegistryError(f"{self.name}: the sample count must be positive, got {n}")
+        if n == self.n_samples:
+            return self
+        return replace(self, name=self.name_pattern.format(n=format_count(n)), n_samples=int(n))
+
+    def applies_to(self, label_set: str) -> bool:
+        """Whether the protocol is declared for data of ``label_set``."""
+        return "*" in self.datasets or label_set in self.datasets
+
+    @property
+    def scores_images(self) -> bool:
+        """True when it needs generated images only (so it can score images from any source)."""
+        return self.needs <= {"sample", "conditional"} and "sample" in self.needs and not self.reads_latents
+
+    def key_fields(self) -> dict:
+        """The fields that define the protocol's numbers, for content hashes (the reference cache)."""
+        return {"name": self.name, "family": self.family, "needs": sorted(self.needs), "n_samples": self.n_samples,
+                "seed": self.seed, "extractor": self.extractor, "reference": self.compared_with,
+                "default": self.default, "summary": self.summary, "name_pattern": self.name_pattern}
+
+
+def _validate(spec: MetricSpec) -> None:
+    where = f"metric {spec.name!r}"
+    if not _NAME_RX.match(spec.name):
+        raise RegistryError(f"{where}: a name is lower-case letters, digits and '_' (e.g. fid10k_train)")
+    if spec.direction not in DIRECTIONS:
+        raise RegistryError(f"{where}: direction {spec.direction!r} is not one of {', '.join(DIRECTIONS)}")
+    if spec.table not in TABLES:
+        raise RegistryError(f"{where}: table {spec.table!r} is not one of {', '.join(TABLES)}")
+    for key, d in spec.derived.items():
+        if d not in DIRECTIONS:
+            raise RegistryError(f"{where}: derived column {key!r} has direction {d!r}, not one of {', '.join(DIRECTIONS)}")
+    unknown = sorted(set(spec.needs) - set(CAPABILITIES))
+    if unknown:
+        raise RegistryError(f"{where}: needs unknown capabilities {', '.join(unknown)} (known: {', '.join(CAPABILITIES)})")
+    if spec.reference is None and not spec.no_reference:
+        raise RegistryError(f"{where}: reference=None needs no_reference='one line: why there is none'")
+    if spec.reference is not None and spec.no_reference:
+        raise RegistryError(f"{where}: give reference or no_reference, not both")
+    if not isinstance(spec.n_samples, int) or spec.n_samples < 1:
+        raise RegistryError(f"{where}: n_samples must be a positive int, got {spec.n_samples!r}")
+    if spec.min_samples < 1:
+        raise RegistryError(f"{where}: min_samples must be positive, got {spec.min_samples!r}")
+    if spec.name_pattern:
+        if "{n}" not in spec.name_pattern:
+            raise RegistryError(f"{where}: name_pattern {spec.name_pattern!r} has no {{n}}")
+        if not _NAME_RX.match(spec.name_pattern.replace("{n}", "1k")):
+            raise RegistryError(f"{where}: name_pattern {spec.name_pattern!r} does not give a valid name")
+    if spec.column_order and set(spec.column_order) != {None, *spec.derived}:
+        raise RegistryError(f"{where}: column_order {spec.column_order!r} must list None and every derived key once")
+    bad_flags = [k for k, t in spec.flag_above.items() if (k is not None and k not in spec.derived)
+                 or not (t == "reference" or isinstance(t, (int, float)))]
+    if bad_flags:
+        raise RegistryError(f"{where}: flag_above key {bad_flags[0]!r} is not the value (None) or a derived column "
+                            "with a number or 'reference' as its threshold")
+    if spec.flag_above and not spec.flag_note:
+        raise RegistryError(f"{where}: flag_above needs flag_note, one sentence saying what a marked cell means")
+    if spec.figure not in FIGURES:
+        raise RegistryError(f"{where}: figure {spec.figure!r} is not one of {', '.join(map(str, FIGURES))}")
+    if not callable(spec.fn) or not callable(spec.details):
+        raise RegistryError(f"{where}: fn and details must be callables")
+
+
+def register_metric(*, needs, n_samples: int, seed: int, direction: str, table: str, family: str | None = None,
+                    name: str | None = None, **decl) -> Callable[[Callable], MetricSpec]:
+    """Decorator: register ``fn(spec, ctx, real) -> dict`` as the protocol named after the function.
+
+    Args:
+        needs: capabilities (an iterable of names); n_samples, seed: as :class:`MetricSpec`.
+        direction: ``lower`` or ``higher``; table: a name of :data:`LEADERBOARD_TABLES`.
+        family: the metric kind (default: the name with its count and split removed, e.g. ``fid``).
+        name: the protocol name (default: the function's name).
+        **decl: the other :class:`MetricSpec` fields (reference / no_reference, extractor, ...).
+
+    Returns:
+        The registered :class:`MetricSpec` (it replaces the function in its module).
+
+    Raises:
+        RegistryError: a bad declaration (name, direction, table, capability, missing reference
+            reason) or a name registered twice.
+    """
+
+    def deco(fn: Callable) -> MetricSpec:
+        nm = name or fn.__name__
+        fam = family or re.sub(r"\d+k?", "", nm.split("_")[0])
+        known = {f.name for f in MetricSpec.__dataclass_fields__.values()}
+        bad = sorted(set(decl) - known)
+        if bad:
+            raise RegistryError(f"metric {nm!r}: unknown declaration field(s) {', '.join(bad)}")
+        spec = MetricSpec(name=nm, fn=fn, family=fam, needs=frozenset(needs), n_samples=n_samples, seed=seed,
+                          direction=direction, table=table, **decl)
+        _validate(spec)
+        if METRICS.is_loaded(nm):
+            raise RegistryError(f"metric protocol {nm!r} is registered twice")
+        METRICS.register(nm)(spec)
+        return spec
+
+    return deco
+
+
+def unregister_metric(name: str) -> None:
+    """Remove a registered protocol (tests that register throw-away metrics)."""
+    METRICS.unregister(name)
+
+
+def _pattern_match(pattern: str, name: str):
+    rx = "^" + re.escape(pattern).replace(re.escape("{n}"), r"(\d+k?)") + "$"
+    return re.match(rx, name)
+
+
+def resolve_metric(name: str) -> MetricSpec:
+    """The protocol of a name: a registered one, or a registered pattern with another count.
+
+    ``fid1k_train`` resolves to ``fid10k_train`` with 1,000 samples.
+
+    Raises:
+        RegistryError: unknown name (lists the known ones).
+    """
+    _load_builtin()
+    if name in METRICS:
+        return METRICS.get(name)
+    for reg in METRICS.names():
+        p = METRICS.get(reg)
+        m = _pattern_match(p.name_pattern, name) if p.name_pattern else None
+        if m:
+            n = parse_count(m.group(1))
+            if n < 1:
+                break
+            return replace(p, name=name, n_samples=n) if n != p.n_samples else p
+    known = ", ".join(METRICS.names())
+    raise RegistryError(f"unknown metric protocol {name!r} (known: {known}; counts may vary, e.g. fid1k_train)")
+
+
+def _split(column: str) -> tuple[MetricSpec, str | None]:
+    base, _, key = column.partition(":")
+    return resolve_metric(base), (key or None)
+
+
+def higher_is_better(column: str) -> bool:
+    """Direction of ``<protocol>`` or of a derived column ``<protocol>:<key>``.
+
+    Raises:
+        RegistryError: unknown protocol, or a key that is not one of its derived columns.
+    """
+    spec, key = _split(column)
+    if key is None:
+        return spec.direction == "higher"
+    if key not in spec.derived:
+        raise RegistryError(f"{column}: {spec.name} has no derived column {key!r} "
+                            f"(derived: {', '.join(spec.derived) or 'none'})")
+    return spec.derived[key] == "higher"
+
+
+def table_of(column: str) -> str:
+    """The leaderboard table of ``<protocol>`` or ``<protocol>:<key>``.
+
+    Raises:
+        RegistryError: unknown protocol.
+    """
+    return _split(column)[0].table
+
+
+def derived_columns(name: str) -> dict[str, str]:
+    """``{detail key: direction}`` promoted to columns ``<name>:<key>``, in declaration order."""
+    return dict(resolve_metric(name).derived)
+
+
+def default_metrics() -> list[str]:
+    """Names of the protocols ``exprbench evaluate`` runs by default, in order of declaration."""
+    return [n for n in METRICS.in_order() if METRICS.get(n).default]
+
+
+def all_metrics() -> list[str]:
+    """Every registered protocol name, in order of declaration (plugins loaded lazily after)."""
+    return METRICS.in_order()
+
+
+def _load_builtin() -> None:
+    """Load the built-in declarations (the registry's first lookup does)."""
+    METRICS._scan()
