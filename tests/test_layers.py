@@ -36,7 +36,6 @@ ALLOWED_LONG_FUNCTIONS: dict[str, tuple[int, int]] = {
     "benchmarks/results.py:collect": (72, 20),
     "benchmarks/runner.py:run_suite": (96, 21),
     "benchmarks/suite.py:load_suite": (81, 23),
-    "exprbench/runs/harness.py:Trainer.run": (162, 28),
     "metrics/evaluate.py:evaluate_run": (82, 10),
     "metrics/fidelity.py:fidelity_scores": (70, 8),
     "metrics/fidelity_metrics.py:run_fid_kid_pr": (62, 13),
