@@ -211,6 +211,57 @@ def encode_cmd(
     typer.echo(f"wrote z ({rec['z'].numel()} dims, |z|={float(rec['z'].norm()):.2f}) to {path}")
 
 
+def _parse_strength_option(strength: Optional[str]) -> Optional[list[float]]:
+    """The ``--strength`` values (None when not given), each a finite number, else a UserError."""
+    from exprbench.metrics.families.editing import parse_strengths
+
+    if strength is None:
+        return None
+    try:
+        given = parse_strengths(strength)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    bad = [s for s in given if not math.isfinite(s)]
+    if bad:
+        raise UserError(f"--strength {strength}: {bad[0]} is not a finite number")
+    return given
+
+
+def _resolve_edit_emotions(spec, to: str, keep: Optional[str], start_from: Optional[str],
+                   image: Optional[Path]) -> tuple[int, Optional[int], Optional[int]]:
+    """The class indices of ``--to``, ``--keep`` and ``--from`` (None when not given), checked together."""
+    target = emotion_index(to, spec)
+    held = emotion_index(keep, spec) if keep is not None else None
+    source = emotion_index(start_from, spec) if start_from is not None else None
+    if source is not None and image is not None:
+        raise UserError("--from moves sampled latents: do not combine it with --image")
+    if held == target:
+        raise LabelError(f"--keep {keep!r} is the --to emotion: nothing would change")
+    return target, held, source
+
+
+def _make_edit_latents(model, spec, run_dir: Path, image: Optional[Path], seed: int, rows: int,
+                        source: Optional[int]) -> tuple[torch.Tensor, list[str], str]:
+    """The latents to edit (the --image's, else one per seed, moved to --from first), their row labels and
+    the file name part that says what they are."""
+    import torch
+
+    from exprbench.data import to_float
+
+    if image is not None:
+        try:
+            z = model.edit_encode(to_float(read_image(image, spec)))
+        except NotImplementedError as e:
+            raise CapabilityError(f"{run_dir}: {e}") from None
+        return z, ["image"], Path(image).stem
+    z = torch.cat([model.edit_start(1, torch.Generator().manual_seed(seed + r)) for r in range(rows)])
+    labels, what = [f"seed {seed + r}" for r in range(rows)], f"s{seed}"
+    if source is not None:
+        z = model.edit_move(z, source, float(model.edit_reference_strength))
+        what = f"from_{spec.class_names[source]}_{what}"
+    return z, labels, what
+
+
 @command("edit")
 def edit_cmd(
     run_dir: Path = typer.Argument(..., help="A run directory of a model that can edit (interfacegan, flow, vae)."),
@@ -233,46 +284,21 @@ def edit_cmd(
     """Write an edit strip: rows = latents (seeds or the --image), columns = edit strength toward --to."""
     import torch
 
-    from exprbench.data import to_float, to_uint8
+    from exprbench.data import to_uint8
     from exprbench.core.images import grid_image, save_png
-    from exprbench.metrics.families.editing import edit_strengths, fit_edit_directions, parse_strengths
+    from exprbench.metrics.families.editing import edit_strengths, fit_edit_directions
 
     if out is not None:
         out_path(out, out)
-    given = None
-    if strength is not None:  # checked before the run is loaded
-        try:
-            given = parse_strengths(strength)
-        except ValueError as e:
-            raise UserError(str(e)) from None
-        bad = [s for s in given if not math.isfinite(s)]
-        if bad:
-            raise UserError(f"--strength {strength}: {bad[0]} is not a finite number")
+    given = _parse_strength_option(strength)  # checked before the run is loaded
     cfg, model, spec, step = load_capable(run_dir, "edit", device)
-    target = emotion_index(to, spec)
-    held = emotion_index(keep, spec) if keep is not None else None
-    source = emotion_index(start_from, spec) if start_from is not None else None
-    if source is not None and image is not None:
-        raise UserError("--from moves sampled latents: do not combine it with --image")
-    if held == target:
-        raise LabelError(f"--keep {keep!r} is the --to emotion: nothing would change")
+    target, held, source = _resolve_edit_emotions(spec, to, keep, start_from, image)
     sweep = given if given is not None else edit_strengths(model)
     if model.edit_mode == "offset":  # attribute vectors come from labelled real images
         ds = _split_images(cfg, spec, data, "train")
         fit_edit_directions(model, ds.images, ds.labels)
     with torch.no_grad():
-        if image is not None:
-            try:
-                z = model.edit_encode(to_float(read_image(image, spec)))
-            except NotImplementedError as e:
-                raise CapabilityError(f"{run_dir}: {e}") from None
-            labels, what = ["image"], Path(image).stem
-        else:
-            z = torch.cat([model.edit_start(1, torch.Generator().manual_seed(seed + r)) for r in range(rows)])
-            labels, what = [f"seed {seed + r}" for r in range(rows)], f"s{seed}"
-            if source is not None:
-                z = model.edit_move(z, source, float(model.edit_reference_strength))
-                what = f"from_{spec.class_names[source]}_{what}"
+        z, labels, what = _make_edit_latents(model, spec, run_dir, image, seed, rows, source)
         cols = [to_uint8(model.edit_decode(model.edit_move(z, target, s, held))).cpu() for s in sweep]
     imgs = torch.stack(cols, dim=1).flatten(0, 1)
     head = [f"{s + 0.0:g}" for s in sweep]  # + 0.0: no "-0"
@@ -281,4 +307,3 @@ def edit_cmd(
     unit = "signed distance" if model.edit_mode == "distance" else "attribute-vector multiple"
     typer.echo(f"wrote {path} ({len(labels)} rows x {len(sweep)} strengths ({unit}) toward {spec.class_names[target]}, "
                f"checkpoint step {step})")
-

@@ -107,50 +107,25 @@ def _check_file_name(name: str, where: str) -> None:
         raise DataError(f"{where}: {name!r} is not a plain image file name")
 
 
-def _read_celeba_lists(root: Path) -> _CelebALists:
-    """Parse and cross-check the attribute and partition files (no image is read)."""
-    afile, pfile = root / CELEBA_ATTR_FILE, root / CELEBA_PARTITION_FILE
-    lines = _text_lines(afile)
-    if len(lines) < 2:
-        raise DataError(f"{afile}:{len(lines) + 1}: file ends early (expected the image count, then the attribute names)")
-    try:
-        declared = int(lines[0].strip())
-    except ValueError:
-        raise DataError(f"{afile}:1: expected the image count, got {lines[0].strip()[:40]!r}") from None
-    names = lines[1].split()
-    if not names:
-        raise DataError(f"{afile}:2: no attribute names")
-    dup = sorted({n for n in names if names.count(n) > 1})
-    if dup:
-        raise DataError(f"{afile}:2: attribute {dup[0]!r} named twice")
+def _read_attr_row(afile: Path, i: int, parts: list[str], names: list[str], seen: dict[str, int]) -> list[int]:
+    """Check line ``i`` of the attribute file (columns, file name, listed once, values) and return its values."""
     k = len(names)
-    files: list[str] = []
-    at: list[int] = []
-    rows: list[list[int]] = []
-    seen: dict[str, int] = {}
-    for i, line in enumerate(lines[2:], start=3):
-        parts = line.split()
-        if not parts:
-            continue
-        if len(parts) != k + 1:
-            raise DataError(f"{afile}:{i}: {len(parts)} columns, expected {k + 1} (file name and {k} values)")
-        name = parts[0]
-        _check_file_name(name, f"{afile}:{i}")
-        if name in seen:
-            raise DataError(f"{afile}:{i}: {name} is listed twice (first on line {seen[name]})")
-        seen[name] = i
-        vals = parts[1:]
-        for j, v in enumerate(vals):
-            if v not in ("1", "-1"):
-                raise DataError(f"{afile}:{i}: value {v!r} of {names[j]} (column {j + 2}) is not 1 or -1")
-        files.append(name)
-        at.append(i)
-        rows.append([1 if v == "1" else -1 for v in vals])
-    if declared != len(files):
-        raise DataError(f"{afile}:1: says {declared} images but {len(files)} are listed")
-    if not files:
-        raise DataError(f"{afile}: no images listed")
+    if len(parts) != k + 1:
+        raise DataError(f"{afile}:{i}: {len(parts)} columns, expected {k + 1} (file name and {k} values)")
+    name = parts[0]
+    _check_file_name(name, f"{afile}:{i}")
+    if name in seen:
+        raise DataError(f"{afile}:{i}: {name} is listed twice (first on line {seen[name]})")
+    seen[name] = i
+    vals = parts[1:]
+    for j, v in enumerate(vals):
+        if v not in ("1", "-1"):
+            raise DataError(f"{afile}:{i}: value {v!r} of {names[j]} (column {j + 2}) is not 1 or -1")
+    return [1 if v == "1" else -1 for v in vals]
 
+
+def _read_splits(pfile: Path, files: list[str], at: list[int]) -> np.ndarray:
+    """Read the partition file and return the partition (0/1/2) of each listed image, in list order."""
     part: dict[str, int] = {}
     for i, line in enumerate(_text_lines(pfile), start=1):
         parts = line.split()
@@ -169,7 +144,34 @@ def _read_celeba_lists(root: Path) -> _CelebALists:
         if name not in part:
             raise DataError(f"{pfile}: {name} ({CELEBA_ATTR_FILE}:{i}) is missing from the partition list")
         splits.append(part[name])
-    return _CelebALists(names, files, at, np.asarray(rows, dtype=np.int8), np.asarray(splits, dtype=np.int8))
+    return np.asarray(splits, dtype=np.int8)
+
+
+def _read_celeba_lists(root: Path) -> _CelebALists:
+    """Parse and cross-check the attribute and partition files (no image is read)."""
+    afile, pfile = root / CELEBA_ATTR_FILE, root / CELEBA_PARTITION_FILE
+    lines = _text_lines(afile)
+    if len(lines) < 2:
+        raise DataError(f"{afile}:{len(lines) + 1}: file ends early (expected the image count, then the attribute names)")
+    try:
+        declared = int(lines[0].strip())
+    except ValueError:
+        raise DataError(f"{afile}:1: expected the image count, got {lines[0].strip()[:40]!r}") from None
+    names = lines[1].split()
+    if not names:
+        raise DataError(f"{afile}:2: no attribute names")
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise DataError(f"{afile}:2: attribute {dup[0]!r} named twice")
+    seen: dict[str, int] = {}  # image file name -> its line, in file order
+    rows = [_read_attr_row(afile, i, parts, names, seen)
+            for i, parts in enumerate(map(str.split, lines[2:]), start=3) if parts]  # blank lines skipped
+    files, at = list(seen), list(seen.values())
+    if declared != len(files):
+        raise DataError(f"{afile}:1: says {declared} images but {len(files)} are listed")
+    if not files:
+        raise DataError(f"{afile}: no images listed")
+    return _CelebALists(names, files, at, np.asarray(rows, dtype=np.int8), _read_splits(pfile, files, at))
 
 
 def _attribute_index(names: list[str] | tuple[str, ...], attribute: str, where: Path) -> int:

@@ -19,7 +19,7 @@ import math
 import types
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from exprbench.data.augment import AugmentConfig
 from exprbench.core.errors import ConfigError
@@ -135,64 +135,93 @@ def parse_value(text: str) -> Any:
     return text
 
 
+def _coerce_union(value: Any, tp: Any, key: str) -> Any:
+    """``value`` as the first member of the union ``tp`` it converts to (None for none/null when allowed)."""
+    args = typing.get_args(tp)
+    if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+        if type(None) in args:
+            return None
+    for a in [a for a in args if a is not type(None)]:
+        try:
+            return _coerce(value, a, key)
+        except ConfigError:
+            continue
+    raise ConfigError(f"{key}={value!r}: expected {tp}")
+
+
+def _coerce_sequence(value: Any, tp: Any, key: str) -> Any:
+    """``value`` as the list or tuple type ``tp`` (a fixed-length tuple checks its length), item by item."""
+    origin = typing.get_origin(tp)
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(f"{key}={value!r}: expected a list like [1, 2]")
+    args = typing.get_args(tp)
+    if origin is tuple and args and args[-1] is not Ellipsis:
+        if len(args) != len(value):
+            raise ConfigError(f"{key}={value!r}: expected {len(args)} values")
+        return tuple(_coerce(v, a, key) for v, a in zip(value, args))
+    inner = args[0] if args else Any
+    seq = [_coerce(v, inner, key) for v in value]
+    return tuple(seq) if origin is tuple else seq
+
+
+def _coerce_bool(value: Any, key: str) -> bool:
+    """``value`` as a bool: a bool, true/false/1/0/yes/no (any case) or the integer 0 or 1."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+        return value.lower() in ("true", "1", "yes")
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    raise ConfigError(f"{key}={value!r}: expected true or false")
+
+
+def _coerce_int(value: Any, key: str) -> int:
+    """``value`` as an int: an integer, or a float with an integral value (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
+        raise ConfigError(f"{key}={value!r}: expected an integer")
+    return int(value)
+
+
+def _coerce_float(value: Any, key: str) -> float:
+    """``value`` as a finite float (an int or a float, not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{key}={value!r}: expected a number")
+    if not math.isfinite(value):
+        raise ConfigError(f"{key}={value!r}: expected a finite number")
+    return float(value)
+
+
+def _coerce_str(value: Any, key: str) -> str:
+    """``value`` unchanged if it is a string."""
+    if not isinstance(value, str):
+        raise ConfigError(f"{key}={value!r}: expected a string")
+    return value
+
+
+def _coerce_table(value: Any, tp: type, key: str) -> Any:
+    """A new ``tp`` (a config dataclass) with the fields of the mapping ``value`` set on its defaults."""
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{key}={value!r}: expected a table of {tp.__name__} fields")
+    obj = tp()
+    for k, v in value.items():
+        set_key(obj, k, v, prefix=f"{key}.")
+    return obj
+
+
+_SCALARS: dict[type, Callable[[Any, str], Any]] = {bool: _coerce_bool, int: _coerce_int, float: _coerce_float, str: _coerce_str}
+
+
 def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """``value`` (given for the field ``key``) checked and converted to the field's type ``tp``."""
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
-            if type(None) in args:
-                return None
-        errors = []
-        for a in args:
-            if a is type(None):
-                continue
-            try:
-                return _coerce(value, a, key)
-            except ConfigError as e:
-                errors.append(str(e))
-        raise ConfigError(f"{key}={value!r}: expected {tp}")
+        return _coerce_union(value, tp, key)
     if origin in (tuple, list):
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{key}={value!r}: expected a list like [1, 2]")
-        args = typing.get_args(tp)
-        if origin is tuple and args and args[-1] is not Ellipsis:
-            if len(args) != len(value):
-                raise ConfigError(f"{key}={value!r}: expected {len(args)} values")
-            return tuple(_coerce(v, a, key) for v, a in zip(value, args))
-        inner = args[0] if args else Any
-        seq = [_coerce(v, inner, key) for v in value]
-        return tuple(seq) if origin is tuple else seq
-    if tp is Any:
-        return value
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
-            return value.lower() in ("true", "1", "yes")
-        if isinstance(value, int) and value in (0, 1):
-            return bool(value)
-        raise ConfigError(f"{key}={value!r}: expected true or false")
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
-            raise ConfigError(f"{key}={value!r}: expected an integer")
-        return int(value)
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{key}={value!r}: expected a number")
-        if not math.isfinite(value):
-            raise ConfigError(f"{key}={value!r}: expected a finite number")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{key}={value!r}: expected a string")
-        return value
+        return _coerce_sequence(value, tp, key)
+    if isinstance(tp, type) and tp in _SCALARS:
+        return _SCALARS[tp](value, key)
     if dataclasses.is_dataclass(tp):
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"{key}={value!r}: expected a table of {tp.__name__} fields")
-        obj = tp()
-        for k, v in value.items():
-            set_key(obj, k, v, prefix=f"{key}.")
-        return obj
+        return _coerce_table(value, tp, key)
     return value
 
 

@@ -13,33 +13,30 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import math
 import os
-import signal
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import torch
 
 from exprbench.data.augment import augment, build_augment
 from exprbench.runs.config import RunConfig, flatten, load_run_config  # noqa: F401 (load_run_config: old import path)
-from exprbench.data import FaceDataset, load_dataset, to_float
+from exprbench.data import DataSpec, FaceDataset, load_dataset, to_float
 from exprbench.core.errors import ConfigError, TrainingDiverged, TrainingInterrupted, UserError
 from exprbench.core.images import grid_image, save_png
 from exprbench.core.io import check_writable_dir, file_sha256, no_space, remove_stale_temps, write_json  # noqa: F401 (write_json: old import path)
-from exprbench.models.base import Batch, Resources
+from exprbench.models.base import Batch, ModelPlugin, Resources
 from exprbench.runs.layout import (  # noqa: F401 (CKPT_*, default_run_dir, save_checkpoint: old import paths)
-    CKPT_FORMAT, CKPT_GLOB, CHECKPOINTS, CURVE_LOG, TENSORBOARD, TRAIN_LOG, checkpoint_path, config_path,
-    default_run_dir, init_model, list_checkpoints, load_checkpoint, sample_sheet_path, save_checkpoint,
-    read_log_records, trim_logs, write_config, write_status,
+    CKPT_FORMAT, CKPT_GLOB, CHECKPOINTS, checkpoint_path, config_path, default_run_dir, init_model,
+    list_checkpoints, load_checkpoint, sample_sheet_path, save_checkpoint, trim_logs, write_config, write_status,
 )
 from exprbench.core.devices import device_name, library_versions, resolve_device  # noqa: F401 (old import paths)
 from exprbench.runs.loader import build_model, class_grid
+from exprbench.runs.interrupts import StopOnSigint
+from exprbench.runs.recorder import TrainingRecorder
 
 # config keys that may differ when resuming: the budget and the hardware
 RESUMABLE_CHANGES = ("train.steps", "train.minutes", "train.device", "data.path")
@@ -117,35 +114,19 @@ def _check_same_config(stored: RunConfig, given: RunConfig, run_dir: Path) -> No
 # the loop
 
 
-class _StopOnSigint:
-    """While installed, the first Ctrl-C (SIGINT) only sets ``requested`` (the training loop stops at
-    the end of the current step and saves it); a second one raises KeyboardInterrupt at once.
+@dataclasses.dataclass
+class _RunState:
+    """What the parts of one training run share: where it runs, its data, its model, and how far it is."""
 
-    Installed only in the main thread and only over Python's default SIGINT handler (a process that
-    ignores SIGINT, or set its own handler, keeps it).
-    """
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._installed = False
-
-    def install(self) -> "_StopOnSigint":
-        if threading.current_thread() is threading.main_thread() and \
-                signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-            signal.signal(signal.SIGINT, self._handle)
-            self._installed = True
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        if self.requested:
-            self.restore()
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def restore(self) -> None:
-        if self._installed:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-            self._installed = False
+    device: torch.device
+    train: FaceDataset  # the training split, on the device
+    spec: DataSpec
+    model: ModelPlugin
+    sampler: EpochSampler
+    grid_sources: torch.Tensor  # translators: the sources of their sample sheet
+    aug: Any  # the augmentation (build_augment)
+    step: int = 0
+    train_seconds: float = 0.0
 
 
 class Trainer:
@@ -233,6 +214,34 @@ class Trainer:
                 ``failed``); any other error of the loop is raised as it came, status.json ``failed`` too.
         """
         cfg, tc = self.cfg, self.cfg.train
+        r = self._set_up_run()
+        amp = (torch.autocast("cuda", dtype=torch.bfloat16) if r.device.type == "cuda" and tc.amp
+               else contextlib.nullcontext())
+        rec = TrainingRecorder(self.run_dir, r.step, f"{cfg.model}/{cfg.config_name}",
+                               tc.steps if tc.minutes is None else None, tc.batch_size, self.progress)
+        sigint = StopOnSigint().install()  # Ctrl-C: stop at the end of the current step and save it
+        try:
+            self._train_until_budget(r, rec, amp, sigint)
+            self._finish_run(r, rec, sigint)
+        except (TrainingInterrupted, TrainingDiverged):
+            raise
+        except KeyboardInterrupt:  # a second Ctrl-C, or one raised mid-step: the state may be torn, not saved
+            raise self._interrupted(r.step, r.train_seconds, None) from None
+        except Exception as e:  # a full disk (one line), a bug (its traceback): status.json says failed
+            full = self._failed(r.step, r.train_seconds, e)
+            if full is not None:
+                raise full from None
+            raise
+        finally:
+            failing = sys.exc_info()[0] is not None  # then closing must not replace the error being raised
+            sigint.restore()
+            rec.close(failing)
+        return self._mark_completed(r)
+
+    def _set_up_run(self) -> _RunState:
+        """Check the run directory, load the data, build the model (seeded), restore a resumed run's state
+        (or the fine-tune's start) and mark the run ``running``."""
+        cfg, tc = self.cfg, self.cfg.train
         device = resolve_device(tc.device)
         self._check_dir()
         data = self._dataset or load_dataset(cfg.data.path, cfg.data.label_set)
@@ -244,152 +253,135 @@ class Trainer:
         spec = data.spec
         model = build_model(cfg, spec, device, self.resources)
         state = self._prepare_dir()
-        sampler = EpochSampler(len(train), tc.batch_size, tc.seed)
-        grid_sources = to_float(train.images[: tc.samples_per_class])  # translators: sources of their grid
-        aug = build_augment(cfg.data.augment).to(device)
-        step, train_seconds = 0, 0.0
+        r = _RunState(device, train, spec, model, EpochSampler(len(train), tc.batch_size, tc.seed),
+                      to_float(train.images[: tc.samples_per_class]),  # translators: sources of their grid
+                      build_augment(cfg.data.augment).to(device))
         if state is not None:
-            model.load_state_dict(state["model"])
-            sampler.load_state_dict(state["sampler"])
-            torch.set_rng_state(state["rng"]["torch"])
-            if device.type == "cuda" and state["rng"].get("cuda") is not None:
-                torch.cuda.set_rng_state(state["rng"]["cuda"], device)
-            step, train_seconds = int(state["step"]), float(state["train_seconds"])
+            self._restore_state(r, state)
         elif tc.init_from:
             init_model(model, tc.init_from)
-        trim_logs(self.run_dir, step, warn=lambda msg: print(msg, file=sys.stderr, flush=True))
-        self.info = {"model": cfg.model, "config": cfg.config_name, "seed": tc.seed,
-                     "device": str(device), "device_name": device_name(device),
-                     "data_fingerprint": data.fingerprint, "num_parameters": model.num_parameters(),
-                     "versions": library_versions()}
-        if tc.init_from:  # what the fine-tune started from, by content
-            self.info["init_from"] = {"path": tc.init_from, "sha256": file_sha256(tc.init_from)}
+        trim_logs(self.run_dir, r.step, warn=lambda msg: print(msg, file=sys.stderr, flush=True))
+        self.info = self._describe_run(r, data.fingerprint)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-        self._status("running", step=step)
+        self._status("running", step=r.step)
+        return r
 
-        def checkpoint(at: int) -> None:
-            rng = {"torch": torch.get_rng_state(),
-                   "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
-            save_checkpoint({"model": model.state_dict(), "sampler": sampler.state_dict(), "rng": rng,
-                             "step": at, "train_seconds": train_seconds,
-                             "spec": dataclasses.asdict(spec)}, self.run_dir, at, tc.keep_ckpts)
+    def _restore_state(self, r: _RunState, state: dict) -> None:
+        """Continue a checkpoint: the model, the data order, the random state and the step and training time."""
+        r.model.load_state_dict(state["model"])
+        r.sampler.load_state_dict(state["sampler"])
+        torch.set_rng_state(state["rng"]["torch"])
+        if r.device.type == "cuda" and state["rng"].get("cuda") is not None:
+            torch.cuda.set_rng_state(state["rng"]["cuda"], r.device)
+        r.step, r.train_seconds = int(state["step"]), float(state["train_seconds"])
 
-        def grid(at: int) -> None:
-            imgs, rows = class_grid(model, spec, tc.samples_per_class, tc.seed + 12345, grid_sources)
-            sheet = grid_image(imgs, tc.samples_per_class, rows)
-            save_png(sheet, sample_sheet_path(self.run_dir, at))
-            # the same sheet in TensorBoard's Images tab (HWC uint8; gray sheets get a channel axis)
-            arr = np.asarray(sheet)
-            writer.add_image("samples", arr if arr.ndim == 3 else arr[:, :, None], at, dataformats="HWC")
+    def _describe_run(self, r: _RunState, data_fingerprint: str) -> dict:
+        """What status.json says about the run besides its state: model, seed, device, data, size, versions."""
+        cfg, tc = self.cfg, self.cfg.train
+        info = {"model": cfg.model, "config": cfg.config_name, "seed": tc.seed,
+                "device": str(r.device), "device_name": device_name(r.device),
+                "data_fingerprint": data_fingerprint, "num_parameters": r.model.num_parameters(),
+                "versions": library_versions()}
+        if tc.init_from:  # what the fine-tune started from, by content
+            info["init_from"] = {"path": tc.init_from, "sha256": file_sha256(tc.init_from)}
+        return info
 
-        from torch.utils.tensorboard import SummaryWriter
-        from tqdm.auto import tqdm
-
-        from exprbench.runs.ticker import LogTicker
-
-        writer = SummaryWriter(str(self.run_dir / TENSORBOARD), purge_step=step)
-
-        curve = self.run_dir / CURVE_LOG
-        done = [rec["step"] for _, rec in read_log_records(curve)[0]] if curve.exists() else []
-        last_hook = [done[-1] if done else -1]
-
-        def run_hook(at: int) -> None:
-            last_hook[0] = at
-            devices = [device] if device.type == "cuda" else []
-            with torch.random.fork_rng(devices=devices):
-                values = self.eval_hook(at, model)
-            with open(curve, "a") as fh:
-                fh.write(json.dumps({"step": at, **values}) + "\n")
-            for k, v in values.items():
-                writer.add_scalar(f"eval/{k}", v, at)
-        total = tc.steps if tc.minutes is None else None
-        bar = tqdm(total=total, initial=step, disable=None if self.progress else True,
-                   desc=f"{cfg.model}/{cfg.config_name}", unit="step", dynamic_ncols=True)
-        ticker = LogTicker(f"{cfg.model}/{cfg.config_name}", total, step, tc.batch_size,
-                           enabled=None if self.progress else False)  # a line every 30 s where no bar is drawn
-        amp = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" and tc.amp
-               else contextlib.nullcontext())
-        sums: dict[str, float] = {}  # per log key: the sum over the window's steps that returned it
-        counts: dict[str, int] = {}  # ... and how many did (a key a model logs on some steps only is not diluted)
-        n_acc, t_window, img_s = 0, time.perf_counter(), 0.0
+    def _train_until_budget(self, r: _RunState, rec: TrainingRecorder, amp: Any, sigint: StopOnSigint) -> None:
+        """Train step by step (under ``amp``), each step followed by the work due at it, until the step or time
+        budget is spent or a Ctrl-C asks to stop."""
+        tc = self.cfg.train
         budget_s = tc.minutes * 60 if tc.minutes is not None else math.inf
-        logf = open(self.run_dir / TRAIN_LOG, "a")
-        sigint = _StopOnSigint().install()  # Ctrl-C: stop at the end of the current step and save it
-        try:
-            while (tc.steps is None or step < tc.steps) and train_seconds < budget_s and not sigint.requested:
-                t0 = time.perf_counter()
-                idx = sampler.next().to(device)
-                x = augment(to_float(train.images[idx]), aug)
-                if tc.channels_last:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                progress = max(step / tc.steps if tc.steps else 0.0, train_seconds / budget_s)
-                epoch = sampler.epochs_done - tc.batch_size / sampler.n  # epochs consumed before this batch
-                with amp:
-                    logs = model.training_step(Batch(x, train.labels[idx], epoch=max(epoch, 0.0),
-                                                     progress=min(progress, 1.0)), step)
-                bad = {k: v for k, v in logs.items() if not math.isfinite(v)}
-                if bad:
-                    self._status("diverged", step=step, losses=logs)
-                    kept = list_checkpoints(self.run_dir)
-                    raise TrainingDiverged(
-                        f"{cfg.model}: loss {', '.join(f'{k}={v}' for k, v in bad.items())} at step {step}; "
-                        f"run marked diverged in {self.run_dir / 'status.json'}, "
-                        + (f"last good checkpoint {kept[-1].name} kept" if kept else "no checkpoint was written before it")
-                    )
-                model.update_ema()
-                step += 1
-                train_seconds += time.perf_counter() - t0
-                for k, v in logs.items():
-                    sums[k] = sums.get(k, 0.0) + v
-                    counts[k] = counts.get(k, 0) + 1
-                n_acc += 1
-                bar.update(1)
-                ticker.update(1)
-                if step % tc.log_every == 0 or step == tc.steps:
-                    now = time.perf_counter()
-                    img_s = n_acc * tc.batch_size / max(now - t_window, 1e-9)
-                    rec = {"step": step, "epoch": round(sampler.epochs_done, 4),
-                           **{k: v / counts[k] for k, v in sums.items()}, "img_s": img_s,
-                           "train_seconds": round(train_seconds, 3)}
-                    logf.write(json.dumps(rec) + "\n")
-                    logf.flush()
-                    for k, v in rec.items():
-                        if k != "step":
-                            writer.add_scalar(k, v, step)
-                    bar.set_postfix({k: f"{v:.3g}" for k, v in rec.items() if k not in ("step", "train_seconds")})
-                    sums, counts, n_acc, t_window = {}, {}, 0, now
-                if tc.sample_every and step % tc.sample_every == 0:
-                    grid(step)
-                if self.eval_hook and self.eval_every and step % self.eval_every == 0:
-                    run_hook(step)
-                if tc.ckpt_every and step % tc.ckpt_every == 0:
-                    checkpoint(step)
-            if sigint.requested:
-                checkpoint(step)
-                raise self._interrupted(step, train_seconds, checkpoint_path(self.run_dir, step))
-            checkpoint(step)
-            grid(step)
-            if self.eval_hook and self.eval_every and last_hook[0] != step:
-                run_hook(step)
-        except (TrainingInterrupted, TrainingDiverged):
-            raise
-        except KeyboardInterrupt:  # a second Ctrl-C, or one raised mid-step: the state may be torn, not saved
-            raise self._interrupted(step, train_seconds, None) from None
-        except Exception as e:  # a full disk (one line), a bug (its traceback): status.json says failed
-            full = self._failed(step, train_seconds, e)
-            if full is not None:
-                raise full from None
-            raise
-        finally:
-            failing = sys.exc_info()[0] is not None  # then closing must not replace the error being raised
-            sigint.restore()
-            for close in (logf.close, bar.close, writer.close):
-                with contextlib.suppress(OSError) if failing else contextlib.nullcontext():
-                    close()
-        peak = (torch.cuda.max_memory_allocated(device) / 2**20) if device.type == "cuda" else None
-        final = {"step": step, "train_seconds": round(train_seconds, 3),
-                 "img_per_s": round(step * tc.batch_size / max(train_seconds, 1e-9), 2),
+        while (tc.steps is None or r.step < tc.steps) and r.train_seconds < budget_s and not sigint.requested:
+            self._train_step(r, rec, amp, budget_s)
+            self._do_periodic_work(r, rec)
+
+    def _train_step(self, r: _RunState, rec: TrainingRecorder, amp: Any, budget_s: float) -> None:
+        """One step: draw and augment a batch, call the model's training_step, stop on a non-finite loss, update
+        the EMA, count the step and its time, and log (every ``log_every`` steps)."""
+        tc = self.cfg.train
+        t0 = time.perf_counter()
+        idx = r.sampler.next().to(r.device)
+        x = augment(to_float(r.train.images[idx]), r.aug)
+        if tc.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        progress = max(r.step / tc.steps if tc.steps else 0.0, r.train_seconds / budget_s)
+        epoch = r.sampler.epochs_done - tc.batch_size / r.sampler.n  # epochs consumed before this batch
+        with amp:
+            logs = r.model.training_step(Batch(x, r.train.labels[idx], epoch=max(epoch, 0.0),
+                                               progress=min(progress, 1.0)), r.step)
+        self._stop_if_diverged(logs, r.step)
+        r.model.update_ema()
+        r.step += 1
+        r.train_seconds += time.perf_counter() - t0
+        rec.add_step(logs)
+        if r.step % tc.log_every == 0 or r.step == tc.steps:
+            rec.write_window(r.step, r.sampler.epochs_done, r.train_seconds)
+
+    def _stop_if_diverged(self, logs: dict[str, float], step: int) -> None:
+        """Mark the run ``diverged`` and raise TrainingDiverged if a logged loss is NaN or infinite."""
+        bad = {k: v for k, v in logs.items() if not math.isfinite(v)}
+        if bad:
+            self._status("diverged", step=step, losses=logs)
+            kept = list_checkpoints(self.run_dir)
+            raise TrainingDiverged(
+                f"{self.cfg.model}: loss {', '.join(f'{k}={v}' for k, v in bad.items())} at step {step}; "
+                f"run marked diverged in {self.run_dir / 'status.json'}, "
+                + (f"last good checkpoint {kept[-1].name} kept" if kept else "no checkpoint was written before it")
+            )
+
+    def _do_periodic_work(self, r: _RunState, rec: TrainingRecorder) -> None:
+        """The work due at this step: a sample sheet, an eval hook call, a checkpoint (each every so many steps)."""
+        tc = self.cfg.train
+        if tc.sample_every and r.step % tc.sample_every == 0:
+            self._save_samples(r, rec)
+        if self.eval_hook and self.eval_every and r.step % self.eval_every == 0:
+            self._run_eval_hook(r, rec)
+        if tc.ckpt_every and r.step % tc.ckpt_every == 0:
+            self._save_checkpoint(r)
+
+    def _save_checkpoint(self, r: _RunState) -> None:
+        """Checkpoint the current step: model, data order, random state, step and training time, data spec."""
+        tc = self.cfg.train
+        rng = {"torch": torch.get_rng_state(),
+               "cuda": torch.cuda.get_rng_state(r.device) if r.device.type == "cuda" else None}
+        save_checkpoint({"model": r.model.state_dict(), "sampler": r.sampler.state_dict(), "rng": rng,
+                         "step": r.step, "train_seconds": r.train_seconds,
+                         "spec": dataclasses.asdict(r.spec)}, self.run_dir, r.step, tc.keep_ckpts)
+
+    def _save_samples(self, r: _RunState, rec: TrainingRecorder) -> None:
+        """Write the current step's sample sheet (fixed latents, a row per class) as PNG and to TensorBoard."""
+        tc = self.cfg.train
+        imgs, rows = class_grid(r.model, r.spec, tc.samples_per_class, tc.seed + 12345, r.grid_sources)
+        sheet = grid_image(imgs, tc.samples_per_class, rows)
+        save_png(sheet, sample_sheet_path(self.run_dir, r.step))
+        rec.add_sheet(sheet, r.step)
+
+    def _run_eval_hook(self, r: _RunState, rec: TrainingRecorder) -> None:
+        """Call the eval hook at the current step (on a forked random state) and record its values."""
+        rec.last_eval = r.step
+        devices = [r.device] if r.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            values = self.eval_hook(r.step, r.model)
+        rec.add_eval(r.step, values)
+
+    def _finish_run(self, r: _RunState, rec: TrainingRecorder, sigint: StopOnSigint) -> None:
+        """After the last step: on Ctrl-C, checkpoint and raise TrainingInterrupted; else the final checkpoint,
+        sample sheet and (unless just done) eval hook call."""
+        if sigint.requested:
+            self._save_checkpoint(r)
+            raise self._interrupted(r.step, r.train_seconds, checkpoint_path(self.run_dir, r.step))
+        self._save_checkpoint(r)
+        self._save_samples(r, rec)
+        if self.eval_hook and self.eval_every and rec.last_eval != r.step:
+            self._run_eval_hook(r, rec)
+
+    def _mark_completed(self, r: _RunState) -> dict:
+        """Mark the run ``completed`` with its totals (steps, time, img/s, peak GPU memory); the final status dict."""
+        tc = self.cfg.train
+        peak = (torch.cuda.max_memory_allocated(r.device) / 2**20) if r.device.type == "cuda" else None
+        final = {"step": r.step, "train_seconds": round(r.train_seconds, 3),
+                 "img_per_s": round(r.step * tc.batch_size / max(r.train_seconds, 1e-9), 2),
                  "peak_gpu_memory_mib": peak}
         self._status("completed", **final)
         return {"status": "completed", **self.info, **final}
