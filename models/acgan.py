@@ -132,7 +132,8 @@ class ACGAN(AdversarialPlugin, Sampler, Conditional):
     Config = ACGANConfig
     training_only_nets = frozenset({"D", "C"})
     named_configs = {
-        "default": {"train.ema": True, "train.batch_size": 64, "train.steps": 20000,
+        # resize-conv up-sampling (results/ablation: cGAN FID_ml 4.91 -> 3.13, checker energy 35x -> 0.4x real faces')
+        "default": {"model.upsample": "nearest", "train.ema": True, "train.batch_size": 64, "train.steps": 20000,
                     "model.classifier": "separate"},
         "reference": {
             "model.arch": "reference", "model.z_dim": 100, "model.loss": "bce", "model.cls_fake_d": 1.0,

@@ -140,7 +140,8 @@ class BiCoGAN(AdversarialPlugin, Sampler, Conditional, Encoder, Translator):
     Config = BiCoGANConfig
     training_only_nets = frozenset({"D", "C"})
     named_configs = {
-        "default": {"train.ema": True, "train.batch_size": 64, "train.steps": 20000, "model.aux_cls_weight": 1.0},
+        # resize-conv up-sampling (results/ablation: cGAN FID_ml 4.91 -> 3.13, checker energy 35x -> 0.4x real faces')
+        "default": {"model.upsample": "nearest", "train.ema": True, "train.batch_size": 64, "train.steps": 20000, "model.aux_cls_weight": 1.0},
         "reference": {
             "model.arch": "reference", "model.z_dim": 100, "model.loss": "bce", "model.unary": False,
             "model.real_c": "true", "model.lr_g": 2e-4, "model.lr_e": 2e-4, "model.lr_d": 2e-4,

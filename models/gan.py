@@ -94,7 +94,8 @@ class GAN(AdversarialPlugin, Sampler):
     capabilities = frozenset({"sample"})
     Config = GANConfig
     named_configs = {
-        "default": {"train.ema": True, "train.batch_size": 64, "train.steps": 20000, "model.r1_gamma": 1.0},
+        # resize-conv up-sampling (results/ablation: cGAN FID_ml 4.91 -> 3.13, checker energy 35x -> 0.4x real faces')
+        "default": {"model.upsample": "nearest", "train.ema": True, "train.batch_size": 64, "train.steps": 20000, "model.r1_gamma": 1.0},
         "reference": {
             "model.arch": "reference", "model.z_dim": 100, "model.loss": "bce",
             "model.lr_g": 1e-4, "model.lr_d": 1e-4, "model.betas": [0.9, 0.999],
