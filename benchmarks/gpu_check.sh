@@ -13,7 +13,7 @@ mkdir -p "$OUT"
 import torch; print(torch.__version__, torch.cuda.is_available() and torch.cuda.get_device_name(0))
 PYEOF
 cat "$OUT/device.txt"
-"$PY" -m pytest -q tests/models tests/test_harness.py -x -k "not smoke" 2>&1 | tail -5 | tee "$OUT/tests.log"
+"$PY" -m pytest -q tests/models tests/runs/test_harness.py -x -k "not smoke" 2>&1 | tail -5 | tee "$OUT/tests.log"
 for m in gan cgan acgan bigan bicogan ccyclegan vae flow; do
   set_args=$("$PY" -c "from exprbench.benchmarks.suite import load_suite
 print(' '.join('--set ' + o for p in load_suite('cpu').grid if p.model == '$m' for o in p.overrides if o.startswith('model.')) if True else '')" | head -1)

@@ -13,7 +13,8 @@ import torch
 
 from exprbench.data import SPLITS, FaceDataset, load_fer2013
 
-from exprbench.metrics.extractors.evaluator import NetConfig, TrainRecipe, train_evaluator
+from exprbench.metrics.extractors.evaluator_net import NetConfig
+from exprbench.metrics.extractors.classifier_training import TrainRecipe, train_evaluator
 
 
 def real_data_path() -> Path | None:

@@ -19,8 +19,7 @@ from torch.optim.swa_utils import AveragedModel
 from exprbench.data import DataSpec
 from exprbench.core.validate import check_class, check_float_images, check_labels
 
-from .contracts import CAPABILITIES, class_mean_differences, move_to_distance, project_out  # noqa: F401  (re-exported)
-from .runtime import cpu_labels, cpu_randn, optimizer_step  # noqa: F401  (optimizer_step re-exported)
+from .runtime import cpu_labels, cpu_randn
 
 
 @dataclass

@@ -161,7 +161,7 @@ def bench_results(tmp_path_factory):
 
 # The longest tests first, so that under pytest-xdist (``make test``: ``-n auto``) one worker starts on
 # the smoke-suite gate at once while the others take the rest, instead of the gate starting last.
-LONGEST_FIRST = ("tests/test_smoke_suite.py",)
+LONGEST_FIRST = ("tests/benchmarks/test_smoke_suite.py",)
 
 
 def pytest_collection_modifyitems(config, items):

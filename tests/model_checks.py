@@ -1,4 +1,4 @@
-"""Kept only for tests/test_harness.py (``tiny_model``) until it imports tests/models/conftest.py; the
+"""Kept only for tests/runs/test_harness.py (``tiny_model``) until it imports tests/models/conftest.py; the
 model checks live in tests/models/ (contract tests over the registry, shared fixtures in conftest.py)."""
 
 from __future__ import annotations

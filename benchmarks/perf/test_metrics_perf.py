@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from exprbench.data import load_fer2013
-from exprbench.metrics.extractors.evaluator import DEFAULT_WEIGHTS, load_evaluator
+from exprbench.metrics.extractors.evaluator_net import DEFAULT_WEIGHTS
+from exprbench.metrics.extractors.evaluator import load_evaluator
 from exprbench.metrics.testing import real_data_path, tiny_run
 
 DATA = real_data_path()

@@ -47,7 +47,8 @@ def evaluator_train(
     from exprbench.data import load_fer2013
     from exprbench.core.devices import resolve_device
 
-    from exprbench.metrics.extractors.evaluator import DEFAULT_WEIGHTS, NetConfig, TrainRecipe, train_evaluator
+    from exprbench.metrics.extractors.evaluator_net import DEFAULT_WEIGHTS, NetConfig
+    from exprbench.metrics.extractors.classifier_training import TrainRecipe, train_evaluator
     from exprbench.metrics.extractors.evaluator_net import ARCHS
 
     from exprbench.core.io import check_writable_file
@@ -94,7 +95,8 @@ def evaluator_attack(
     classifier, read by each scorer; passes when a scorer's targeted success at 8/255 stays below 0.25."""
     from exprbench.data import load_fer2013
     from exprbench.core.io import check_writable_file, write_json, write_text
-    from exprbench.metrics.extractors.evaluator import AUX_WEIGHTS, DEFAULT_WEIGHTS, load_evaluator
+    from exprbench.metrics.extractors.evaluator_net import AUX_WEIGHTS, DEFAULT_WEIGHTS
+    from exprbench.metrics.extractors.evaluator import load_evaluator
     from exprbench.metrics.validity.transfer_attack import CRITERION, transfer_attack
 
     dest = check_writable_file(out, "--out")
@@ -135,7 +137,8 @@ def evaluator_info(
     verify: bool = typer.Option(True, "--verify/--no-verify", help="Check the weights' sha256 against the card."),
 ) -> None:
     """Print the evaluator card: accuracies (hflip TTA), per-class accuracy, sha256, provenance."""
-    from exprbench.metrics.extractors.evaluator import DEFAULT_WEIGHTS, load_evaluator, read_card
+    from exprbench.metrics.extractors.evaluator_net import DEFAULT_WEIGHTS, read_card
+    from exprbench.metrics.extractors.evaluator import load_evaluator
 
     path = weights or DEFAULT_WEIGHTS
     card = load_evaluator(path).card if verify else read_card(path)
@@ -196,7 +199,9 @@ def evaluate_cmd(
     eval.json and print them with the real-data values. Progress goes to stderr, one line per protocol."""
     from rich.console import Console
 
-    from exprbench.metrics.run.evaluate import evaluate_images, evaluate_run, print_eval
+    from exprbench.metrics.run.images_eval import evaluate_images
+    from exprbench.metrics.run.evaluate import evaluate_run
+    from exprbench.metrics.run.console import print_eval
     from exprbench.metrics.run.progress import ConsoleReporter
 
     names = [m.strip() for item in metrics for m in item.split(",") if m.strip()] or None
@@ -218,7 +223,7 @@ def evaluate_cmd(
                                  device=device, data=data, inception_weights=inception_weights,
                                  evaluator_weights=evaluator_weights, reporter=reporter,
                                  command="exprbench " + " ".join(sys.argv[1:]))
-        from exprbench.metrics.run.evaluate import images_out_dir
+        from exprbench.metrics.run.images_eval import images_out_dir
 
         dest = images_out_dir(images, out, name)
     else:

@@ -23,17 +23,15 @@ from typing import Any, Callable
 import torch
 
 from exprbench.data.augment import augment, build_augment
-from exprbench.runs.config import RunConfig, flatten, load_run_config  # noqa: F401 (load_run_config: old import path)
+from exprbench.runs.config import RunConfig, flatten, load_run_config
 from exprbench.data import DataSpec, FaceDataset, load_dataset, to_float
 from exprbench.core.errors import ConfigError, TrainingDiverged, TrainingInterrupted, UserError
 from exprbench.core.images import grid_image, save_png
-from exprbench.core.io import check_writable_dir, file_sha256, no_space, remove_stale_temps, write_json  # noqa: F401 (write_json: old import path)
+from exprbench.core.io import check_writable_dir, file_sha256, no_space, remove_stale_temps
 from exprbench.models.base import Batch, ModelPlugin, Resources
-from exprbench.runs.layout import (  # noqa: F401 (CKPT_*, default_run_dir, save_checkpoint: old import paths)
-    CKPT_FORMAT, CKPT_GLOB, CHECKPOINTS, checkpoint_path, config_path, default_run_dir, init_model,
-    list_checkpoints, load_checkpoint, sample_sheet_path, save_checkpoint, trim_logs, write_config, write_status,
-)
-from exprbench.core.devices import device_name, library_versions, resolve_device  # noqa: F401 (old import paths)
+from exprbench.runs.layout import (CHECKPOINTS, checkpoint_path, config_path, init_model, list_checkpoints,
+    load_checkpoint, sample_sheet_path, save_checkpoint, trim_logs, write_config, write_status)
+from exprbench.core.devices import device_name, library_versions, resolve_device
 from exprbench.runs.loader import build_model, class_grid
 from exprbench.runs.interrupts import StopOnSigint
 from exprbench.runs.recorder import TrainingRecorder

@@ -29,11 +29,8 @@ import torch.nn.functional as F
 from exprbench.data import to_float
 from exprbench.core.io import file_sha256
 
-from exprbench.metrics.extractors.classifier_training import TrainRecipe, accuracy_of, train_classifier, train_evaluator  # noqa: F401
-from exprbench.metrics.extractors.evaluator_net import (AUX_WEIGHTS, CARD_VERSION, DEFAULT_WEIGHTS, EXTRACTOR_NAME, FEATURE_LOGITS,  # noqa: F401
-                            FEATURE_PENULTIMATE, WEIGHTS_DIR, EvaluatorError, FERNet, NetConfig, build_net, card_path,
-                            read_card, save_evaluator)
-from exprbench.metrics.families.labels import confusion_matrix, per_class_accuracy  # noqa: F401
+from exprbench.metrics.extractors.evaluator_net import (AUX_WEIGHTS, DEFAULT_WEIGHTS, EvaluatorError, FERNet,
+    NetConfig, build_net, card_path, read_card)
 
 
 class Evaluator:

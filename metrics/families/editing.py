@@ -28,7 +28,7 @@ from exprbench.data import to_float, to_uint8
 
 from exprbench.metrics.families.classaware import evaluator_reference
 from exprbench.metrics.families.imageops import l1_ssim, need
-from exprbench.metrics.families.labels import balanced_subset  # noqa: F401  (re-exported: the fixed train subsets)
+from exprbench.metrics.families.labels import balanced_subset
 from exprbench.metrics.protocols.names import EDIT_FIT_PER_CLASS, EDIT_SEED
 
 Probs = Callable[[torch.Tensor], torch.Tensor]  # uint8 N x C x H x W -> float N x K probabilities

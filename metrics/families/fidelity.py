@@ -34,11 +34,9 @@ from typing import Callable, ContextManager, Sequence
 import numpy as np
 import torch
 
-from exprbench.metrics.families.fidelity_inputs import (CACHE_VERSION, EXTRACTORS, FER_EXTRACTORS, FAKE_PREFIX, FEATURE_LAYER, INCEPTION_FILE,  # noqa: F401
-                              INCEPTION_NAME, INCEPTION_URL, KID_SUBSET_SIZE, KID_SUBSETS, PRC_NEIGHBORHOOD,
-                              EXTRACTOR_NAME, ExtractorUnavailable, ImageDataset, MetricInputError, check_images,
-                              drop_generated_cache, extractor_info, fidelity_cache_root, generated_cache_name,
-                              inception_weights_path, reference_cache_name, tensor_sha256)
+from exprbench.metrics.families.fidelity_inputs import (FER_EXTRACTORS, FEATURE_LAYER, INCEPTION_NAME,
+    KID_SUBSET_SIZE, KID_SUBSETS, PRC_NEIGHBORHOOD, EXTRACTOR_NAME, ImageDataset, MetricInputError, check_images,
+    extractor_info, fidelity_cache_root, generated_cache_name)
 from exprbench.metrics.extractors.tf_extractor import register_with_fidelity
 
 

@@ -18,7 +18,10 @@ from exprbench.data import cache_dir
 from exprbench.core.errors import UserError
 from exprbench.core.io import content_key
 
-from exprbench.metrics.extractors.evaluator import EXTRACTOR_NAME, FEATURE_PENULTIMATE, file_sha256, resolve_weights
+from exprbench.metrics.protocols.names import EXTRACTOR_NAME
+from exprbench.metrics.extractors.evaluator_net import FEATURE_PENULTIMATE
+from exprbench.core.io import file_sha256
+from exprbench.metrics.extractors.evaluator import resolve_weights
 from exprbench.metrics.protocols.names import INCEPTION_NAME, MULTILAYER_NAME
 
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"

@@ -29,19 +29,17 @@ import torch
 from exprbench.data import FaceDataset, load_dataset
 from exprbench.core.errors import EvaluationInterrupted, UserError
 
-from exprbench.metrics.run.console import details_line, fmt, print_eval  # noqa: F401
 from exprbench.metrics.run.context import EvalContext
-from exprbench.metrics.run.evaljson import HISTORY_KEYS, merge_eval, read_eval, references_of, write_eval  # noqa: F401
+from exprbench.metrics.run.evaljson import read_eval, write_eval
 from exprbench.metrics.run.run_figures import write_figure_inputs
-from exprbench.metrics.families.fidelity_inputs import drop_generated_cache, fidelity_cache_root  # noqa: F401
-from exprbench.metrics.run.images_eval import ImagesContext, default_image_protocols, evaluate_images, images_out_dir  # noqa: F401
+from exprbench.metrics.families.fidelity_inputs import drop_generated_cache
 from exprbench.metrics.run.progress import EvalReporter
-from exprbench.metrics.run.references import (check_per_class_counts, common_fields, keep_finished, now, reference,  # noqa: F401
-                         reference_key, resolve_protocols, run_all, run_protocol)
+from exprbench.metrics.run.references import (check_per_class_counts, common_fields, keep_finished, now,
+    resolve_protocols, run_all, run_protocol)
 from exprbench.runs.loader import checkpoint_source, load_trained
-from exprbench.metrics.run.run_checks import (check_fingerprint, fingerprint_warnings, resolve_eval_data_path,  # noqa: F401
-                     run_train_fingerprint, unfinished_warnings)
-from exprbench.metrics.protocols.spec import PROTOCOL_VERSION, resolve_metric  # noqa: F401
+from exprbench.metrics.run.run_checks import (check_fingerprint, resolve_eval_data_path, run_train_fingerprint,
+    unfinished_warnings)
+from exprbench.metrics.protocols.spec import resolve_metric
 
 
 def evaluate_run(
@@ -107,7 +105,7 @@ def evaluate_run(
     checkpoint_source(run_dir, checkpoint)  # a bad --checkpoint too (a committed run loads its weights)
     dev = resolve_device(device)
     if inception_weights is not None:
-        from exprbench.metrics.families.fidelity import inception_weights_path
+        from exprbench.metrics.families.fidelity_inputs import inception_weights_path
 
         inception_weights_path(inception_weights)  # explicit path must exist (bad input otherwise)
     cfg, model, spec, step = load_trained(run_dir, dev, checkpoint)

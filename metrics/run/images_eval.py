@@ -234,7 +234,7 @@ def evaluate_images(
     check_per_class_counts(protos, len(LABEL_SETS[label_set]))
     dev = resolve_device(device)
     if inception_weights is not None:
-        from exprbench.metrics.families.fidelity import inception_weights_path
+        from exprbench.metrics.families.fidelity_inputs import inception_weights_path
 
         inception_weights_path(inception_weights)
     path = resolve_eval_data_path(data, None)

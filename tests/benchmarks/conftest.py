@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from exprbench.runs.harness import list_checkpoints, load_checkpoint
+from exprbench.runs.layout import list_checkpoints, load_checkpoint
 
 from ..bench_helpers import need_evaluator, write_suite
 from ..conftest import REPO, write_csv

@@ -115,7 +115,7 @@ def test_print_eval_shows_new_columns(world):
 
     from rich.console import Console
 
-    from exprbench.metrics.run.evaluate import print_eval
+    from exprbench.metrics.run.console import print_eval
 
     buf = io.StringIO()
     print_eval(world["res"], console=Console(file=buf, width=200))
@@ -157,7 +157,7 @@ def test_references_beyond_the_test_split(world):
 
     from rich.console import Console
 
-    from exprbench.metrics.run.evaluate import print_eval
+    from exprbench.metrics.run.console import print_eval
 
     buf = io.StringIO()
     print_eval(res, console=Console(file=buf, width=250), only=["fid300_train", "ifid350_train"])

@@ -96,7 +96,7 @@ def test_balanced_accuracy_and_baselines():
 
 
 def test_fingerprint_warning(tmp_path):
-    from exprbench.metrics.run.evaluate import fingerprint_warnings, run_train_fingerprint
+    from exprbench.metrics.run.run_checks import fingerprint_warnings, run_train_fingerprint
 
     assert run_train_fingerprint(tmp_path) is None
     (tmp_path / "status.json").write_text(json.dumps({"data_fingerprint": "a" * 64}))

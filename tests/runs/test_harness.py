@@ -15,10 +15,11 @@ import torch
 
 from exprbench.runs.config import resolve_config
 from exprbench.core.errors import CheckpointError, ConfigError, TrainingDiverged, UserError
-from exprbench.runs.harness import EpochSampler, Trainer, list_checkpoints, load_checkpoint
+from exprbench.runs.harness import EpochSampler, Trainer
+from exprbench.runs.layout import list_checkpoints, load_checkpoint
 from exprbench.runs.loader import load_trained
 
-from .conftest import REPO, write_csv
+from ..conftest import REPO, write_csv
 
 TINY = ["model.ch=8", "train.batch_size=8", "train.log_every=2", "train.sample_every=0",
         "train.samples_per_class=2"]
@@ -197,7 +198,7 @@ def test_epoch_sampler_state_roundtrip():
 
 
 def test_ema_warms_up_and_lags():
-    from .model_checks import tiny_model
+    from ..model_checks import tiny_model
     from exprbench.models.base import Batch
 
     model = tiny_model("gan", "default")  # default config: EMA on, decay 0.999

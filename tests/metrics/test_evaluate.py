@@ -9,7 +9,8 @@ import torch
 
 from exprbench.data import load_fer2013
 from exprbench.core.errors import DataError, RegistryError, UserError
-from exprbench.metrics.run.evaluate import evaluate_run, resolve_eval_data_path
+from exprbench.metrics.run.evaluate import evaluate_run
+from exprbench.metrics.run.run_checks import resolve_eval_data_path
 from exprbench.metrics.testing import real_data_path, subset, tiny_evaluator, tiny_run, write_fer_csv
 
 DATA = real_data_path()
@@ -295,7 +296,7 @@ def image_sources(world):
 
 
 def test_evaluate_images_folder_unlabeled(world, image_sources, tmp_path):
-    from exprbench.metrics.run.evaluate import evaluate_images
+    from exprbench.metrics.run.images_eval import evaluate_images
 
     out = tmp_path / "scored"
     res = evaluate_images(image_sources / "pngs", out=out, data=world["csv"], device="cpu",
@@ -320,7 +321,7 @@ def test_evaluate_images_folder_unlabeled(world, image_sources, tmp_path):
 
 
 def test_evaluate_images_with_labels_and_merge(world, image_sources, tmp_path):
-    from exprbench.metrics.run.evaluate import evaluate_images
+    from exprbench.metrics.run.images_eval import evaluate_images
 
     out = tmp_path / "scored"
     evaluate_images(image_sources / "pngs", out=out, metrics=["fid70_train"], data=world["csv"], device="cpu",
@@ -345,7 +346,7 @@ def test_evaluate_images_with_labels_and_merge(world, image_sources, tmp_path):
 
 
 def test_evaluate_images_refuses_bad_out(world, image_sources, tmp_path):
-    from exprbench.metrics.run.evaluate import evaluate_images
+    from exprbench.metrics.run.images_eval import evaluate_images
 
     kw = dict(data=world["csv"], device="cpu", evaluator_weights=world["ev"], metrics=["fid70_train"])
     with pytest.raises(UserError, match="training run directory"):

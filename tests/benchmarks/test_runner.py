@@ -14,10 +14,10 @@ import torch
 
 from exprbench.benchmarks.runner import run_state, run_suite
 from exprbench.benchmarks.suite import load_suite
-from exprbench.runs.harness import list_checkpoints, load_checkpoint
+from exprbench.runs.layout import list_checkpoints, load_checkpoint
 
-from .bench_helpers import model_block, need_evaluator, write_suite
-from .conftest import REPO, write_csv
+from ..bench_helpers import model_block, need_evaluator, write_suite
+from ..conftest import REPO, write_csv
 
 
 def _records(out: Path) -> dict:

@@ -10,8 +10,9 @@ import torch
 from exprbench.data import load_fer2013
 from exprbench.metrics.families import cas as CS
 from exprbench.metrics.families import classaware as C
-from exprbench.metrics.extractors.evaluator import load_evaluator, read_card
-from exprbench.metrics.families.fidelity import MetricInputError
+from exprbench.metrics.extractors.evaluator import load_evaluator
+from exprbench.metrics.extractors.evaluator_net import read_card
+from exprbench.metrics.families.fidelity_inputs import MetricInputError
 from exprbench.metrics.testing import real_data_path, subset, tiny_evaluator
 
 DATA = real_data_path()
@@ -159,4 +160,4 @@ def test_cas_refuses_fewer_than_20_images_per_class():
     ctx = SimpleNamespace(k=7, note=lambda *a: pytest.fail("trained"), data=None)
     with pytest.raises(MetricInputError, match="at least 20 images per class"):
         CS.run_cas(spec, ctx, real=False)
-    assert resolve_metric("cas140").min_samples == 20  # 20 per class: accepted (tests/test_metrics_evaluate.py)
+    assert resolve_metric("cas140").min_samples == 20  # 20 per class: accepted (tests/metrics/test_evaluate.py)

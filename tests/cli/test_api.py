@@ -12,7 +12,7 @@ from exprbench.runs.config import resolve_config
 from exprbench.core.errors import UserError
 from exprbench.runs.harness import Trainer
 
-from .conftest import write_csv
+from ..conftest import write_csv
 
 
 @pytest.fixture

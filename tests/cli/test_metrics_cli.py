@@ -59,7 +59,7 @@ def cli_world(tmp_path_factory):
 
     from exprbench.metrics.testing import tiny_run
 
-    from .conftest import write_csv
+    from ..conftest import write_csv
 
     root = tmp_path_factory.mktemp("cli13")
     mp = pytest.MonkeyPatch()

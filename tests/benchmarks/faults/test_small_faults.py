@@ -14,9 +14,9 @@ import pytest
 from exprbench.benchmarks.faults.tamper import deep_json
 from exprbench.cli import main
 
-from .bench_helpers import write_suite
-from .benchmarks.synthetic import eval_json, make_results, write_run
-from .conftest import write_csv
+from ...bench_helpers import write_suite
+from ..synthetic import eval_json, make_results, write_run
+from ...conftest import write_csv
 
 
 def last_line(capsys, *match: str, stream: str = "err") -> str:

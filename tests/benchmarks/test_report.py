@@ -100,8 +100,8 @@ def test_capability_leaderboard_and_translation_grids(tmp_path):
     from exprbench.benchmarks.runner import run_suite
     from exprbench.benchmarks.suite import load_suite
 
-    from .bench_helpers import need_evaluator, write_suite
-    from .conftest import write_csv
+    from ..bench_helpers import need_evaluator, write_suite
+    from ..conftest import write_csv
 
     need_evaluator()
     data = write_csv(tmp_path / "fer2013.csv", per_class=10)

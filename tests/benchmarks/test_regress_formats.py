@@ -9,7 +9,7 @@ import pytest
 
 from exprbench.cli import main
 
-from .regress_helpers import make_case, write_baseline
+from ..regress_helpers import make_case, write_baseline
 
 OPTS = ["--tolerance", "2sd", "--tolerance-floor", "10%"]
 

@@ -14,8 +14,8 @@ from exprbench.benchmarks.report import write_report
 from exprbench.cli import main
 from exprbench.core.errors import UserError
 
-from .conftest import REPO
-from .regress_helpers import entry, make_case, write_baseline, write_run
+from ..conftest import REPO
+from ..regress_helpers import entry, make_case, write_baseline, write_run
 from .test_smoke_suite import REGRESS_OPTIONS
 
 
@@ -59,7 +59,7 @@ def test_worse_metric_fails_with_table(bench_results, baseline, tmp_path, capsys
 def test_gate_doc_recipe_is_what_the_gate_study_runs():
     """docs/gate.md's CI recipe ("Using the regression gate in your model's CI") is exactly what the committed
     gate study ran (benchmarks/gate_study.py): the gate suite's seed 0, then `regress` with its options; and
-    the smoke pipeline check's own `regress` line uses the options of tests/test_smoke_suite.py."""
+    the smoke pipeline check's own `regress` line uses the options of tests/benchmarks/test_smoke_suite.py."""
     from exprbench.benchmarks.gate_study import REGRESS_OPTIONS as GATE_OPTIONS, SUITE
 
     doc = (REPO / "docs" / "gate.md").read_text()

@@ -8,7 +8,7 @@ from exprbench.benchmarks.suite import SuiteError, load_suite
 from exprbench.cli import main
 from exprbench.models import MODELS
 
-from .bench_helpers import write_suite
+from ..bench_helpers import write_suite
 
 
 #: models each shipped suite leaves out, with the reason

@@ -9,7 +9,7 @@ import pytest
 
 from exprbench.cli import main
 
-from .conftest import write_csv
+from ..conftest import write_csv
 
 TINY = ["--set", "model.ch=8", "--set", "train.batch_size=8", "--set", "train.log_every=1",
         "--set", "train.samples_per_class=2"]
@@ -220,7 +220,7 @@ def test_make_train_reads_data_fer2013_in_the_repo(tmp_path):
     import shutil
     import subprocess
 
-    from .conftest import REPO
+    from ..conftest import REPO
 
     if shutil.which("make") is None:
         pytest.skip("no make")
@@ -342,7 +342,7 @@ def test_ctrl_c_during_train_saves_and_says_where(tmp_path, capsys, monkeypatch)
 
 
 def test_data_info_bad_crc_names_the_entry(tmp_path, capsys):
-    from .data.test_fer2013 import _zip_with_bad_crc
+    from ..data.test_fer2013 import _zip_with_bad_crc
 
     p = tmp_path / "fer2013.zip"
     victim = _zip_with_bad_crc(p)
@@ -405,7 +405,7 @@ def test_bench_help_lists_every_shipped_suite(capsys):
     from pathlib import Path
 
     code, out, _ = run(["bench", "--help"], capsys)
-    shipped = sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "benchmarks" / "suites").glob("*.toml"))
+    shipped = sorted(p.stem for p in (Path(__file__).resolve().parents[2] / "benchmarks" / "suites").glob("*.toml"))
     assert code == 0 and all(name in out for name in shipped) and len(shipped) >= 5
 
 

@@ -13,8 +13,8 @@ import pytest
 from exprbench.benchmarks.faults.tamper import full_fdopen
 from exprbench.cli import main
 
-from .benchmarks.synthetic import make_results
-from .conftest import write_csv
+from ..synthetic import make_results
+from ...conftest import write_csv
 
 TINY = ["--set", "model.ch=4", "--set", "train.batch_size=8", "--set", "train.log_every=1",
         "--set", "train.sample_every=0", "--set", "train.samples_per_class=1"]

@@ -115,12 +115,12 @@ def test_bicogan_runs_every_capability_protocol(world):
     for name in ("probe35_test", "recon35_test", "translate_fid35_test"):
         assert fl[name]["status"] == "unavailable" and fl[name]["value"] is None and fl[name]["reason"]
     # only ok references are cached, and the printed table handles every entry
-    from exprbench.metrics.families.fidelity import fidelity_cache_root
+    from exprbench.metrics.families.fidelity_inputs import fidelity_cache_root
 
     cached = [p.name for p in (fidelity_cache_root() / "floors").glob("*.json")]
     assert any(c.startswith("enc_acc35_test-") for c in cached)
     assert not any(c.startswith(("probe35", "recon35", "translate_fid35")) for c in cached)
-    from exprbench.metrics.run.evaluate import print_eval
+    from exprbench.metrics.run.console import print_eval
     from rich.console import Console
 
     console = Console(record=True, width=200)

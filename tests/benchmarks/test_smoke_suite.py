@@ -13,8 +13,8 @@ import torch
 
 from exprbench.cli import main
 
-from .bench_helpers import need_evaluator
-from .conftest import REPO
+from ..bench_helpers import need_evaluator
+from ..conftest import REPO
 
 BASELINE = REPO / "results" / "smoke" / "baseline.json"
 # docs/gate.md's CI recipe: `exprbench regress /tmp/smoke --baseline ci/baseline.json <these options>`.
@@ -57,6 +57,6 @@ def test_smoke_suite_bench_report_regress(real_zip, tmp_path, capsys, one_thread
     assert records and all(r["status"] == "done" for r in records)
     assert main(["report", str(out)]) == 0
     assert (out / "report" / "leaderboard.md").exists() and (out / "report" / "figures" / "comparison.png").exists()
-    # Exactly docs/gate.md's CI recipe (tests/test_regress.py checks docs/gate.md shows these options).
+    # Exactly docs/gate.md's CI recipe (tests/benchmarks/test_regress.py checks docs/gate.md shows these options).
     code = main(["regress", str(out), "--baseline", str(BASELINE), *REGRESS_OPTIONS])
     assert code == 0, capsys.readouterr().out

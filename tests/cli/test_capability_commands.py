@@ -9,7 +9,7 @@ from PIL import Image
 
 from exprbench.cli import main
 
-from .conftest import write_csv
+from ..conftest import write_csv
 
 TINY = ["--set", "model.ch=8", "--set", "train.batch_size=8", "--set", "train.log_every=1",
         "--set", "train.samples_per_class=1", "--set", "train.sample_every=0"]
