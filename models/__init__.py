@@ -3,8 +3,9 @@ the first time its name is looked up (:func:`get_model`), so listing them (:func
 ``exprbench models``) imports nothing heavy.
 
 A plugin is a :class:`~exprbench.models.base.ModelPlugin` subclass registered with
-``@register_model("name")``, which checks its declared ``capabilities`` against the capability
-contracts of ``models/contracts.py`` (see :func:`~.contracts.check_contracts`). Adding a model is one
+``@register_model("name")``: its name is declared there, once, and its capabilities by the contract classes
+it inherits (``Sampler``, ``Conditional``, ... of ``models/contracts.py``), once; registration checks that
+each contract's methods are implemented (see :func:`~.contracts.check_contracts`). Adding a model is one
 plugin file plus its module name in :data:`BUILTIN_MODULES` (or an entry point).
 """
 
@@ -14,23 +15,30 @@ import ast
 import sys
 from pathlib import Path
 
+from exprbench.core.errors import RegistryError
 from exprbench.core.registry import Registry
 
-from .contracts import check_contracts
+from .contracts import capabilities_of, check_contracts, contract_capabilities_by_name
 
 MODELS: Registry = Registry("model", entry_point_group="exprbench.models")
 
 
 def register_model(name: str):
-    """Class decorator registering a plugin as ``name`` after checking its capability contracts.
+    """Class decorator registering a plugin as ``name``: sets ``cls.name`` and ``cls.capabilities`` (the
+    contract classes among its bases) and checks the contracts.
 
     Raises:
-        RegistryError: a capability declared without its methods (or the reverse), an unknown
-            capability, or ``name`` taken by another plugin.
+        RegistryError: a contract inherited without its methods (or the reverse); ``name`` or ``capabilities``
+            also written in the class body (declared twice); ``name`` taken by another plugin.
     """
     register = MODELS.register(name)
 
     def deco(cls):
+        twice = [k for k in ("name", "capabilities") if k in vars(cls)]
+        if twice:
+            raise RegistryError(f"{cls.__module__}.{cls.__qualname__} sets {' and '.join(twice)} in its body: the name "
+                                "is @register_model's argument and the capabilities are its contract base classes")
+        cls.name, cls.capabilities = name, capabilities_of(cls)
         check_contracts(cls)
         return register(cls)
 
@@ -56,8 +64,8 @@ def _summary(doc: str | None) -> str:
 
 def _static_info(module: str) -> dict[str, dict]:
     """``{name: info}`` of the plugins a built-in module registers, read from its source with ``ast``
-    (the ``@register_model`` name, the ``capabilities`` and ``named_configs`` literals, the module
-    docstring), without importing it."""
+    (the ``@register_model`` name, the contract classes among its bases, the ``named_configs`` literal, the
+    module docstring), without importing it."""
     tree = ast.parse((Path(__file__).parent / f"{module}.py").read_text(encoding="utf-8"))
     out = {}
     for node in tree.body:
@@ -69,16 +77,14 @@ def _static_info(module: str) -> dict[str, dict]:
         if not names:
             continue
         info = {"module": f"{__name__}.{module}", "summary": _summary(ast.get_docstring(tree))}
+        by_name = contract_capabilities_by_name()
+        info["capabilities"] = sorted(set().union(*(by_name.get(getattr(b, "id", ""), ()) for b in node.bases)))
         for stmt in node.body:
             if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)):
                 continue
             key, value = stmt.targets[0].id, stmt.value
             try:
-                if key == "capabilities":
-                    if isinstance(value, ast.Call) and getattr(value.func, "id", None) in ("frozenset", "set"):
-                        value = value.args[0] if value.args else ast.Set(elts=[])
-                    info["capabilities"] = sorted(ast.literal_eval(value))
-                elif key == "named_configs" and isinstance(value, ast.Dict):
+                if key == "named_configs" and isinstance(value, ast.Dict):
                     info["configs"] = [ast.literal_eval(k) for k in value.keys]
             except ValueError:  # not a literal: the listing imports the module instead
                 pass

@@ -127,8 +127,6 @@ class SNACDiscriminator(nn.Module):
 class ACGAN(AdversarialPlugin, Sampler, Conditional):
     """ACGAN plugin: G(z, c) -> x, D(x) -> (logit, class logits); one D then one G update per step."""
 
-    name = "acgan"
-    capabilities = frozenset({"sample", "conditional"})
     Config = ACGANConfig
     training_only_nets = frozenset({"D", "C"})
     named_configs = {

@@ -135,8 +135,6 @@ class RefDiscriminator(nn.Module):
 class BiCoGAN(AdversarialPlugin, Sampler, Conditional, Encoder, Translator):
     """BiCoGAN plugin: one D update, then one joint G+E update (adversarial + gamma(t) * EFL) per step."""
 
-    name = "bicogan"
-    capabilities = frozenset({"sample", "conditional", "encode", "translate"})
     Config = BiCoGANConfig
     training_only_nets = frozenset({"D", "C"})
     named_configs = {

@@ -230,8 +230,6 @@ def pair_losses(kind: str, real: Sequence[torch.Tensor], fake: Sequence[torch.Te
 class BiGAN(AdversarialPlugin, Sampler, Encoder):
     """BiGAN plugin: G(z) -> x, E(x) -> z, D(x, z) -> logit(s); one D then one joint G+E update per step."""
 
-    name = "bigan"
-    capabilities = frozenset({"sample", "encode"})
     Config = BiGANConfig
     named_configs = {
         # resize-conv up-sampling (results/ablation: cGAN FID_ml 4.91 -> 3.13, checker energy 35x -> 0.4x real faces')

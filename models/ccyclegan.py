@@ -211,8 +211,6 @@ class CCycleGANConfig:
 class CCycleGAN(AdversarialPlugin, Translator, Conditional):
     """CCycleGAN plugin: G(x, c_target) -> x', D(x) -> (logit, class logits); one D then one G update per step."""
 
-    name = "ccyclegan"
-    capabilities = frozenset({"translate", "conditional"})
     Config = CCycleGANConfig
     training_only_nets = frozenset({"D", "C"})
     named_configs = {

@@ -112,8 +112,6 @@ class CGAN(AdversarialPlugin, Sampler, Conditional):
     :meth:`~.adversarial.AdversarialPlugin.draw_fake`).
     """
 
-    name = "cgan"
-    capabilities = frozenset({"sample", "conditional"})
     Config = CGANConfig
     training_only_nets = frozenset({"D", "C"})
     named_configs = {

@@ -197,6 +197,18 @@ CAPABILITIES = frozenset(CONTRACTS)
 EDIT_MODES = ("distance", "offset")
 
 
+def capabilities_of(cls: type) -> frozenset[str]:
+    """The capabilities a plugin class declares: one per contract class among its bases."""
+    return frozenset(cap for cap, contract in CONTRACTS.items() if issubclass(cls, contract))
+
+
+def contract_capabilities_by_name() -> dict[str, frozenset[str]]:
+    """``{class name: capabilities}`` of the contract classes of this module (``AttributeVectorEditor`` too), so
+    the capabilities of a plugin can be read from its bases' names without importing it."""
+    return {obj.__name__: capabilities_of(obj) for obj in list(globals().values())
+            if isinstance(obj, type) and capabilities_of(obj)}
+
+
 def contract_methods(contract: type) -> tuple[str, ...]:
     """Names of the methods of ``contract`` a plugin declaring it must override."""
     return tuple(k for k, v in vars(contract).items() if getattr(v, "__contract_method__", False))

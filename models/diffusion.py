@@ -219,8 +219,6 @@ def cfg_denoiser(D: Denoiser, labels: torch.Tensor, null: int, w: float) -> Call
 class Diffusion(ModelPlugin, Sampler, Conditional):
     """EDM diffusion plugin: one Adam step on the EDM loss per ``training_step``; sampling by Heun's method."""
 
-    name = "diffusion"
-    capabilities = frozenset({"sample", "conditional"})
     Config = DiffusionConfig
     ema_net = "F"
     training_only_nets = frozenset()

@@ -86,8 +86,6 @@ class Flow(ModelPlugin, Sampler, Conditional, Encoder, Likelihood, AttributeVect
     Edit vectors (``edit_fit``) are plain attributes, recomputed from data, not part of the checkpoint.
     """
 
-    name = "flow"
-    capabilities = frozenset({"sample", "conditional", "encode", "likelihood", "edit"})
     Config = FlowConfig
     ema_net = None
     likelihood_exact = True

@@ -90,8 +90,6 @@ class SNDiscriminator(nn.Module):
 class GAN(AdversarialPlugin, Sampler):
     """Unconditional GAN plugin: G(z) -> x, D(x) -> logit. ``training_step`` does one D then one G update."""
 
-    name = "gan"
-    capabilities = frozenset({"sample"})
     Config = GANConfig
     named_configs = {
         # resize-conv up-sampling (results/ablation: cGAN FID_ml 4.91 -> 3.13, checker energy 35x -> 0.4x real faces')

@@ -142,8 +142,6 @@ class Boundaries(nn.Module):
 class InterFaceGAN(ModelPlugin, Sampler, Conditional, Editor):
     """InterFaceGAN plugin: boundaries fitted on a trained GAN's latents; editing and conditional sampling."""
 
-    name = "interfacegan"
-    capabilities = frozenset({"sample", "conditional", "edit"})
     Config = InterFaceGANConfig
     ema_net = "G"  # a frozen copy: an EMA of it (train.ema) would equal it
     edit_mode = "distance"

@@ -98,8 +98,6 @@ class VAE(RealClassifierMixin, ModelPlugin, Sampler, Conditional, Encoder, Trans
           AttributeVectorEditor):
     """Conditional (beta-)VAE plugin: one joint E + D update of the (weighted) negative ELBO per step."""
 
-    name = "vae"
-    capabilities = frozenset({"sample", "conditional", "encode", "translate", "likelihood", "iw_likelihood", "edit"})
     Config = VAEConfig
     named_configs = {
         # beta stays 1: a beta-4 trial (cpu suite, seed 0; results/cpu/trials/vae-beta4-s0) halved the

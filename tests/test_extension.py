@@ -24,9 +24,6 @@ from .conftest import write_csv
 class Flat(ModelPlugin, Sampler):
     """Throw-away sampler: uniform noise images in [-1, 1] of the data's shape."""
 
-    name = "tmp_flat"
-    capabilities = frozenset({"sample"})
-
     def sample(self, n, labels=None, generator=None):
         return torch.rand(n, self.spec.channels, self.spec.height, self.spec.width, generator=generator) * 2 - 1
 

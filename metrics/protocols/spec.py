@@ -23,6 +23,7 @@ from typing import Callable, Mapping
 
 from exprbench.core.errors import RegistryError
 from exprbench.core.registry import Registry
+from exprbench.models.contracts import CAPABILITIES
 
 from exprbench.metrics.protocols.names import EXTRACTOR_NAME
 
@@ -70,7 +71,6 @@ LEADERBOARD_TABLES: list[tuple[str, str]] = [
     ("editing", "Editing at the model's reference strength"),
 ]
 TABLES = tuple(t for t, _ in LEADERBOARD_TABLES)
-CAPABILITIES = ("sample", "conditional", "encode", "translate", "edit", "likelihood", "iw_likelihood")
 REFERENCE_LABEL = "real data (reference)"
 _NAME_RX = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -220,7 +220,7 @@ def _validate(spec: MetricSpec) -> None:
             raise RegistryError(f"{where}: derived column {key!r} has direction {d!r}, not one of {', '.join(DIRECTIONS)}")
     unknown = sorted(set(spec.needs) - set(CAPABILITIES))
     if unknown:
-        raise RegistryError(f"{where}: needs unknown capabilities {', '.join(unknown)} (known: {', '.join(CAPABILITIES)})")
+        raise RegistryError(f"{where}: needs unknown capabilities {', '.join(unknown)} (known: {', '.join(sorted(CAPABILITIES))})")
     if spec.reference is None and not spec.no_reference:
         raise RegistryError(f"{where}: reference=None needs no_reference='one line: why there is none'")
     if spec.reference is not None and spec.no_reference:

@@ -1,6 +1,6 @@
-"""The capability check of ``@register_model`` (torch-fidelity registry style): declared capabilities and
-implemented contract methods must agree, or registration fails with one message naming the class, the
-capability and the methods."""
+"""The capability check of ``@register_model`` (torch-fidelity registry style): the capabilities a plugin
+inherits (its contract classes) and the contract methods it implements must agree, or registration fails
+with one message naming the class, the capability and the methods; name and capabilities are declared once."""
 
 from __future__ import annotations
 
@@ -24,8 +24,6 @@ def throwaway():
 
 def test_declared_without_methods_fails_with_a_clear_message(throwaway):
     class HalfEncoder(ModelPlugin, Sampler, Encoder):
-        capabilities = frozenset({"sample", "encode"})
-
         def sample(self, n, labels=None, generator=None):
             return torch.zeros(n, 1, 8, 8)
 
@@ -67,15 +65,33 @@ def test_unknown_capability_fails():
 
 def test_complete_plugin_registers_and_is_listed(throwaway):
     class Tiny(ModelPlugin, Sampler):
-        name = "tmp_tiny"
-        capabilities = frozenset({"sample"})
-
         def sample(self, n, labels=None, generator=None):
             return torch.zeros(n, 1, 8, 8)
 
     throwaway.append("tmp_tiny")
     assert register_model("tmp_tiny")(Tiny) is Tiny
     assert "tmp_tiny" in list_models() and get_model("tmp_tiny") is Tiny
+    assert Tiny.name == "tmp_tiny" and Tiny.capabilities == frozenset({"sample"})
+
+
+@pytest.mark.parametrize("body", ["name", "capabilities"])
+def test_name_or_capabilities_in_the_class_body_is_a_second_declaration(throwaway, body):
+    attrs = {"sample": lambda self, n, labels=None, generator=None: torch.zeros(n, 1, 8, 8),
+             body: "tmp_twice" if body == "name" else frozenset({"sample"})}
+    Twice = type("Twice", (ModelPlugin, Sampler), attrs)
+    throwaway.append("tmp_twice")
+    with pytest.raises(RegistryError, match=f"Twice sets {body} in its body"):
+        register_model("tmp_twice")(Twice)
+    assert "tmp_twice" not in MODELS
+
+
+def test_listing_reads_the_same_capabilities_as_the_classes():
+    """``exprbench models`` reads a built-in plugin's capabilities from its bases without importing it."""
+    from exprbench.models import _static_info
+
+    for module in ("flow", "ccyclegan", "interfacegan"):
+        for name, info in _static_info(module).items():
+            assert info["capabilities"] == sorted(get_model(name).capabilities), name
 
 
 def test_every_builtin_satisfies_its_contracts():
