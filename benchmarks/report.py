@@ -38,8 +38,9 @@ from exprbench.core.io import read_json, write_json, write_text
 
 from .baseline import baseline_references
 from .columns import higher_is_better, table_of  # noqa: F401  (re-exported for importers)
-from .results import (KIND_COLUMNS, REF_COUNT, REFERENCE_LABEL, SOURCES, Report, aggregate, collect, entry_dirs, metric_columns,  # noqa: F401
+from .results import (KIND_COLUMNS, REFERENCE_LABEL, SOURCES, Report, aggregate, collect, entry_dirs, metric_columns,  # noqa: F401
                       read_stored, _text)
+from .run_entry import REF_COUNT
 from .latex import TEX_HEADER, to_latex
 from .tables import (COST_TABLE, Table, baseline_from, cost_table, leaderboard_cells, leaderboard_tables, notes_markdown,  # noqa: F401
                      to_markdown)
