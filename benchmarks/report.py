@@ -38,8 +38,9 @@ from exprbench.core.io import read_json, write_json, write_text
 
 from .baseline import baseline_references
 from .columns import higher_is_better, table_of  # noqa: F401  (re-exported for importers)
-from .results import (KIND_COLUMNS, REF_COUNT, REFERENCE_LABEL, SOURCES, Report, aggregate, collect, entry_dirs, metric_columns,  # noqa: F401
+from .results import (KIND_COLUMNS, REFERENCE_LABEL, SOURCES, Report, aggregate, collect, entry_dirs, metric_columns,  # noqa: F401
                       read_stored, _text)
+from .run_entry import REF_COUNT
 from .latex import TEX_HEADER, to_latex
 from .tables import (COST_TABLE, Table, baseline_from, cost_table, leaderboard_cells, leaderboard_tables, notes_markdown,  # noqa: F401
                      to_markdown)
@@ -78,6 +79,23 @@ def build_report(results_dir: str | Path, extra: Sequence[str | Path] = (), out:
     out = Path(out) if out else results_dir / "report"
     stored_dir = _stored_dir(results_dir, out) if use_stored else None
     stored_agg, stored_refs = read_stored(stored_dir / "leaderboard.csv") if stored_dir else (pd.DataFrame(), {})
+    runs, refs, curves, agg = _read_runs(results_dir, extra, stored_agg)
+    run_refs = dict(refs)
+    agg, stored = _add_stored_rows(agg, refs, stored_agg, stored_refs)
+    if agg.empty:
+        raise UserError(f"{results_dir}: nothing to report (no run with an eval.json)")
+    agg = _tidy_columns(agg)
+    suite_info = read_json(results_dir / "suite.json") or {}
+    suite = str(suite_info.get("suite", results_dir.name))
+    tables = leaderboard_tables(agg, refs, metrics)
+    note = _report_note(suite, suite_info, runs, agg, stored, stored_dir)
+    return Report(results_dir, out, suite, suite_info, runs, agg, refs, curves, tables, note, stored, run_refs,
+                  stored_dir=stored_dir if stored else None)
+
+
+def _read_runs(results_dir: Path, extra: Sequence[str | Path],
+               stored_agg: pd.DataFrame) -> tuple[pd.DataFrame, dict, pd.DataFrame, pd.DataFrame]:
+    """``(runs, references, curves, agg)`` of the run directories (empty where only stored rows are reported)."""
     paths = [p for p in [results_dir, *map(Path, extra)]
              if not (p == results_dir and not stored_agg.empty and not (p / "runs").is_dir()
                      and not (p / "eval.json").is_file())]
@@ -90,16 +108,25 @@ def build_report(results_dir: str | Path, extra: Sequence[str | Path] = (), out:
         except UserError:
             if stored_agg.empty:
                 raise
-    stored, run_refs = [], dict(refs)
-    if not stored_agg.empty:
-        have = set(zip(agg["model"], agg["config"])) if not agg.empty else set()
-        keep = stored_agg[[(m, c) not in have for m, c in zip(stored_agg["model"], stored_agg["config"])]]
-        stored = [f"{m}/{c}" if c else m for m, c in zip(keep["model"], keep["config"])]
-        agg = _concat([agg, keep])
-        for k, v in stored_refs.items():
-            refs.setdefault(k, v)
-    if agg.empty:
-        raise UserError(f"{results_dir}: nothing to report (no run with an eval.json)")
+    return runs, refs, curves, agg
+
+
+def _add_stored_rows(agg: pd.DataFrame, refs: dict, stored_agg: pd.DataFrame,
+                     stored_refs: dict) -> tuple[pd.DataFrame, list[str]]:
+    """``(agg, stored)``: the stored rows of models not here appended (and their references added to ``refs``)."""
+    if stored_agg.empty:
+        return agg, []
+    have = set(zip(agg["model"], agg["config"])) if not agg.empty else set()
+    keep = stored_agg[[(m, c) not in have for m, c in zip(stored_agg["model"], stored_agg["config"])]]
+    stored = [f"{m}/{c}" if c else m for m, c in zip(keep["model"], keep["config"])]
+    agg = _concat([agg, keep])
+    for k, v in stored_refs.items():
+        refs.setdefault(k, v)
+    return agg, stored
+
+
+def _tidy_columns(agg: pd.DataFrame) -> pd.DataFrame:
+    """The aggregate with typed count and text columns, in table column order, sorted by model and config."""
     for c in agg.columns:  # columns one side lacked: counts 0, text empty
         if c.endswith("|n") or c == "seeds":
             agg[c] = pd.to_numeric(agg[c], errors="coerce").fillna(0).astype(int)
@@ -109,10 +136,12 @@ def build_report(results_dir: str | Path, extra: Sequence[str | Path] = (), out:
     first = [c for c in ("model", "config", "seeds") if c in agg]
     ordered = first + [f"{m}|{s}" for m in metric_columns(agg) for s in ("mean", "std", "n") if f"{m}|{s}" in agg]
     agg = agg[ordered + [c for c in agg.columns if c not in ordered]]
-    agg = agg.sort_values(["model", "config"], kind="stable").reset_index(drop=True)
-    suite_info = read_json(results_dir / "suite.json") or {}
-    suite = str(suite_info.get("suite", results_dir.name))
-    tables = leaderboard_tables(agg, refs, metrics)
+    return agg.sort_values(["model", "config"], kind="stable").reset_index(drop=True)
+
+
+def _report_note(suite: str, suite_info: dict, runs: pd.DataFrame, agg: pd.DataFrame, stored: list[str],
+                 stored_dir: Path | None) -> str:
+    """The notes paragraph(s) of ``leaderboard.md``: what is reported, from where, on what hardware, what is missing."""
     done = runs[runs["status"] == "done"] if not runs.empty else runs
     hw = sorted({h for v in agg["hardware"] for h in str(v).split("; ") if h}) if "hardware" in agg else []
     srcs = sorted(set(agg["source"]) - {""})
@@ -125,15 +154,18 @@ def build_report(results_dir: str | Path, extra: Sequence[str | Path] = (), out:
     if stored:
         note += (f"Kept from the earlier `{stored_dir.name}/leaderboard.csv` (their run files are not here): "
                  f"{', '.join(stored)}.\n\n")
+    return note + _pending_note(suite_info.get("grid", []), done, n_seeds, stored)
+
+
+def _pending_note(grid: list, done: pd.DataFrame, n_seeds: int, stored: list[str]) -> str:
+    """The line naming the suite's grid points not completed yet ("" when none is missing)."""
     have_runs = set(done["run"]) if not done.empty else set()
-    grid = suite_info.get("grid", [])
     pending = [g for g in grid if g not in have_runs]
     if pending and not stored:
-        note += f"Not completed yet ({len(pending)} of {len(grid)} grid points): {', '.join(pending)}.\n\n"
-    elif grid and n_seeds < len(grid):
-        note += f"Not completed yet: {len(grid) - n_seeds} of the suite's {len(grid)} grid points.\n\n"
-    return Report(results_dir, out, suite, suite_info, runs, agg, refs, curves, tables, note, stored, run_refs,
-                  stored_dir=stored_dir if stored else None)
+        return f"Not completed yet ({len(pending)} of {len(grid)} grid points): {', '.join(pending)}.\n\n"
+    if grid and n_seeds < len(grid):
+        return f"Not completed yet: {len(grid) - n_seeds} of the suite's {len(grid)} grid points.\n\n"
+    return ""
 
 
 def _skipped_md(skipped: list[tuple[str, str]]) -> str:

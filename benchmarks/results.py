@@ -1,5 +1,6 @@
 """Reading a report's inputs: run directories (``eval.json``, ``record.json``, ``status.json``,
-``config.json``, ``source.json``, ``curve.jsonl``) and an earlier report's ``leaderboard.csv``.
+``config.json``, ``source.json``, ``curve.jsonl``; each read by :func:`.run_entry.read_entry`) and an
+earlier report's ``leaderboard.csv``.
 
 Only result files are read (no model, no dataset). An entry is every directory under
 ``RESULTS_DIR/runs/`` (and every run directory given directly) that holds an ``eval.json`` or a
@@ -10,9 +11,7 @@ former name ``floors`` is read as well).
 
 from __future__ import annotations
 
-import json
 import math
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -20,39 +19,21 @@ from typing import Sequence
 import pandas as pd
 
 from exprbench.core.errors import UserError
-from exprbench.core.io import read_json_object
 
-from .compute import run_budget
-from .columns import column_order, derived_columns, kind_columns, resolve_metric
+from .columns import column_order, kind_columns
+from .run_entry import CI_HI, CI_LO, REF_COUNT, read_entry
 
 KIND_COLUMNS = tuple(k[1] for k in kind_columns())  # text columns filled from boolean details
 RUN_COLUMNS = {"run", "model", "config", "seed", "status", "device", "device_name", "steps", "train_seconds",
                "img_per_s", "epochs", "images", "gflop_per_img", "source", "path", "classes", "eval_seconds", "git_commit", *KIND_COLUMNS}
 REFERENCE_LABEL = "real data (reference)"
-REF_COUNT = "|n"  # refs["<protocol>|n"]: the count of real images of a reference (not a value: never in a baseline)
-CI_LO, CI_HI = "|ci_lo", "|ci_hi"  # a run's bootstrap interval of a column (runs frame)
 LO, HI = "|lo", "|hi"  # a row's interval of a column (aggregate): see :func:`row_interval`
 SOURCES = ("bench", "train+evaluate", "images")
-
-
-def references_of(ev: dict) -> dict:
-    """The real-data reference entries of an eval.json: ``references`` (new name) or ``floors`` (old)."""
-    refs = ev.get("references")
-    if not isinstance(refs, dict):
-        refs = ev.get("floors")
-    return refs if isinstance(refs, dict) else {}
 
 
 def references_note(ev: dict) -> str | None:
     """The one-line description of the reference values (``references_note``, formerly ``floors_note``)."""
     return ev.get("references_note") or ev.get("floors_note")
-
-
-def _read_json_strict(path: Path) -> dict | None:
-    """A JSON object file, None when missing; a malformed one is a UserError naming it."""
-    if not path.is_file():
-        return None
-    return read_json_object(path, hint="re-run the command that wrote it")
 
 
 def entry_dirs(paths: str | Path | Sequence[str | Path]) -> list[Path]:
@@ -76,69 +57,6 @@ def entry_dirs(paths: str | Path | Sequence[str | Path]) -> list[Path]:
     return out
 
 
-def _source(run: Path, rec: dict | None) -> str:
-    if rec is not None:
-        return "bench"
-    return "images" if (run / "source.json").is_file() else "train+evaluate"
-
-
-def _details(entry) -> dict:
-    """An eval.json entry's ``details`` object ({} when missing or not an object)."""
-    d = entry.get("details") if isinstance(entry, dict) else None
-    return d if isinstance(d, dict) else {}
-
-
-def _classes(ev: dict, cfg: dict | None) -> int | None:
-    """Number of classes of an entry (for the chance line), from its result files only: the
-    ``class_names`` (or ``chance`` = 1/K) a metric recorded, else 2 for a CelebA attribute label set."""
-    for entry in (ev.get("metrics") or {}).values():
-        names = _details(entry).get("class_names")
-        if isinstance(names, list) and names:
-            return len(names)
-    for entry in (ev.get("metrics") or {}).values():
-        chance = _details(entry).get("chance")
-        if isinstance(chance, (int, float)) and 0 < chance < 1:
-            return round(1 / chance)
-    label_set = ((cfg or {}).get("data") or {}).get("label_set") or (ev.get("run") or {}).get("label_set")
-    if label_set and str(label_set).startswith("celeba"):
-        return 2
-    return None
-
-
-def warn(message: str) -> None:
-    """Print one warning line on stderr (a result file the report reads around)."""
-    print(message, file=sys.stderr, flush=True)
-
-
-def _ok_entries(entries: dict, path: Path, section: str):
-    """The ``(name, entry)`` of ``entries`` (eval.json's ``section``) with status ``ok`` and a finite number as
-    value; an ``ok`` entry whose value is anything else (a hand-edited NaN or string) is left out with a
-    warning naming file and key."""
-    for name, entry in (entries if isinstance(entries, dict) else {}).items():
-        if not isinstance(entry, dict) or entry.get("status") != "ok":
-            continue
-        v = entry.get("value")
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            warn(f"warning: {path}: {section}.{name}.value is {json.dumps(v)[:40]}, not a finite number: left out")
-            continue
-        yield name, entry
-
-
-def _read_curve(path: Path) -> list[dict]:
-    rows = []
-    for i, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise UserError(f"{path}:{i}: malformed JSON line ({e.msg}; a torn write?): fix or delete the line") from None
-        if not isinstance(rec, dict) or not isinstance(rec.get("step"), (int, float)):
-            raise UserError(f"{path}:{i}: expected an object with a numeric 'step'")
-        rows.append(rec)
-    return rows
-
-
 def collect(results_dir: str | Path | Sequence[str | Path]) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
     """Read every entry of a results directory (or of several run/results directories).
 
@@ -158,72 +76,15 @@ def collect(results_dir: str | Path | Sequence[str | Path]) -> tuple[pd.DataFram
         UserError: no ``runs/`` directory, no entry, or a malformed result file (naming it).
     """
     rows, refs, curves = [], {}, []
-    dirs = entry_dirs(results_dir)
-    for run in dirs:
-        cfg = _read_json_strict(run / "config.json")
-        rec = _read_json_strict(run / "record.json")
-        ev = _read_json_strict(run / "eval.json")
-        if cfg is None and ev is None and rec is None:
+    for run in entry_dirs(results_dir):
+        entry = read_entry(run)
+        if entry is None:
             continue
-        ev = ev or {}
-        if not isinstance(ev.get("metrics", {}), dict):  # hand-edited: skip the run, say so
-            warn(f"warning: {run / 'eval.json'}: 'metrics' is {type(ev['metrics']).__name__}, expected an object "
-                 "{protocol: entry}: run left out of the report")
-            continue
-        status = _read_json_strict(run / "status.json") or {}
-        src = _source(run, rec)
-        meta = ev.get("run") if isinstance(ev.get("run"), dict) else {}
-        if src == "images":
-            info = _read_json_strict(run / "source.json") or {}
-            model = str(info.get("name") or run.name)
-            config, seed = str(info.get("config") or meta.get("config") or ""), info.get("seed", meta.get("seed"))
-        elif cfg is not None:
-            model, config, seed = cfg["model"], cfg.get("config_name", ""), (cfg.get("train") or {}).get("seed")
-        else:
-            model, config, seed = (meta.get("model") or (rec or {}).get("model") or run.name,
-                                   meta.get("config") or (rec or {}).get("config") or "",
-                                   meta.get("seed", (rec or {}).get("seed")))
-        if rec is not None:
-            state = rec.get("status", "partial")
-        else:
-            state = "done" if ev.get("metrics") else "partial"
-        versions = status.get("versions") or ev.get("versions") or {}
-        row = {"run": run.name, "model": str(model), "config": str(config), "seed": seed, "status": state,
-               "source": src, "path": str(run.resolve()),
-               "device": status.get("device") or (rec or {}).get("device") or str(ev.get("device") or ""),
-               "device_name": status.get("device_name") or (rec or {}).get("device_name") or str(ev.get("device") or ""),
-               "steps": status.get("step", meta.get("step")), "train_seconds": status.get("train_seconds"),
-               "img_per_s": status.get("img_per_s"), "classes": _classes(ev, cfg),
-               "eval_seconds": (rec or {}).get("eval_wall_s", ev.get("wall_s")),
-               "git_commit": versions.get("git_commit"),
-               **run_budget(run, ((cfg or {}).get("train") or {}).get("batch_size"), status.get("step", meta.get("step")))}
-        for name, entry in _ok_entries(ev.get("metrics") or {}, run / "eval.json", "metrics"):
-            row[name] = float(entry["value"])
-            details = _details(entry)
-            _interval_cells(row, name, entry.get("ci95"))
-            for key in derived_columns(name):
-                if isinstance(details.get(key), (int, float)):
-                    row[f"{name}:{key}"] = float(details[key])
-                    _interval_cells(row, f"{name}:{key}", details.get(f"{key}_ci95"))
-            kind = resolve_metric(name).kind_key
-            if kind and kind[0] in details:
-                row[kind[1]] = kind[3] if details[kind[0]] else kind[4]
-        for name, entry in _ok_entries(references_of(ev), run / "eval.json", "references"):
-            refs.setdefault(name, float(entry["value"]))
-            if isinstance(entry.get("n_samples"), int):
-                refs.setdefault(f"{name}{REF_COUNT}", entry["n_samples"])
-            details = _details(entry)
-            for key in derived_columns(name):
-                if isinstance(details.get(key), (int, float)):
-                    refs.setdefault(f"{name}:{key}", float(details[key]))
+        row, run_refs, curve = entry
+        for name, value in run_refs.items():  # the first run that has a reference value gives it
+            refs.setdefault(name, value)
         rows.append(row)
-        curve = run / "curve.jsonl"
-        if curve.is_file():
-            for rec_c in _read_curve(curve):
-                for k, v in rec_c.items():
-                    if k != "step" and isinstance(v, (int, float)):
-                        curves.append({"model": row["model"], "config": row["config"], "seed": seed,
-                                       "step": rec_c["step"], "metric": k, "value": float(v)})
+        curves += curve
     if not rows:
         where = results_dir if isinstance(results_dir, (str, Path)) else ", ".join(map(str, results_dir))
         raise UserError(f"{where}: no run directory with an eval.json (or a bench record.json) in it")
@@ -237,11 +98,6 @@ def metric_columns(runs: pd.DataFrame) -> list[str]:
     else:
         names = {c for c in runs.columns if c not in RUN_COLUMNS and "|" not in str(c)}
     return sorted(names, key=column_order)
-
-
-def _interval_cells(row: dict, column: str, ci) -> None:
-    if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(isinstance(v, (int, float)) for v in ci):
-        row[f"{column}{CI_LO}"], row[f"{column}{CI_HI}"] = float(ci[0]), float(ci[1])
 
 
 def row_interval(values: pd.Series, lo: pd.Series | None, hi: pd.Series | None) -> tuple[float, float]:

@@ -29,8 +29,9 @@ holds ``identity.json`` (see :mod:`.identity`): the sha256 of the point's resolv
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from exprbench.core.errors import UserError
 from exprbench.core.io import read_json, write_json
@@ -40,7 +41,7 @@ from .executors import LocalExecutor
 from .identity import IDENTITY, IdentityError, check_identity, write_identity  # noqa: F401
 from .point import (BUSY, CRASHED, DIVERGED, DONE, FAILED, REFUSED, PointJob, _settled, curve_hook,  # noqa: F401
                     execute_point, record_crash, run_point, run_state)
-from .suite import Suite, SuiteError
+from .suite import GridPoint, Suite, SuiteError
 
 
 def run_suite(suite: Suite, out: Path, only: Sequence[str] = (), device: str | None = None,
@@ -73,6 +74,53 @@ def run_suite(suite: Suite, out: Path, only: Sequence[str] = (), device: str | N
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     console = console or Console(stderr=True)
+    points = _select_points(suite, only, seeds)
+    data_path = _default_data_path(data_path)
+    executor = executor or LocalExecutor()
+    device = device or executor.default_device
+    lease_s = lease_s or default_lease_s()
+    out, data_path = _worker_paths(out, data_path, executor.remote)
+    runs = Path(out) / "runs"
+    for point in points:  # refuse a directory of another config before anything runs or is written
+        check_identity(suite, point, runs / point.name)
+    _write_suite_json(suite, Path(out))
+    grid = _plan_grid(suite, points, runs, data_path, device, executor, lease_s, poll_s)
+    columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("{task.fields[counts]}")]
+    try:
+        with Progress(*columns, console=console, disable=not progress) as bar:
+            task = bar.add_task(f"suite {suite.name} ({executor.name})", total=len(points), counts="")
+            while len(grid.results) < len(points):
+                _submit_ready(grid, bar, task)
+                _take_finished(grid, console)
+                bar.update(task, completed=len(grid.results), counts=_count_points(grid),
+                           **({"description": f"suite {suite.name} ({executor.name})"} if not grid.in_flight else {}))
+    finally:
+        executor.close()
+    return [grid.results[p.name] for p in points]
+
+
+@dataclass
+class _Grid:
+    """The state of one :func:`run_suite`: the selected points, their jobs, and which are finished, in flight or
+    deferred (``not_before``: a monotonic time before which a point is not looked at again)."""
+
+    suite: Suite
+    points: list[GridPoint]
+    runs: Path
+    executor: Any
+    jobs: dict[str, PointJob]
+    initial: dict[str, dict | None]
+    deps: dict[str, list[str]]
+    lease_s: float
+    poll_s: float
+    results: dict[str, dict] = field(default_factory=dict)
+    in_flight: set[str] = field(default_factory=set)
+    not_before: dict[str, float] = field(default_factory=dict)
+
+
+def _select_points(suite: Suite, only: Sequence[str], seeds: Sequence[int]) -> list[GridPoint]:
+    """The grid points of the models in ``only`` and the seeds in ``seeds`` (all when empty), in grid order."""
     models = {p.model for p in suite.grid}
     bad = [m for m in only if m not in models]
     if bad:
@@ -80,87 +128,98 @@ def run_suite(suite: Suite, out: Path, only: Sequence[str] = (), device: str | N
     bad_seeds = [s for s in seeds if s not in {p.seed for p in suite.grid}]
     if bad_seeds:
         raise SuiteError(f"--seed {bad_seeds[0]} is not in suite {suite.name!r}")
-    points = [p for p in suite.grid if (not only or p.model in only) and (not seeds or p.seed in seeds)]
-    if data_path is None:  # resolve once, so every run records the same dataset
-        from exprbench.data import resolve_data_path
+    return [p for p in suite.grid if (not only or p.model in only) and (not seeds or p.seed in seeds)]
 
-        data_path = str(resolve_data_path(None))
-    executor = executor or LocalExecutor()
-    device = device or executor.default_device
-    lease_s = lease_s or default_lease_s()
-    if executor.remote:  # workers run elsewhere (another cwd, another host): absolute paths
-        out = Path(out).resolve()
-        if Path(data_path).exists():
-            data_path = str(Path(data_path).resolve())
-    runs = Path(out) / "runs"
-    for point in points:  # refuse a directory of another config before anything runs or is written
-        check_identity(suite, point, runs / point.name)
-    write_json(Path(out) / "suite.json", {"suite": suite.name, "file": str(suite.path),
-                                          "grid": [p.name for p in suite.grid], "metrics": suite.metrics,
-                                          "budget": suite.budget})
+
+def _default_data_path(data_path: str | None) -> str:
+    """The dataset path: the given one, else the default resolved once here, so every run records the same."""
+    if data_path is not None:
+        return data_path
+    from exprbench.data import resolve_data_path
+
+    return str(resolve_data_path(None))
+
+
+def _worker_paths(out: Path, data_path: str, remote: bool) -> tuple[Path, str]:
+    """``(out, data_path)`` as the workers see them: absolute when they run elsewhere (another cwd, host)."""
+    if not remote:
+        return out, data_path
+    out = Path(out).resolve()
+    if Path(data_path).exists():
+        data_path = str(Path(data_path).resolve())
+    return out, data_path
+
+
+def _write_suite_json(suite: Suite, out: Path) -> None:
+    """Write ``out/suite.json``: the suite's name, file, grid, metrics and budget."""
+    write_json(out / "suite.json", {"suite": suite.name, "file": str(suite.path),
+                                    "grid": [p.name for p in suite.grid], "metrics": suite.metrics,
+                                    "budget": suite.budget})
+
+
+def _plan_grid(suite: Suite, points: list[GridPoint], runs: Path, data_path: str, device: str | None, executor,
+               lease_s: float, poll_s: float) -> _Grid:
+    """The points' records as the suite starts, their dependencies among the selected points, and their jobs."""
     initial = {p.name: read_json(runs / p.name / "record.json") for p in points}
     selected = {p.name for p in points}
     deps = {p.name: [d for d in suite.dependencies(p) if d in selected] for p in points}
     jobs = {p.name: PointJob(suite, p, str(runs / p.name), data_path, device, initial[p.name], lease_s,
                              runner=executor.name) for p in points}
-    results: dict[str, dict] = {}
-    in_flight: set[str] = set()
-    not_before: dict[str, float] = {}
-    columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TextColumn("{task.fields[counts]}")]
+    return _Grid(suite, points, runs, executor, jobs, initial, deps, lease_s, poll_s)
 
-    def counts() -> str:
-        running = sum(1 for p in points if p.name not in results and (holder(runs / p.name, lease_s) or {}).get("alive"))
-        st = [r.get("status") for r in results.values()]
-        done, failed = st.count(DONE), st.count(FAILED) + st.count(DIVERGED)
-        return f"{done} done, {running} running, {failed} failed, {len(points) - len(results) - running} left"
 
-    try:
-        with Progress(*columns, console=console, disable=not progress) as bar:
-            task = bar.add_task(f"suite {suite.name} ({executor.name})", total=len(points), counts="")
-            while len(results) < len(points):
-                now = time.monotonic()
-                for point in points:
-                    name = point.name
-                    if name in results or name in in_flight or not_before.get(name, 0) > now:
-                        continue
-                    if any(d not in results for d in deps[name]):
-                        continue
-                    run_dir = runs / name
-                    rec = read_json(run_dir / "record.json")
-                    if _settled(rec, initial[name]):  # done before, or finished by another runner
-                        results[name] = rec
-                        continue
-                    h = holder(run_dir, lease_s)
-                    if h is not None and h["alive"]:  # another runner is on it: look again later
-                        not_before[name] = now + 4 * poll_s
-                        continue
-                    if len(in_flight) >= executor.slots:
-                        break
-                    state = "resume" if run_dir.exists() and read_attempts(run_dir) else "new"
-                    bar.update(task, description=f"suite {suite.name} ({executor.name}): {name} ({state})",
-                               counts=counts())
-                    in_flight.add(name)
-                    executor.submit(jobs[name])
-                for name, res in (executor.wait(poll_s) if len(results) < len(points) else []):
-                    in_flight.discard(name)
-                    status = res.get("status")
-                    if status == REFUSED:
-                        raise IdentityError(res["error"])
-                    if status == CRASHED:
-                        res = record_crash(jobs[name], res.get("error", "worker died"), executor.max_retries) or {
-                            "status": BUSY}
-                    if res.get("status") == BUSY:
-                        not_before[name] = time.monotonic() + 4 * poll_s
-                        continue
-                    results[name] = res
-                    if res.get("status") != DONE:
-                        console.print(f"[red]{name}: {res.get('status')}[/red] {res.get('error', '')}")
-                bar.update(task, completed=len(results), counts=counts(),
-                           **({"description": f"suite {suite.name} ({executor.name})"} if not in_flight else {}))
-    finally:
-        executor.close()
-    return [results[p.name] for p in points]
+def _count_points(grid: _Grid) -> str:
+    """``N done, N running, N failed, N left`` for the progress display."""
+    running = sum(1 for p in grid.points
+                  if p.name not in grid.results and (holder(grid.runs / p.name, grid.lease_s) or {}).get("alive"))
+    st = [r.get("status") for r in grid.results.values()]
+    done, failed = st.count(DONE), st.count(FAILED) + st.count(DIVERGED)
+    return f"{done} done, {running} running, {failed} failed, {len(grid.points) - len(grid.results) - running} left"
+
+
+def _submit_ready(grid: _Grid, bar, task) -> None:
+    """Submit the points whose dependencies are finished and no runner holds, while the executor has slots."""
+    now = time.monotonic()
+    for point in grid.points:
+        name = point.name
+        if name in grid.results or name in grid.in_flight or grid.not_before.get(name, 0) > now:
+            continue
+        if any(d not in grid.results for d in grid.deps[name]):
+            continue
+        run_dir = grid.runs / name
+        rec = read_json(run_dir / "record.json")
+        if _settled(rec, grid.initial[name]):  # done before, or finished by another runner
+            grid.results[name] = rec
+            continue
+        h = holder(run_dir, grid.lease_s)
+        if h is not None and h["alive"]:  # another runner is on it: look again later
+            grid.not_before[name] = now + 4 * grid.poll_s
+            continue
+        if len(grid.in_flight) >= grid.executor.slots:
+            break
+        state = "resume" if run_dir.exists() and read_attempts(run_dir) else "new"
+        bar.update(task, description=f"suite {grid.suite.name} ({grid.executor.name}): {name} ({state})",
+                   counts=_count_points(grid))
+        grid.in_flight.add(name)
+        grid.executor.submit(grid.jobs[name])
+
+
+def _take_finished(grid: _Grid, console) -> None:
+    """Wait up to ``poll_s`` for the executor's results and record them; a busy point is looked at again later."""
+    for name, res in (grid.executor.wait(grid.poll_s) if len(grid.results) < len(grid.points) else []):
+        grid.in_flight.discard(name)
+        status = res.get("status")
+        if status == REFUSED:
+            raise IdentityError(res["error"])
+        if status == CRASHED:
+            res = record_crash(grid.jobs[name], res.get("error", "worker died"), grid.executor.max_retries) or {
+                "status": BUSY}
+        if res.get("status") == BUSY:
+            grid.not_before[name] = time.monotonic() + 4 * grid.poll_s
+            continue
+        grid.results[name] = res
+        if res.get("status") != DONE:
+            console.print(f"[red]{name}: {res.get('status')}[/red] {res.get('error', '')}")
 
 
 def summary_line(records: list[dict]) -> str:

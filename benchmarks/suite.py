@@ -244,6 +244,34 @@ def load_suite(name_or_path: str | Path) -> Suite:
             unknown label set, a budget that is not exactly one positive ``steps`` or ``minutes``, empty seeds or models.
     """
     path = resolve_suite_path(name_or_path)
+    raw = _read_suite_file(path)
+    bkey, bval, budget_over = _budget_overrides(raw.get("budget", {}), path)
+    seeds = raw.get("seeds", [0])
+    if not _is_seed_list(seeds):
+        raise SuiteError(f"{path}: seeds = {seeds!r} must be a non-empty list of integers")
+    device = raw.get("device", "auto")
+    common = _kv(raw.get("train", {}), "train.") + _kv(raw.get("data", {}), "data.") + budget_over
+    common.append(f"train.device={device}")
+
+    ev = raw.get("eval", {})
+    metrics = list(ev.get("metrics", []))
+    curve_metric, curve_every = str(ev.get("curve_metric", "")), int(ev.get("curve_every", 0))
+    _check_protocols(metrics + ([curve_metric] if curve_metric else []), path)
+
+    models = raw.get("models", [])
+    if not models:
+        raise SuiteError(f"{path}: no [[models]] entries")
+    grid: list[GridPoint] = []
+    for i, entry in enumerate(models, 1):
+        grid += _model_points(entry, i, path, common, metrics, seeds)
+    _check_unique_points(grid, path)
+    name = _suite_name(raw, path)
+    return Suite(name, raw.get("description", ""), path, grid, metrics,
+                 curve_metric, curve_every, device, {bkey: bval}, ev.get("ci_draws"))
+
+
+def _read_suite_file(path: Path) -> dict:
+    """The suite file's TOML table, its top-level fields known and every value of the expected type."""
     try:
         raw = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as e:
@@ -253,73 +281,94 @@ def load_suite(name_or_path: str | Path) -> Suite:
     if unknown:
         raise SuiteError(f"{path}: unknown field {unknown[0]!r} (known: {', '.join(sorted(known_top))})")
     _check_types(raw, path)
+    return raw
 
-    budget = raw.get("budget", {})
+
+def _budget_overrides(budget: dict, path: Path) -> tuple[str, Any, list[str]]:
+    """``(key, value, train overrides)`` of ``[budget]``: one positive ``steps`` (or "config") or ``minutes``."""
     keys = set(budget) & {"steps", "minutes"}
     if len(keys) != 1 or set(budget) - {"steps", "minutes"}:
         raise SuiteError(f"{path}: [budget] needs exactly one of steps or minutes, got {budget}")
     (bkey,) = keys
     bval = budget[bkey]
     if bkey == "steps" and bval == "config":
-        budget_over: list[str] = []
-    elif isinstance(bval, bool) or not isinstance(bval, (int, float)) or bval <= 0 or (bkey == "steps" and not isinstance(bval, int)):
+        return bkey, bval, []
+    if isinstance(bval, bool) or not isinstance(bval, (int, float)) or bval <= 0 or (bkey == "steps" and not isinstance(bval, int)):
         raise SuiteError(f"{path}: [budget] {bkey} = {bval!r} must be a positive {'integer' if bkey == 'steps' else 'number'}"
                          + (' or "config"' if bkey == "steps" else ""))
-    else:
-        budget_over = [f"train.steps={bval}"] if bkey == "steps" else [f"train.minutes={bval}", NO_STEP_BUDGET]
+    return bkey, bval, [f"train.steps={bval}"] if bkey == "steps" else [f"train.minutes={bval}", NO_STEP_BUDGET]
 
-    seeds = raw.get("seeds", [0])
-    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
-        raise SuiteError(f"{path}: seeds = {seeds!r} must be a non-empty list of integers")
-    device = raw.get("device", "auto")
-    common = _kv(raw.get("train", {}), "train.") + _kv(raw.get("data", {}), "data.") + budget_over
-    common.append(f"train.device={device}")
 
-    ev = raw.get("eval", {})
-    metrics = list(ev.get("metrics", []))
-    curve_metric, curve_every = str(ev.get("curve_metric", "")), int(ev.get("curve_every", 0))
+def _is_seed_list(seeds: Any) -> bool:
+    """True for a non-empty list of integers (booleans are not seeds)."""
+    return isinstance(seeds, list) and bool(seeds) and all(isinstance(s, int) and not isinstance(s, bool)
+                                                           for s in seeds)
+
+
+def _check_protocols(names: list[str], path: Path) -> None:
+    """Refuse an unknown metric protocol name of ``[eval]`` (SuiteError naming the file)."""
     try:
         from exprbench.metrics.protocols.spec import resolve_metric
 
-        for m in metrics + ([curve_metric] if curve_metric else []):
+        for m in names:
             resolve_metric(m)
     except UserError as e:
         raise SuiteError(f"{path}: [eval] {e}") from None
 
-    models = raw.get("models", [])
-    if not models:
-        raise SuiteError(f"{path}: no [[models]] entries")
-    grid: list[GridPoint] = []
-    for i, entry in enumerate(models, 1):
-        if "name" not in entry:
-            raise SuiteError(f"{path}: [[models]] entry {i} has no name")
-        extra = sorted(set(entry) - set(_MODEL_TYPES))
-        if extra:
-            raise SuiteError(f"{path}: [[models]] {entry['name']!r}: unknown field {extra[0]!r} (known: {', '.join(_MODEL_TYPES)})")
-        skip = entry.get("skip_metrics", [])  # a model's exceptions to [eval] metrics (e.g. a costly one the gate runs once)
-        not_listed = [m for m in skip if m not in metrics]
-        if not_listed:
-            raise SuiteError(f"{path}: [[models]] {entry['name']!r}: skip_metrics names {not_listed[0]!r}, which is not "
-                             "in [eval] metrics")
-        entry_seeds = entry.get("seeds", seeds)  # a model may run fewer (or other) seeds than the suite's
-        if not isinstance(entry_seeds, list) or not entry_seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in entry_seeds):
-            raise SuiteError(f"{path}: [[models]] {entry['name']!r}: seeds = {entry_seeds!r} must be a non-empty list of integers")
-        overrides = common + [f"{k}={_literal(v)}" for k, v in entry.get("set", {}).items()]
-        for config in entry.get("configs", ["default"]):
-            try:  # validates model, config name and every override key/value now, not mid-suite
-                cfg = resolve_config(entry["name"], config, overrides)
-            except UserError as e:
-                raise SuiteError(f"{path}: [[models]] {entry['name']!r} config {config!r}: {e}") from None
-            _check_label_set(cfg.data.label_set, path, entry["name"])
-            for seed in entry_seeds:
-                grid.append(GridPoint(entry["name"], config, seed, tuple(overrides + [f"train.seed={seed}"]), tuple(skip)))
+
+def _model_points(entry: dict, i: int, path: Path, common: list[str], metrics: list[str],
+                  seeds: list[int]) -> list[GridPoint]:
+    """The grid points of ``[[models]]`` entry ``i`` (config by config, then seed by seed), each config checked."""
+    skip, entry_seeds = _check_model_entry(entry, i, path, metrics, seeds)
+    overrides = common + [f"{k}={_literal(v)}" for k, v in entry.get("set", {}).items()]
+    points = []
+    for config in entry.get("configs", ["default"]):
+        _check_config(entry["name"], config, overrides, path)
+        for seed in entry_seeds:
+            points.append(GridPoint(entry["name"], config, seed, tuple(overrides + [f"train.seed={seed}"]),
+                                    tuple(skip)))
+    return points
+
+
+def _check_model_entry(entry: dict, i: int, path: Path, metrics: list[str], seeds: list[int]) -> tuple[list, list]:
+    """``(skip_metrics, seeds)`` of ``[[models]]`` entry ``i``; refuses no name, an unknown field, bad skips/seeds."""
+    if "name" not in entry:
+        raise SuiteError(f"{path}: [[models]] entry {i} has no name")
+    extra = sorted(set(entry) - set(_MODEL_TYPES))
+    if extra:
+        raise SuiteError(f"{path}: [[models]] {entry['name']!r}: unknown field {extra[0]!r} (known: {', '.join(_MODEL_TYPES)})")
+    skip = entry.get("skip_metrics", [])  # a model's exceptions to [eval] metrics (e.g. a costly one the gate runs once)
+    not_listed = [m for m in skip if m not in metrics]
+    if not_listed:
+        raise SuiteError(f"{path}: [[models]] {entry['name']!r}: skip_metrics names {not_listed[0]!r}, which is not "
+                         "in [eval] metrics")
+    entry_seeds = entry.get("seeds", seeds)  # a model may run fewer (or other) seeds than the suite's
+    if not _is_seed_list(entry_seeds):
+        raise SuiteError(f"{path}: [[models]] {entry['name']!r}: seeds = {entry_seeds!r} must be a non-empty list of integers")
+    return skip, entry_seeds
+
+
+def _check_config(model: str, config: str, overrides: list[str], path: Path) -> None:
+    """Resolve a grid point's config now, not mid-suite: model, config name, every override key and value, label set."""
+    try:
+        cfg = resolve_config(model, config, overrides)
+    except UserError as e:
+        raise SuiteError(f"{path}: [[models]] {model!r} config {config!r}: {e}") from None
+    _check_label_set(cfg.data.label_set, path, model)
+
+
+def _check_unique_points(grid: list[GridPoint], path: Path) -> None:
+    """Refuse a grid in which a point name appears twice."""
     names = [g.name for g in grid]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise SuiteError(f"{path}: grid point {dup[0]!r} appears twice")
+
+
+def _suite_name(raw: dict, path: Path) -> str:
+    """The suite's name (default: the file's stem), refused unless it is a plain folder name."""
     name = raw.get("name", path.stem)
     if not isinstance(name, str) or not PLAIN_NAME.fullmatch(name):
         raise SuiteError(f"{path}: name = {name!r} must be a plain name (letters, digits, '.', '_', '-', "
                          "starting with a letter or digit): it names the results folder results/<name>")
-    return Suite(name, raw.get("description", ""), path, grid, metrics,
-                 curve_metric, curve_every, device, {bkey: bval}, ev.get("ci_draws"))
+    return name

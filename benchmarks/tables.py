@@ -22,7 +22,8 @@ from .columns import (LEADERBOARD_TABLES, aliases, column_order, header_name, hi
                       resolve_metric, table_of)
 from exprbench.metrics.protocols.spec import FLAG_MARK
 
-from .results import HI, LO, REF_COUNT, REFERENCE_LABEL, metric_columns
+from .results import HI, LO, REFERENCE_LABEL, metric_columns
+from .run_entry import REF_COUNT
 
 COST_TABLE = ("cost", "Training cost and where each entry comes from")
 BOLD_RULE = ("bold: the best value of a column, only where its 95% interval does not overlap the runner-up's "

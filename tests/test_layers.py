@@ -32,10 +32,6 @@ ALLOWED_CYCLE_EDGES: dict[tuple[str, str], str] = {
 
 #: functions over MAX_FUNCTION_LINES lines or above MAX_COMPLEXITY: "path:qualname" -> (lines, complexity) when listed
 ALLOWED_LONG_FUNCTIONS: dict[str, tuple[int, int]] = {
-    "benchmarks/report.py:build_report": (62, 15),
-    "benchmarks/results.py:collect": (72, 20),
-    "benchmarks/runner.py:run_suite": (96, 21),
-    "benchmarks/suite.py:load_suite": (81, 23),
     "metrics/run/evaluate.py:evaluate_run": (82, 10),
     "metrics/families/fidelity.py:fidelity_scores": (70, 8),
     "metrics/families/fidelity_metrics.py:run_fid_kid_pr": (62, 13),
