@@ -31,7 +31,7 @@ class LocalExecutor:
 
     def submit(self, job) -> None:
         """Run ``job`` now (blocking); its result comes back from the next :meth:`wait`."""
-        from .point import execute_point
+        from exprbench.benchmarks.point import execute_point
 
         self._finished.append((job.point.name, execute_point(job)))
 
@@ -52,7 +52,7 @@ def _ray_point(job) -> dict:
         import torch
 
         torch.set_num_threads(job.threads)
-    from .point import execute_point
+    from exprbench.benchmarks.point import execute_point
 
     return execute_point(job)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from exprbench.core.io import read_json, write_json
 
-from .suite import GridPoint, Suite, SuiteError, identity_config, identity_hash
+from exprbench.benchmarks.suite import GridPoint, Suite, SuiteError, identity_config, identity_hash
 
 IDENTITY = "identity.json"
 

@@ -24,10 +24,10 @@ from exprbench.core.devices import device_name, library_versions, resolve_device
 from exprbench.core.io import read_json, write_json
 from exprbench.metrics.extractors.evaluator import plugin_resources
 
-from .claims import Claim, holder, read_attempts, this_host
-from .compute import COMPUTE, count_run
-from .identity import IdentityError, check_identity, write_identity
-from .suite import GridPoint, Suite, identity_hash
+from exprbench.benchmarks.report.claims import Claim, holder, read_attempts, this_host
+from exprbench.benchmarks.compute import COMPUTE, count_run
+from exprbench.benchmarks.identity import IdentityError, check_identity, write_identity
+from exprbench.benchmarks.suite import GridPoint, Suite, identity_hash
 
 DONE, FAILED, DIVERGED = "done", "failed", "diverged"
 # what a runner answers instead of a record: the point is claimed by another live runner, the

@@ -36,12 +36,12 @@ from typing import Any, Sequence
 from exprbench.core.errors import UserError
 from exprbench.core.io import read_json, write_json
 
-from .claims import default_lease_s, holder, read_attempts
-from .executors import LocalExecutor
-from .identity import IDENTITY, IdentityError, check_identity, write_identity  # noqa: F401
-from .point import (BUSY, CRASHED, DIVERGED, DONE, FAILED, REFUSED, PointJob, _settled, curve_hook,  # noqa: F401
+from exprbench.benchmarks.report.claims import default_lease_s, holder, read_attempts
+from exprbench.benchmarks.executors import LocalExecutor
+from exprbench.benchmarks.identity import IDENTITY, IdentityError, check_identity, write_identity  # noqa: F401
+from exprbench.benchmarks.point import (BUSY, CRASHED, DIVERGED, DONE, FAILED, REFUSED, PointJob, _settled, curve_hook,  # noqa: F401
                     execute_point, record_crash, run_point, run_state)
-from .suite import GridPoint, Suite, SuiteError
+from exprbench.benchmarks.suite import GridPoint, Suite, SuiteError
 
 
 def run_suite(suite: Suite, out: Path, only: Sequence[str] = (), device: str | None = None,

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable, ClassVar
 
+from exprbench.core.capabilities import CAPABILITIES as VOCABULARY
 from exprbench.core.errors import RegistryError
 
 if TYPE_CHECKING:
@@ -194,6 +195,8 @@ CONTRACTS: dict[str, type] = {
     "edit": Editor, "likelihood": Likelihood, "iw_likelihood": IWLikelihood,
 }
 CAPABILITIES = frozenset(CONTRACTS)
+if tuple(CONTRACTS) != VOCABULARY:  # one list: exprbench.core.capabilities names them, this maps them to contracts
+    raise RegistryError(f"models/contracts.py: CONTRACTS {tuple(CONTRACTS)} differ from exprbench.core.capabilities {VOCABULARY}")
 EDIT_MODES = ("distance", "offset")
 
 

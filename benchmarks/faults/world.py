@@ -100,7 +100,7 @@ def _publish(run: Path, dest: Path) -> Path:
 
 def build_world(root: Path) -> World:
     """Build the world under ``root`` (its ``cache/`` must be ``$EXPRBENCH_CACHE`` already)."""
-    from exprbench.benchmarks.report import write_report
+    from exprbench.benchmarks.report.build import write_report
     from exprbench.runs.config import resolve_config
     from exprbench.data import load_fer2013
     from exprbench.runs.harness import Trainer

@@ -72,7 +72,7 @@ def report(
     """Write leaderboards (md, csv, tex), baseline.json, figures and index.html to RESULTS_DIR/report/.
 
     Every directory with an eval.json is an entry (bench, train+evaluate or --images runs)."""
-    from exprbench.benchmarks.report import write_report
+    from exprbench.benchmarks.report.build import write_report
 
     folder = write_report(results_dir, figures=not no_figures, extra=more or [], out=out, metrics=metrics or None,
                           html=not no_html, embed_images=not link_images, use_stored=not ignore_stored)
@@ -101,7 +101,7 @@ def regress(
     from exprbench.core.errors import UserError
     from exprbench.core.io import write_text
 
-    from exprbench.benchmarks.regress import RENDER, check_format, check_output, compare, load_baseline, parse_tolerances, print_text, verdict
+    from exprbench.benchmarks.gate.regress import RENDER, check_format, check_output, compare, load_baseline, parse_tolerances, print_text, verdict
 
     fmt = check_format(fmt)
     if output is not None:

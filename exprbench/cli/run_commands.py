@@ -129,13 +129,13 @@ def _resume_note(run_dir: Path, resume: bool) -> str:
 
 
 def _claimed(run_dir: Path, work):
-    """Run ``work()`` holding the run directory's claim (the one ``bench`` takes, :mod:`exprbench.benchmarks.claims`),
+    """Run ``work()`` holding the run directory's claim (the one ``bench`` takes, :mod:`exprbench.benchmarks.report.claims`),
     so two trainings never write one run.
 
     Raises:
         UserError: another process (a ``train`` or a ``bench`` runner) holds the claim.
     """
-    from exprbench.benchmarks.claims import Claim, holder
+    from exprbench.benchmarks.report.claims import Claim, holder
 
     claim = Claim(run_dir, runner="train")
     if not claim.acquire():

@@ -23,7 +23,7 @@ from typing import Callable, Mapping
 
 from exprbench.core.errors import RegistryError
 from exprbench.core.registry import Registry
-from exprbench.models.contracts import CAPABILITIES
+from exprbench.core.capabilities import CAPABILITIES
 
 from exprbench.metrics.protocols.names import EXTRACTOR_NAME
 
@@ -220,7 +220,7 @@ def _validate(spec: MetricSpec) -> None:
             raise RegistryError(f"{where}: derived column {key!r} has direction {d!r}, not one of {', '.join(DIRECTIONS)}")
     unknown = sorted(set(spec.needs) - set(CAPABILITIES))
     if unknown:
-        raise RegistryError(f"{where}: needs unknown capabilities {', '.join(unknown)} (known: {', '.join(sorted(CAPABILITIES))})")
+        raise RegistryError(f"{where}: needs unknown capabilities {', '.join(unknown)} (known: {', '.join(CAPABILITIES)})")
     if spec.reference is None and not spec.no_reference:
         raise RegistryError(f"{where}: reference=None needs no_reference='one line: why there is none'")
     if spec.reference is not None and spec.no_reference:

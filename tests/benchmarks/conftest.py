@@ -70,7 +70,7 @@ def records(out: Path) -> dict:
 
 
 def attempts(out: Path, name: str) -> list[dict]:
-    from exprbench.benchmarks.claims import read_attempts
+    from exprbench.benchmarks.report.claims import read_attempts
 
     return read_attempts(out / "runs" / name)
 

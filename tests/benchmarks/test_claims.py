@@ -1,4 +1,4 @@
-"""benchmarks/claims.py: a grid point is claimed before it runs; dead or silent holders are taken over;
+"""benchmarks/report/claims.py: a grid point is claimed before it runs; dead or silent holders are taken over;
 two runners on one --out train every point exactly once."""
 
 from __future__ import annotations
@@ -10,14 +10,14 @@ import time
 
 import pytest
 
-from exprbench.benchmarks.claims import CLAIM_INFO, CLAIM_LOCK, Claim, holder
+from exprbench.benchmarks.report.claims import CLAIM_INFO, CLAIM_LOCK, Claim, holder
 from exprbench.core.errors import UserError
 
 from .conftest import POINTS, assert_trained_once, attempts, start_bench
 
 HOLD = """
 import sys, time
-from exprbench.benchmarks.claims import Claim
+from exprbench.benchmarks.report.claims import Claim
 c = Claim(sys.argv[1], runner="test", lease_s=float(sys.argv[2]))
 assert c.acquire()
 print(c.owner, flush=True)

@@ -1,4 +1,4 @@
-"""benchmarks/columns.py is the one place of benchmarks/ that knows metric columns: directions,
+"""benchmarks/report/columns.py is the one place of benchmarks/ that knows metric columns: directions,
 tables, derived detail columns and their order; no other module names a metric family; the report's
 modules import one way only (no cycle; figures and report do not import each other)."""
 
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from exprbench.benchmarks import columns
-from exprbench.benchmarks.columns import (LEADERBOARD_TABLES, column_order, derived_columns, header_name,
+from exprbench.benchmarks.report import columns
+from exprbench.benchmarks.report.columns import (LEADERBOARD_TABLES, column_order, derived_columns, header_name,
                                           higher_is_better, resolve_metric, table_of)
 
 PKG = Path(columns.__file__).parent

@@ -1,4 +1,4 @@
-"""benchmarks/gate_study.py: each planted regression breaks training as it says (tiny runs), the lr plant
+"""benchmarks/gate/gate_study.py: each planted regression breaks training as it says (tiny runs), the lr plant
 changes only the learning rates, the study page; the committed study's outcome (results/gate/study)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from exprbench.benchmarks import gate_study
+from exprbench.benchmarks.gate import gate_study
 from exprbench.benchmarks.suite import load_suite
 from exprbench.runs.config import resolve_config
 from exprbench.runs.harness import Trainer

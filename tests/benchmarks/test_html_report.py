@@ -10,8 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from exprbench.benchmarks.html import CHROMIUM
-from exprbench.benchmarks.report import write_report
+from exprbench.benchmarks.report.html import CHROMIUM
+from exprbench.benchmarks.report.build import write_report
 
 from .synthetic import make_results
 
@@ -34,7 +34,7 @@ def browser():
         pytest.skip("playwright is not importable (pip install playwright: the `test` extra)")
     if not Path(CHROMIUM).is_file():
         pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
-    from exprbench.benchmarks.html import launch_chromium
+    from exprbench.benchmarks.report.html import launch_chromium
 
     with sync_playwright() as p:
         b = launch_chromium(p)

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from exprbench.benchmarks.report import write_report
-from exprbench.benchmarks.latex import is_wide, to_latex
-from exprbench.benchmarks.tables import Table
+from exprbench.benchmarks.report.build import write_report
+from exprbench.benchmarks.report.latex import is_wide, to_latex
+from exprbench.benchmarks.report.tables import Table
 
 from ..conftest import REPO
 from .synthetic import make_results, write_figure_inputs

@@ -1,4 +1,4 @@
-"""benchmarks/regress.py: tolerances, baseline schema, verdicts, --allow-missing and the gate's exit codes.
+"""benchmarks/gate/regress.py: tolerances, baseline schema, verdicts, --allow-missing and the gate's exit codes.
 Report formats (--format, --output) are in test_regress_formats.py."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import shlex
 
 import pytest
 
-from exprbench.benchmarks.regress import Tolerance, Tolerances, parse_tolerance, parse_tolerances
-from exprbench.benchmarks.report import write_report
+from exprbench.benchmarks.gate.regress import Tolerance, Tolerances, parse_tolerance, parse_tolerances
+from exprbench.benchmarks.report.build import write_report
 from exprbench.cli import main
 from exprbench.core.errors import UserError
 
@@ -58,9 +58,9 @@ def test_worse_metric_fails_with_table(bench_results, baseline, tmp_path, capsys
 
 def test_gate_doc_recipe_is_what_the_gate_study_runs():
     """docs/gate.md's CI recipe ("Using the regression gate in your model's CI") is exactly what the committed
-    gate study ran (benchmarks/gate_study.py): the gate suite's seed 0, then `regress` with its options; and
+    gate study ran (benchmarks/gate/gate_study.py): the gate suite's seed 0, then `regress` with its options; and
     the smoke pipeline check's own `regress` line uses the options of tests/benchmarks/test_smoke_suite.py."""
-    from exprbench.benchmarks.gate_study import REGRESS_OPTIONS as GATE_OPTIONS, SUITE
+    from exprbench.benchmarks.gate.gate_study import REGRESS_OPTIONS as GATE_OPTIONS, SUITE
 
     doc = (REPO / "docs" / "gate.md").read_text()
     assert len([ln for ln in doc.splitlines() if ln.strip().startswith(f"exprbench bench {SUITE} --seed 0 --out /tmp/{SUITE} ")]) == 1

@@ -1,4 +1,4 @@
-"""benchmarks/report.py + figures.py on a real tiny bench suite: tables, real-data reference, bold best,
+"""benchmarks/report/build.py + figures.py on a real tiny bench suite: tables, real-data reference, bold best,
 determinism, figures. (Result-file-only cases: tests/benchmarks/.)"""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import json
 import shutil
 
 
-from exprbench.benchmarks.report import (aggregate, collect, leaderboard_cells, leaderboard_tables, to_latex, to_markdown,
+from exprbench.benchmarks.report.build import (aggregate, collect, leaderboard_cells, leaderboard_tables, to_latex, to_markdown,
                                          write_report)
 from exprbench.cli import main
 

@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from exprbench.benchmarks.figures import _Writer  # noqa: E402
+from exprbench.benchmarks.report.figures import _Writer  # noqa: E402
 
 
 def _fig():
@@ -55,7 +55,7 @@ import time, matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
-from exprbench.benchmarks.figures import _Writer
+from exprbench.benchmarks.report.figures import _Writer
 real = Figure.savefig
 def slow(self, fh, **kw):  # half the file out, then hang until killed
     real(self, fh, **kw)

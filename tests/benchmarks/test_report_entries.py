@@ -10,9 +10,9 @@ import shutil
 
 import pytest
 
-from exprbench.benchmarks.figures import chance_level, representative_runs
-from exprbench.benchmarks.report import aggregate, build_report, collect, write_report
-from exprbench.benchmarks.latex import is_wide
+from exprbench.benchmarks.report.figures import chance_level, representative_runs
+from exprbench.benchmarks.report.build import aggregate, build_report, collect, write_report
+from exprbench.benchmarks.report.latex import is_wide
 from exprbench.core.errors import UserError
 
 from .synthetic import eval_json, make_results, write_images_entry, write_run
@@ -155,7 +155,7 @@ def test_sample_sheet_without_figure_inputs_uses_the_training_grid(results, tmp_
     placeholder panel and a line saying why."""
     from PIL import Image
 
-    from exprbench.benchmarks.figures import _Writer, sheets
+    from exprbench.benchmarks.report.figures import _Writer, sheets
 
     run = results / "runs" / "cgan-default-s2"  # the median-FID cgan seed
     (run / "samples").mkdir()
@@ -177,7 +177,7 @@ def test_coverage_and_memorisation_table_and_pairs_figure(tmp_path):
     """An older evaluation's figures_input/<protocol>_pairs.png stands in for figures/closest_pairs.png."""
     from PIL import Image
 
-    from exprbench.benchmarks.figures import _Writer, sheets
+    from exprbench.benchmarks.report.figures import _Writer, sheets
 
     ev = eval_json(9.0)
     ev["metrics"]["dc70_train"] = {"status": "ok", "value": 0.6, "details": {"density": 0.9, "coverage": 0.6}}
@@ -209,7 +209,7 @@ def test_an_acc_gen_above_the_evaluators_own_accuracy_on_real_faces_is_marked(tm
 
 
 def test_paper_latex_precision_wide_tables_notes_and_figure_snippets(tmp_path):
-    from exprbench.benchmarks.tables import pm
+    from exprbench.benchmarks.report.tables import pm
 
     assert (pm(1.323, 0.1371), pm(0.59763, 0.0167), pm(0.0, 0.0), pm(12.5, None)) == \
         ("1.32 ± 0.14", "0.598 ± 0.017", "0 ± 0", "12.500")  # no std: the tables' own 4 significant digits

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from exprbench.benchmarks.figure_inputs import read_index
-from exprbench.benchmarks.figures import _Writer, comparison_sheet, sheets
-from exprbench.benchmarks.report import build_report, write_report
+from exprbench.benchmarks.report.figure_inputs import read_index
+from exprbench.benchmarks.report.figures import _Writer, comparison_sheet, sheets
+from exprbench.benchmarks.report.build import build_report, write_report
 from exprbench.core.errors import UserError
 
 from .synthetic import CLASSES, make_results, write_figure_inputs
@@ -113,7 +113,7 @@ import json, sys
 from pathlib import Path
 sys.path.insert(0, {repo!r})
 from tests.benchmarks.synthetic import make_results, write_figure_inputs
-import exprbench.benchmarks.report as report
+import exprbench.benchmarks.report.build as report
 res = make_results(Path({tmp!r}))
 write_figure_inputs(res / "runs" / "cgan-default-s2", {names!r})
 report.write_report(res)

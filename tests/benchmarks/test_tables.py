@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from scipy.stats import t as student_t
 
-from exprbench.benchmarks.results import aggregate, row_interval
-from exprbench.benchmarks.latex import to_latex
-from exprbench.benchmarks.tables import BOLD_RULE, leaderboard_tables, notes_markdown
+from exprbench.benchmarks.report.results import aggregate, row_interval
+from exprbench.benchmarks.report.latex import to_latex
+from exprbench.benchmarks.report.tables import BOLD_RULE, leaderboard_tables, notes_markdown
 
 FID = "fid70_train"  # lower is better
 

@@ -17,7 +17,7 @@ from exprbench.metrics.run.context import EvalContext
 from exprbench.metrics.run.evaljson import merge_eval, references_of
 from exprbench.metrics.families.fidelity_inputs import drop_generated_cache
 from exprbench.metrics.run.references import run_protocol
-from exprbench.models.contracts import CAPABILITIES
+from exprbench.core.capabilities import CAPABILITIES
 from exprbench.metrics.protocols.spec import (DIRECTIONS, LEADERBOARD_TABLES, METRICS, TABLES, all_metrics,
                                     default_metrics, derived_columns, higher_is_better, register_metric,
                                     resolve_metric, table_of, unregister_metric)

@@ -11,7 +11,7 @@ inside it (in this process: the suite runs its grid points here, :class:`~.execu
                      (a data-loader bug that pairs images with other images' labels: conditioning is broken).
 ``lr_x10``           G's and D's learning rates 10x the config's.
 
-``python -m exprbench.benchmarks.gate_study --baseline results/gate/report/baseline.json --out DIR`` runs the
+``python -m exprbench.benchmarks.gate.gate_study --baseline results/gate/report/baseline.json --out DIR`` runs the
 four cases (``--only`` picks some) and writes ``DIR/study.json`` and ``DIR/study.md``.
 """
 
@@ -30,10 +30,10 @@ import torch
 
 from exprbench.core.io import write_json, write_text
 
-from .regress import compare, parse_tolerances
-from .runner import run_suite
-from .verdicts import verdict
-from .suite import Suite, load_suite
+from exprbench.benchmarks.gate.regress import compare, parse_tolerances
+from exprbench.benchmarks.runner import run_suite
+from exprbench.benchmarks.gate.verdicts import verdict
+from exprbench.benchmarks.suite import Suite, load_suite
 
 SUITE = "gate"
 # The recipe's regress options (docs/gate.md; tests/benchmarks/test_gate_study.py checks the page shows them).
@@ -133,13 +133,13 @@ def to_markdown(cases: list[dict], hardware: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     """CLI: run the cases, write ``study.json`` and ``study.md``; exit 0 when every case gave its expected
     gate exit code, else 1."""
-    ap = argparse.ArgumentParser(prog="python -m exprbench.benchmarks.gate_study", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m exprbench.benchmarks.gate.gate_study", description=__doc__.split("\n")[0])
     ap.add_argument("--baseline", type=Path, required=True, help="the gate suite's baseline.json")
     ap.add_argument("--out", type=Path, required=True, help="folder for the cases' results and the study files")
     ap.add_argument("--data", default=None, help="FER2013 path (default $EXPRBENCH_DATA)")
     ap.add_argument("--only", action="append", choices=sorted(CASES), help="run only these cases")
     args = ap.parse_args(argv)
-    from .baseline import load_baseline
+    from exprbench.benchmarks.gate.baseline import load_baseline
 
     seconds = {}
     for case in args.only or list(CASES):  # every case's runs first: the baseline may be made meanwhile

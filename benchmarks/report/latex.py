@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .results import REFERENCE_LABEL
-from .tables import Table
+from exprbench.benchmarks.report.results import REFERENCE_LABEL
+from exprbench.benchmarks.report.tables import Table
 
 COST_NUMERIC = ("seeds", "train minutes", "img/s", "images (k)", "epochs", "GFLOP/img", "PFLOP")  # right-aligned
 

@@ -20,8 +20,8 @@ import pandas as pd
 
 from exprbench.core.errors import UserError
 
-from .columns import column_order, kind_columns
-from .run_entry import CI_HI, CI_LO, REF_COUNT, read_entry
+from exprbench.benchmarks.report.columns import column_order, kind_columns
+from exprbench.benchmarks.report.run_entry import CI_HI, CI_LO, REF_COUNT, read_entry
 
 KIND_COLUMNS = tuple(k[1] for k in kind_columns())  # text columns filled from boolean details
 RUN_COLUMNS = {"run", "model", "config", "seed", "status", "device", "device_name", "steps", "train_seconds",

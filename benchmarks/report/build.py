@@ -36,13 +36,13 @@ import pandas as pd
 from exprbench.core.errors import UserError
 from exprbench.core.io import read_json, write_json, write_text
 
-from .baseline import baseline_references
-from .columns import higher_is_better, table_of  # noqa: F401  (re-exported for importers)
-from .results import (KIND_COLUMNS, REFERENCE_LABEL, SOURCES, Report, aggregate, collect, entry_dirs, metric_columns,  # noqa: F401
+from exprbench.benchmarks.gate.baseline import baseline_references
+from exprbench.benchmarks.report.columns import higher_is_better, table_of  # noqa: F401  (re-exported for importers)
+from exprbench.benchmarks.report.results import (KIND_COLUMNS, REFERENCE_LABEL, SOURCES, Report, aggregate, collect, entry_dirs, metric_columns,  # noqa: F401
                       read_stored, _text)
-from .run_entry import REF_COUNT
-from .latex import TEX_HEADER, to_latex
-from .tables import (COST_TABLE, Table, baseline_from, cost_table, leaderboard_cells, leaderboard_tables, notes_markdown,  # noqa: F401
+from exprbench.benchmarks.report.run_entry import REF_COUNT
+from exprbench.benchmarks.report.latex import TEX_HEADER, to_latex
+from exprbench.benchmarks.report.tables import (COST_TABLE, Table, baseline_from, cost_table, leaderboard_cells, leaderboard_tables, notes_markdown,  # noqa: F401
                      to_markdown)
 
 def _concat(frames: Iterable[pd.DataFrame]) -> pd.DataFrame:
@@ -191,7 +191,7 @@ def write_report(results_dir: str | Path, figures: bool = True, extra: Sequence[
     out = rep.out
     out.mkdir(parents=True, exist_ok=True)
     if figures:
-        from .figures import write_figures
+        from exprbench.benchmarks.report.figures import write_figures
 
         rep.written, rep.skipped = write_figures(rep, out / "figures")
     md = [rep.note]
@@ -229,7 +229,7 @@ def write_report(results_dir: str | Path, figures: bool = True, extra: Sequence[
     if len(failed):
         write_text(out / "failed.md", "\n".join(f"- {r.run}: {r.status}" for r in failed.itertuples()) + "\n")
     if html:
-        from .html import write_html
+        from exprbench.benchmarks.report.html import write_html
 
         write_html(rep, out / "index.html", embed=embed_images)
     return out

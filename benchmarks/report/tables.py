@@ -18,12 +18,12 @@ import pandas as pd
 
 from exprbench.core.errors import UserError
 
-from .columns import (LEADERBOARD_TABLES, aliases, column_order, header_name, higher_is_better, kind_columns,
+from exprbench.benchmarks.report.columns import (LEADERBOARD_TABLES, aliases, column_order, header_name, higher_is_better, kind_columns,
                       resolve_metric, table_of)
 from exprbench.metrics.protocols.spec import FLAG_MARK
 
-from .results import HI, LO, REFERENCE_LABEL, metric_columns
-from .run_entry import REF_COUNT
+from exprbench.benchmarks.report.results import HI, LO, REFERENCE_LABEL, metric_columns
+from exprbench.benchmarks.report.run_entry import REF_COUNT
 
 COST_TABLE = ("cost", "Training cost and where each entry comes from")
 BOLD_RULE = ("bold: the best value of a column, only where its 95% interval does not overlap the runner-up's "

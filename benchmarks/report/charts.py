@@ -20,9 +20,9 @@ import seaborn as sns  # noqa: E402
 
 from exprbench.core.io import read_json  # noqa: E402
 
-from .columns import is_accuracy, resolve_metric  # noqa: E402
-from .results import REFERENCE_LABEL, Report, metric_columns  # noqa: E402
-from .tables import column_header  # noqa: E402
+from exprbench.benchmarks.report.columns import is_accuracy, resolve_metric  # noqa: E402
+from exprbench.benchmarks.report.results import REFERENCE_LABEL, Report, metric_columns  # noqa: E402
+from exprbench.benchmarks.report.tables import column_header  # noqa: E402
 
 Skipped = list[tuple[str, str]]
 

@@ -21,8 +21,8 @@ from pathlib import Path
 
 from exprbench.core.io import read_json, write_text
 
-from .results import REFERENCE_LABEL, Report, references_note
-from .tables import BOLD_RULE, Table
+from exprbench.benchmarks.report.results import REFERENCE_LABEL, Report, references_note
+from exprbench.benchmarks.report.tables import BOLD_RULE, Table
 
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:1200px;padding:1em 2em;color:#222}
@@ -279,7 +279,7 @@ def screenshot(page_path: Path, png: Path, width: int = 1280, height: int = 1600
 
 __all__ = ["launch_chromium", "render_html", "screenshot", "table_html", "write_html"]
 
-if __name__ == "__main__":  # python -m exprbench.benchmarks.html REPORT/index.html OUT.png
+if __name__ == "__main__":  # python -m exprbench.benchmarks.report.html REPORT/index.html OUT.png
     import sys
 
     print(screenshot(Path(sys.argv[1]), Path(sys.argv[2]), full_page="--full" in sys.argv[3:]))

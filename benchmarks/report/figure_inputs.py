@@ -26,8 +26,8 @@ import pandas as pd
 from exprbench.core.errors import UserError
 from exprbench.core.io import read_json_object
 
-from .columns import resolve_metric
-from .results import metric_columns
+from exprbench.benchmarks.report.columns import resolve_metric
+from exprbench.benchmarks.report.results import metric_columns
 
 FIGURE_INPUTS = ("samples", "translations", "edits", "closest_pairs")
 INDEX = Path("figures") / "index.json"

@@ -17,8 +17,8 @@ from pathlib import Path
 from exprbench.core.errors import UserError
 from exprbench.core.io import read_json_object
 
-from .compute import run_budget
-from .columns import derived_columns, resolve_metric
+from exprbench.benchmarks.compute import run_budget
+from exprbench.benchmarks.report.columns import derived_columns, resolve_metric
 
 REF_COUNT = "|n"  # refs["<protocol>|n"]: the count of real images of a reference (not a value: never in a baseline)
 CI_LO, CI_HI = "|ci_lo", "|ci_hi"  # a run's bootstrap interval of a column (runs frame)
