@@ -38,9 +38,9 @@ from exprbench.core.io import read_json, write_json
 
 from exprbench.benchmarks.report.claims import default_lease_s, holder, read_attempts
 from exprbench.benchmarks.executors import LocalExecutor
-from exprbench.benchmarks.identity import IDENTITY, IdentityError, check_identity, write_identity  # noqa: F401
-from exprbench.benchmarks.point import (BUSY, CRASHED, DIVERGED, DONE, FAILED, REFUSED, PointJob, _settled, curve_hook,  # noqa: F401
-                    execute_point, record_crash, run_point, run_state)
+from exprbench.benchmarks.identity import IdentityError, check_identity
+from exprbench.benchmarks.point import (BUSY, CRASHED, DIVERGED, DONE, FAILED, REFUSED, PointJob, _settled,
+    execute_point, record_crash, run_point, run_state)
 from exprbench.benchmarks.suite import GridPoint, Suite, SuiteError
 
 

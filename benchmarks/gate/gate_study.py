@@ -30,7 +30,8 @@ import torch
 
 from exprbench.core.io import write_json, write_text
 
-from exprbench.benchmarks.gate.regress import compare, parse_tolerances
+from exprbench.benchmarks.gate.regress import compare
+from exprbench.benchmarks.gate.tolerances import parse_tolerances
 from exprbench.benchmarks.runner import run_suite
 from exprbench.benchmarks.gate.verdicts import verdict
 from exprbench.benchmarks.suite import Suite, load_suite

@@ -37,12 +37,9 @@ from pathlib import Path
 
 from exprbench.core.errors import UserError
 
-from exprbench.benchmarks.gate.baseline import BaselineFile, MetricEntry, load_baseline, validate_baseline  # noqa: F401
 from exprbench.benchmarks.report.columns import higher_is_better
 from exprbench.benchmarks.report.results import aggregate, collect
-from exprbench.benchmarks.gate.tolerances import DEFAULT_TOLERANCE, Tolerance, Tolerances, parse_tolerance, parse_tolerances  # noqa: F401
-from exprbench.benchmarks.gate.verdicts import (COLUMNS, FLAGGED, FORMATS, RENDER, VERDICTS, Verdict, check_format, gate, print_text,  # noqa: F401
-                       text_table, to_json, to_junit, to_markdown, to_text, verdict)
+from exprbench.benchmarks.gate.tolerances import Tolerances
 
 
 def compare(results_dir: str | Path, baseline: dict, tolerances: Tolerances | None = None) -> list[dict]:

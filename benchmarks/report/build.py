@@ -37,13 +37,11 @@ from exprbench.core.errors import UserError
 from exprbench.core.io import read_json, write_json, write_text
 
 from exprbench.benchmarks.gate.baseline import baseline_references
-from exprbench.benchmarks.report.columns import higher_is_better, table_of  # noqa: F401  (re-exported for importers)
-from exprbench.benchmarks.report.results import (KIND_COLUMNS, REFERENCE_LABEL, SOURCES, Report, aggregate, collect, entry_dirs, metric_columns,  # noqa: F401
-                      read_stored, _text)
+from exprbench.benchmarks.report.results import (KIND_COLUMNS, REFERENCE_LABEL, Report, aggregate, collect,
+    metric_columns, read_stored, _text)
 from exprbench.benchmarks.report.run_entry import REF_COUNT
 from exprbench.benchmarks.report.latex import TEX_HEADER, to_latex
-from exprbench.benchmarks.report.tables import (COST_TABLE, Table, baseline_from, cost_table, leaderboard_cells, leaderboard_tables, notes_markdown,  # noqa: F401
-                     to_markdown)
+from exprbench.benchmarks.report.tables import baseline_from, leaderboard_tables, notes_markdown, to_markdown
 
 def _concat(frames: Iterable[pd.DataFrame]) -> pd.DataFrame:
     frames = [f for f in frames if not f.empty]

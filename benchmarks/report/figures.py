@@ -26,9 +26,8 @@ import seaborn as sns  # noqa: E402
 from exprbench.core.io import atomic_open, read_json, write_text  # noqa: E402
 
 from exprbench.benchmarks.report import charts  # noqa: E402
-from exprbench.benchmarks.report.charts import chance_level  # noqa: E402,F401  (re-exported)
 from exprbench.benchmarks.report.columns import resolve_metric  # noqa: E402
-from exprbench.benchmarks.report.figure_inputs import (FigureInput, expected_inputs, legacy_pairs, read_index, representative_runs,  # noqa: E402,F401
+from exprbench.benchmarks.report.figure_inputs import (FigureInput, expected_inputs, legacy_pairs, read_index, representative_runs,  # noqa: E402
                             training_grid)
 from exprbench.benchmarks.report.results import Report, metric_columns  # noqa: E402
 

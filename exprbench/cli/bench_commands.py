@@ -101,7 +101,10 @@ def regress(
     from exprbench.core.errors import UserError
     from exprbench.core.io import write_text
 
-    from exprbench.benchmarks.gate.regress import RENDER, check_format, check_output, compare, load_baseline, parse_tolerances, print_text, verdict
+    from exprbench.benchmarks.gate.verdicts import RENDER, check_format, print_text, verdict
+    from exprbench.benchmarks.gate.regress import check_output, compare
+    from exprbench.benchmarks.gate.baseline import load_baseline
+    from exprbench.benchmarks.gate.tolerances import parse_tolerances
 
     fmt = check_format(fmt)
     if output is not None:

@@ -9,7 +9,7 @@ import shlex
 
 import pytest
 
-from exprbench.benchmarks.gate.regress import Tolerance, Tolerances, parse_tolerance, parse_tolerances
+from exprbench.benchmarks.gate.tolerances import Tolerance, Tolerances, parse_tolerance, parse_tolerances
 from exprbench.benchmarks.report.build import write_report
 from exprbench.cli import main
 from exprbench.core.errors import UserError

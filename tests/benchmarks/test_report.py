@@ -7,8 +7,10 @@ import json
 import shutil
 
 
-from exprbench.benchmarks.report.build import (aggregate, collect, leaderboard_cells, leaderboard_tables, to_latex, to_markdown,
-                                         write_report)
+from exprbench.benchmarks.report.results import aggregate, collect
+from exprbench.benchmarks.report.tables import leaderboard_cells, leaderboard_tables, to_markdown
+from exprbench.benchmarks.report.latex import to_latex
+from exprbench.benchmarks.report.build import write_report
 from exprbench.cli import main
 
 

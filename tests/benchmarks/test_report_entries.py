@@ -10,8 +10,10 @@ import shutil
 
 import pytest
 
-from exprbench.benchmarks.report.figures import chance_level, representative_runs
-from exprbench.benchmarks.report.build import aggregate, build_report, collect, write_report
+from exprbench.benchmarks.report.charts import chance_level
+from exprbench.benchmarks.report.figure_inputs import representative_runs
+from exprbench.benchmarks.report.results import aggregate, collect
+from exprbench.benchmarks.report.build import build_report, write_report
 from exprbench.benchmarks.report.latex import is_wide
 from exprbench.core.errors import UserError
 

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import torch
 
-from exprbench.benchmarks.runner import run_state, run_suite
+from exprbench.benchmarks.point import run_state
+from exprbench.benchmarks.runner import run_suite
 from exprbench.benchmarks.suite import load_suite
 from exprbench.runs.layout import list_checkpoints, load_checkpoint
 
@@ -131,7 +132,7 @@ def test_kill_at_several_points_then_resume(tmp_path):
 
 def test_run_of_another_config_is_refused(tmp_path, capsys):
     """A suite that now asks for model.ch=16 does not reuse (or overwrite) a ch=8 run in the same --out."""
-    from exprbench.benchmarks.runner import IdentityError
+    from exprbench.benchmarks.identity import IdentityError
     from exprbench.cli import main
 
     import pytest
