@@ -229,6 +229,9 @@ def _validate(spec: MetricSpec) -> None:
         raise RegistryError(f"{where}: n_samples must be a positive int, got {spec.n_samples!r}")
     if spec.min_samples < 1:
         raise RegistryError(f"{where}: min_samples must be positive, got {spec.min_samples!r}")
+    if not spec.name_pattern:  # else --n-samples would store it under an empty name
+        raise RegistryError(f"{where}: name_pattern is required (the name with {{n}} for the sample count, "
+                            "e.g. 'fid{n}_train'): --n-samples renames every protocol it evaluates")
     if spec.name_pattern:
         if "{n}" not in spec.name_pattern:
             raise RegistryError(f"{where}: name_pattern {spec.name_pattern!r} has no {{n}}")

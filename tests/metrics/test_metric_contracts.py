@@ -108,6 +108,7 @@ def test_accessors_and_tables():
     (dict(needs={"fly"}), "unknown capabilities fly"),
     (dict(colour="red"), "unknown declaration field"),
     (dict(derived={"x": "sideways"}), "derived column 'x'"),
+    (dict(name_pattern=""), "name_pattern is required"),
 ])
 def test_registration_validates(bad, match):
     decl = dict(needs={"sample"}, n_samples=10, seed=0, direction="lower", table="fidelity",
@@ -121,10 +122,10 @@ def test_registration_validates(bad, match):
 def test_registration_refuses_duplicates_and_bad_names():
     with pytest.raises(RegistryError, match="registered twice"):
         register_metric(needs={"sample"}, n_samples=10, seed=0, direction="lower", table="fidelity",
-                        no_reference="a test", name="fid10k_train")(lambda spec, ctx, real: {})
+                        no_reference="a test", name="fid10k_train", name_pattern="fid{n}_train")(lambda spec, ctx, real: {})
     with pytest.raises(RegistryError, match="lower-case"):
         register_metric(needs={"sample"}, n_samples=10, seed=0, direction="lower", table="fidelity",
-                        no_reference="a test", name="Bad-Name")(lambda spec, ctx, real: {})
+                        no_reference="a test", name="Bad-Name", name_pattern="bad{n}")(lambda spec, ctx, real: {})
 
 
 def test_runtime_metric_in_listing_and_evaluation(world, capsys):
