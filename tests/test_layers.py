@@ -36,7 +36,6 @@ ALLOWED_LONG_FUNCTIONS: dict[str, tuple[int, int]] = {
     "metrics/families/fidelity.py:fidelity_scores": (70, 8),
     "metrics/families/fidelity_metrics.py:run_fid_kid_pr": (62, 13),
     "metrics/run/images_eval.py:evaluate_images": (76, 12),
-    "metrics/run/images_source.py:load_image_set": (80, 22),
     "metrics/validity/study.py:run_study": (138, 24),
 }
 
