@@ -31,14 +31,7 @@ ALLOWED_CYCLE_EDGES: dict[tuple[str, str], str] = {
 }
 
 #: functions over MAX_FUNCTION_LINES lines or above MAX_COMPLEXITY: "path:qualname" -> (lines, complexity) when listed
-ALLOWED_LONG_FUNCTIONS: dict[str, tuple[int, int]] = {
-    "metrics/run/evaluate.py:evaluate_run": (82, 10),
-    "metrics/families/fidelity.py:fidelity_scores": (70, 8),
-    "metrics/families/fidelity_metrics.py:run_fid_kid_pr": (62, 13),
-    "metrics/run/images_eval.py:evaluate_images": (76, 12),
-    "metrics/run/images_source.py:load_image_set": (80, 22),
-    "metrics/validity/study.py:run_study": (138, 24),
-}
+ALLOWED_LONG_FUNCTIONS: dict[str, tuple[int, int]] = {}
 
 
 def _describe(g, cycle: list[str]) -> str:

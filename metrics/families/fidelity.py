@@ -125,45 +125,98 @@ def fidelity_scores(
     import torch_fidelity
 
     register_with_fidelity()
+    _check_metric_names(metrics)
+    wpath, wsha = extractor_info(extractor, evaluator_weights, inception_weights)
+    generated, real = _checked_sets(generated, real, extractor)
+    dev = torch.device(device)
+    out: dict = {"extractor": extractor, "extractor_sha256": wsha,
+                 "n_generated": int(generated.shape[0]), "n_real": int(real.shape[0])}
+    stack = contextlib.ExitStack()
+    kwargs = dict(
+        **_input_kwargs(generated, real, extractor == INCEPTION_NAME, stack, progress),
+        fid="fid" in metrics, kid="kid" in metrics, prc="prc" in metrics,
+        **_extractor_kwargs(extractor, wpath, dev, batch_size, cache_root),
+        input1_cache_name=_generated_cache_name(generated_cache, generated, extractor, wsha),
+        input2_cache_name=real_cache_name,
+        rng_seed=int(seed), prc_neighborhood=int(prc_neighborhood), prc_batch_size=4096,
+    )
+    if "kid" in metrics:
+        out["kid_subset_size"] = _set_kid_subsets(kwargs, generated, real, kid_subsets, kid_subset_size)
+    if "prc" in metrics:
+        _check_prc_counts(generated, real, prc_neighborhood)
+    with _extraction_lock(real_cache_name, cache_root), stack, contextlib.redirect_stdout(io.StringIO()):
+        res = torch_fidelity.calculate_metrics(**kwargs)
+    out.update(_read_scores(res, metrics))
+    return out
+
+
+def _check_metric_names(metrics: Sequence[str]) -> None:
+    """Refuse an empty list or a name other than ``fid``, ``kid``, ``prc`` (MetricInputError)."""
     bad = [m for m in metrics if m not in ("fid", "kid", "prc")]
     if bad or not metrics:
         raise MetricInputError(f"unknown fidelity metric(s) {bad or metrics} (known: fid, kid, prc)")
-    wpath, wsha = extractor_info(extractor, evaluator_weights, inception_weights)
+
+
+def _checked_sets(generated: torch.Tensor, real: torch.Tensor, extractor: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both sets checked (:func:`check_images`; 48 x 48 in the FER spaces), at least 2 images each (MetricInputError)."""
     size = (48, 48) if extractor in FER_EXTRACTORS else None
     generated = check_images(generated, "generated images", size)
     real = check_images(real, "real images", size)
     if generated.shape[0] < 2 or real.shape[0] < 2:
         raise MetricInputError(f"fidelity metrics need at least 2 images per set, got {generated.shape[0]} "
                                f"generated and {real.shape[0]} real")
-    rgb = extractor == INCEPTION_NAME
-    dev = torch.device(device)
-    layer = FEATURE_LAYER[extractor]
-    out: dict = {"extractor": extractor, "extractor_sha256": wsha,
-                 "n_generated": int(generated.shape[0]), "n_real": int(real.shape[0])}
-    stack = contextlib.ExitStack()
-    kwargs = dict(
+    return generated, real
+
+
+def _input_kwargs(generated: torch.Tensor, real: torch.Tensor, rgb: bool, stack: contextlib.ExitStack,
+                  progress) -> dict:
+    """torch-fidelity's ``input1`` (generated) and ``input2`` (real) Datasets, with their lazy progress displays."""
+    return dict(
         input1=ImageDataset(generated, rgb, "generated images", _LazyProgress.hook(stack, progress, "generated", generated.shape[0])),
         input2=ImageDataset(real, rgb, "real images", _LazyProgress.hook(stack, progress, "real", real.shape[0])),
-        fid="fid" in metrics, kid="kid" in metrics, prc="prc" in metrics,
+    )
+
+
+def _extractor_kwargs(extractor: str, wpath, dev: torch.device, batch_size: int, cache_root: Path | None) -> dict:
+    """torch-fidelity's extractor settings: the extractor, its feature layer for every metric, its weights, the
+    device, batching, no worker processes, and the cache directory."""
+    layer = FEATURE_LAYER[extractor]
+    return dict(
         feature_extractor=extractor,
         feature_layer_fid=layer, feature_layer_kid=layer, feature_layer_prc=layer,
         feature_extractor_weights_path=str(wpath),
         cuda=dev.type == "cuda", batch_size=batch_size, verbose=False, save_cpu_ram=True,
         cache=True, cache_root=str(cache_root or fidelity_cache_root()),
-        input1_cache_name=(generated_cache if isinstance(generated_cache, str) else
-                           generated_cache_name(generated, extractor, wsha) if generated_cache else None),
-        input2_cache_name=real_cache_name,
-        rng_seed=int(seed), prc_neighborhood=int(prc_neighborhood), prc_batch_size=4096,
     )
-    if "kid" in metrics:
-        sub = adapted_kid_subset_size(generated.shape[0], real.shape[0], kid_subset_size)
-        kwargs.update(kid_subsets=int(kid_subsets), kid_subset_size=sub)
-        out["kid_subset_size"] = sub
-    if "prc" in metrics and min(generated.shape[0], real.shape[0]) <= prc_neighborhood:
+
+
+def _generated_cache_name(generated_cache: bool | str, generated: torch.Tensor, extractor: str, wsha: str) -> str | None:
+    """The cache name of the generated features: the one given, a content-hash name (True) or None (False)."""
+    if isinstance(generated_cache, str):
+        return generated_cache
+    return generated_cache_name(generated, extractor, wsha) if generated_cache else None
+
+
+def _set_kid_subsets(kwargs: dict, generated: torch.Tensor, real: torch.Tensor, kid_subsets: int,
+                     kid_subset_size: int) -> int:
+    """Put KID's subset count and size (shrunk to the smaller set) into ``kwargs``; returns the size."""
+    sub = adapted_kid_subset_size(generated.shape[0], real.shape[0], kid_subset_size)
+    kwargs.update(kid_subsets=int(kid_subsets), kid_subset_size=sub)
+    return sub
+
+
+def _check_prc_counts(generated: torch.Tensor, real: torch.Tensor, prc_neighborhood: int) -> None:
+    """Refuse precision/recall on a set of no more than ``prc_neighborhood`` (k) images (MetricInputError)."""
+    if min(generated.shape[0], real.shape[0]) <= prc_neighborhood:
         raise MetricInputError(f"precision/recall with k={prc_neighborhood} needs more than {prc_neighborhood} "
                                f"images per set, got {generated.shape[0]} and {real.shape[0]}")
-    with _extraction_lock(real_cache_name, cache_root), stack, contextlib.redirect_stdout(io.StringIO()):
-        res = torch_fidelity.calculate_metrics(**kwargs)
+
+
+def _read_scores(res: dict, metrics: Sequence[str]) -> dict:
+    """The values of the asked metrics from torch-fidelity's result, as floats under this module's keys."""
+    import torch_fidelity
+
+    out = {}
     if "fid" in metrics:
         out["fid"] = float(res[torch_fidelity.KEY_METRIC_FID])
     if "kid" in metrics:

@@ -30,29 +30,54 @@ def run_fid_kid_pr(spec, ctx, real: bool, kind: str) -> dict:
     (precision/recall: a fixed random 10k of train, seed 0, so both sets have the same size)."""
     _, sha = extractor_info(spec.extractor, ctx.evaluator_weights, ctx.inception_weights)
     kw = ctx.fidelity_kw(spec)
+    cand, n_c, test_name, rs = _scored_images(spec, ctx, real, sha)
+    ref, ref_name = _train_reference(spec, ctx, kind, sha)
+    gen_cache = test_name if real else True  # real test features are cached like a reference
+    res = fidelity_scores(cand, ref, (_TF_METRIC[kind],), real_cache_name=ref_name, generated_cache=gen_cache,
+                          seed=2020, **kw)
+    out = _fidelity_entry(kind, res, n_c, sha, spec.n_samples if real else None)
+    if real:
+        out["details"].update(reference_set(rs))
+    short = real and n_c < spec.n_samples and kind == "fid"
+    if ctx.ci_draws or short:  # intervals (and FID at infinite N) from the features torch-fidelity cached
+        gen_feats = ctx.fidelity_feats(spec, cand, test_name if real else generated_cache_name(cand, spec.extractor, sha),
+                                       "generated")
+    if short:  # fewer real images than the protocol's count: the FID at that count from the 1/N fit
+        out["details"]["at_protocol_n"] = _fid_at_protocol_n(spec, ctx, gen_feats, ref_name, n_c)
+    if ctx.ci_draws:
+        _add_intervals(out, spec, ctx, kind, res, gen_feats, ref, ref_name)
+    return out
+
+
+def _scored_images(spec, ctx, real: bool, sha: str) -> tuple:
+    """``(images, count, cache name, real set)`` scored: the real test set (cached under its reference name,
+    the set returned) or the protocol's generated images (their cache name noted for dropping; no set)."""
     if real:
         rs = ctx.real_set(spec.n_samples, spec.seed)
         cand, n_c = rs.images, len(rs.images)
         test_name = ctx.ref_name(rs.split, n_c, spec.extractor, sha, rs.selection)
         if not is_cached(test_name):
             ctx.note(f"real features for the real-data value ({rs.where}), one-time, {n_c:,} images")
-    else:
-        cand, _ = ctx.generate(spec.n_samples, spec.seed, per_class=False)
-        n_c = cand.shape[0]
-        ctx.gen_cache_names.add(generated_cache_name(cand, spec.extractor, sha))
-        test_name = None
-    if kind == "pr":  # the random 10k's features are rows of the full train split's
+        return cand, n_c, test_name, rs
+    cand, _ = ctx.generate(spec.n_samples, spec.seed, per_class=False)
+    ctx.gen_cache_names.add(generated_cache_name(cand, spec.extractor, sha))
+    return cand, cand.shape[0], None, None
+
+
+def _train_reference(spec, ctx, kind: str, sha: str) -> tuple:
+    """``(images, cache name)`` of the train reference: the random 10k for precision/recall (its features
+    rows of the full train split's), else the whole train split."""
+    if kind == "pr":
         ref, sel, idx = ctx.pr_reference(PR_REFERENCE_SIZE)
-        ref_name = ctx.train_subset_name(spec, sha, idx, sel)
-    else:
-        ref = ctx.train.images
-        ref_name = ctx.train_ref_name(spec, sha)  # torch-fidelity reads (or extracts) them itself
-    gen_cache = test_name if real else True  # real test features are cached like a reference
-    res = fidelity_scores(cand, ref, (_TF_METRIC[kind],), real_cache_name=ref_name, generated_cache=gen_cache,
-                          seed=2020, **kw)
+        return ref, ctx.train_subset_name(spec, sha, idx, sel)
+    return ctx.train.images, ctx.train_ref_name(spec, sha)  # torch-fidelity reads (or extracts) them itself
+
+
+def _fidelity_entry(kind: str, res: dict, n_c: int, sha: str, n_protocol: int | None) -> dict:
+    """The entry of a FID, KID or precision/recall value (``n_protocol``: the real-data value's protocol count)."""
     out = {"n_samples": n_c, "extractor_sha256": sha}
-    if real:
-        out["n_protocol"] = spec.n_samples
+    if n_protocol is not None:
+        out["n_protocol"] = n_protocol
     if kind == "fid":
         out.update(value=res["fid"], details={"n_real": res["n_real"]})
     elif kind == "kid":
@@ -61,34 +86,33 @@ def run_fid_kid_pr(spec, ctx, real: bool, kind: str) -> dict:
     else:
         out.update(value=res["f_score"], details={"precision": res["precision"], "recall": res["recall"],
                                                   "f_score": res["f_score"], "k": 3, "n_real": res["n_real"]})
-    if real:
-        out["details"].update(reference_set(rs))
-    short = real and n_c < spec.n_samples and kind == "fid"
-    if ctx.ci_draws or short:  # intervals (and FID at infinite N) from the features torch-fidelity cached
-        gen_feats = ctx.fidelity_feats(spec, cand, test_name if real else generated_cache_name(cand, spec.extractor, sha),
-                                       "generated")
-    if short:  # fewer real images than the protocol's count: the FID at that count from the 1/N fit
-        fit = fid_infinity(gen_feats, ctx.train_statistics(spec, ref_name))
-        out["details"]["at_protocol_n"] = {
-            "n": spec.n_samples, "value": fit["fid_inf"] + fit["fid_inf_slope"] / spec.n_samples,
+    return out
+
+
+def _fid_at_protocol_n(spec, ctx, gen_feats: torch.Tensor, ref_name: str, n_c: int) -> dict:
+    """The FID at the protocol's count read from the 1/N fit, for a real set of fewer images than that."""
+    fit = fid_infinity(gen_feats, ctx.train_statistics(spec, ref_name))
+    return {"n": spec.n_samples, "value": fit["fid_inf"] + fit["fid_inf_slope"] / spec.n_samples,
             "method": f"FID at N = {n_c:,}, {n_c // 2:,}, {n_c // 4:,} fitted linearly in 1/N (Chong & Forsyth 2020), "
                       f"read at N = {spec.n_samples:,}"}
-    if ctx.ci_draws:
-        if kind == "fid":
-            stats = ctx.train_statistics(spec, ref_name)
-            out.update(fid_ci(gen_feats, stats, res["fid"], ctx.ci_draws, CI_SEED))
-            out["details"].update(fid_infinity(gen_feats, stats), fid_inf_note=(
-                "linear fit of FID at N, N/2, N/4 (nested random subsets) in 1/N (Chong & Forsyth 2020)"))
-        elif kind == "kid":
-            out.update(kid_ci(gen_feats, ctx.fidelity_feats(spec, ref, ref_name, "real"), res["kid_mean"],
-                              ctx.ci_draws, CI_SEED))
-        else:
-            cis = precision_recall_ci(ctx.fidelity_feats(spec, ref, ref_name, "real"), gen_feats, res, k=3,
-                                      draws=ctx.ci_draws, seed=CI_SEED)
-            out.update(cis["f_score"])
-            out["details"].update(precision_ci95=cis["precision"]["ci95"], recall_ci95=cis["recall"]["ci95"],
-                                  ci_note="k-NN radii of the full sets kept fixed over the draws")
-    return out
+
+
+def _add_intervals(out: dict, spec, ctx, kind: str, res: dict, gen_feats: torch.Tensor, ref, ref_name: str) -> None:
+    """Add the bootstrap ci95 of the value (and of FID at infinite N, or of precision and recall) to ``out``."""
+    if kind == "fid":
+        stats = ctx.train_statistics(spec, ref_name)
+        out.update(fid_ci(gen_feats, stats, res["fid"], ctx.ci_draws, CI_SEED))
+        out["details"].update(fid_infinity(gen_feats, stats), fid_inf_note=(
+            "linear fit of FID at N, N/2, N/4 (nested random subsets) in 1/N (Chong & Forsyth 2020)"))
+    elif kind == "kid":
+        out.update(kid_ci(gen_feats, ctx.fidelity_feats(spec, ref, ref_name, "real"), res["kid_mean"],
+                          ctx.ci_draws, CI_SEED))
+    else:
+        cis = precision_recall_ci(ctx.fidelity_feats(spec, ref, ref_name, "real"), gen_feats, res, k=3,
+                                  draws=ctx.ci_draws, seed=CI_SEED)
+        out.update(cis["f_score"])
+        out["details"].update(precision_ci95=cis["precision"]["ci95"], recall_ci95=cis["recall"]["ci95"],
+                              ci_note="k-NN radii of the full sets kept fixed over the draws")
 
 
 def run_dc(spec, ctx, real: bool) -> dict:

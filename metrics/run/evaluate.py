@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -36,6 +37,7 @@ from exprbench.metrics.families.fidelity_inputs import drop_generated_cache
 from exprbench.metrics.run.progress import EvalReporter
 from exprbench.metrics.run.references import (check_per_class_counts, common_fields, keep_finished, now,
     resolve_protocols, run_all, run_protocol)
+from exprbench.runs.config import RunConfig
 from exprbench.runs.loader import checkpoint_source, load_trained
 from exprbench.metrics.run.run_checks import (check_fingerprint, resolve_eval_data_path, run_train_fingerprint,
     unfinished_warnings)
@@ -94,10 +96,39 @@ def evaluate_run(
         EvaluationInterrupted (exit code 130): Ctrl-C; the protocols that had finished are merged into
         eval.json first (the message names them).
     """
-    from exprbench.core.devices import library_versions, resolve_device
-
     t0 = time.perf_counter()
     run_dir = Path(run_dir)
+    protos, dev = _check_request(run_dir, metrics, n_samples, checkpoint, device, inception_weights)
+    cfg, model, spec, step = load_trained(run_dir, dev, checkpoint)
+    ckpt_path = checkpoint_source(run_dir, checkpoint)
+    path = resolve_eval_data_path(data, cfg.data.path)
+    ds = _load_run_data(path, cfg, spec, protos)
+    train_fp = run_train_fingerprint(run_dir)
+    warnings = check_fingerprint(run_dir, train_fp, ds.fingerprint, path, strict)
+    warnings += unfinished_warnings(run_dir, step, cfg.train.steps if cfg.train.minutes is None else None)
+    reporter = reporter or EvalReporter()
+    ctx = _run_context(run_dir, model, ds, dev, evaluator_weights, inception_weights, reporter, ci_draws)
+    stamp = _stamp(step, model)
+    reporter.begin([p.name for p in protos], f"{run_dir} (checkpoint step {step})")
+    for w in warnings:
+        reporter.note(0, len(protos), "data", w)
+    rel_ckpt = str(ckpt_path.relative_to(run_dir)) if ckpt_path.is_relative_to(run_dir) else str(ckpt_path)
+    out = _RunEvalFile(run_dir, t0, dev, ctx, protos, cfg, step, rel_ckpt, path, ds, train_fp, warnings, stamp)
+    try:
+        results, refs = run_all(protos, ctx, stamp)
+    except EvaluationInterrupted as stop:  # Ctrl-C: the protocols that finished are kept (figures as they were)
+        figures_before = (read_eval(run_dir / "eval.json") or {}).get("figures")
+        keep_finished(stop, run_dir / "eval.json", lambda r, f: out.write(r, f, figures_before))
+    merged = out.write(results, refs, write_figure_inputs(ctx))
+    reporter.end(merged)
+    return merged
+
+
+def _check_request(run_dir: Path, metrics, n_samples, checkpoint, device, inception_weights) -> tuple[list, torch.device]:
+    """The protocols and the device, after refusing (before any work) a directory that is not a run, a corrupt
+    eval.json, a bad checkpoint and an explicit Inception weights path that does not exist."""
+    from exprbench.core.devices import resolve_device
+
     if not (run_dir / "config.json").exists():
         raise UserError(f"{run_dir} is not a run directory (no config.json)")
     protos = resolve_protocols(metrics, n_samples)
@@ -108,61 +139,83 @@ def evaluate_run(
         from exprbench.metrics.families.fidelity_inputs import inception_weights_path
 
         inception_weights_path(inception_weights)  # explicit path must exist (bad input otherwise)
-    cfg, model, spec, step = load_trained(run_dir, dev, checkpoint)
-    ckpt_path = checkpoint_source(run_dir, checkpoint)
-    path = resolve_eval_data_path(data, cfg.data.path)
+    return protos, dev
+
+
+def _load_run_data(path: str, cfg: RunConfig, spec, protos: list) -> FaceDataset:
+    """The evaluation data in the run's label set, refused when its classes differ from the run's or a
+    per-class protocol asks for fewer samples than classes."""
     ds = load_dataset(path, cfg.data.label_set)
     if tuple(ds.class_names) != tuple(spec.class_names):
         raise UserError(f"the run was trained on classes {spec.class_names}, the data has {ds.class_names}")
     check_per_class_counts(protos, len(ds.class_names))
-    train_fp = run_train_fingerprint(run_dir)
-    warnings = check_fingerprint(run_dir, train_fp, ds.fingerprint, path, strict)
-    warnings += unfinished_warnings(run_dir, step, cfg.train.steps if cfg.train.minutes is None else None)
-    reporter = reporter or EvalReporter()
+    return ds
+
+
+def _run_context(run_dir: Path, model, ds: FaceDataset, dev: torch.device, evaluator_weights, inception_weights,
+                 reporter: EvalReporter, ci_draws: int | None) -> EvalContext:
+    """The protocols' context over the run's model, writing its figure inputs into ``run_dir``."""
     ctx = EvalContext(model, ds, dev, evaluator_weights, inception_weights, reporter=reporter)
     if ci_draws is not None:
         ctx.ci_draws = int(ci_draws)
     ctx.image_words = "generated images"
     ctx.out_dir = run_dir
+    return ctx
+
+
+def _stamp(step: int, model) -> dict:
+    """What every entry of this evaluation records: time, step, commit, and the model's sampling settings."""
+    from exprbench.core.devices import library_versions
+
     commit = library_versions()["git_commit"]
     stamp = {"evaluated_at": now(), "step": step, "commit": commit}
     sampling = model.sampling_info()  # e.g. a diffusion model's sampler steps and guidance weight, in every entry
     if sampling:
         stamp["sampling"] = sampling
-    reporter.begin([p.name for p in protos], f"{run_dir} (checkpoint step {step})")
-    for w in warnings:
-        reporter.note(0, len(protos), "data", w)
-    rel_ckpt = str(ckpt_path.relative_to(run_dir)) if ckpt_path.is_relative_to(run_dir) else str(ckpt_path)
+    return stamp
 
-    def record(results: dict, refs: dict, figures) -> dict:  # merged into eval.json
-        wall = round(time.perf_counter() - t0, 2)
+
+@dataclass
+class _RunEvalFile:
+    """The fields :func:`evaluate_run` merges into ``run_dir/eval.json`` besides the results (see :meth:`write`)."""
+
+    run_dir: Path
+    t0: float
+    dev: torch.device
+    ctx: EvalContext
+    protos: list
+    cfg: RunConfig
+    step: int
+    rel_ckpt: str
+    path: str
+    ds: FaceDataset
+    train_fp: str | None
+    warnings: list
+    stamp: dict
+
+    def write(self, results: dict, refs: dict, figures) -> dict:
+        """Merge ``results``, ``refs`` and ``figures`` into eval.json (atomically); returns the merged content."""
+        wall = round(time.perf_counter() - self.t0, 2)
+        cfg, ds, train_fp = self.cfg, self.ds, self.train_fp
         new = {
             "metrics": results,
             "references": refs,
-            **common_fields(dev, ctx, protos),
-            "run": {"model": cfg.model, "config": cfg.config_name, "seed": cfg.train.seed, "step": step,
-                    "label_set": cfg.data.label_set, "checkpoint": rel_ckpt},
-            "source": {"kind": "run", "checkpoint": rel_ckpt, "step": step},
-            "data": {"path": str(path), "fingerprint": ds.fingerprint, "content_sha256": ds.content_sha256(),
+            **common_fields(self.dev, self.ctx, self.protos),
+            "run": {"model": cfg.model, "config": cfg.config_name, "seed": cfg.train.seed, "step": self.step,
+                    "label_set": cfg.data.label_set, "checkpoint": self.rel_ckpt},
+            "source": {"kind": "run", "checkpoint": self.rel_ckpt, "step": self.step},
+            "data": {"path": str(self.path), "fingerprint": ds.fingerprint, "content_sha256": ds.content_sha256(),
                      "train_fingerprint": train_fp,
                      "fingerprint_match": None if train_fp is None else train_fp == ds.fingerprint},
-            "warnings": warnings,
+            "warnings": self.warnings,
             "figures": figures,
-            "evaluated_at": stamp["evaluated_at"],
-            "evaluations": [{**stamp, "checkpoint": rel_ckpt, "protocols": list(results), "device": None, "wall_s": wall}],
+            "evaluated_at": self.stamp["evaluated_at"],
+            "evaluations": [{**self.stamp, "checkpoint": self.rel_ckpt, "protocols": list(results), "device": None,
+                             "wall_s": wall}],
             "wall_s": wall,
         }
         new["evaluations"][0]["device"] = new["device"]
-        return write_eval(run_dir, new)
-
-    try:
-        results, refs = run_all(protos, ctx, stamp)
-    except EvaluationInterrupted as stop:  # Ctrl-C: the protocols that finished are kept (figures as they were)
-        figures_before = (read_eval(run_dir / "eval.json") or {}).get("figures")
-        keep_finished(stop, run_dir / "eval.json", lambda r, f: record(r, f, figures_before))
-    merged = record(results, refs, write_figure_inputs(ctx))
-    reporter.end(merged)
-    return merged
+        return write_eval(self.run_dir, new)
 
 
 def evaluate_model(model, data: FaceDataset, metrics: Sequence[str], device: str | torch.device = "cpu",

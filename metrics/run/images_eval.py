@@ -210,28 +210,81 @@ def evaluate_images(
         UserError (exit code 2 in the CLI): bad images or labels (file and value named), an ``out``
             that is a training run or holds other images, and the errors of :func:`evaluate_run`.
     """
-    from exprbench.core import __version__
-    from exprbench.data import LABEL_SETS, load_dataset
-    from exprbench.core.devices import library_versions, resolve_device
-
-    from exprbench.metrics.run.images_source import load_image_set
-
     t0 = time.perf_counter()
-    if label_set not in LABEL_SETS:
-        raise UserError(f"unknown label set {label_set!r} (known: {', '.join(LABEL_SETS)})")
     explicit = metrics is not None and len(metrics) > 0
-    if explicit or n_samples is not None:
-        protos = resolve_protocols(metrics, n_samples)
+    protos = _asked_protocols(label_set, metrics, n_samples, explicit)
     out_dir = images_out_dir(images, out, name)
     read_eval(out_dir / "eval.json")
     reporter = reporter or EvalReporter()
+    iset, source, old_source = _read_images(images, labels, label_set, name, out_dir, reporter)
+    name = source["name"]
+    protos = _checked_protocols(protos, iset, label_set)
+    ctx, dev, path, ds = _images_context(iset, name, label_set, device, data, evaluator_weights, inception_weights,
+                                        reporter, out_dir)
+    if explicit:  # a protocol asked for by name that these images cannot feed is bad input, not a skip
+        _refuse_too_few(ctx, protos)
+    stamp = _stamp()
+    _begin_images(reporter, protos, iset)
+    if old_source and old_source.get("labels") and not source["labels"]:
+        source["labels"] = old_source["labels"]  # scored with labels before: those entries stay
+    base = _images_fields(dev, ctx, protos, name, label_set, source, path, ds, stamp)
+    source_file = _source_file(source, old_source, stamp, command)
+    try:
+        results, refs = run_all(protos, ctx, stamp)
+    except EvaluationInterrupted as stop:  # Ctrl-C: the protocols that finished are kept
+        keep_finished(stop, out_dir / "eval.json",
+                      lambda r, f: _merge(out_dir, base, source_file, stamp, t0, ctx.subsets, r, f))
+    merged = _merge(out_dir, base, source_file, stamp, t0, ctx.subsets, results, refs)
+    reporter.end(merged)
+    return merged
+
+
+def _asked_protocols(label_set: str, metrics: Sequence[str] | None, n_samples: int | None,
+                     explicit: bool) -> list[MetricSpec] | None:
+    """The protocols asked for by name or count (None: the defaults for the images, once read); refuses an
+    unknown label set first."""
+    from exprbench.data import LABEL_SETS
+
+    if label_set not in LABEL_SETS:
+        raise UserError(f"unknown label set {label_set!r} (known: {', '.join(LABEL_SETS)})")
+    if explicit or n_samples is not None:
+        return resolve_protocols(metrics, n_samples)
+    return None
+
+
+def _checked_protocols(protos: list[MetricSpec] | None, iset, label_set: str) -> list[MetricSpec]:
+    """The protocols asked for, else the defaults for the images; refuses a per-class one asking for fewer
+    samples than classes."""
+    from exprbench.data import LABEL_SETS
+
+    if protos is None:
+        protos = default_image_protocols(iset, len(LABEL_SETS[label_set]))
+    check_per_class_counts(protos, len(LABEL_SETS[label_set]))
+    return protos
+
+
+def _read_images(images, labels, label_set: str, name: str | None, out_dir: Path,
+                 reporter: EvalReporter) -> tuple:
+    """``(image set, source, old source.json)``: the images and labels read, ``out_dir`` checked against them,
+    and the name shown for them (``name``, else the one stored, else ``images-<stem>``) in ``source``."""
+    from exprbench.data import LABEL_SETS
+
+    from exprbench.metrics.run.images_source import load_image_set
+
     iset = load_image_set(images, LABEL_SETS[label_set], labels, progress=reporter.bar)
     source = {"kind": "images", "name": name, "images": iset.info, "labels": iset.labels_info}
     old_source = _check_out_dir(out_dir, source)
-    name = source["name"] = name or (old_source or {}).get("name") or f"images-{Path(iset.info['path']).stem}"
-    if not (explicit or n_samples is not None):
-        protos = default_image_protocols(iset, len(LABEL_SETS[label_set]))
-    check_per_class_counts(protos, len(LABEL_SETS[label_set]))
+    source["name"] = name or (old_source or {}).get("name") or f"images-{Path(iset.info['path']).stem}"
+    return iset, source, old_source
+
+
+def _images_context(iset, name: str, label_set: str, device: str, data, evaluator_weights, inception_weights,
+                    reporter: EvalReporter, out_dir: Path) -> tuple:
+    """``(context, device, data path, dataset)``: the protocols' context over the images, writing into
+    ``out_dir``, after checking an explicit Inception weights path exists."""
+    from exprbench.data import load_dataset
+    from exprbench.core.devices import resolve_device
+
     dev = resolve_device(device)
     if inception_weights is not None:
         from exprbench.metrics.families.fidelity_inputs import inception_weights_path
@@ -241,36 +294,51 @@ def evaluate_images(
     ds = load_dataset(path, label_set)
     ctx = ImagesContext(iset, name, ds, dev, evaluator_weights, inception_weights, reporter=reporter)
     ctx.out_dir = out_dir
-    if explicit:  # a protocol asked for by name that these images cannot feed is bad input, not a skip
-        for p in protos:
-            why = ctx.skip_reason(p)
-            if why and why == ctx.count_reason(p):  # it needs only more images (not a model, not labels)
-                raise UserError(f"{p.name}: {why}")
+    return ctx, dev, path, ds
+
+
+def _refuse_too_few(ctx: ImagesContext, protos: list[MetricSpec]) -> None:
+    """Refuse a protocol asked for by name that needs only more images than given (UserError)."""
+    for p in protos:
+        why = ctx.skip_reason(p)
+        if why and why == ctx.count_reason(p):  # it needs only more images (not a model, not labels)
+            raise UserError(f"{p.name}: {why}")
+
+
+def _stamp() -> dict:
+    """What every entry of this evaluation records: the time and the commit of the exprbench code (no step)."""
+    from exprbench.core.devices import library_versions
+
     commit = library_versions()["git_commit"]
-    stamp = {"evaluated_at": now(), "step": None, "commit": commit}
+    return {"evaluated_at": now(), "step": None, "commit": commit}
+
+
+def _begin_images(reporter: EvalReporter, protos: list[MetricSpec], iset) -> None:
+    """The reporter's first line: the protocols, and how many images (and labels, lossy files) from where."""
     n_lab = f", {iset.labels_info['n']:,} labels" if iset.labels_info else ", no labels"
     if iset.info.get("lossy_files"):
         n_lab += f" ({iset.info['lossy_files']:,} lossy-compressed files: this may affect the metrics)"
     reporter.begin([p.name for p in protos], f"{iset.info['n']:,} images from {iset.info['path']}{n_lab}")
-    if old_source and old_source.get("labels") and not source["labels"]:
-        source["labels"] = old_source["labels"]  # scored with labels before: those entries stay
-    base = {**common_fields(dev, ctx, protos),
+
+
+def _images_fields(dev, ctx: ImagesContext, protos: list[MetricSpec], name: str, label_set: str, source: dict,
+                   path: str, ds: FaceDataset, stamp: dict) -> dict:
+    """The eval.json fields of scored images besides the results: a run of their own with no config or step."""
+    return {**common_fields(dev, ctx, protos),
             "run": {"model": name, "config": "images", "seed": None, "step": None, "label_set": label_set},
             "source": source,
             "data": {"path": str(path), "fingerprint": ds.fingerprint, "content_sha256": ds.content_sha256(),
                      "train_fingerprint": None},
             "evaluated_at": stamp["evaluated_at"]}
-    source_file = {**source, "created_at": (old_source or {}).get("created_at") or stamp["evaluated_at"],
-                   "updated_at": stamp["evaluated_at"], "exprbench_version": __version__,
-                   "command": command, "note": "scores of images from outside exprbench: no config.json, no checkpoints"}
-    try:
-        results, refs = run_all(protos, ctx, stamp)
-    except EvaluationInterrupted as stop:  # Ctrl-C: the protocols that finished are kept
-        keep_finished(stop, out_dir / "eval.json",
-                      lambda r, f: _merge(out_dir, base, source_file, stamp, t0, ctx.subsets, r, f))
-    merged = _merge(out_dir, base, source_file, stamp, t0, ctx.subsets, results, refs)
-    reporter.end(merged)
-    return merged
+
+
+def _source_file(source: dict, old_source: dict | None, stamp: dict, command: str | None) -> dict:
+    """``source.json``: where the images came from, when first and last scored, by which version and command."""
+    from exprbench.core import __version__
+
+    return {**source, "created_at": (old_source or {}).get("created_at") or stamp["evaluated_at"],
+            "updated_at": stamp["evaluated_at"], "exprbench_version": __version__,
+            "command": command, "note": "scores of images from outside exprbench: no config.json, no checkpoints"}
 
 
 def _merge(out_dir: Path, base: dict, source_file: dict, stamp: dict, t0: float, subsets: dict,

@@ -18,7 +18,7 @@ Labels (a ``--labels`` file, the npz's ``labels``, or the subfolder names): one 
 indices in the label set's order (fer7: 0 angry, 1 disgust, 2 fear, 3 happy, 4 sad, 5 surprise,
 6 neutral) or emotion names (case-insensitive). Files: ``.npy`` (1-D ints or strings), ``.txt`` (one
 per line), ``.csv`` (one column, with or without a header; or a header with ``file`` and ``label``
-columns, matched to the folder's file names).
+columns, matched to the folder's file names); parsed by :mod:`.image_labels`.
 
 Sizes are checked before anything is decoded or allocated (a PNG's size from its header, an array's shape
 and dtype from its ``.npy`` header, inside an ``.npz`` too): at most :data:`MAX_IMAGES` images, none larger
@@ -29,7 +29,6 @@ Every problem raises :class:`ImageSourceError` (a UserError: exit code 2) naming
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import warnings
 import zipfile
@@ -41,6 +40,7 @@ import numpy as np
 import torch
 
 from exprbench.metrics.run.array_headers import MAX_IMAGES, MAX_SIDE, SIZE, ImageSourceError, _normalize_array, check_array_file
+from exprbench.metrics.run.image_labels import labels_from_array, labels_from_csv, parse_label
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 LOSSY_EXTENSIONS = (".jpg", ".jpeg", ".webp")
@@ -142,79 +142,6 @@ def _null_progress(desc: str, total: int):
     return contextlib.nullcontext(lambda n=1: None)
 
 
-def parse_label(token: str, class_names: Sequence[str], where: str) -> int:
-    """One label: a class index or an emotion name (case-insensitive) -> the index.
-
-    Raises:
-        ImageSourceError: empty, unknown name, or an index outside 0..K-1 (``where`` names file and line).
-    """
-    t = token.strip()
-    k = len(class_names)
-    if not t:
-        raise ImageSourceError(f"{where}: empty label")
-    try:
-        i = int(t)
-    except ValueError:
-        low = [n.lower() for n in class_names]
-        if t.lower() in low:
-            return low.index(t.lower())
-        raise ImageSourceError(f"{where}: unknown emotion {t!r} (known: {', '.join(class_names)}, "
-                               f"or class indices 0..{k - 1})") from None
-    if not 0 <= i < k:
-        raise ImageSourceError(f"{where}: class index {i} outside 0..{k - 1} ({', '.join(class_names)})")
-    return i
-
-
-def _labels_from_array(arr: np.ndarray, class_names: Sequence[str], where: str) -> list[int]:
-    if arr.ndim != 1:
-        raise ImageSourceError(f"{where}: labels have shape {arr.shape}; expected one label per image (1-D)")
-    if np.issubdtype(arr.dtype, np.integer):
-        return [parse_label(str(int(v)), class_names, f"{where}[{i}]") for i, v in enumerate(arr)]
-    if arr.dtype.kind in ("U", "S"):
-        return [parse_label(v.decode() if isinstance(v, bytes) else str(v), class_names, f"{where}[{i}]")
-                for i, v in enumerate(arr)]
-    raise ImageSourceError(f"{where}: labels have dtype {arr.dtype}; expected integer class indices or emotion names")
-
-
-def _labels_from_csv(path: Path, class_names: Sequence[str], files: Sequence[Path]) -> list[int]:
-    with open(path, newline="") as fh:
-        rows = [(i + 1, r) for i, r in enumerate(csv.reader(fh)) if any(c.strip() for c in r)]
-    if not rows:
-        raise ImageSourceError(f"{path}: no labels in the file")
-    header = [c.strip().lower() for c in rows[0][1]]
-    label_col = next((header.index(c) for c in ("label", "emotion", "class") if c in header), None)
-    file_col = next((header.index(c) for c in ("file", "filename", "path", "image") if c in header), None)
-    if label_col is None:
-        if len(header) != 1:
-            raise ImageSourceError(f"{path}:1: {len(header)} columns but no 'label' column in a header; "
-                                   "expected one label per line, or a header with 'file' and 'label'")
-        return [parse_label(r[0], class_names, f"{path}:{ln}") for ln, r in rows]
-    body = rows[1:]
-    for ln, r in body:
-        if len(r) <= max(label_col, file_col or 0):
-            raise ImageSourceError(f"{path}:{ln}: {len(r)} columns, expected {len(header)}")
-    if file_col is None:
-        return [parse_label(r[label_col], class_names, f"{path}:{ln}") for ln, r in body]
-    if not files:
-        raise ImageSourceError(f"{path}: has a file column, but the images are an array, not a folder of files")
-    by_name: dict[str, tuple[int, int]] = {}
-    for ln, r in body:
-        name = Path(r[file_col].strip()).name
-        if name in by_name:
-            raise ImageSourceError(f"{path}:{ln}: file {name!r} listed twice (first on line {by_name[name][0]})")
-        by_name[name] = (ln, parse_label(r[label_col], class_names, f"{path}:{ln}"))
-    out = []
-    for f in files:
-        if f.name not in by_name:
-            raise ImageSourceError(f"{path}: no label for image {f.name!r}")
-        out.append(by_name[f.name][1])
-    extra = sorted(set(by_name) - {f.name for f in files})
-    if extra:
-        ln = by_name[extra[0]][0]
-        raise ImageSourceError(f"{path}:{ln}: file {extra[0]!r} is not among the images")
-    return out
-
-
 def load_labels(path: str | Path, n: int, class_names: Sequence[str], files: Sequence[Path] = (),
                 images_where: str = "the images") -> tuple[torch.Tensor, dict]:
     """Read a labels file (.npy, .txt, .csv; see the module docstring) for ``n`` images.
@@ -244,14 +171,14 @@ def load_labels(path: str | Path, n: int, class_names: Sequence[str], files: Seq
                 arr = np.load(p, allow_pickle=False)
             except ValueError as e:
                 raise ImageSourceError(f"{p}: not a plain .npy array ({str(e).splitlines()[0]})") from None
-            labels = _labels_from_array(arr, class_names, str(p))
+            labels = labels_from_array(arr, class_names, str(p))
         elif suffix == ".txt":
             lines = p.read_text().splitlines()
             while lines and not lines[-1].strip():
                 lines.pop()
             labels = [parse_label(t, class_names, f"{p}:{i + 1}") for i, t in enumerate(lines)]
         elif suffix == ".csv":
-            labels = _labels_from_csv(p, class_names, files)
+            labels = labels_from_csv(p, class_names, files)
         else:
             raise ImageSourceError(f"--labels {p}: unknown labels format {suffix or '(none)'!r} (use .npy, .txt or .csv)")
     except UnicodeDecodeError:
@@ -265,6 +192,113 @@ def load_labels(path: str | Path, n: int, class_names: Sequence[str], files: Seq
 def _per_class(labels: torch.Tensor, class_names: Sequence[str]) -> dict[str, int]:
     counts = torch.bincount(labels, minlength=len(class_names)).tolist()
     return {name: int(c) for name, c in zip(class_names, counts)}
+
+
+@dataclass
+class _Source:
+    """What a source holds before color handling: its images array, format, files (folders) and own labels."""
+
+    arr: np.ndarray
+    fmt: str
+    files: list[Path] = field(default_factory=list)
+    labels: list[int] | None = None
+    labels_fmt: str | None = None
+
+
+def _class_folder_files(p: Path, class_names: Sequence[str]) -> tuple[list[Path], list[int]]:
+    """The image files of a folder's emotion subfolders (in class order) and the label of each.
+
+    Raises:
+        ImageSourceError: no emotion subfolder, a subfolder of images that is not an emotion, no image in them.
+    """
+    subs = sorted(d for d in p.iterdir() if d.is_dir())
+    low = [n.lower() for n in class_names]
+    classed = sorted((d for d in subs if d.name.lower() in low), key=lambda d: low.index(d.name.lower()))
+    if not classed:
+        raise ImageSourceError(f"--images {p}: no images ({', '.join('*' + e for e in IMAGE_EXTENSIONS)}) "
+                               f"in the folder, nor subfolders named by emotion ({', '.join(class_names)})")
+    stray = [d.name for d in subs if d not in classed and _image_files(d)]
+    if stray:
+        raise ImageSourceError(f"{p / stray[0]}: a subfolder that is not an emotion "
+                               f"(known: {', '.join(class_names)})")
+    files: list[Path] = []
+    labels: list[int] = []
+    for d in classed:
+        fs = _image_files(d)
+        files += fs
+        labels += [low.index(d.name.lower())] * len(fs)
+    if not files:
+        raise ImageSourceError(f"--images {p}: the emotion subfolders hold no images")
+    return files, labels
+
+
+def _read_folder_source(p: Path, class_names: Sequence[str], progress) -> _Source:
+    """A folder: the images directly inside it, else those of its emotion subfolders with their labels."""
+    files = _image_files(p)
+    if files:
+        return _Source(_read_folder(files, p, progress), "image-folder", files)
+    files, labels = _class_folder_files(p, class_names)
+    return _Source(_read_folder(files, p, progress), "class-folders", files, labels, "subfolder names")
+
+
+def _read_npz(data, p: Path, class_names: Sequence[str], labels: str | Path | None) -> _Source:
+    """An opened .npz: its ``images`` (or ``arr_0``) array and, without a labels file, its ``labels`` (or ``arr_1``)."""
+    with data:
+        keys = list(data.files)
+        key = "images" if "images" in keys else "arr_0" if "arr_0" in keys else None
+        if key is None:
+            raise ImageSourceError(f"{p}: no 'images' array (holds: {', '.join(keys) or 'nothing'})")
+        try:
+            src = _Source(data[key], "npz")
+            lkey = "labels" if "labels" in keys else "arr_1" if key == "arr_0" and "arr_1" in keys else None
+            if lkey is not None and labels is None:
+                src.labels = labels_from_array(data[lkey], class_names, f"{p}['{lkey}']")
+                src.labels_fmt = f"npz key {lkey!r}"
+        except ValueError as e:
+            raise ImageSourceError(f"{p}: holds pickled objects ({str(e).splitlines()[0]}); expected plain arrays") from None
+    return src
+
+
+def _read_array_source(p: Path, class_names: Sequence[str], labels: str | Path | None) -> _Source:
+    """An .npz / .npy file, its sizes checked from the headers before numpy allocates anything."""
+    fmt = p.suffix.lower()[1:]
+    check_array_file(p)
+    try:
+        data = np.load(p, allow_pickle=False)
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
+        raise ImageSourceError(f"{p}: not a readable {fmt} array file ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+    src = _Source(data, fmt) if fmt == "npy" else _read_npz(data, p, class_names, labels)
+    src.arr = _normalize_array(src.arr, str(p))
+    return src
+
+
+def _images_info(p: Path, fmt: str, images: torch.Tensor, color: str, files: Sequence[Path]) -> dict:
+    """The provenance of the images for ``source.json``, with the count of lossy-compressed files if any."""
+    info = {"path": str(p.resolve()), "format": fmt, "n": int(images.shape[0]), "shape": list(images.shape[1:]),
+            "color": color, "sha256": _sha(images)}
+    lossy = sum(f.suffix.lower() in LOSSY_EXTENSIONS for f in files)
+    if lossy:  # as torch-fidelity warns: "some are lossy-compressed - this may affect metrics"
+        info["lossy_files"] = lossy
+    return info
+
+
+def _set_labels(p: Path, src: _Source, n: int, class_names: Sequence[str],
+                labels: str | Path | None) -> tuple[torch.Tensor | None, dict | None]:
+    """The labels of the set and their provenance: a labels file, else the source's own, else none."""
+    lab_t, linfo = None, None
+    if labels is not None:
+        if src.labels is not None and src.fmt == "class-folders":
+            raise ImageSourceError(f"--labels {labels}: the images already take their labels from the emotion "
+                                   f"subfolders of {p}; give one or the other")
+        lab_t, linfo = load_labels(labels, n, class_names, src.files, str(p))
+    elif src.labels is not None:
+        if len(src.labels) != n:
+            raise ImageSourceError(f"{p}: {len(src.labels):,} labels for {n:,} images")
+        lab_t = torch.tensor(src.labels, dtype=torch.int64)
+        linfo = {"path": str(p.resolve()), "format": src.labels_fmt, "n": n, "sha256": _sha(lab_t)}
+    if linfo is not None:
+        linfo["per_class"] = _per_class(lab_t, class_names)
+    return lab_t, linfo
 
 
 def load_image_set(path: str | Path, class_names: Sequence[str], labels: str | Path | None = None,
@@ -287,77 +321,14 @@ def load_image_set(path: str | Path, class_names: Sequence[str], labels: str | P
     p = Path(path).expanduser()
     if not p.exists():
         raise ImageSourceError(f"--images {p}: no such file or folder")
-    files: list[Path] = []
-    src_labels: list[int] | None = None
-    labels_fmt = None
     if p.is_dir():
-        files = _image_files(p)
-        if files:
-            arr, fmt = _read_folder(files, p, progress), "image-folder"
-        else:
-            subs = sorted(d for d in p.iterdir() if d.is_dir())
-            low = [n.lower() for n in class_names]
-            classed = sorted((d for d in subs if d.name.lower() in low), key=lambda d: low.index(d.name.lower()))
-            if not classed:
-                raise ImageSourceError(f"--images {p}: no images ({', '.join('*' + e for e in IMAGE_EXTENSIONS)}) "
-                                       f"in the folder, nor subfolders named by emotion ({', '.join(class_names)})")
-            stray = [d.name for d in subs if d not in classed and _image_files(d)]
-            if stray:
-                raise ImageSourceError(f"{p / stray[0]}: a subfolder that is not an emotion "
-                                       f"(known: {', '.join(class_names)})")
-            src_labels = []
-            for d in classed:
-                fs = _image_files(d)
-                files += fs
-                src_labels += [low.index(d.name.lower())] * len(fs)
-            if not files:
-                raise ImageSourceError(f"--images {p}: the emotion subfolders hold no images")
-            arr, fmt, labels_fmt = _read_folder(files, p, progress), "class-folders", "subfolder names"
+        src = _read_folder_source(p, class_names, progress)
     elif p.suffix.lower() in (".npz", ".npy"):
-        fmt = p.suffix.lower()[1:]
-        check_array_file(p)  # sizes from the headers, before numpy allocates anything
-        try:
-            data = np.load(p, allow_pickle=False)
-        except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
-            raise ImageSourceError(f"{p}: not a readable {fmt} array file ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
-        if fmt == "npy":
-            arr = data
-        else:
-            with data:
-                keys = list(data.files)
-                key = "images" if "images" in keys else "arr_0" if "arr_0" in keys else None
-                if key is None:
-                    raise ImageSourceError(f"{p}: no 'images' array (holds: {', '.join(keys) or 'nothing'})")
-                try:
-                    arr = data[key]
-                    lkey = "labels" if "labels" in keys else "arr_1" if key == "arr_0" and "arr_1" in keys else None
-                    if lkey is not None and labels is None:
-                        src_labels = _labels_from_array(data[lkey], class_names, f"{p}['{lkey}']")
-                        labels_fmt = f"npz key {lkey!r}"
-                except ValueError as e:
-                    raise ImageSourceError(f"{p}: holds pickled objects ({str(e).splitlines()[0]}); expected plain arrays") from None
-        arr = _normalize_array(arr, str(p))
+        src = _read_array_source(p, class_names, labels)
     else:
         raise ImageSourceError(f"--images {p}: expected a folder of images, an .npz or an .npy file")
-    arr, color = _to_gray(arr, str(p))
+    arr, color = _to_gray(src.arr, str(p))
     images = torch.from_numpy(np.ascontiguousarray(arr))
-    n = int(images.shape[0])
-    info = {"path": str(p.resolve()), "format": fmt, "n": n, "shape": list(images.shape[1:]), "color": color,
-            "sha256": _sha(images)}
-    lossy = sum(f.suffix.lower() in LOSSY_EXTENSIONS for f in files)
-    if lossy:  # as torch-fidelity warns: "some are lossy-compressed - this may affect metrics"
-        info["lossy_files"] = lossy
-    lab_t, linfo = None, None
-    if labels is not None:
-        if src_labels is not None and fmt == "class-folders":
-            raise ImageSourceError(f"--labels {labels}: the images already take their labels from the emotion "
-                                   f"subfolders of {p}; give one or the other")
-        lab_t, linfo = load_labels(labels, n, class_names, files, str(p))
-    elif src_labels is not None:
-        if len(src_labels) != n:
-            raise ImageSourceError(f"{p}: {len(src_labels):,} labels for {n:,} images")
-        lab_t = torch.tensor(src_labels, dtype=torch.int64)
-        linfo = {"path": str(p.resolve()), "format": labels_fmt, "n": n, "sha256": _sha(lab_t)}
-    if linfo is not None:
-        linfo["per_class"] = _per_class(lab_t, class_names)
-    return ImageSet(images, lab_t, info, linfo, files)
+    info = _images_info(p, src.fmt, images, color, src.files)
+    lab_t, linfo = _set_labels(p, src, int(images.shape[0]), class_names, labels)
+    return ImageSet(images, lab_t, info, linfo, src.files)
