@@ -94,7 +94,7 @@ def transplant_details(e: dict, ref: dict) -> str:
 
 @register_metric(needs=SC, n_samples=3500, seed=2, compared_with="test", direction="lower", table="class_aware",
                  reference="real class-k train faces' own high-frequency layer on the same blurred test faces",
-                 family="transplant", name_pattern="transplant{n}", details=transplant_details, min_samples=14,
+                 family="transplant", name_pattern="transplant{n}", details=transplant_details, per_class=True, min_samples=2,
                  derived={"excess": "lower"}, flag_above={"excess": 0.05},
                  flag_note="a model's fine detail alone moves blurred real faces to its class more than real faces' "
                            "detail does (excess above 0.05): class evidence written as marks",

@@ -64,6 +64,8 @@ class ImagesContext(EvalContext):
     def count_reason(self, p: MetricSpec) -> str | None:
         """Why the given images are too few for ``p`` (per class for per-class protocols), or None."""
         if p.per_class:
+            if self.per_class_given is None:
+                return "needs labels: pass --labels FILE (a class index or emotion name per image)"
             need = p.n_samples // self.k
             if need < p.min_samples:
                 return (f"{p.family} needs at least {p.min_samples} images per emotion, {p.name} asks for {need}")

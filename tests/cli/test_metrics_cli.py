@@ -143,3 +143,21 @@ def test_cli_images_bad_input_one_line_exit_2(cli_world, capsys, args, match):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert match in err and len(err.splitlines()) == 1, err
+
+
+def test_cli_per_class_protocols_on_unlabelled_images_or_a_missing_emotion_say_why(cli_world, capsys, monkeypatch):
+    """A per-emotion protocol named for unlabelled images, or the transplant protocol for labelled images where an
+    emotion has none, is refused in one line, exit 2 (they raised a TypeError and an IndexError)."""
+    monkeypatch.setenv("EXPRBENCH_CACHE", str(cli_world["root"] / "cache"))
+    out = cli_world["root"] / "unlabelled"
+    for name in ("acc_gen70", "transplant14"):
+        assert main(["evaluate", "--images", str(cli_world["pngs"]), "--metrics", name,
+                     "--data", str(cli_world["csv"]), "--out", str(out), *_common(cli_world)]) == 2
+        assert capsys.readouterr().err.strip() == f"error: {name}: needs labels: pass --labels FILE (a class index " \
+                                                  "or emotion name per image)"
+    labels = (cli_world["root"] / "labels.txt").read_text().split()
+    (cli_world["root"] / "no_disgust.txt").write_text("\n".join("happy" if x == "disgust" else x for x in labels) + "\n")
+    assert main(["evaluate", "--images", str(cli_world["pngs"]), "--labels", str(cli_world["root"] / "no_disgust.txt"),
+                 "--metrics", "transplant14", "--data", str(cli_world["csv"]), "--out", str(out),
+                 *_common(cli_world)]) == 2
+    assert "error: transplant14: needs 2 images per emotion, 'disgust' has 0" in capsys.readouterr().err

@@ -109,12 +109,12 @@ def test_data_path_resolution(tmp_path, monkeypatch):
 
 def test_references_cached_and_shared_between_runs(world, monkeypatch):
     """References do not depend on the model: evaluating a second run reads them from the reference cache."""
-    import exprbench.metrics.run.evaluate as ev
     import exprbench.metrics.run.references as refs
+    from exprbench.metrics.families.fidelity_inputs import fidelity_cache_root
 
     metrics = ["fid70_train", "acc_gen70"]
     first = evaluate_run(world["runs"]["cgan"], metrics=metrics, device="cpu", evaluator_weights=world["ev"])
-    floors_dir = ev.fidelity_cache_root() / "floors"
+    floors_dir = fidelity_cache_root() / "floors"
     assert {p.name.split("-")[0] for p in floors_dir.glob("*.json")} >= set(metrics)
     real_roles = []
     refs_run = refs.run_protocol

@@ -9,6 +9,7 @@ import torch
 
 from exprbench.data import load_fer2013
 from exprbench.metrics.families import fidelity as Fm
+from exprbench.metrics.families import fidelity_inputs as Fi
 from exprbench.metrics.extractors.evaluator import load_evaluator
 from exprbench.metrics.testing import real_data_path, subset, tiny_evaluator
 
@@ -95,7 +96,7 @@ def test_kid_subset_size_adapts(sets, tiny, tmp_path):
     assert r["kid_subset_size"] == 150 and r["kid_std"] >= 0
     assert Fm.adapted_kid_subset_size(5000, 20000) == 1000
     assert Fm.adapted_kid_subset_size(300, 20000) == 300
-    with pytest.raises(Fm.MetricInputError):
+    with pytest.raises(Fi.MetricInputError):
         Fm.adapted_kid_subset_size(1, 100)
 
 
@@ -111,30 +112,30 @@ def test_precision_recall(sets, tiny, tmp_path):
 def test_cache_key_changes_with_content():
     base = dict(data_sha256="a" * 64, split="train", label_set="fer7", extractor="fer-evaluator",
                 weights_sha256="b" * 64, n_samples=100)
-    k = Fm.reference_cache_name(**base)
-    assert Fm.reference_cache_name(**{**base, "weights_sha256": "c" * 64}) != k
-    assert Fm.reference_cache_name(**{**base, "n_samples": 101}) != k
-    assert Fm.reference_cache_name(**{**base, "data_sha256": "d" * 64}) != k
-    assert Fm.reference_cache_name(**{**base, "split": "test"}) != k
-    assert Fm.reference_cache_name(**base) == k
+    k = Fi.reference_cache_name(**base)
+    assert Fi.reference_cache_name(**{**base, "weights_sha256": "c" * 64}) != k
+    assert Fi.reference_cache_name(**{**base, "n_samples": 101}) != k
+    assert Fi.reference_cache_name(**{**base, "data_sha256": "d" * 64}) != k
+    assert Fi.reference_cache_name(**{**base, "split": "test"}) != k
+    assert Fi.reference_cache_name(**base) == k
 
 
 def test_cache_key_changes_when_weights_change(real, tiny, tmp_path):
     other = tiny_evaluator(subset(real, {"train": 20, "val": 5, "test": 5}), tmp_path / "other.pt", epochs=1, seed=1)
-    _, sha1 = Fm.extractor_info("fer-evaluator", tiny)
-    _, sha2 = Fm.extractor_info("fer-evaluator", other)
+    _, sha1 = Fi.extractor_info("fer-evaluator", tiny)
+    _, sha2 = Fi.extractor_info("fer-evaluator", other)
     assert sha1 != sha2
-    k = lambda sha: Fm.reference_cache_name(real.content_sha256(), "train", "fer7", "fer-evaluator", sha, 600)
+    k = lambda sha: Fi.reference_cache_name(real.content_sha256(), "train", "fer7", "fer-evaluator", sha, 600)
     assert k(sha1) != k(sha2)
 
 
 def test_inception_unavailable_without_weights(monkeypatch, tmp_path, sets):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-    assert Fm.inception_weights_path() is None
-    with pytest.raises(Fm.ExtractorUnavailable, match="inception-weights"):
+    assert Fi.inception_weights_path() is None
+    with pytest.raises(Fi.ExtractorUnavailable, match="inception-weights"):
         Fm.fidelity_scores(sets[0][:10], sets[1][:10], ("fid",), extractor="inception-v3-compat")
-    with pytest.raises(Fm.MetricInputError, match="no such file"):
-        Fm.inception_weights_path(tmp_path / "nope.pth")
+    with pytest.raises(Fi.MetricInputError, match="no such file"):
+        Fi.inception_weights_path(tmp_path / "nope.pth")
 
 
 @pytest.mark.parametrize("bad, msg", [
@@ -148,7 +149,7 @@ def test_inception_unavailable_without_weights(monkeypatch, tmp_path, sets):
     (np.zeros((4, 1, 48, 48), dtype=np.uint8), "torch.Tensor"),
 ])
 def test_bad_inputs(bad, msg, sets, tiny, tmp_path):
-    with pytest.raises(Fm.MetricInputError, match=msg):
+    with pytest.raises(Fi.MetricInputError, match=msg):
         scores(bad, sets[1], tiny, tmp_path)
 
 
@@ -159,7 +160,7 @@ def test_intra_class_fid(real, tiny, tmp_path):
                            cache_root=tmp_path)
     assert set(r["per_class"]) == set(sm.class_names)
     assert r["mean"] == pytest.approx(np.mean(list(r["per_class"].values())))
-    with pytest.raises(Fm.MetricInputError, match="class"):
+    with pytest.raises(Fi.MetricInputError, match="class"):
         Fm.intra_class_fid(te.images[:3], te.labels[:3], tr.images, tr.labels, sm.class_names, evaluator_weights=tiny)
 
 
@@ -167,15 +168,15 @@ def test_inception_explicit_path_and_hub_cache(monkeypatch, tmp_path):
     """An explicit --inception-weights file or one in torch's hub cache is used (never a download)."""
     w = tmp_path / "inc.pth"
     w.write_bytes(b"not really weights")
-    p, sha = Fm.extractor_info("inception-v3-compat", inception_weights=w)
+    p, sha = Fi.extractor_info("inception-v3-compat", inception_weights=w)
     assert p == w and len(sha) == 64
     hub = tmp_path / "hub"
     (hub / "checkpoints").mkdir(parents=True)
-    (hub / "checkpoints" / Fm.INCEPTION_FILE).write_bytes(b"x")
+    (hub / "checkpoints" / Fi.INCEPTION_FILE).write_bytes(b"x")
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(hub))
-    assert Fm.inception_weights_path() == hub / "checkpoints" / Fm.INCEPTION_FILE
-    with pytest.raises(Fm.MetricInputError, match="unknown feature extractor"):
-        Fm.extractor_info("vgg16")
+    assert Fi.inception_weights_path() == hub / "checkpoints" / Fi.INCEPTION_FILE
+    with pytest.raises(Fi.MetricInputError, match="unknown feature extractor"):
+        Fi.extractor_info("vgg16")
 
 
 def test_cached_subset_features_are_read_not_extracted(sets, tiny, tmp_path):
