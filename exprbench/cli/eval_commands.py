@@ -97,7 +97,7 @@ def evaluator_attack(
     from exprbench.core.io import check_writable_file, write_json, write_text
     from exprbench.metrics.extractors.evaluator_net import AUX_WEIGHTS, DEFAULT_WEIGHTS
     from exprbench.metrics.extractors.evaluator import load_evaluator
-    from exprbench.metrics.validity.transfer_attack import CRITERION, transfer_attack
+    from exprbench.metrics.validity.transfer_attack import attack_table, transfer_attack, with_section
 
     dest = check_writable_file(out, "--out")
     ds = load_fer2013(data, "fer7")
@@ -111,16 +111,11 @@ def evaluator_attack(
                scorers={name: {"sha256": sc.sha256, "test_accuracy": sc.card.get("test_accuracy")}
                         for name, sc in scorers.items()}, data_fingerprint=ds.fingerprint)
     write_json(dest, res)
-    lines = ["| scorer | PrivateTest accuracy | targeted success 4/255 | targeted success 8/255 | criterion (< "
-             f"{CRITERION} at 8/255) |", "|---|---|---|---|---|"]
-    for name in scorers:
-        s4, s8 = res["eps"]["4/255"][name], res["eps"]["8/255"][name]
-        acc = res["scorers"][name]["test_accuracy"]
-        lines.append(f"| {name} | {acc:.4f} | {s4:.3f} | {s8:.3f} | {'pass' if s8 < CRITERION else 'FAIL'} |")
-    lines.append(f"| (source: {res['source']['weights']}) |  | {res['eps']['4/255']['source_success']:.3f} | "
-                 f"{res['eps']['8/255']['source_success']:.3f} |  |")
-    write_text(dest.with_suffix(".md"), "\n".join(lines) + f"\n\n{res['n']} real PrivateTest faces, targets a random other "
-               f"emotion (seed {res['targets_seed']}), {steps} PGD steps of eps/4, chance {res['chance']:.3f}.\n")
+    lines = attack_table(res)
+    write_text(dest.with_suffix(".md"), "\n".join(lines) + "\n")
+    criteria = dest.parent / "criteria.md"
+    if criteria.is_file():  # the validity study beside it: its pass/fail table gets the criterion too
+        write_text(criteria, with_section(criteria.read_text(), res))
     console.print("\n".join(lines), highlight=False)
 
 

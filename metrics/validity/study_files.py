@@ -9,7 +9,8 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from exprbench.core.io import atomic_open, write_json, write_text
+from exprbench.core.io import atomic_open, read_json, write_json, write_text
+from exprbench.metrics.validity.transfer_attack import with_section
 
 CRITERIA_COLUMNS = ("blur", "noise", "jpeg", "contrast", "shift", "drop_emotions", "collapse", "memorisation",
                     "progress", "dynamic range")
@@ -152,8 +153,10 @@ def write_study(result: dict, out: Path, figures: bool = True) -> list[str]:
     df = records_frame(result["records"])
     write_json(out / "validity.json", {k: v for k, v in result.items() if k != "verdicts"})
     write_text(out / "validity.csv", df.to_csv(index=False))
-    md = ["# Metric validity study", "", markdown_table(criteria_frame(result)), ""] + [f"- {n}" for n in notes(result)]
-    write_text(out / "criteria.md", "\n".join(md) + "\n")
+    md = "\n".join(["# Metric validity study", "", markdown_table(criteria_frame(result)), ""]
+                   + [f"- {n}" for n in notes(result)]) + "\n"
+    attack = read_json(out / "transfer_attack.json")  # the scoring evaluator's transfer-attack test, when run
+    write_text(out / "criteria.md", with_section(md, attack) if isinstance(attack, dict) and "scorers" in attack else md)
     written = ["validity.json", "validity.csv", "criteria.md"]
     if figures:
         written += write_figures(df, out)

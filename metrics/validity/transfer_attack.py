@@ -75,3 +75,34 @@ def transfer_attack(source, scorers: dict, images: torch.Tensor, labels: torch.T
             row[name] = float((sc.predict(adv, tta=True) == target).float().mean())
         out["eps"][f"{round(eps * 255)}/255"] = row
     return out
+
+
+#: the heading of the transfer-attack section of the validity study's criteria.md
+SECTION = "## The scoring evaluator against classifier-guided marks (transfer attack)"
+
+
+def attack_table(res: dict) -> list[str]:
+    """Markdown lines of a :func:`transfer_attack` result (with its ``scorers`` and ``source`` entries): one row per
+    scorer with its pass/fail against :data:`CRITERION`, the attacked source's own success, and a note line."""
+    lines = ["| scorer | PrivateTest accuracy | targeted success 4/255 | targeted success 8/255 | criterion (< "
+             f"{res['criterion']} at 8/255) |", "|---|---|---|---|---|"]
+    for name, info in res["scorers"].items():
+        s4, s8 = res["eps"]["4/255"][name], res["eps"]["8/255"][name]
+        lines.append(f"| {name} | {info['test_accuracy']:.4f} | {s4:.3f} | {s8:.3f} | "
+                     f"{'pass' if s8 < res['criterion'] else 'FAIL'} |")
+    lines.append(f"| (source: {res['source']['weights']}) |  | {res['eps']['4/255']['source_success']:.3f} | "
+                 f"{res['eps']['8/255']['source_success']:.3f} |  |")
+    return lines + ["", f"{res['n']} real PrivateTest faces, targets a random other emotion (seed {res['targets_seed']}), "
+                    f"{res['steps']} PGD steps of eps/4, chance {res['chance']:.3f}."]
+
+
+def criteria_section(res: dict) -> list[str]:
+    """The transfer-attack section of criteria.md: :data:`SECTION`, a sentence on what passes, the table."""
+    return [SECTION, "", "Targeted PGD on real faces against the training classifier C, then read by each scorer: a "
+            "generator that learns what C reads should not thereby fool the scorer.", "", *attack_table(res)]
+
+
+def with_section(markdown: str, res: dict) -> str:
+    """``markdown`` (a criteria.md) with its transfer-attack section replaced by, or appended as, the one of ``res``."""
+    head = markdown.split(SECTION)[0].rstrip("\n")
+    return head + "\n\n" + "\n".join(criteria_section(res)) + "\n"
