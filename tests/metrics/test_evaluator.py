@@ -81,7 +81,7 @@ def test_evaluator_input_errors(bad, msg):
 def test_registered_with_torch_fidelity(tiny, small):
     from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
-    from exprbench.metrics import tf_extractor  # importing it registers the extractor
+    from exprbench.metrics.extractors import tf_extractor  # importing it registers the extractor
 
     cls = FEATURE_EXTRACTORS_REGISTRY["fer-evaluator"]
     assert cls is tf_extractor.FERFeatureExtractor
