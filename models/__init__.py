@@ -21,6 +21,7 @@ from exprbench.core.registry import Registry
 from .contracts import capabilities_of, check_contracts, contract_capabilities_by_name
 
 MODELS: Registry = Registry("model", entry_point_group="exprbench.models")
+_CONTRACT_CAPS = contract_capabilities_by_name()  # contract class name -> its capabilities (the listing reads bases)
 
 
 def register_model(name: str):
@@ -77,8 +78,7 @@ def _static_info(module: str) -> dict[str, dict]:
         if not names:
             continue
         info = {"module": f"{__name__}.{module}", "summary": _summary(ast.get_docstring(tree))}
-        by_name = contract_capabilities_by_name()
-        info["capabilities"] = sorted(set().union(*(by_name.get(getattr(b, "id", ""), ()) for b in node.bases)))
+        info["capabilities"] = sorted(set().union(*(_CONTRACT_CAPS.get(getattr(b, "id", ""), ()) for b in node.bases)))
         for stmt in node.body:
             if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)):
                 continue

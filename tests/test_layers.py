@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from .layering import REPO, a_cycle, cycle_graph, files, functions, read_graph, upward_edges
+from .layering import REPO, a_cycle, cycle_graph, files, functions, read_graph, sccs, upward_edges
 
 MAX_LINES = 400
 MAX_FUNCTION_LINES = 60
@@ -34,8 +34,8 @@ ALLOWED_CYCLE_EDGES: dict[tuple[str, str], str] = {
 ALLOWED_LONG_FUNCTIONS: dict[str, tuple[int, int]] = {}
 
 
-def _describe(g, cycle: list[str]) -> str:
-    steps = [f"{g.path(a)}:{_cycle_graph(g)[a][b]} imports {g.path(b)}" for a, b in zip(cycle, cycle[1:])]
+def _describe(g, graph, cycle: list[str]) -> str:
+    steps = [f"{g.path(a)}:{graph[a][b]} imports {g.path(b)}" for a, b in zip(cycle, cycle[1:])]
     return "\n    ".join(steps)
 
 
@@ -62,9 +62,7 @@ def _cycle_graph(g):
 def test_no_import_cycles():
     g = read_graph()
     graph = _cycle_graph(g)
-    from .layering import sccs
-
-    problems = [_describe(g, a_cycle(graph, comp)) for comp in sccs(graph)]
+    problems = [_describe(g, graph, a_cycle(graph, comp)) for comp in sccs(graph)]
     assert not problems, "import cycles:\n  " + "\n  ".join(f"cycle {i + 1}:\n    {p}" for i, p in enumerate(problems))
 
 
@@ -101,8 +99,6 @@ def test_allow_lists_are_current():
     g = read_graph()
     up = {(g.path(a), g.path(b)) for a, b, _ in upward_edges(g)}
     stale = [f"{a} -> {b}" for a, b in ALLOWED_UPWARD if (a, b) not in up]
-    from .layering import sccs
-
     full = cycle_graph(g)
     in_cycle = {(g.path(a), g.path(b)) for comp in sccs(full) for a in comp for b in full[a] if b in comp}
     stale += [f"{a} -> {b} (cycle)" for a, b in ALLOWED_CYCLE_EDGES if (a, b) not in in_cycle]
@@ -139,8 +135,6 @@ def _tree(tmp_path, extra: dict[str, str]):
 def test_the_clean_small_tree_passes(tmp_path):
     g = _tree(tmp_path, {})
     assert upward_edges(g) == []
-    from .layering import sccs
-
     assert sccs(cycle_graph(g)) == []  # the root's lazy API facade closes no cycle
 
 
@@ -159,8 +153,6 @@ def test_a_planted_upward_dependency_in_a_model_fails(tmp_path, planted):
 def test_a_planted_cycle_is_found(tmp_path):
     g = _tree(tmp_path, {"exprbench/core/errors.py": "def f():\n    from exprbench.core import io\n",
                          "exprbench/core/io.py": "from exprbench.core.errors import f\n"})
-    from .layering import sccs
-
     assert sccs(cycle_graph(g)) == [["exprbench.core.errors", "exprbench.core.io"]]
 
 

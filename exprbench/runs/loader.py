@@ -126,12 +126,21 @@ def load_trained(run_dir: str | os.PathLike, device: str | torch.device = "cpu",
             entry, or whose spec, model or step is out of bounds or disagrees with config.json
             (:func:`exprbench.runs.weights.checked_meta`).
     """
+    return load_source(run_dir, checkpoint_source(run_dir, checkpoint), device, resources)
+
+
+def load_source(run_dir: str | os.PathLike, source: Path, device: str | torch.device = "cpu",
+                resources: Resources | None = None):
+    """Load the saved state ``source`` of a run (a :func:`checkpoint_source`: a checkpoint or the published
+    weights) into its plugin, eval mode: :func:`load_trained` for a caller that also records which file it read.
+
+    Returns and raises as :func:`load_trained`.
+    """
     from exprbench.runs.weights import checked_meta, load_weights, read_weights
 
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir)
     dev = resolve_device(str(device))
-    source = checkpoint_source(run_dir, checkpoint)
     if source.name == WEIGHTS:
         loaded = read_weights(source)  # verified (signature, manifest) before anything is built
         raw, _ = checked_meta(loaded[1], source, cfg.model, cfg.data.label_set)

@@ -38,7 +38,7 @@ from exprbench.metrics.run.progress import EvalReporter
 from exprbench.metrics.run.references import (check_per_class_counts, common_fields, keep_finished, now,
     resolve_protocols, run_all, run_protocol)
 from exprbench.runs.config import RunConfig
-from exprbench.runs.loader import checkpoint_source, load_trained
+from exprbench.runs.loader import checkpoint_source, load_source
 from exprbench.metrics.run.run_checks import (check_fingerprint, resolve_eval_data_path, run_train_fingerprint,
     unfinished_warnings)
 from exprbench.metrics.protocols.spec import resolve_metric
@@ -98,9 +98,8 @@ def evaluate_run(
     """
     t0 = time.perf_counter()
     run_dir = Path(run_dir)
-    protos, dev = _check_request(run_dir, metrics, n_samples, checkpoint, device, inception_weights)
-    cfg, model, spec, step = load_trained(run_dir, dev, checkpoint)
-    ckpt_path = checkpoint_source(run_dir, checkpoint)
+    protos, dev, ckpt_path = _check_request(run_dir, metrics, n_samples, checkpoint, device, inception_weights)
+    cfg, model, spec, step = load_source(run_dir, ckpt_path, dev)
     path = resolve_eval_data_path(data, cfg.data.path)
     ds = _load_run_data(path, cfg, spec, protos)
     train_fp = run_train_fingerprint(run_dir)
@@ -124,8 +123,9 @@ def evaluate_run(
     return merged
 
 
-def _check_request(run_dir: Path, metrics, n_samples, checkpoint, device, inception_weights) -> tuple[list, torch.device]:
-    """The protocols and the device, after refusing (before any work) a directory that is not a run, a corrupt
+def _check_request(run_dir: Path, metrics, n_samples, checkpoint, device,
+                   inception_weights) -> tuple[list, torch.device, Path]:
+    """The protocols, the device and the file the checkpoint is read from, after refusing (before any work) a directory that is not a run, a corrupt
     eval.json, a bad checkpoint and an explicit Inception weights path that does not exist."""
     from exprbench.core.devices import resolve_device
 
@@ -133,13 +133,13 @@ def _check_request(run_dir: Path, metrics, n_samples, checkpoint, device, incept
         raise UserError(f"{run_dir} is not a run directory (no config.json)")
     protos = resolve_protocols(metrics, n_samples)
     read_eval(run_dir / "eval.json")  # a corrupt eval.json is reported before any work
-    checkpoint_source(run_dir, checkpoint)  # a bad --checkpoint too (a committed run loads its weights)
+    source = checkpoint_source(run_dir, checkpoint)  # a bad --checkpoint too (a committed run loads its weights)
     dev = resolve_device(device)
     if inception_weights is not None:
         from exprbench.metrics.families.fidelity_inputs import inception_weights_path
 
         inception_weights_path(inception_weights)  # explicit path must exist (bad input otherwise)
-    return protos, dev
+    return protos, dev, source
 
 
 def _load_run_data(path: str, cfg: RunConfig, spec, protos: list) -> FaceDataset:

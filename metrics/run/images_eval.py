@@ -33,6 +33,10 @@ class _ImageSource:
         self.capabilities = frozenset({"sample", "conditional"} if labeled else {"sample"})
 
 
+#: why a protocol that needs an emotion per image is skipped or refused for unlabelled images
+NEEDS_LABELS = "needs labels: pass --labels FILE (a class index or emotion name per image)"
+
+
 class ImagesContext(EvalContext):
     """The protocols' context over given images: "generating" n images picks n of them."""
 
@@ -54,7 +58,7 @@ class ImagesContext(EvalContext):
         missing = sorted(p.needs - set(self.model.capabilities))
         where = self.source.info["path"]
         if missing == ["conditional"]:
-            return "needs labels: pass --labels FILE (a class index or emotion name per image)"
+            return NEEDS_LABELS
         if missing:
             return f"needs a model ({', '.join(missing)}), not images (scoring {where})"
         if not p.scores_images:
@@ -65,7 +69,7 @@ class ImagesContext(EvalContext):
         """Why the given images are too few for ``p`` (per class for per-class protocols), or None."""
         if p.per_class:
             if self.per_class_given is None:
-                return "needs labels: pass --labels FILE (a class index or emotion name per image)"
+                return NEEDS_LABELS
             need = p.n_samples // self.k
             if need < p.min_samples:
                 return (f"{p.family} needs at least {p.min_samples} images per emotion, {p.name} asks for {need}")

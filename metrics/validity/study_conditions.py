@@ -193,12 +193,12 @@ def score_runs(rec: Records, scorer: Scorer, points: Sequence[tuple[Path, int | 
     Raises:
         UserError: a run trained on other classes than the study's data.
     """
-    from exprbench.runs.loader import checkpoint_source, load_trained
+    from exprbench.runs.loader import checkpoint_source, load_source
 
     for cond, pts in (("progress", points), ("pair", [(r, "latest") for r in pair])):
         for j, (run, ck) in enumerate(pts):
-            cfg, model, mspec, step = load_trained(run, scorer.dev, ck)
-            ckpt = checkpoint_source(run, ck)
+            ckpt = checkpoint_source(run, ck)  # the file loaded is the one recorded
+            cfg, model, mspec, step = load_source(run, ckpt, scorer.dev)
             if tuple(mspec.class_names) != tuple(scorer.ds.class_names):
                 raise UserError(f"{run}: trained on classes {mspec.class_names}, the study data has {scorer.ds.class_names}")
             res = rec.timed(f"{cond} {run} step {step}", lambda: scorer.model(model, cond))
