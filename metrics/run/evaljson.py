@@ -116,3 +116,44 @@ def write_eval(out_dir: Path, new: dict, extra_files: dict | None = None) -> dic
             write_json(out_dir / name, obj)
         write_json(out_dir / "eval.json", merged)
     return merged
+
+
+PARTIAL_NAME = ".eval.partial.json"
+
+
+class PartialEval:
+    """The protocols an evaluation has finished so far, kept in ``run_dir/.eval.partial.json`` after each
+    protocol, so that an evaluation that was stopped (Ctrl-C, a killed job, the end of a session) and is
+    started again on the same checkpoint, data and evaluator runs only the protocols still missing. The
+    file is removed once eval.json is written; it never holds anything that eval.json would not.
+
+    Args:
+        path: the partial file (``run_dir / PARTIAL_NAME``).
+        key: what the kept entries were computed from (step, checkpoint file, data fingerprint, evaluator
+            sha256, bootstrap draws); a file with another key is ignored and overwritten.
+    """
+
+    def __init__(self, path: Path, key: dict) -> None:
+        self.path, self.key = Path(path), dict(key)
+
+    def finished(self, names) -> tuple[dict, dict]:
+        """``(metrics, references)`` kept for ``names`` under this key ({} each when there is no usable file)."""
+        try:
+            old = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}, {}
+        if not isinstance(old, dict) or old.get("key") != self.key:
+            return {}, {}
+        metrics, refs = old.get("metrics") or {}, old.get("references") or {}
+        keep = [n for n in names if n in metrics and n in refs]
+        return {n: metrics[n] for n in keep}, {n: refs[n] for n in keep}
+
+    def save(self, metrics: dict, refs: dict) -> None:
+        """Write the finished entries (atomically)."""
+        from exprbench.core.io import write_json
+
+        write_json(self.path, {"key": self.key, "metrics": metrics, "references": refs})
+
+    def remove(self) -> None:
+        """Delete the file (the evaluation is in eval.json)."""
+        self.path.unlink(missing_ok=True)

@@ -31,7 +31,7 @@ from exprbench.data import FaceDataset, load_dataset
 from exprbench.core.errors import EvaluationInterrupted, UserError
 
 from exprbench.metrics.run.context import EvalContext
-from exprbench.metrics.run.evaljson import read_eval, write_eval
+from exprbench.metrics.run.evaljson import PARTIAL_NAME, PartialEval, read_eval, write_eval
 from exprbench.metrics.run.run_figures import write_figure_inputs
 from exprbench.metrics.families.fidelity_inputs import drop_generated_cache
 from exprbench.metrics.run.progress import EvalReporter
@@ -95,6 +95,10 @@ def evaluate_run(
         existing eval.json that is not valid JSON, ``strict`` and other data than the run was trained on.
         EvaluationInterrupted (exit code 130): Ctrl-C; the protocols that had finished are merged into
         eval.json first (the message names them).
+
+    A stopped evaluation resumes: each finished protocol is also kept in ``run_dir/.eval.partial.json``
+    (:class:`~exprbench.metrics.run.evaljson.PartialEval`), and an evaluation of the same checkpoint, data and
+    evaluator started again (e.g. after a killed job) computes only the protocols that file lacks.
     """
     t0 = time.perf_counter()
     run_dir = Path(run_dir)
@@ -113,12 +117,23 @@ def evaluate_run(
         reporter.note(0, len(protos), "data", w)
     rel_ckpt = str(ckpt_path.relative_to(run_dir)) if ckpt_path.is_relative_to(run_dir) else str(ckpt_path)
     out = _RunEvalFile(run_dir, t0, dev, ctx, protos, cfg, step, rel_ckpt, path, ds, train_fp, warnings, stamp)
+    partial = PartialEval(run_dir / PARTIAL_NAME, {"step": step, "checkpoint": rel_ckpt, "data": ds.fingerprint,
+                                                   "evaluator_sha256": ctx.evaluator.sha256, "ci_draws": ctx.ci_draws})
+    done, done_refs = partial.finished([p.name for p in protos])
+    for name in done:
+        reporter.note(0, len(protos), name, f"kept from the stopped evaluation of step {step} ({PARTIAL_NAME})")
     try:
-        results, refs = run_all(protos, ctx, stamp)
+        results, refs = run_all([p for p in protos if p.name not in done], ctx, stamp,
+                                on_done=lambda r, f: partial.save({**done, **r}, {**done_refs, **f}))
     except EvaluationInterrupted as stop:  # Ctrl-C: the protocols that finished are kept (figures as they were)
         figures_before = (read_eval(run_dir / "eval.json") or {}).get("figures")
-        keep_finished(stop, run_dir / "eval.json", lambda r, f: out.write(r, f, figures_before))
+        stop.results, stop.refs = {**done, **stop.results}, {**done_refs, **stop.refs}
+        keep_finished(stop, run_dir / "eval.json", lambda r, f: (out.write(r, f, figures_before), partial.remove()))
+    order = [p.name for p in protos]
+    results = {n: {**done, **results}[n] for n in order}
+    refs = {n: {**done_refs, **refs}[n] for n in order}
     merged = out.write(results, refs, write_figure_inputs(ctx))
+    partial.remove()
     reporter.end(merged)
     return merged
 

@@ -111,8 +111,11 @@ def references_note(specs: Sequence) -> str:
     return "real data in place of generated; " + "; ".join(parts) + "; protocols skipped here: not computed"
 
 
-def run_all(specs: Sequence, ctx, stamp: dict) -> tuple[dict, dict]:
+def run_all(specs: Sequence, ctx, stamp: dict, on_done=None) -> tuple[dict, dict]:
     """Run ``specs`` (model value, then real-data reference) with the reporter's lines; entries get ``stamp``.
+
+    ``on_done(results, refs)``, when given, is called after each protocol with everything finished so far
+    (:func:`exprbench.metrics.run.evaluate.evaluate_run` keeps them in a partial file, for a resumed evaluation).
 
     Returns ``(metrics, references)``: ``{name: entry}`` each. A protocol that is skipped here computes
     nothing: neither its feature references nor its real-data reference.
@@ -137,6 +140,8 @@ def run_all(specs: Sequence, ctx, stamp: dict) -> tuple[dict, dict]:
             e.update(stamp)
             results[spec.name], refs[spec.name] = e, ref
             rep.protocol_end(i, total, spec.name, e, ref, time.perf_counter() - t0)
+            if on_done is not None:
+                on_done(results, refs)
     except KeyboardInterrupt:
         raise EvaluationInterrupted("interrupted", results, refs, spec.name if spec is not None else "") from None
     finally:

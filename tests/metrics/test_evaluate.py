@@ -359,3 +359,44 @@ def test_evaluate_images_refuses_bad_out(world, image_sources, tmp_path):
     np.savez(other, images=np.zeros((70, 48, 48), np.uint8))
     with pytest.raises(UserError, match="holds scores of other images"):
         evaluate_images(other, out=out, **kw)
+
+
+class _StopAt:
+    """A reporter that stops the evaluation (as a killed job would) when protocol ``name`` starts."""
+
+    def __init__(self, name=None):
+        from exprbench.metrics.run.progress import EvalReporter
+
+        self.base, self.name, self.started = EvalReporter(), name, []
+
+    def __getattr__(self, attr):
+        return getattr(self.base, attr)
+
+    def protocol_start(self, i, total, name, what):
+        self.started.append(name)
+        if name == self.name:
+            raise SystemExit("killed")
+
+
+def test_a_stopped_evaluation_resumes_with_the_missing_protocols(world, tmp_path):
+    import shutil
+
+    from exprbench.metrics.run.evaljson import PARTIAL_NAME
+
+    run = tmp_path / "gan"
+    shutil.copytree(world["runs"]["gan"], run)
+    names = ["fid140_train", "spectral"]
+    (run / "eval.json").unlink(missing_ok=True)  # (other tests of the module may have evaluated it)
+    stop = _StopAt("spectral")
+    with pytest.raises(SystemExit):
+        evaluate_run(run, metrics=names, device="cpu", evaluator_weights=world["ev"], reporter=stop)
+    assert not (run / "eval.json").exists() and (run / PARTIAL_NAME).is_file()
+    again = _StopAt()
+    res = evaluate_run(run, metrics=names, device="cpu", evaluator_weights=world["ev"], reporter=again)
+    assert again.started == ["spectral"]  # fid140_train was kept, not computed again
+    assert list(res["metrics"]) == names and not (run / PARTIAL_NAME).exists()
+    shutil.copytree(world["runs"]["gan"], tmp_path / "uninterrupted")
+    (tmp_path / "uninterrupted" / "eval.json").unlink(missing_ok=True)
+    fresh = evaluate_run(tmp_path / "uninterrupted", metrics=names, device="cpu", evaluator_weights=world["ev"])
+    for n in names:
+        assert res["metrics"][n]["value"] == fresh["metrics"][n]["value"]
