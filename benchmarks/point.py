@@ -105,7 +105,7 @@ def run_point(suite: Suite, point: GridPoint, run_dir: Path, data_path: str | No
         metrics = [m for m in suite.metrics if m not in point.skip_metrics]
         if metrics or (not suite.metrics and cfg.data.label_set in LABEL_SETS):  # none listed: the defaults
             ev = evaluate_run(run_dir, metrics=metrics or None, device=str(dev), data=cfg.data.path,
-                              ci_draws=suite.ci_draws)
+                              ci_draws=suite.ci_draws, keep_samples=point.keep_samples)
         else:  # every listed metric skipped, or other data (CelebA, where no FER2013 metric applies): train only
             ev = {}
         record.update(

@@ -60,13 +60,15 @@ class SuiteError(UserError):
 
 @dataclass(frozen=True)
 class GridPoint:
-    """One run of a suite: ``<model>-<config>-s<seed>``; ``skip_metrics``: suite protocols not evaluated for it."""
+    """One run of a suite: ``<model>-<config>-s<seed>``; ``skip_metrics``: suite protocols not evaluated for it;
+    ``keep_samples``: its evaluation keeps the generated sets on disk (``evaluate --keep-samples``)."""
 
     model: str
     config: str
     seed: int
     overrides: tuple[str, ...]
     skip_metrics: tuple[str, ...] = ()
+    keep_samples: bool = False
 
     @property
     def name(self) -> str:
@@ -157,7 +159,7 @@ def identity_hash(identity: dict) -> str:
 _TOP_TYPES = {"description": str, "seeds": list, "device": str, "data": dict, "budget": dict,
               "train": dict, "eval": dict, "models": list}
 _EVAL_TYPES = {"metrics": list, "curve_metric": str, "curve_every": int, "ci_draws": int}
-_MODEL_TYPES = {"name": str, "configs": list, "set": dict, "seeds": list, "skip_metrics": list}
+_MODEL_TYPES = {"name": str, "configs": list, "set": dict, "seeds": list, "skip_metrics": list, "keep_samples": bool}
 _TOML_NAMES = {str: "a string", list: "a list", dict: "a table", int: "an integer"}
 
 
@@ -326,7 +328,7 @@ def _model_points(entry: dict, i: int, path: Path, common: list[str], metrics: l
         _check_config(entry["name"], config, overrides, path)
         for seed in entry_seeds:
             points.append(GridPoint(entry["name"], config, seed, tuple(overrides + [f"train.seed={seed}"]),
-                                    tuple(skip)))
+                                    tuple(skip), bool(entry.get("keep_samples", False))))
     return points
 
 

@@ -188,6 +188,7 @@ def evaluate_cmd(
     inception_weights: Optional[Path] = typer.Option(None, "--inception-weights", help="torch-fidelity Inception-V3 weights (.pth)."),
     evaluator_weights: Optional[Path] = typer.Option(None, "--evaluator-weights", help="Evaluator weights (default: the shipped ones)."),
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bars (default: on a terminal only)."),
+    keep_samples: bool = typer.Option(False, "--keep-samples", help="Keep the generated image sets in RUN_DIR/.generated/ so a re-evaluation of this checkpoint reads them (a diffusion model's take hours to draw on a CPU)."),
     strict: bool = typer.Option(False, "--strict", help="Refuse (exit 2) when the run was trained on other data than --data (fingerprints differ); default: a warning, stored in eval.json."),
 ) -> None:
     """Evaluate a trained run (or score images from any source with --images): merge the results into
@@ -212,6 +213,8 @@ def evaluate_cmd(
         raise UserError("--checkpoint goes with a run directory, not with --images")
     elif strict:
         raise UserError("--strict goes with a run directory (images have no training data fingerprint)")
+    elif keep_samples:
+        raise UserError("--keep-samples goes with a run directory (--images are not generated here)")
     reporter = ConsoleReporter(Console(stderr=True), bars=progress)
     if images is not None:
         result = evaluate_images(images, labels=labels, out=out, name=name, metrics=names, n_samples=n_samples,
@@ -224,7 +227,7 @@ def evaluate_cmd(
     else:
         result = evaluate_run(run_dir, metrics=names, n_samples=n_samples, device=device, data=data,
                               inception_weights=inception_weights, evaluator_weights=evaluator_weights,
-                              checkpoint=checkpoint, reporter=reporter, strict=strict)
+                              checkpoint=checkpoint, reporter=reporter, strict=strict, keep_samples=keep_samples)
         dest = Path(run_dir)
     print_eval(result, console, only=result["evaluations"][-1]["protocols"])
     extra = " and source.json" if images is not None else ""

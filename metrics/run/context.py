@@ -110,6 +110,7 @@ class EvalContext:
         self.model_batch_size = MODEL_BATCH
         self.closest_pairs = None  # (scored images, pairs) of the last memorisation protocol, for figures
         self._stats: dict = {}
+        self.sample_store = None  # a :class:`~exprbench.metrics.run.sample_store.SampleStore`: sets kept on disk
 
     # -- what is said while it runs ------------------------------------------------------------
     def note(self, text: str) -> None:
@@ -156,6 +157,11 @@ class EvalContext:
         key = (n, seed, per_class)
         if key in self._gen:
             return self._gen[key]
+        stored = self.sample_store.load(n, seed, per_class) if self.sample_store is not None else None
+        if stored is not None:
+            self.note(f"{n:,} generated images read from {self.sample_store.folder.name}/ (drawn by an earlier evaluation)")
+            self._gen[key] = stored
+            return stored
         g = torch.Generator().manual_seed(seed)
         if per_class:
             labels = torch.arange(self.k).repeat_interleave(n // self.k)
@@ -179,6 +185,8 @@ class EvalContext:
             raise UserError(f"model generated images of shape {tuple(images.shape[1:])}, expected "
                             f"{' x '.join(map(str, self.image_shape))} (the data's)")
         self._gen[key] = (images, labels)
+        if self.sample_store is not None:
+            self.sample_store.save(n, seed, per_class, images, labels)
         return images, labels
 
     # -- real inputs of the protocols over real images ----------------------------------------

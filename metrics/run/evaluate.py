@@ -33,6 +33,7 @@ from exprbench.core.errors import EvaluationInterrupted, UserError
 from exprbench.metrics.run.context import EvalContext
 from exprbench.metrics.run.evaljson import PARTIAL_NAME, PartialEval, read_eval, write_eval
 from exprbench.metrics.run.run_figures import write_figure_inputs
+from exprbench.metrics.run.sample_store import FOLDER as SAMPLES_FOLDER, SampleStore, file_sha256
 from exprbench.metrics.families.fidelity_inputs import drop_generated_cache
 from exprbench.metrics.run.progress import EvalReporter
 from exprbench.metrics.run.references import (check_per_class_counts, common_fields, keep_finished, now,
@@ -56,6 +57,7 @@ def evaluate_run(
     reporter: EvalReporter | None = None,
     strict: bool = False,
     ci_draws: int | None = None,
+    keep_samples: bool = False,
 ) -> dict:
     """Evaluate a checkpoint of a run and merge the results into ``run_dir/eval.json`` (atomically).
 
@@ -75,6 +77,9 @@ def evaluate_run(
             eval.json ``warnings``.
         ci_draws: bootstrap draws of each entry's ``ci95`` (None: ``bootstrap.CI_DRAWS`` = 200; 0: no
             intervals); stored in each entry as ``ci_draws``. Values do not depend on it.
+        keep_samples: keep the generated sets in ``run_dir/.generated/`` after the evaluation (see
+            :mod:`.sample_store`), so a re-evaluation of this checkpoint reads them; they are kept until
+            eval.json is written in any case, so a stopped evaluation resumes without drawing them again.
 
     Returns:
         The merged eval.json content: ``{"metrics": {name: entry}, "references": {name: entry},
@@ -111,6 +116,9 @@ def evaluate_run(
     warnings += unfinished_warnings(run_dir, step, cfg.train.steps if cfg.train.minutes is None else None)
     reporter = reporter or EvalReporter()
     ctx = _run_context(run_dir, model, ds, dev, evaluator_weights, inception_weights, reporter, ci_draws)
+    ctx.sample_store = SampleStore(run_dir / SAMPLES_FOLDER, {"checkpoint_sha256": file_sha256(ckpt_path),
+                                   "model": cfg.model, "sampling": model.sampling_info(), "batch": ctx.batch_size},
+                                   keep=keep_samples)
     stamp = _stamp(step, model)
     reporter.begin([p.name for p in protos], f"{run_dir} (checkpoint step {step})")
     for w in warnings:
@@ -134,6 +142,7 @@ def evaluate_run(
     refs = {n: {**done_refs, **refs}[n] for n in order}
     merged = out.write(results, refs, write_figure_inputs(ctx))
     partial.remove()
+    ctx.sample_store.finish()
     reporter.end(merged)
     return merged
 

@@ -400,3 +400,28 @@ def test_a_stopped_evaluation_resumes_with_the_missing_protocols(world, tmp_path
     fresh = evaluate_run(tmp_path / "uninterrupted", metrics=names, device="cpu", evaluator_weights=world["ev"])
     for n in names:
         assert res["metrics"][n]["value"] == fresh["metrics"][n]["value"]
+
+
+def test_kept_samples_are_read_back_by_a_re_evaluation(world, tmp_path, monkeypatch):
+    import shutil
+
+    from exprbench.metrics.run.sample_store import FOLDER
+
+    run = tmp_path / "cgan"
+    shutil.copytree(world["runs"]["cgan"], run)
+    first = evaluate_run(run, metrics=["acc_gen140"], device="cpu", evaluator_weights=world["ev"], keep_samples=True)
+    stored = sorted((run / FOLDER).glob("*.pt"))
+    assert len(stored) == 1
+    cls = type(_model_of(run))
+    drawn, original = [], cls.sample
+    monkeypatch.setattr(cls, "sample", lambda self, n, *a, **k: drawn.append(n) or original(self, n, *a, **k))
+    again = evaluate_run(run, metrics=["acc_gen140"], device="cpu", evaluator_weights=world["ev"])
+    assert sum(drawn) <= 7 * 8  # only the samples figure (one latent per column and class) was drawn
+    assert again["metrics"]["acc_gen140"]["value"] == first["metrics"]["acc_gen140"]["value"]
+    assert not (run / FOLDER).exists()  # without --keep-samples the sets go once eval.json is written
+
+
+def _model_of(run):
+    from exprbench.runs.loader import checkpoint_source, load_source
+
+    return load_source(run, checkpoint_source(run, "latest"), torch.device("cpu"))[1]
