@@ -93,6 +93,9 @@ class ModelPlugin:
     training_only_nets: ClassVar[frozenset[str]] = frozenset({"D"})
     #: the :class:`Resources` fields the plugin uses (its constructor then takes ``resources=``)
     needs: ClassVar[frozenset[str]] = frozenset()
+    #: config fields that change only how a trained model samples (a diffusion model's guidance weight and
+    #: sampler steps): ``exprbench sweep`` varies them on one checkpoint, without training again
+    sampling_settings: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, cfg: Any, spec: DataSpec, device: torch.device | str = "cpu", channels_last: bool = False,
                  resources: Resources | None = None) -> None:

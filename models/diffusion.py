@@ -222,6 +222,7 @@ class Diffusion(ModelPlugin, Sampler, Conditional):
     Config = DiffusionConfig
     ema_net = "F"
     training_only_nets = frozenset()
+    sampling_settings = ("guidance", "sample_steps")  # exprbench sweep varies them on a trained checkpoint
     named_configs = {
         "default": {"train.ema": True, "train.ema_decay": 0.999, "train.batch_size": 64, "train.steps": 20000},
         "reference": {

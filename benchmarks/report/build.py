@@ -40,6 +40,7 @@ from exprbench.benchmarks.gate.baseline import baseline_references
 from exprbench.benchmarks.report.results import (KIND_COLUMNS, REFERENCE_LABEL, Report, aggregate, collect,
     metric_columns, read_stored, _text)
 from exprbench.benchmarks.report.run_entry import REF_COUNT
+from exprbench.benchmarks.report.sweeps import sweeps_markdown
 from exprbench.benchmarks.report.latex import TEX_HEADER, to_latex
 from exprbench.benchmarks.report.tables import baseline_from, leaderboard_tables, notes_markdown, to_markdown
 
@@ -201,6 +202,7 @@ def write_report(results_dir: str | Path, figures: bool = True, extra: Sequence[
         tex.append(latex)
         write_text(out / "tables" / f"{t.name}.md", f"{t.title}\n\n{body}")
         write_text(out / "tables" / f"{t.name}.tex", latex)
+    md.append(sweeps_markdown(rep))
     md.append(_skipped_md(rep.skipped))
     write_text(out / "leaderboard.md", "".join(md).rstrip("\n") + "\n")
     write_text(out / "leaderboard.tex", TEX_HEADER + "\n".join(tex))

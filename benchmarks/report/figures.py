@@ -26,6 +26,7 @@ import seaborn as sns  # noqa: E402
 from exprbench.core.io import atomic_open, read_json, write_text  # noqa: E402
 
 from exprbench.benchmarks.report import charts  # noqa: E402
+from exprbench.benchmarks.report.sweeps import sweep_figures  # noqa: E402
 from exprbench.benchmarks.report.columns import resolve_metric  # noqa: E402
 from exprbench.benchmarks.report.figure_inputs import (FigureInput, expected_inputs, legacy_pairs, read_index, representative_runs,  # noqa: E402
                             training_grid)
@@ -268,6 +269,7 @@ def write_figures(rep: Report, out: Path) -> tuple[list[str], Skipped]:
     charts.confusion(rep, w, skipped)
     charts.edit_success(rep, w, skipped)
     charts.spectra(rep, w, skipped)
+    sweep_figures(rep, w, skipped)
     _stored_skips(rep, skipped, set(w.written))
     write_text(out / "figures.tex", latex_snippets(w.written, rep.suite))
     done = set(w.written)

@@ -22,6 +22,7 @@ from pathlib import Path
 from exprbench.core.io import read_json, write_text
 
 from exprbench.benchmarks.report.results import REFERENCE_LABEL, Report, references_note
+from exprbench.benchmarks.report.sweeps import sweeps_html
 from exprbench.benchmarks.report.tables import BOLD_RULE, Table
 
 CSS = """
@@ -224,7 +225,7 @@ def render_html(rep: Report, page: Path, embed: bool = True) -> str:
 <body><h1>{_e(title)}</h1>{nav}{notes}
 <p>Click a column header to sort (again to reverse); the {_e(REFERENCE_LABEL)} row stays on top. ↓ lower is
 better, ↑ higher; mean ± std over seeds; {_e(BOLD_RULE)} (no interval: no bold).</p>
-<h2 id="leaderboards">Leaderboards</h2>{tables}
+<h2 id="leaderboards">Leaderboards</h2>{tables}{sweeps_html(rep)}
 <h2 id="figures">Figures</h2><div class="gallery charts">{chart_html or "<p>None.</p>"}</div>
 <h2 id="samples">Sample sheets per model</h2>{"".join(per_model)}
 <h2 id="skipped">Figures without their inputs</h2>{skipped}

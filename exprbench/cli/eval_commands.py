@@ -247,3 +247,40 @@ def metrics_cmd() -> None:
 
 metrics_app = group("metrics", "List the metric protocols, what they need and their sample counts "
                                "(alone); 'validate': the metric validity study.", default=metrics_cmd)
+
+
+@command("sweep")
+def sweep_cmd(
+    run_dir: Path = typer.Argument(..., help="A run directory with a checkpoint.", show_default=False),
+    setting: str = typer.Option(..., "--set", help="A sampling setting and its values: model.FIELD=V1,V2,... (e.g. model.guidance=0,0.5,1,2,4)."),
+    metrics: List[str] = typer.Option([], "--metrics", help="Protocols that score generated images (repeatable or comma-separated; default: acc_gen700, fid2k_train_ml, pr2k_train_ml)."),
+    checkpoint: str = typer.Option("latest", "--checkpoint", help="Which checkpoint of the run: a step number or 'latest'."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    data: Optional[str] = typer.Option(None, "--data", help="Dataset path (default: the run's data.path, else $EXPRBENCH_DATA)."),
+    evaluator_weights: Optional[Path] = typer.Option(None, "--evaluator-weights", help="Evaluator weights (default: the shipped ones)."),
+    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bars (default: on a terminal only)."),
+) -> None:
+    """Evaluate one checkpoint at several values of a sampling setting (a diffusion model's guidance weight w):
+    RUN_DIR/sweeps/FIELD.json, resumable; `exprbench report` shows it as a table and a figure."""
+    from exprbench.metrics.run.progress import ConsoleReporter
+    from exprbench.metrics.run.sweep import DEFAULT_SWEEP_METRICS, parse_setting, sweep_run
+
+    field, values = parse_setting(setting)
+    names = [m.strip() for item in metrics for m in item.split(",") if m.strip()] or list(DEFAULT_SWEEP_METRICS)
+    reporter = ConsoleReporter(Console(stderr=True), bars=progress)
+    doc = sweep_run(run_dir, field, values, names, device=device, data=data, evaluator_weights=evaluator_weights,
+                    checkpoint=checkpoint, reporter=reporter)
+    t = Table(doc["setting"], *doc["metrics"])
+    for p in doc["points"]:
+        t.add_row(str(p["value"]), *[_cell(p["metrics"].get(m)) for m in doc["metrics"]])
+    console.print(t)
+    console.print(f"wrote {Path(run_dir) / 'sweeps' / (field + '.json')}", highlight=False, soft_wrap=True)
+
+
+def _cell(entry: dict | None) -> str:
+    """A sweep table cell: the value, or the status and reason."""
+    if not entry:
+        return "-"
+    if entry.get("status") != "ok":
+        return f"{entry.get('status')}: {entry.get('reason', '')}"
+    return f"{entry['value']:.4g}"
