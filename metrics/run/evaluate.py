@@ -29,11 +29,12 @@ import torch
 
 from exprbench.data import FaceDataset, load_dataset
 from exprbench.core.errors import EvaluationInterrupted, UserError
+from exprbench.core.io import file_sha256
 
 from exprbench.metrics.run.context import EvalContext
 from exprbench.metrics.run.evaljson import PARTIAL_NAME, PartialEval, read_eval, write_eval
 from exprbench.metrics.run.run_figures import write_figure_inputs
-from exprbench.metrics.run.sample_store import FOLDER as SAMPLES_FOLDER, SampleStore, file_sha256
+from exprbench.metrics.run.sample_store import FOLDER as SAMPLES_FOLDER, SampleStore
 from exprbench.metrics.families.fidelity_inputs import drop_generated_cache
 from exprbench.metrics.run.progress import EvalReporter
 from exprbench.metrics.run.references import (check_per_class_counts, common_fields, keep_finished, now,

@@ -23,15 +23,6 @@ from exprbench.core.io import atomic_open
 FOLDER = ".generated"
 
 
-def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
-    """sha256 (hex) of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 class SampleStore:
     """The generated sets of one checkpoint in one folder.
 

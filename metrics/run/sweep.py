@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Sequence
 
 from exprbench.core.errors import ConfigError, UserError
-from exprbench.core.io import read_json, write_json
+from exprbench.core.io import file_sha256, read_json, write_json
 from exprbench.data import load_dataset
 from exprbench.runs.config import set_key
 from exprbench.runs.loader import checkpoint_source, load_source
@@ -31,7 +31,7 @@ from exprbench.metrics.run.context import EvalContext
 from exprbench.metrics.run.progress import EvalReporter
 from exprbench.metrics.run.references import common_fields, now, resolve_protocols, run_all
 from exprbench.metrics.run.run_checks import resolve_eval_data_path
-from exprbench.metrics.run.sample_store import FOLDER as SAMPLES_FOLDER, SampleStore, file_sha256
+from exprbench.metrics.run.sample_store import FOLDER as SAMPLES_FOLDER, SampleStore
 
 #: what a sweep measures by default: label accuracy (100 per emotion), realism FID and precision/recall (2,000 images)
 DEFAULT_SWEEP_METRICS = ("acc_gen700", "fid2k_train_ml", "pr2k_train_ml")
