@@ -105,3 +105,18 @@ def test_celeba_shape_from_spec():
         model.training_step(Batch(torch.rand(2, 3, 64, 64) * 2 - 1, torch.tensor([0, 1])), 0)
         assert model.translate(torch.zeros(2, 3, 64, 64), torch.tensor([1, 0])).shape == (2, 3, 64, 64)
         assert model.encode(torch.zeros(2, 3, 64, 64))["c_logits"].shape == (2, 2)
+
+
+def test_recon_variant_adds_an_l1_reconstruction_that_reaches_e():
+    assert tiny("recon").cfg.recon_weight > 0 and tiny().cfg.recon_weight == 0  # the faithful default has none
+    x, c = torch.rand(4, 1, 48, 48) * 2 - 1, torch.randint(0, 7, (4,))
+    assert tiny("recon").training_step(Batch(x, c), 0)["loss_rec"] > 0
+    grads = {}
+    for w in (0.0, 1.0):  # the same nets and noise; only the reconstruction term differs
+        model = tiny(overrides=[f"model.recon_weight={w}", "model.aux_cls_weight=0"])
+        torch.manual_seed(1)
+        loss, logs = model.g_objective(Batch(x, c), None)
+        model.nets.zero_grad()
+        loss.backward()
+        grads[w] = torch.cat([q.grad.flatten() for q in model.nets["E"].parameters() if q.grad is not None])
+    assert ("loss_rec" in logs) and not torch.allclose(grads[0.0], grads[1.0])
