@@ -78,19 +78,29 @@ def _out_pad(s_in: int, s_out: int) -> int:
     return op
 
 
+OUTPUTS = ("direct", "residual", "attention")
+
+
 class UNetGenerator(nn.Module):
-    """CCycleGAN's U-Net G(x, c): 4 strided convs, label at the bottleneck, 3 ConvT with skips, ConvT + tanh.
+    """CCycleGAN's U-Net G(x, c): 4 strided convs, label at the bottleneck, 3 ConvT with skips, a last ConvT.
 
     Input x float N x C x H x W in [-1, 1], c int64 N; output float N x C x H x W in [-1, 1]. Split into
-    :meth:`encode` (the feature list) and :meth:`decode` (features, c) so one encoding serves many targets.
+    :meth:`encode` (the input and the feature maps) and :meth:`decode` (those, c) so one encoding serves many
+    targets. ``output`` maps the last ConvT's result h to the image: ``direct`` tanh(h) (the paper),
+    ``residual`` clamp(x + 2 tanh(h), -1, 1) (G writes a change to its input), ``attention`` GANimation's
+    A x + (1 - A) tanh(h_colour) with the mask A = sigmoid(h_mask) (Pumarola et al. 2018, eq. 1: A = 1 keeps
+    the input pixel), so flat regions can be left as they are.
 
     Raises:
-        ValueError: images too small for 4 valid 4x4 s2 convs (H, W >= 34) or sizes that do not invert.
+        ValueError: images too small for 4 valid 4x4 s2 convs (H, W >= 34), sizes that do not invert, or an
+            unknown ``output``.
     """
 
-    def __init__(self, spec: DataSpec, ch: int) -> None:
+    def __init__(self, spec: DataSpec, ch: int, output: str = "direct") -> None:
         super().__init__()
-        self.k = spec.num_classes
+        if output not in OUTPUTS:
+            raise ValueError(f"model.output={output!r}: expected one of {', '.join(OUTPUTS)}")
+        self.k, self.output, self.channels = spec.num_classes, output, spec.channels
         hs, ws = [spec.height], [spec.width]
         for _ in range(4):
             hs.append(_down(hs[-1]))
@@ -114,24 +124,32 @@ class UNetGenerator(nn.Module):
                                          nn.InstanceNorm2d(cout, affine=True)))
             cin = 2 * cout
         op = (_out_pad(hs[1], hs[0]), _out_pad(ws[1], ws[0]))
-        self.out = nn.Sequential(nn.ConvTranspose2d(cin, spec.channels, 4, 2, 0, output_padding=op), nn.Tanh())
+        last = nn.ConvTranspose2d(cin, spec.channels + (output == "attention"), 4, 2, 0, output_padding=op)
+        self.out = nn.Sequential(last, nn.Tanh()) if output == "direct" else nn.Sequential(last)  # keys out.0.*
 
     def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """The encoder's feature maps [d1, d2, d3, d4] (d4 is the code)."""
-        feats = []
+        """The input and the encoder's feature maps [x, d1, d2, d3, d4] (d4 is the code)."""
+        feats = [x]
         for layer in self.down:
             x = layer(x)
             feats.append(x)
         return feats
 
-    def decode(self, feats: list[torch.Tensor], c: torch.Tensor) -> torch.Tensor:
-        """Decode ``feats`` (from :meth:`encode`, batch N) with target labels ``c`` (int64 N)."""
-        d1, d2, d3, d4 = feats
+    def decode(self, feats: list[torch.Tensor], c: torch.Tensor, with_mask: bool = False):
+        """Decode ``feats`` (from :meth:`encode`, batch N) with target labels ``c`` (int64 N): the images, and
+        with ``with_mask`` also the attention mask A (float N x 1 x H x W in [0, 1]; None unless ``attention``)."""
+        x, d1, d2, d3, d4 = feats
         h = torch.cat([d4.flatten(1), F.one_hot(c, self.k).to(d4.dtype)], dim=1)
         h = self.bottleneck(h).view(-1, *self.code_shape)
         for up, skip in zip(self.up, (d3, d2, d1)):
             h = torch.cat([up(h), skip], dim=1)
-        return self.out(h)
+        h, mask = self.out(h), None
+        if self.output == "residual":
+            h = torch.clamp(x + 2 * torch.tanh(h), -1, 1)
+        elif self.output == "attention":
+            mask = torch.sigmoid(h[:, self.channels:])
+            h = mask * x + (1 - mask) * torch.tanh(h[:, : self.channels])
+        return (h, mask) if with_mask else h
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(x), c)
@@ -184,6 +202,10 @@ class CCycleGANConfig:
         pool_size: unused (kept so that configs and run directories of earlier versions load).
         lr_g, lr_d: Adam learning rates; betas: Adam betas.
         diffaugment: DiffAugment policy on every image D and C see (see :mod:`.diffaugment`); ``""`` is off.
+        output: how G's last layer makes the image: ``direct`` (the paper), ``residual`` or ``attention`` (see
+            :class:`UNetGenerator`).
+        w_att: with ``attention``, weight of GANimation's mask penalty mean(A) on translations (it keeps A from
+            saturating at 1, where G would return its input unchanged; mean-normalised, no TV term).
     """
 
     ch: int = field(default=64, metadata={'min': 1})
@@ -205,6 +227,8 @@ class CCycleGANConfig:
     lr_d: float = field(default=2e-4, metadata={'gt': 0})
     betas: tuple[float, float] = (0.5, 0.999)
     diffaugment: str = ""
+    output: str = field(default="direct", metadata={'choices': list(OUTPUTS)})
+    w_att: float = field(default=0.1, metadata={'min': 0})
 
 
 @register_model("ccyclegan")
@@ -234,7 +258,7 @@ class CCycleGAN(AdversarialPlugin, Translator, Conditional):
             raise ValueError(f"model.d_norm={cfg.d_norm!r}: expected one of {', '.join(D_NORMS)}")
         if spec.num_classes < 2:
             raise ValueError("CCycleGAN needs at least 2 classes")
-        self.nets["G"] = UNetGenerator(spec, cfg.ch)
+        self.nets["G"] = UNetGenerator(spec, cfg.ch, cfg.output)
         self.nets["D"] = Discriminator(spec, cfg.ch, cfg.d_norm)
         self.place()
         self.adam("G", cfg.lr_g, cfg.betas)
@@ -301,7 +325,7 @@ class CCycleGAN(AdversarialPlugin, Translator, Conditional):
         feats = G.encode(x)
         n = x.shape[0]
         idx = torch.cat([src, torch.arange(n, device=x.device)])
-        out = G.decode([f[idx] for f in feats], torch.cat([c_t, c]))
+        out, mask = G.decode([f[idx] for f in feats], torch.cat([c_t, c]), with_mask=True)
         fake, rec = out[: src.shape[0]], out[src.shape[0]:]
         adv, cls = self.nets["D"](fake)
         loss_adv = g_loss(cfg.loss, adv)
@@ -314,6 +338,9 @@ class CCycleGAN(AdversarialPlugin, Translator, Conditional):
         loss_rec = (rec - x).abs().mean()
         loss_g = cfg.w_gan * loss_adv + cfg.w_cls * loss_cls + cfg.w_rec * loss_rec
         logs = {"loss_cls_g": loss_cls.item(), "loss_rec": loss_rec.item()}
+        if mask is not None:  # GANimation's penalty on the translations' masks
+            loss_att = mask[: src.shape[0]].mean()
+            loss_g, logs["mask_mean"] = loss_g + cfg.w_att * loss_att, loss_att.item()
         if cfg.w_cyc > 0:
             loss_cyc = (G(fake, c[src]) - x[src]).abs().mean()
             loss_g = loss_g + cfg.w_cyc * loss_cyc

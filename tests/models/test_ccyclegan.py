@@ -43,7 +43,7 @@ def test_reference_config_facts():
     assert cfg.train.batch_size == 64 and cfg.data.augment.hflip and m.lr_g == 2e-4 and m.betas[0] == 0.5
     model = build_model(cfg, SPEC, torch.device("cpu"))
     feats = model.nets["G"].encode(torch.zeros(1, 1, 48, 48))
-    assert [tuple(f.shape[1:]) for f in feats] == [(64, 23, 23), (128, 10, 10), (256, 4, 4), (512, 1, 1)]
+    assert [tuple(f.shape[1:]) for f in feats] == [(1, 48, 48), (64, 23, 23), (128, 10, 10), (256, 4, 4), (512, 1, 1)]
 
 
 def test_every_image_goes_to_every_other_emotion():
@@ -95,3 +95,32 @@ def test_own_emotion_translation_stays_close_after_short_real_training(real_zip,
     assert step == 150
     assert float(l1.mean()) < 0.2 and float(l1.mean()) < 0.6 * float(l1_other_face.mean())
     assert float(ssim.mean()) > 0.25
+
+
+@pytest.mark.parametrize("output", ["residual", "attention"])
+def test_residual_and_attention_outputs_train_and_stay_in_range(output):
+    model = tiny(overrides=[f"model.output={output}"])
+    x = torch.rand(4, 1, 48, 48) * 2 - 1
+    logs = model.training_step(Batch(x, torch.tensor([0, 3, 3, 6])), 0)
+    assert all(math.isfinite(v) for v in logs.values())
+    assert ("mask_mean" in logs) == (output == "attention")
+    G = model.nets["G"]
+    out, mask = G.decode(G.encode(x), torch.tensor([1, 2, 4, 5]), with_mask=True)
+    assert out.shape == x.shape and out.min() >= -1 and out.max() <= 1
+    if output == "attention":  # A = 1 everywhere gives the input back exactly (GANimation, eq. 1)
+        assert mask.shape == (4, 1, 48, 48) and 0 <= mask.min() and mask.max() <= 1
+        with torch.no_grad():
+            G.out[0].bias[1] = 1e4  # the mask channel saturates at 1
+        assert torch.allclose(G(x, torch.tensor([1, 2, 4, 5])), x, atol=1e-5)
+    else:  # a zero last layer adds nothing to the input
+        with torch.no_grad():
+            G.out[0].weight.zero_()
+            G.out[0].bias.zero_()
+        assert torch.allclose(G(x, torch.tensor([1, 2, 4, 5])), x)
+
+
+def test_unknown_output_is_refused():
+    from exprbench.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="model.output"):
+        tiny(overrides=["model.output=mask"])
