@@ -11,6 +11,7 @@ import torch
 from exprbench.cli import main
 from exprbench.data import load_fer2013
 from exprbench.metrics.run.evaluate import evaluate_model
+from exprbench.metrics.protocols.presentation import Presentation
 from exprbench.metrics.protocols.spec import register_metric, unregister_metric
 from exprbench.metrics.testing import tiny_evaluator
 from exprbench.models import MODELS, register_model
@@ -36,7 +37,7 @@ def bright14(spec, ctx, real):
 @pytest.fixture
 def plugins():
     register_model("tmp_flat")(Flat)
-    register_metric(needs={"sample"}, n_samples=14, seed=3, direction="higher", table="fidelity",
+    register_metric(needs={"sample"}, n_samples=14, seed=3, direction="higher", show=Presentation(table="fidelity"),
                     no_reference="a throw-away test metric", name_pattern="bright{n}",
                     summary="mean brightness of generated images (test)")(bright14)
     yield

@@ -25,7 +25,8 @@ from exprbench.core.errors import RegistryError
 from exprbench.core.registry import Registry
 from exprbench.core.capabilities import CAPABILITIES
 
-from exprbench.metrics.protocols.names import EXTRACTOR_NAME
+from exprbench.metrics.protocols.names import DIRECTIONS, EXTRACTOR_NAME
+from exprbench.metrics.protocols.presentation import Presentation, validate_presentation
 
 PROTOCOL_VERSION = "exprbench-metrics/1"
 #: the modules of the built-in declarations, imported on the first lookup (in this order: the order of tables)
@@ -59,24 +60,8 @@ class MetricRegistry(Registry):
 
 METRICS = MetricRegistry()
 
-DIRECTIONS = ("lower", "higher")
-# the leaderboard tables, in order: (table name, title)
-LEADERBOARD_TABLES: list[tuple[str, str]] = [
-    ("fidelity", "Fidelity to the training faces"),
-    ("coverage", "Coverage and memorisation"),
-    ("likelihood", "Likelihood (bits/dim of the test faces)"),
-    ("class_aware", "Class-aware generation"),
-    ("encoder", "Encoder"),
-    ("translation", "Translation of test faces"),
-    ("editing", "Editing at the model's reference strength"),
-]
-TABLES = tuple(t for t, _ in LEADERBOARD_TABLES)
 REFERENCE_LABEL = "real data (reference)"
 _NAME_RX = re.compile(r"^[a-z][a-z0-9_]*$")
-
-
-FLAG_MARK = "*"  # the mark of a flagged leaderboard cell (ASCII: it reads the same in markdown and LaTeX)
-FIGURES = (None, "samples", "translations", "edits", "closest_pairs")  # figure inputs evaluate writes
 
 
 def format_count(n: int) -> str:
@@ -87,10 +72,6 @@ def format_count(n: int) -> str:
 def parse_count(text: str) -> int:
     """``10k`` -> 10000, ``2500`` -> 2500."""
     return int(text[:-1]) * 1000 if text.endswith("k") else int(text)
-
-
-def _no_details(entry: dict, reference: dict) -> str:
-    return ""
 
 
 @dataclass(frozen=True)
@@ -111,28 +92,12 @@ class MetricSpec:
         reference: how the real-data reference is computed, one line; None when there is none.
         no_reference: why there is no reference (required when ``reference`` is None).
         direction: ``lower`` or ``higher`` is better.
-        table: the leaderboard table (one of :data:`LEADERBOARD_TABLES`).
         datasets: label-set kinds it applies to (``("*",)``: any; e.g. ``("fer7", "fer6")``).
         uses: the networks it reads besides the model (their cards say which images and classes they take).
         per_class: needs at least one sample per class (class-balanced or per-target protocols).
         min_samples: the least images it can score (per class when ``per_class``), e.g. 2 for a covariance.
-        derived: detail keys promoted to leaderboard columns ``<name>:<key>``, key -> direction.
-        details: ``details(entry, reference_entry) -> str``, the line printed under the table ("" for none).
-        what: the start line's phrase, a template over ``n, per, per_total, src, seed, extractor, pr_ref``.
-        display: column header of the value in tables (default: the family in capitals).
-        accuracy: the value is a label accuracy in [0, 1] (charts draw chance at 1/K).
-        column_order: the order of the value (None) and derived keys in tables (default: value, then
-            derived in declaration order).
-        figure: the figure input its evaluation writes into the run (``samples``, ``translations``,
-            ``edits``, ``closest_pairs``), or None.
-        ranks_samples: the value picks the representative seed of a sample sheet (the median run).
-        confusion: its details hold ``confusion_matrix`` and ``class_names`` (a confusion figure).
-        sweep: its details hold an edit-strength ``sweep`` (success vs strength figure).
-        kind_key: a boolean detail reported as a text column: ``(detail key, column, header, true
-            text, false text)``, or None.
-        flag_above: leaderboard cells to mark: value (None) or derived key -> a threshold, or ``"reference"``
-            (the real-data reference of that column); a mean above it gets :data:`FLAG_MARK` and ``flag_note``
-            (one sentence: what the mark means) under the table.
+        show: how it is shown (:class:`~exprbench.metrics.protocols.presentation.Presentation`: table,
+            derived columns, details line, headers, figures, flagged cells).
         reads_latents: it holds the model's latents fixed while it changes c (or the reverse), so it needs the
             model itself and cannot score given images.
         default: part of the default set of ``exprbench evaluate``.
@@ -147,7 +112,7 @@ class MetricSpec:
     n_samples: int
     seed: int
     direction: str
-    table: str
+    show: Presentation
     extractor: str = EXTRACTOR_NAME
     compared_with: str = "train"
     reference: str | None = None
@@ -156,28 +121,10 @@ class MetricSpec:
     per_class: bool = False
     min_samples: int = 1
     uses: tuple = (EXTRACTOR_NAME,)
-    derived: Mapping[str, str] = field(default_factory=dict, compare=False)
-    details: Callable = field(default=_no_details, compare=False, repr=False)
-    what: str = ""
-    display: str = ""
-    accuracy: bool = False
-    column_order: tuple = ()
-    figure: str | None = None
-    ranks_samples: bool = False
-    confusion: bool = False
-    sweep: bool = False
-    kind_key: tuple | None = None
-    flag_above: Mapping = field(default_factory=dict, compare=False)
-    flag_note: str = field(default="", compare=False)
     reads_latents: bool = False
     default: bool = True
     summary: str = ""
     name_pattern: str = ""
-
-    @property
-    def columns(self) -> tuple:
-        """The value (None) and derived keys in table order."""
-        return self.column_order or (None, *self.derived)
 
     def with_n(self, n: int) -> "MetricSpec":
         """The same protocol with ``n`` samples, renamed so the name carries the count.
@@ -213,11 +160,6 @@ def _validate(spec: MetricSpec) -> None:
         raise RegistryError(f"{where}: a name is lower-case letters, digits and '_' (e.g. fid10k_train)")
     if spec.direction not in DIRECTIONS:
         raise RegistryError(f"{where}: direction {spec.direction!r} is not one of {', '.join(DIRECTIONS)}")
-    if spec.table not in TABLES:
-        raise RegistryError(f"{where}: table {spec.table!r} is not one of {', '.join(TABLES)}")
-    for key, d in spec.derived.items():
-        if d not in DIRECTIONS:
-            raise RegistryError(f"{where}: derived column {key!r} has direction {d!r}, not one of {', '.join(DIRECTIONS)}")
     unknown = sorted(set(spec.needs) - set(CAPABILITIES))
     if unknown:
         raise RegistryError(f"{where}: needs unknown capabilities {', '.join(unknown)} (known: {', '.join(CAPABILITIES)})")
@@ -232,33 +174,22 @@ def _validate(spec: MetricSpec) -> None:
     if not spec.name_pattern:  # else --n-samples would store it under an empty name
         raise RegistryError(f"{where}: name_pattern is required (the name with {{n}} for the sample count, "
                             "e.g. 'fid{n}_train'): --n-samples renames every protocol it evaluates")
-    if spec.name_pattern:
-        if "{n}" not in spec.name_pattern:
-            raise RegistryError(f"{where}: name_pattern {spec.name_pattern!r} has no {{n}}")
-        if not _NAME_RX.match(spec.name_pattern.replace("{n}", "1k")):
-            raise RegistryError(f"{where}: name_pattern {spec.name_pattern!r} does not give a valid name")
-    if spec.column_order and set(spec.column_order) != {None, *spec.derived}:
-        raise RegistryError(f"{where}: column_order {spec.column_order!r} must list None and every derived key once")
-    bad_flags = [k for k, t in spec.flag_above.items() if (k is not None and k not in spec.derived)
-                 or not (t == "reference" or isinstance(t, (int, float)))]
-    if bad_flags:
-        raise RegistryError(f"{where}: flag_above key {bad_flags[0]!r} is not the value (None) or a derived column "
-                            "with a number or 'reference' as its threshold")
-    if spec.flag_above and not spec.flag_note:
-        raise RegistryError(f"{where}: flag_above needs flag_note, one sentence saying what a marked cell means")
-    if spec.figure not in FIGURES:
-        raise RegistryError(f"{where}: figure {spec.figure!r} is not one of {', '.join(map(str, FIGURES))}")
-    if not callable(spec.fn) or not callable(spec.details):
-        raise RegistryError(f"{where}: fn and details must be callables")
+    if "{n}" not in spec.name_pattern:
+        raise RegistryError(f"{where}: name_pattern {spec.name_pattern!r} has no {{n}}")
+    if not _NAME_RX.match(spec.name_pattern.replace("{n}", "1k")):
+        raise RegistryError(f"{where}: name_pattern {spec.name_pattern!r} does not give a valid name")
+    validate_presentation(spec.show, where)
+    if not callable(spec.fn):
+        raise RegistryError(f"{where}: fn must be a callable")
 
 
-def register_metric(*, needs, n_samples: int, seed: int, direction: str, table: str, family: str | None = None,
+def register_metric(*, needs, n_samples: int, seed: int, direction: str, show: Presentation, family: str | None = None,
                     name: str | None = None, **decl) -> Callable[[Callable], MetricSpec]:
     """Decorator: register ``fn(spec, ctx, real) -> dict`` as the protocol named after the function.
 
     Args:
         needs: capabilities (an iterable of names); n_samples, seed: as :class:`MetricSpec`.
-        direction: ``lower`` or ``higher``; table: a name of :data:`LEADERBOARD_TABLES`.
+        direction: ``lower`` or ``higher``; show: how it is shown (a :class:`Presentation`).
         family: the metric kind (default: the name with its count and split removed, e.g. ``fid``).
         name: the protocol name (default: the function's name).
         **decl: the other :class:`MetricSpec` fields (reference / no_reference, extractor, ...).
@@ -268,7 +199,7 @@ def register_metric(*, needs, n_samples: int, seed: int, direction: str, table: 
 
     Raises:
         RegistryError: a bad declaration (name, direction, table, capability, missing reference
-            reason) or a name registered twice.
+            reason, presentation) or a name registered twice.
     """
 
     def deco(fn: Callable) -> MetricSpec:
@@ -279,7 +210,7 @@ def register_metric(*, needs, n_samples: int, seed: int, direction: str, table: 
         if bad:
             raise RegistryError(f"metric {nm!r}: unknown declaration field(s) {', '.join(bad)}")
         spec = MetricSpec(name=nm, fn=fn, family=fam, needs=frozenset(needs), n_samples=n_samples, seed=seed,
-                          direction=direction, table=table, **decl)
+                          direction=direction, show=show, **decl)
         _validate(spec)
         if METRICS.is_loaded(nm):
             raise RegistryError(f"metric protocol {nm!r} is registered twice")
@@ -336,10 +267,10 @@ def higher_is_better(column: str) -> bool:
     spec, key = _split(column)
     if key is None:
         return spec.direction == "higher"
-    if key not in spec.derived:
+    if key not in spec.show.derived:
         raise RegistryError(f"{column}: {spec.name} has no derived column {key!r} "
-                            f"(derived: {', '.join(spec.derived) or 'none'})")
-    return spec.derived[key] == "higher"
+                            f"(derived: {', '.join(spec.show.derived) or 'none'})")
+    return spec.show.derived[key] == "higher"
 
 
 def table_of(column: str) -> str:
@@ -348,12 +279,12 @@ def table_of(column: str) -> str:
     Raises:
         RegistryError: unknown protocol.
     """
-    return _split(column)[0].table
+    return _split(column)[0].show.table
 
 
 def derived_columns(name: str) -> dict[str, str]:
     """``{detail key: direction}`` promoted to columns ``<name>:<key>``, in declaration order."""
-    return dict(resolve_metric(name).derived)
+    return dict(resolve_metric(name).show.derived)
 
 
 def default_metrics() -> list[str]:

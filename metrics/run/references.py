@@ -97,8 +97,8 @@ def reference_not_run(spec) -> dict:
 def what_line(spec, ctx) -> str:
     """One phrase for the start line of ``spec``: what it computes on how many images (its ``what``)."""
     per = spec.n_samples // ctx.k
-    if spec.what:
-        return spec.what.format(n=spec.n_samples, per=per, per_total=per * ctx.k, src=ctx.image_words, seed=spec.seed,
+    if spec.show.what:
+        return spec.show.what.format(n=spec.n_samples, per=per, per_total=per * ctx.k, src=ctx.image_words, seed=spec.seed,
                                 extractor=spec.extractor,
                                 pr_ref=f"{min(PR_REFERENCE_SIZE, len(ctx.train)):,} train images")
     head = spec.summary.split(":")[0] if spec.summary else spec.family

@@ -47,7 +47,7 @@ def _record(spec: MetricSpec, e: dict, condition: str, strength: int, param, **e
            "value": e.get("value"), "ci95": e.get("ci95"), "status": e.get("status"), "reason": e.get("reason"),
            "n": e.get("n_samples"), "seed": spec.seed,
            "wall_s": e.get("wall_s"), "cpu_s": e.get("cpu_s"), **extra}
-    for key in spec.derived:
+    for key in spec.show.derived:
         rec[key] = d.get(key)
         rec[f"{key}_ci95"] = d.get(f"{key}_ci95")
     return rec

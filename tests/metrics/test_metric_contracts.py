@@ -18,9 +18,10 @@ from exprbench.metrics.run.evaljson import merge_eval, references_of
 from exprbench.metrics.families.fidelity_inputs import drop_generated_cache
 from exprbench.metrics.run.references import run_protocol
 from exprbench.core.capabilities import CAPABILITIES
-from exprbench.metrics.protocols.spec import (DIRECTIONS, LEADERBOARD_TABLES, METRICS, TABLES, all_metrics,
-                                    default_metrics, derived_columns, higher_is_better, register_metric,
-                                    resolve_metric, table_of, unregister_metric)
+from exprbench.metrics.protocols.names import DIRECTIONS
+from exprbench.metrics.protocols.presentation import LEADERBOARD_TABLES, TABLES, Presentation
+from exprbench.metrics.protocols.spec import (METRICS, all_metrics, default_metrics, derived_columns, higher_is_better,
+                                              register_metric, resolve_metric, table_of, unregister_metric)
 from exprbench.metrics.testing import tiny_evaluator
 from tests.conftest import write_csv
 
@@ -79,21 +80,21 @@ def test_batch_size_independence(world, name):
 @pytest.mark.parametrize("name", all_metrics())
 def test_declaration_is_complete(name):
     s = resolve_metric(name)
-    assert s.direction in DIRECTIONS and s.table in TABLES
+    assert s.direction in DIRECTIONS and s.show.table in TABLES
     assert (s.reference is None) == bool(s.no_reference), "a reference, or a reason why there is none"
     assert s.summary and s.family and s.needs <= set(CAPABILITIES)
     assert s.name_pattern and "{n}" in s.name_pattern
     renamed = s.with_n(123).name
     assert resolve_metric(renamed).n_samples == 123 and resolve_metric(renamed).family == s.family
-    assert higher_is_better(name) == (s.direction == "higher") and table_of(name) == s.table
+    assert higher_is_better(name) == (s.direction == "higher") and table_of(name) == s.show.table
     for key, d in derived_columns(name).items():
-        assert higher_is_better(f"{name}:{key}") == (d == "higher") and table_of(f"{name}:{key}") == s.table
-    assert callable(s.fn) and callable(s.details)
+        assert higher_is_better(f"{name}:{key}") == (d == "higher") and table_of(f"{name}:{key}") == s.show.table
+    assert callable(s.fn) and callable(s.show.details)
 
 
 def test_accessors_and_tables():
     assert [t for t, _ in LEADERBOARD_TABLES] == list(TABLES)
-    assert {resolve_metric(n).table for n in all_metrics()} <= set(TABLES)
+    assert {resolve_metric(n).show.table for n in all_metrics()} <= set(TABLES)
     assert higher_is_better("pr1k_train:recall") and not higher_is_better("fid1k_train")
     assert not higher_is_better("edit_success:entanglement") and higher_is_better("recon_test:ssim")
     with pytest.raises(RegistryError, match="no derived column"):
@@ -103,15 +104,16 @@ def test_accessors_and_tables():
 
 @pytest.mark.parametrize("bad, match", [
     (dict(direction="up"), "direction 'up'"),
-    (dict(table="nowhere"), "table 'nowhere'"),
+    (dict(show=Presentation(table="nowhere")), "table 'nowhere'"),
     (dict(no_reference=""), "no_reference="),
     (dict(needs={"fly"}), "unknown capabilities fly"),
     (dict(colour="red"), "unknown declaration field"),
-    (dict(derived={"x": "sideways"}), "derived column 'x'"),
+    (dict(show=Presentation(table="fidelity", derived={"x": "sideways"})), "derived column 'x'"),
+    (dict(table="fidelity"), "unknown declaration field"),  # how it is shown goes in show=Presentation(...)
     (dict(name_pattern=""), "name_pattern is required"),
 ])
 def test_registration_validates(bad, match):
-    decl = dict(needs={"sample"}, n_samples=10, seed=0, direction="lower", table="fidelity",
+    decl = dict(needs={"sample"}, n_samples=10, seed=0, direction="lower", show=Presentation(table="fidelity"),
                 no_reference="a test", summary="t", name="bogus_test", name_pattern="bogus{n}_test")
     decl.update(bad)
     with pytest.raises(RegistryError, match=match):
@@ -121,10 +123,10 @@ def test_registration_validates(bad, match):
 
 def test_registration_refuses_duplicates_and_bad_names():
     with pytest.raises(RegistryError, match="registered twice"):
-        register_metric(needs={"sample"}, n_samples=10, seed=0, direction="lower", table="fidelity",
+        register_metric(needs={"sample"}, n_samples=10, seed=0, direction="lower", show=Presentation(table="fidelity"),
                         no_reference="a test", name="fid10k_train", name_pattern="fid{n}_train")(lambda spec, ctx, real: {})
     with pytest.raises(RegistryError, match="lower-case"):
-        register_metric(needs={"sample"}, n_samples=10, seed=0, direction="lower", table="fidelity",
+        register_metric(needs={"sample"}, n_samples=10, seed=0, direction="lower", show=Presentation(table="fidelity"),
                         no_reference="a test", name="Bad-Name", name_pattern="bad{n}")(lambda spec, ctx, real: {})
 
 
@@ -133,9 +135,9 @@ def test_runtime_metric_in_listing_and_evaluation(world, capsys):
     from exprbench.cli import main
     from exprbench.metrics.run.evaluate import evaluate_model
 
-    @register_metric(needs={"sample"}, n_samples=N, seed=9, direction="higher", table="fidelity",
-                     no_reference="a throw-away test metric", name_pattern="brt{n}", summary="mean brightness (test)",
-                     details=lambda e, ref: f"brightness {e['value']:.3f}")
+    @register_metric(needs={"sample"}, n_samples=N, seed=9, direction="higher", no_reference="a throw-away test metric",
+                     name_pattern="brt{n}", summary="mean brightness (test)",
+                     show=Presentation(table="fidelity", details=lambda e, ref: f"brightness {e['value']:.3f}"))
     def brt14(spec, ctx, real):
         imgs, _ = ctx.generate(spec.n_samples, spec.seed, per_class=False)
         return {"value": float(imgs.float().mean() / 255), "n_samples": int(imgs.shape[0])}
@@ -164,7 +166,7 @@ def test_iw_bound_only_with_its_capability(world):
 def test_protocol_that_does_not_apply_is_skipped(world):
     """A protocol declared for other label sets, or whose network cannot read the data, is skipped."""
 
-    @register_metric(needs={"sample"}, n_samples=N, seed=0, direction="lower", table="fidelity",
+    @register_metric(needs={"sample"}, n_samples=N, seed=0, direction="lower", show=Presentation(table="fidelity"),
                      no_reference="test", datasets=("celeba-Smiling",), name_pattern="only{n}_celeba")
     def only14_celeba(spec, ctx, real):
         raise AssertionError("must not run")
