@@ -1,11 +1,13 @@
-"""The built-in metric protocols: one registered function each, declared with everything about it.
+"""The built-in metric protocols: one declaration each, with everything about it.
 
-Each function is ``fn(spec, ctx, real) -> dict``: the entry fields of the model's value, or with
-``real=True`` of its real-data reference. The computation lives beside its math (family modules,
-imported when the protocol runs, so listing protocols imports no torch): :mod:`.fidelity_metrics`
-(fid, kid, pr, dc, mem), :mod:`.classaware` (ifid, acc_gen, cas), :mod:`.encoding` (enc_acc, probe,
-recon), :mod:`.translation`, :mod:`.editing`, :mod:`.likelihood`. Adding a protocol is one more
-decorated function here or in a plugin module (entry-point group ``exprbench.metrics``).
+Each declaration names its family's module (``computed_in``): the module's ``compute_<family>(spec, ctx)``
+gives the model's value and ``reference_<family>(spec, ctx)`` the real-data reference, both imported when
+the protocol runs (listing protocols imports no torch): :mod:`.fidelity_metrics` (fid, kid, pr, dc, mem),
+:mod:`.classaware` (ifid, acc_gen), :mod:`.cas`, :mod:`.encoding` (enc_acc, probe, recon), :mod:`.translation`,
+:mod:`.editing`, :mod:`.likelihood`. How each is shown is its ``show=Presentation(...)``. The fidelity twins
+of the realism and the evaluator feature spaces come from one loop (:data:`FEATURE_SPACES`). Adding a protocol
+is one more declaration here or in a plugin module (entry-point group ``exprbench.metrics``), and one typed
+function beside it.
 """
 
 from __future__ import annotations
@@ -141,6 +143,7 @@ def bpd_details(e: dict, ref: dict) -> str:
 #: the feature spaces of the twins, in registration order (extractor, name suffix): the realism space first
 #: (pooled features of every evaluator stage, metrics/extractors/multilayer.py), then the evaluator's
 FEATURE_SPACES = ((MULTILAYER_NAME, "_ml"), (EXTRACTOR_NAME, ""))
+FIDELITY = "exprbench.metrics.families.fidelity_metrics"  # compute_<family> and reference_<family> of the twins
 MEM_REFERENCE = "real test faces (not pixel copies of a train face) scored as samples: about 0.05 by construction"
 
 #: per family, what both spaces declare (the name pattern without the space's suffix)
@@ -186,177 +189,128 @@ TWIN_SUMMARIES = {
 TWIN_FIGURES = {EXTRACTOR_NAME: {"fid": "samples", "mem": "closest_pairs"}}
 
 
-def _fidelity_fn(kind: str):
-    def run(spec, ctx, real):
-        from exprbench.metrics.families import fidelity_metrics as fm
-
-        if kind == "dc":
-            return fm.run_dc(spec, ctx, real)
-        if kind == "mem":
-            return fm.run_mem(spec, ctx, real)
-        return fm.run_fid_kid_pr(spec, ctx, real, kind)
-
-    return run
-
-
 for _extractor, _suffix in FEATURE_SPACES:
-    for _kind, _decl in TWINS.items():
+    for _family, _decl in TWINS.items():
         _pattern = _decl["name_pattern"] + _suffix
-        _show = replace(_decl["show"], figure=TWIN_FIGURES.get(_extractor, {}).get(_kind))
-        register_metric(**{**_decl, "name_pattern": _pattern, "show": _show}, needs=S, n_samples=10000, seed=0,
-                        extractor=_extractor, name=_pattern.format(n="10k"), family=_kind,
-                        summary=TWIN_SUMMARIES[_extractor][_kind])(_fidelity_fn(_kind))
+        _show = replace(_decl["show"], figure=TWIN_FIGURES.get(_extractor, {}).get(_family))
+        register_metric(**_decl | dict(name_pattern=_pattern, show=_show), name=_pattern.format(n="10k"),
+                        family=_family, computed_in=FIDELITY, needs=S, n_samples=10000, seed=0, extractor=_extractor,
+                        summary=TWIN_SUMMARIES[_extractor][_family])
 
 
 # -- class-aware generation --------------------------------------------------------------------
-@register_metric(needs=SC, n_samples=3500, seed=2, compared_with="test", direction="higher",
-                 reference=EVALUATOR_BALANCED, per_class=True, family="acc_gen", name_pattern="acc_gen{n}",
-                 summary="label accuracy (GAN-test): n/K per emotion classified by the evaluator (hflip TTA)",
-                 show=Presentation(table="class_aware", details=accuracy_details, accuracy=True, confusion=True,
-                                   what="evaluator label accuracy on {per:,} {src} per emotion (seed {seed})",
-                                   flag_above={None: "reference"}, flag_note=ABOVE_REAL))
-def acc_gen(spec, ctx, real):
-    from exprbench.metrics.families.classaware import run_acc
-
-    return run_acc(spec, ctx, real)
+register_metric(name="acc_gen", computed_in="exprbench.metrics.families.classaware",
+                needs=SC, n_samples=3500, seed=2, compared_with="test", direction="higher",
+                reference=EVALUATOR_BALANCED, per_class=True, family="acc_gen", name_pattern="acc_gen{n}",
+                summary="label accuracy (GAN-test): n/K per emotion classified by the evaluator (hflip TTA)",
+                show=Presentation(table="class_aware", details=accuracy_details, accuracy=True, confusion=True,
+                                  what="evaluator label accuracy on {per:,} {src} per emotion (seed {seed})",
+                                  flag_above={None: "reference"}, flag_note=ABOVE_REAL))
 
 
-@register_metric(needs=SC, n_samples=7000, seed=3, extractor=CAS_NAME, compared_with="test",
-                 direction="higher", uses=(CAS_NAME,),
-                 reference="the CAS recipe trained on as many real train images (class-balanced); its class-balanced "
-                           "test accuracy", per_class=True, min_samples=20, name_pattern="cas{n}",
-                 show=Presentation(table="class_aware", details=accuracy_details, accuracy=True,
-                                   what="CAS: fresh classifiers trained on {per_total:,} {src}, tested on real test "
-                                        "images (seed {seed})"),
-                 summary="Classification Accuracy Score: fresh classifiers trained on n generated, tested on real test; "
-                         "value = class-balanced accuracy (mean per-class recall), mean over 3 classifier seeds (1 "
-                         "under 1,000 images); interval: test-face bootstrap widened by the seed spread; plain "
-                         "accuracy in details")
-def cas(spec, ctx, real):
-    from exprbench.metrics.families.cas import run_cas
-
-    return run_cas(spec, ctx, real)
+register_metric(name="cas", computed_in="exprbench.metrics.families.cas",
+                needs=SC, n_samples=7000, seed=3, extractor=CAS_NAME, compared_with="test",
+                direction="higher", uses=(CAS_NAME,),
+                reference="the CAS recipe trained on as many real train images (class-balanced); its class-balanced "
+                          "test accuracy", per_class=True, min_samples=20, name_pattern="cas{n}",
+                show=Presentation(table="class_aware", details=accuracy_details, accuracy=True,
+                                  what="CAS: fresh classifiers trained on {per_total:,} {src}, tested on real test "
+                                       "images (seed {seed})"),
+                summary="Classification Accuracy Score: fresh classifiers trained on n generated, tested on real test; "
+                        "value = class-balanced accuracy (mean per-class recall), mean over 3 classifier seeds (1 "
+                        "under 1,000 images); interval: test-face bootstrap widened by the seed spread; plain "
+                        "accuracy in details")
 
 
-@register_metric(needs=SC, n_samples=10000, seed=1, direction="lower", reference=REAL_IN_PLACE,
-                 per_class=True, min_samples=2, name_pattern="ifid{n}_train",
-                 show=Presentation(table="class_aware", details=ifid_details,
-                                   what="intra-class FID, {per:,} {src} per emotion vs that emotion's train images "
-                                        "(seed {seed})"),
-                 summary="intra-class FID: per emotion, n/K generated vs that emotion's train images; mean")
-def ifid_train(spec, ctx, real):
-    from exprbench.metrics.families.classaware import run_ifid
-
-    return run_ifid(spec, ctx, real)
+register_metric(name="ifid_train", computed_in="exprbench.metrics.families.classaware",
+                needs=SC, n_samples=10000, seed=1, direction="lower", reference=REAL_IN_PLACE,
+                per_class=True, min_samples=2, name_pattern="ifid{n}_train",
+                show=Presentation(table="class_aware", details=ifid_details,
+                                  what="intra-class FID, {per:,} {src} per emotion vs that emotion's train images "
+                                       "(seed {seed})"),
+                summary="intra-class FID: per emotion, n/K generated vs that emotion's train images; mean")
 
 
 # -- the same with Inception-V3 features (when its weights are present) --------------------------
-@register_metric(**TWINS["fid"] | dict(name_pattern="fid{n}_train_inception", show=replace(TWINS["fid"]["show"],
-                                                                                           ranks_samples=False)),
-                 needs=S, n_samples=10000, seed=0, extractor=INCEPTION_NAME, uses=(INCEPTION_NAME,),
-                 summary="FID with Inception-V3 (torch-fidelity inception-v3-compat) when its weights are present")
-def fid10k_train_inception(spec, ctx, real):
-    from exprbench.metrics.families.fidelity_metrics import run_fid_kid_pr
-
-    return run_fid_kid_pr(spec, ctx, real, "fid")
+register_metric(name="fid10k_train_inception", computed_in=FIDELITY,
+                **TWINS["fid"] | dict(name_pattern="fid{n}_train_inception",
+                                      show=replace(TWINS["fid"]["show"], ranks_samples=False)),
+                needs=S, n_samples=10000, seed=0, extractor=INCEPTION_NAME, uses=(INCEPTION_NAME,),
+                summary="FID with Inception-V3 (torch-fidelity inception-v3-compat) when its weights are present")
 
 
-@register_metric(**TWINS["kid"] | dict(name_pattern="kid{n}_train_inception"), needs=S, n_samples=10000, seed=0,
-                 extractor=INCEPTION_NAME, default=False, uses=(INCEPTION_NAME,),
-                 summary="KID with Inception-V3 when its weights are present")
-def kid10k_train_inception(spec, ctx, real):
-    from exprbench.metrics.families.fidelity_metrics import run_fid_kid_pr
-
-    return run_fid_kid_pr(spec, ctx, real, "kid")
+register_metric(name="kid10k_train_inception", computed_in=FIDELITY,
+                **TWINS["kid"] | dict(name_pattern="kid{n}_train_inception"), needs=S, n_samples=10000, seed=0,
+                extractor=INCEPTION_NAME, default=False, uses=(INCEPTION_NAME,),
+                summary="KID with Inception-V3 when its weights are present")
 
 
 # -- encoders (real test images through the model's encoder) -------------------------------------
 _test = dict(n_samples=700, seed=CAPABILITY_SEED, compared_with="test")
 
 
-@register_metric(needs={"encode", "conditional"}, **_test, extractor="model-encoder", direction="higher",
-                 reference=EVALUATOR_ON_TEST, family="enc_acc", name_pattern="enc_acc{n}_test",
-                 show=Presentation(table="encoder", details=per_class_details, accuracy=True),
-                 summary="encoder label accuracy: argmax E_c(x) on n real test images (reference: the evaluator's "
-                         "accuracy)")
-def enc_acc_test(spec, ctx, real):
-    from exprbench.metrics.families.encoding import run_enc_acc
-
-    return run_enc_acc(spec, ctx, real)
+register_metric(name="enc_acc_test", computed_in="exprbench.metrics.families.encoding",
+                needs={"encode", "conditional"}, **_test, extractor="model-encoder", direction="higher",
+                reference=EVALUATOR_ON_TEST, family="enc_acc", name_pattern="enc_acc{n}_test",
+                show=Presentation(table="encoder", details=per_class_details, accuracy=True),
+                summary="encoder label accuracy: argmax E_c(x) on n real test images (reference: the evaluator's "
+                        "accuracy)")
 
 
-@register_metric(needs={"encode"}, **_test, extractor="model-encoder", direction="higher",
-                 no_reference="the probe measures the model's own encoder features", uses=(), name_pattern="probe{n}_test",
-                 show=Presentation(table="encoder", details=per_class_details, accuracy=True),
-                 summary=f"linear probe: logistic regression on E(x) of <= {PROBE_TRAIN_PER_CLASS}/class train images, "
-                         "accuracy on n test images")
-def probe_test(spec, ctx, real):
-    from exprbench.metrics.families.encoding import run_probe
-
-    return run_probe(spec, ctx, real, PROBE_TRAIN_PER_CLASS)
+register_metric(name="probe_test", computed_in="exprbench.metrics.families.encoding",
+                needs={"encode"}, **_test, extractor="model-encoder", direction="higher",
+                no_reference="the probe measures the model's own encoder features", uses=(), name_pattern="probe{n}_test",
+                show=Presentation(table="encoder", details=per_class_details, accuracy=True),
+                summary=f"linear probe: logistic regression on E(x) of <= {PROBE_TRAIN_PER_CLASS}/class train images, "
+                        "accuracy on n test images")
 
 
-@register_metric(needs={"encode"}, **_test, direction="lower",
-                 no_reference="reconstructing real x by itself would give L1 = 0", family="recon_l1",
-                 name_pattern="recon{n}_test",
-                 show=Presentation(table="encoder", derived={"ssim": "higher"}, details=recon_details, display="RECON_L1"),
-                 summary="reconstruction: mean L1 of x vs G(E(x)) on n test images ([0, 1] scale, lower is better); "
-                         "SSIM, evaluator label agreement")
-def recon_test(spec, ctx, real):
-    from exprbench.metrics.families.encoding import run_recon
-
-    return run_recon(spec, ctx, real)
+register_metric(name="recon_test", computed_in="exprbench.metrics.families.encoding",
+                needs={"encode"}, **_test, direction="lower",
+                no_reference="reconstructing real x by itself would give L1 = 0", family="recon_l1",
+                name_pattern="recon{n}_test",
+                show=Presentation(table="encoder", derived={"ssim": "higher"}, details=recon_details, display="RECON_L1"),
+                summary="reconstruction: mean L1 of x vs G(E(x)) on n test images ([0, 1] scale, lower is better); "
+                        "SSIM, evaluator label agreement")
 
 
 # -- translation of real test faces ---------------------------------------------------------------
-@register_metric(needs={"translate"}, **_test, direction="higher", reference=EVALUATOR_BALANCED,
-                 per_class=True, family="translate_acc", name_pattern="translate_acc{n}_test",
-                 summary="translation target accuracy: n test faces to every other emotion, read by the evaluator; "
-                         "pair matrix, identity L1/SSIM/feature distance",
-                 show=Presentation(table="translation", derived={"identity_l1": "lower", "identity_ssim": "higher"},
-                                   details=translate_acc_details, accuracy=True, figure="translations",
-                                   flag_above={None: "reference"}, flag_note=ABOVE_REAL))
-def translate_acc_test(spec, ctx, real):
-    from exprbench.metrics.families.translation import run_translate_acc
-
-    return run_translate_acc(spec, ctx, real)
+register_metric(name="translate_acc_test", computed_in="exprbench.metrics.families.translation",
+                needs={"translate"}, **_test, direction="higher", reference=EVALUATOR_BALANCED,
+                per_class=True, family="translate_acc", name_pattern="translate_acc{n}_test",
+                summary="translation target accuracy: n test faces to every other emotion, read by the evaluator; "
+                        "pair matrix, identity L1/SSIM/feature distance",
+                show=Presentation(table="translation", derived={"identity_l1": "lower", "identity_ssim": "higher"},
+                                  details=translate_acc_details, accuracy=True, figure="translations",
+                                  flag_above={None: "reference"}, flag_note=ABOVE_REAL))
 
 
-@register_metric(needs={"translate"}, n_samples=700, seed=CAPABILITY_SEED, direction="lower",
-                 no_reference="real faces of the source emotion are not translations", per_class=True,
-                 family="translate_fid", name_pattern="translate_fid{n}_test",
-                 show=Presentation(table="translation", details=per_target_details),
-                 summary="translation FID: per target emotion, translations of n test faces vs that emotion's train "
-                         "images (fer-evaluator); mean over targets")
-def translate_fid_test(spec, ctx, real):
-    from exprbench.metrics.families.translation import run_translate_fid
-
-    return run_translate_fid(spec, ctx, real)
+register_metric(name="translate_fid_test", computed_in="exprbench.metrics.families.translation",
+                needs={"translate"}, n_samples=700, seed=CAPABILITY_SEED, direction="lower",
+                no_reference="real faces of the source emotion are not translations", per_class=True,
+                family="translate_fid", name_pattern="translate_fid{n}_test",
+                show=Presentation(table="translation", details=per_target_details),
+                summary="translation FID: per target emotion, translations of n test faces vs that emotion's train "
+                        "images (fer-evaluator); mean over targets")
 
 
 # -- editing and likelihood -------------------------------------------------------------------------
-@register_metric(needs={"edit"}, n_samples=350, seed=EDIT_SEED, compared_with="generated", direction="higher",
-                 reference=EVALUATOR_BALANCED, family="edit", name_pattern="edit_success{n}",
-                 summary="editing: n sampled latents edited toward every emotion over the model's strength sweep; "
-                         "evaluator success at the reference strength (mean over emotions), identity drift, entanglement",
-                 show=Presentation(table="editing", accuracy=True, details=edit_details, figure="edits", sweep=True,
-                                   derived={"identity_l1": "lower", "identity_ssim": "higher", "feature_distance": "lower",
-                                            "entanglement": "lower"},
-                                   column_order=(None, "entanglement", "feature_distance", "identity_l1", "identity_ssim")))
-def edit_success(spec, ctx, real):
-    from exprbench.metrics.families.editing import run_edit
-
-    return run_edit(spec, ctx, real, EDIT_FIT_PER_CLASS)
+register_metric(name="edit_success", computed_in="exprbench.metrics.families.editing",
+                needs={"edit"}, n_samples=350, seed=EDIT_SEED, compared_with="generated", direction="higher",
+                reference=EVALUATOR_BALANCED, family="edit", name_pattern="edit_success{n}",
+                summary="editing: n sampled latents edited toward every emotion over the model's strength sweep; "
+                        "evaluator success at the reference strength (mean over emotions), identity drift, entanglement",
+                show=Presentation(table="editing", accuracy=True, details=edit_details, figure="edits", sweep=True,
+                                  derived={"identity_l1": "lower", "identity_ssim": "higher", "feature_distance": "lower",
+                                           "entanglement": "lower"},
+                                  column_order=(None, "entanglement", "feature_distance", "identity_l1", "identity_ssim")))
 
 
-@register_metric(needs={"likelihood"}, n_samples=3589, seed=BPD_SEED, extractor="model-likelihood",
-                 compared_with="test", direction="lower", uses=(),
-                 no_reference="bits/dim is the model's own density of real images", name_pattern="bpd{n}_test",
-                 summary=f"bits/dim of n real test images (exact for flows, ELBO bound for VAEs, plus the IWAE bound "
-                         f"with K={BPD_IW_K}); lower is better",
-                 show=Presentation(table="likelihood", derived={"iw_bpd": "lower"}, details=bpd_details,
-                                   kind_key=("exact", "bpd_kind", "bpd kind", "exact", "bound")))
-def bpd_test(spec, ctx, real):
-    from exprbench.metrics.families.likelihood import run_bpd
-
-    return run_bpd(spec, ctx, real, BPD_IW_K)
+register_metric(name="bpd_test", computed_in="exprbench.metrics.families.likelihood",
+                needs={"likelihood"}, n_samples=3589, seed=BPD_SEED, extractor="model-likelihood",
+                compared_with="test", direction="lower", uses=(),
+                no_reference="bits/dim is the model's own density of real images", name_pattern="bpd{n}_test",
+                summary=f"bits/dim of n real test images (exact for flows, ELBO bound for VAEs, plus the IWAE bound "
+                        f"with K={BPD_IW_K}); lower is better",
+                show=Presentation(table="likelihood", derived={"iw_bpd": "lower"}, details=bpd_details,
+                                  kind_key=("exact", "bpd_kind", "bpd kind", "exact", "bound")))

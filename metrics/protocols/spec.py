@@ -1,14 +1,17 @@
-"""Metric declarations: a protocol is one registered function whose name is its definition (StyleGAN3-style).
+"""Metric declarations: a protocol is one registered declaration whose name is its definition (StyleGAN3-style).
 
-``@register_metric(...)`` declares everything about a protocol in one place: the capabilities it
-needs, its sample count and seed, the feature extractor, the real split it is compared with, how its
-real-data reference is computed (or why there is none), which direction is better, the leaderboard
-table it belongs to, the datasets it applies to, the detail keys promoted to columns and how its
-details print. Names follow StyleGAN3's ``fid50k_full``: ``fid10k_train`` is FID of 10,000 generated
-images against the full train split. A name with another count resolves on the fly (``fid1k_train``),
-and overriding the count (``--n-samples``) renames the protocol (``ifid_train`` -> ``ifid2k_train``),
-so numbers of different protocols never share a name. Registration validates the declaration
-(torch-fidelity ``registry.py`` style) and raises :class:`~exprbench.core.errors.RegistryError`.
+:func:`register_metric` declares what a protocol *is* in one place: the capabilities it needs, its sample
+count and seed, the feature extractor, the real split it is compared with, how its real-data reference is
+computed (or why there is none), which direction is better, the datasets it applies to and the module of
+its family's two functions, ``compute_<family>(spec, ctx)`` and ``reference_<family>(spec, ctx)`` (imported
+when it first runs, so declaring and listing import no torch); how it is *shown* (its leaderboard table,
+derived columns, details line, figures) is its ``show``, a
+:class:`~exprbench.metrics.protocols.presentation.Presentation`. Names follow StyleGAN3's ``fid50k_full``:
+``fid10k_train`` is FID of 10,000 generated images against the full train split. A name with another count
+resolves on the fly (``fid1k_train``), and overriding the count (``--n-samples``) renames the protocol
+(``ifid_train`` -> ``ifid2k_train``), so numbers of different protocols never share a name. Registration
+validates the declaration (torch-fidelity ``registry.py`` style) and raises
+:class:`~exprbench.core.errors.RegistryError`.
 
 Third-party packages register protocols through the ``exprbench.metrics`` entry-point group (a module
 that calls :func:`register_metric`). This module imports no torch.
@@ -18,8 +21,8 @@ from __future__ import annotations
 
 import importlib
 import re
-from dataclasses import dataclass, field, replace
-from typing import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Callable
 
 from exprbench.core.errors import RegistryError
 from exprbench.core.registry import Registry
@@ -27,6 +30,9 @@ from exprbench.core.capabilities import CAPABILITIES
 
 from exprbench.metrics.protocols.names import DIRECTIONS, EXTRACTOR_NAME
 from exprbench.metrics.protocols.presentation import Presentation, validate_presentation
+
+if TYPE_CHECKING:
+    from exprbench.metrics.run.context import EvalContext
 
 PROTOCOL_VERSION = "exprbench-metrics/1"
 #: the modules of the built-in declarations, imported on the first lookup (in this order: the order of tables)
@@ -62,6 +68,10 @@ METRICS = MetricRegistry()
 
 REFERENCE_LABEL = "real data (reference)"
 _NAME_RX = re.compile(r"^[a-z][a-z0-9_]*$")
+_MODULE_RX = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+#: the entry fields a family function returns: ``value`` (float or None), ``n_samples`` and optionally ``status``,
+#: ``reason``, ``std``, ``ci95``, ``extractor_sha256``, ``n_protocol``, ``details`` (a dict); run_protocol adds the rest
+Entry = dict
 
 
 def format_count(n: int) -> str:
@@ -80,8 +90,6 @@ class MetricSpec:
 
     Attributes:
         name: the protocol name as recorded in eval.json (carries the count, see ``name_pattern``).
-        fn: the registered function ``fn(spec, ctx, real) -> dict``: the entry fields of the model's value
-            (``real=False``) or of the real-data reference (``real=True``, only when ``reference`` is set).
         family: the metric kind shared by every count of the protocol (``fid``, ``kid``, ``pr``, ...).
         needs: model capabilities required; skipped with a reason otherwise.
         n_samples: generated images in total (per-class protocols use ``n_samples // K`` per class); for
@@ -92,6 +100,9 @@ class MetricSpec:
         reference: how the real-data reference is computed, one line; None when there is none.
         no_reference: why there is no reference (required when ``reference`` is None).
         direction: ``lower`` or ``higher`` is better.
+        computed_in: the module of its family's functions, imported on first use: ``compute_<family>(spec, ctx)
+            -> Entry`` (the model's value) and, when ``reference`` is set, ``reference_<family>(spec, ctx) -> Entry``
+            (the real-data reference).
         datasets: label-set kinds it applies to (``("*",)``: any; e.g. ``("fer7", "fer6")``).
         uses: the networks it reads besides the model (their cards say which images and classes they take).
         per_class: needs at least one sample per class (class-balanced or per-target protocols).
@@ -106,12 +117,12 @@ class MetricSpec:
     """
 
     name: str
-    fn: Callable = field(compare=False, repr=False)
     family: str
     needs: frozenset
     n_samples: int
     seed: int
     direction: str
+    computed_in: str
     show: Presentation
     extractor: str = EXTRACTOR_NAME
     compared_with: str = "train"
@@ -125,6 +136,28 @@ class MetricSpec:
     default: bool = True
     summary: str = ""
     name_pattern: str = ""
+
+    def compute_fn(self) -> Callable[[MetricSpec, "EvalContext"], Entry]:
+        """``compute_<family>`` of :attr:`computed_in` (imports the module).
+
+        Raises:
+            RegistryError: the module has no such function.
+        """
+        return self._family_fn("compute")
+
+    def reference_fn(self) -> Callable[[MetricSpec, "EvalContext"], Entry] | None:
+        """``reference_<family>`` of :attr:`computed_in`, or None when the protocol has no real-data reference.
+
+        Raises:
+            RegistryError: ``reference`` is declared but the module has no such function.
+        """
+        return None if self.reference is None else self._family_fn("reference")
+
+    def _family_fn(self, role: str) -> Callable:
+        fn = getattr(importlib.import_module(self.computed_in), f"{role}_{self.family}", None)
+        if not callable(fn):
+            raise RegistryError(f"metric {self.name!r}: {self.computed_in} has no {role}_{self.family}(spec, ctx)")
+        return fn
 
     def with_n(self, n: int) -> "MetricSpec":
         """The same protocol with ``n`` samples, renamed so the name carries the count.
@@ -179,45 +212,44 @@ def _validate(spec: MetricSpec) -> None:
     if not _NAME_RX.match(spec.name_pattern.replace("{n}", "1k")):
         raise RegistryError(f"{where}: name_pattern {spec.name_pattern!r} does not give a valid name")
     validate_presentation(spec.show, where)
-    if not callable(spec.fn):
-        raise RegistryError(f"{where}: fn must be a callable")
+    if not isinstance(spec.computed_in, str) or not _MODULE_RX.match(spec.computed_in):
+        raise RegistryError(f"{where}: computed_in must name a module (e.g. 'exprbench.metrics.families.fidelity_metrics'), "
+                            f"got {spec.computed_in!r}")
 
 
-def register_metric(*, needs, n_samples: int, seed: int, direction: str, show: Presentation, family: str | None = None,
-                    name: str | None = None, **decl) -> Callable[[Callable], MetricSpec]:
-    """Decorator: register ``fn(spec, ctx, real) -> dict`` as the protocol named after the function.
+def register_metric(*, name: str, needs, n_samples: int, seed: int, direction: str, computed_in: str,
+                    show: Presentation, family: str | None = None, **decl) -> MetricSpec:
+    """Register the protocol ``name``: one declaration of what it is and how it is shown.
+
+    Its numbers come from ``compute_<family>(spec, ctx)`` (and, when ``reference`` is given,
+    ``reference_<family>(spec, ctx)``) in the module ``computed_in``, imported when it first runs.
 
     Args:
+        name: the protocol name (lower-case letters, digits, ``_``; it carries the count, e.g. ``fid10k_train``).
         needs: capabilities (an iterable of names); n_samples, seed: as :class:`MetricSpec`.
-        direction: ``lower`` or ``higher``; show: how it is shown (a :class:`Presentation`).
+        direction: ``lower`` or ``higher``; computed_in: a module path; show: a :class:`Presentation`.
         family: the metric kind (default: the name with its count and split removed, e.g. ``fid``).
-        name: the protocol name (default: the function's name).
-        **decl: the other :class:`MetricSpec` fields (reference / no_reference, extractor, ...).
+        **decl: the other :class:`MetricSpec` fields (name_pattern, reference / no_reference, extractor, ...).
 
     Returns:
-        The registered :class:`MetricSpec` (it replaces the function in its module).
+        The registered :class:`MetricSpec`.
 
     Raises:
-        RegistryError: a bad declaration (name, direction, table, capability, missing reference
-            reason, presentation) or a name registered twice.
+        RegistryError: a bad declaration (name, direction, capability, missing reference reason, module,
+            presentation, an unknown field) or a name registered twice.
     """
-
-    def deco(fn: Callable) -> MetricSpec:
-        nm = name or fn.__name__
-        fam = family or re.sub(r"\d+k?", "", nm.split("_")[0])
-        known = {f.name for f in MetricSpec.__dataclass_fields__.values()}
-        bad = sorted(set(decl) - known)
-        if bad:
-            raise RegistryError(f"metric {nm!r}: unknown declaration field(s) {', '.join(bad)}")
-        spec = MetricSpec(name=nm, fn=fn, family=fam, needs=frozenset(needs), n_samples=n_samples, seed=seed,
-                          direction=direction, show=show, **decl)
-        _validate(spec)
-        if METRICS.is_loaded(nm):
-            raise RegistryError(f"metric protocol {nm!r} is registered twice")
-        METRICS.register(nm)(spec)
-        return spec
-
-    return deco
+    fam = family or re.sub(r"\d+k?", "", name.split("_")[0])
+    known = {f.name for f in MetricSpec.__dataclass_fields__.values()}
+    bad = sorted(set(decl) - known)
+    if bad:
+        raise RegistryError(f"metric {name!r}: unknown declaration field(s) {', '.join(bad)}")
+    spec = MetricSpec(name=name, family=fam, needs=frozenset(needs), n_samples=n_samples, seed=seed,
+                      direction=direction, computed_in=computed_in, show=show, **decl)
+    _validate(spec)
+    if METRICS.is_loaded(name):
+        raise RegistryError(f"metric protocol {name!r} is registered twice")
+    METRICS.register(name)(spec)
+    return spec
 
 
 def unregister_metric(name: str) -> None:

@@ -15,7 +15,7 @@ from exprbench.core.errors import UserError
 from exprbench.metrics.families.bootstrap import CI_DRAWS
 from exprbench.metrics.extractors.evaluator import load_evaluator
 from exprbench.metrics.families.fidelity import cache_features, fidelity_features
-from exprbench.metrics.families.fidelity_inputs import PREPROCESS_VERSION, fidelity_cache_root, generated_cache_name, is_cached, reference_cache_name
+from exprbench.metrics.families.fidelity_inputs import PREPROCESS_VERSION, fidelity_cache_root, is_cached, reference_cache_name
 from exprbench.metrics.families.labels import balanced_subset
 from exprbench.metrics.families.memorisation import duplicate_mask
 from exprbench.metrics.protocols.names import CAS_NAME, EXTRACTOR_NAME
@@ -349,18 +349,6 @@ class EvalContext:
             where = "test" if all(per <= int((self.test.labels == k).sum()) for k in range(self.k)) else "testval"
             self._real[key] = RealSet(where, imgs, labs, f"per-class{per}-seed{seed}", per * self.k, counts)
         return self._real[key]
-
-    def scored_set(self, spec, real: bool, sha: str) -> tuple[torch.Tensor, str]:
-        """The images a feature-space protocol scores and their features' cache name: the generated set of
-        ``(n, seed)`` (shared with fid/kid/pr, dropped after the evaluation), or for the real-data reference the
-        real set of :meth:`real_set` at the protocol's count (cached like a reference)."""
-        if real:
-            r = self.real_set(spec.n_samples, spec.seed)
-            return r.images, self.ref_name(r.split, len(r.images), spec.extractor, sha, r.selection)
-        cand, _ = self.generate(spec.n_samples, spec.seed, per_class=False)
-        name = generated_cache_name(cand, spec.extractor, sha)
-        self.gen_cache_names.add(name)
-        return cand, name
 
     def test_duplicates(self) -> torch.Tensor:
         """bool mask of the test images that are exact pixel copies of a train image (memoized)."""

@@ -20,8 +20,9 @@ from exprbench.metrics.run.references import run_protocol
 from exprbench.core.capabilities import CAPABILITIES
 from exprbench.metrics.protocols.names import DIRECTIONS
 from exprbench.metrics.protocols.presentation import LEADERBOARD_TABLES, TABLES, Presentation
-from exprbench.metrics.protocols.spec import (METRICS, all_metrics, default_metrics, derived_columns, higher_is_better,
-                                              register_metric, resolve_metric, table_of, unregister_metric)
+from exprbench.metrics.protocols.spec import (METRICS, Entry, MetricSpec, all_metrics, default_metrics, derived_columns,
+                                              higher_is_better, register_metric, resolve_metric, table_of,
+                                              unregister_metric)
 from exprbench.metrics.testing import tiny_evaluator
 from tests.conftest import write_csv
 
@@ -89,7 +90,8 @@ def test_declaration_is_complete(name):
     assert higher_is_better(name) == (s.direction == "higher") and table_of(name) == s.show.table
     for key, d in derived_columns(name).items():
         assert higher_is_better(f"{name}:{key}") == (d == "higher") and table_of(f"{name}:{key}") == s.show.table
-    assert callable(s.fn) and callable(s.show.details)
+    assert callable(s.compute_fn()) and callable(s.show.details)
+    assert (s.reference_fn() is None) == (s.reference is None)
 
 
 def test_accessors_and_tables():
@@ -111,23 +113,30 @@ def test_accessors_and_tables():
     (dict(show=Presentation(table="fidelity", derived={"x": "sideways"})), "derived column 'x'"),
     (dict(table="fidelity"), "unknown declaration field"),  # how it is shown goes in show=Presentation(...)
     (dict(name_pattern=""), "name_pattern is required"),
+    (dict(computed_in="not a module"), "computed_in must name a module"),
 ])
 def test_registration_validates(bad, match):
     decl = dict(needs={"sample"}, n_samples=10, seed=0, direction="lower", show=Presentation(table="fidelity"),
-                no_reference="a test", summary="t", name="bogus_test", name_pattern="bogus{n}_test")
+                no_reference="a test", summary="t", name="bogus_test", name_pattern="bogus{n}_test", computed_in=__name__)
     decl.update(bad)
     with pytest.raises(RegistryError, match=match):
-        register_metric(**decl)(lambda spec, ctx, real: {})
+        register_metric(**decl)
     assert "bogus_test" not in METRICS
 
 
 def test_registration_refuses_duplicates_and_bad_names():
     with pytest.raises(RegistryError, match="registered twice"):
         register_metric(needs={"sample"}, n_samples=10, seed=0, direction="lower", show=Presentation(table="fidelity"),
-                        no_reference="a test", name="fid10k_train", name_pattern="fid{n}_train")(lambda spec, ctx, real: {})
+                        no_reference="a test", name="fid10k_train", name_pattern="fid{n}_train", computed_in=__name__)
     with pytest.raises(RegistryError, match="lower-case"):
         register_metric(needs={"sample"}, n_samples=10, seed=0, direction="lower", show=Presentation(table="fidelity"),
-                        no_reference="a test", name="Bad-Name", name_pattern="bad{n}")(lambda spec, ctx, real: {})
+                        no_reference="a test", name="Bad-Name", name_pattern="bad{n}", computed_in=__name__)
+
+
+def compute_brt(spec: MetricSpec, ctx: EvalContext) -> Entry:
+    """The family of the throw-away metric ``brt14``: mean brightness in [0, 1] of its generated images."""
+    imgs, _ = ctx.generate(spec.n_samples, spec.seed, per_class=False)
+    return {"value": float(imgs.float().mean() / 255), "n_samples": int(imgs.shape[0])}
 
 
 def test_runtime_metric_in_listing_and_evaluation(world, capsys):
@@ -135,13 +144,9 @@ def test_runtime_metric_in_listing_and_evaluation(world, capsys):
     from exprbench.cli import main
     from exprbench.metrics.run.evaluate import evaluate_model
 
-    @register_metric(needs={"sample"}, n_samples=N, seed=9, direction="higher", no_reference="a throw-away test metric",
-                     name_pattern="brt{n}", summary="mean brightness (test)",
-                     show=Presentation(table="fidelity", details=lambda e, ref: f"brightness {e['value']:.3f}"))
-    def brt14(spec, ctx, real):
-        imgs, _ = ctx.generate(spec.n_samples, spec.seed, per_class=False)
-        return {"value": float(imgs.float().mean() / 255), "n_samples": int(imgs.shape[0])}
-
+    register_metric(name="brt14", computed_in=__name__, needs={"sample"}, n_samples=N, seed=9, direction="higher",
+                    no_reference="a throw-away test metric", name_pattern="brt{n}", summary="mean brightness (test)",
+                    show=Presentation(table="fidelity", details=lambda e, ref: f"brightness {e['value']:.3f}"))
     try:
         assert main(["metrics"]) == 0
         assert "brt14" in capsys.readouterr().out
@@ -166,10 +171,9 @@ def test_iw_bound_only_with_its_capability(world):
 def test_protocol_that_does_not_apply_is_skipped(world):
     """A protocol declared for other label sets, or whose network cannot read the data, is skipped."""
 
-    @register_metric(needs={"sample"}, n_samples=N, seed=0, direction="lower", show=Presentation(table="fidelity"),
-                     no_reference="test", datasets=("celeba-Smiling",), name_pattern="only{n}_celeba")
-    def only14_celeba(spec, ctx, real):
-        raise AssertionError("must not run")
+    register_metric(name="only14_celeba", computed_in=__name__, needs={"sample"}, n_samples=N, seed=0,
+                    direction="lower", show=Presentation(table="fidelity"), no_reference="test",
+                    datasets=("celeba-Smiling",), name_pattern="only{n}_celeba")  # no compute_only: it must not run
 
     try:
         e = run_protocol(resolve_metric("only14_celeba"), _ctx(world, 500, 256), real=False)
