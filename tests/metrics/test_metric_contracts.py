@@ -48,11 +48,9 @@ def world(tmp_path_factory):
     mp.undo()
 
 
-def _ctx(world, batch_size: int, model_batch_size: int, model=None) -> EvalContext:
-    ctx = EvalContext(model or FakeModel(world["ds"].spec), world["ds"], torch.device("cpu"), world["ev"], None)
-    ctx.ci_draws = 0
-    ctx.batch_size, ctx.model_batch_size = batch_size, model_batch_size
-    return ctx
+def _ctx(world, batch_size: int, model_batch_size: int, model=None, **config) -> EvalContext:
+    return EvalContext(model or FakeModel(world["ds"].spec), world["ds"], torch.device("cpu"), world["ev"], None,
+                       ci_draws=0, batch_size=batch_size, model_batch_size=model_batch_size, **config)
 
 
 @pytest.mark.parametrize("name", all_metrics())
@@ -180,7 +178,7 @@ def test_protocol_that_does_not_apply_is_skipped(world):
         assert e["status"] == "skipped" and "celeba-Smiling" in e["reason"] and "fer7" in e["reason"]
     finally:
         unregister_metric("only14_celeba")
-    from exprbench.metrics.run.context import network_mismatch
+    from exprbench.metrics.run.eval_config import network_mismatch
 
     ctx = _ctx(world, 500, 256)
     rgb64 = type("D", (), {"images": torch.zeros(1, 3, 64, 64, dtype=torch.uint8), "label_set": "celeba-Smiling",
@@ -192,8 +190,7 @@ def test_protocol_that_does_not_apply_is_skipped(world):
 def test_figure_inputs(world, tmp_path):
     from exprbench.metrics.run.run_figures import PER_CLASS, write_figure_inputs
 
-    ctx = _ctx(world, 500, 256)
-    ctx.out_dir = tmp_path
+    ctx = _ctx(world, 500, 256, out_dir=tmp_path)
     out = write_figure_inputs(ctx)
     assert out["files"] == ["edits", "samples", "translations"]
     index = json.loads((tmp_path / "figures" / "index.json").read_text())
