@@ -1,9 +1,10 @@
-"""The metrics layer: registered protocols (one declared function each) over the FER2013 evaluator's feature
+"""The metrics layer: registered protocols (one declaration each) over the FER2013 evaluator's feature
 spaces. Sub-packages, by what they are (each imported on its own, so ``exprbench --help`` stays fast):
 
 * :mod:`.protocols` - the declarations: :mod:`.protocols.spec` (``MetricSpec``, ``register_metric``, the
-  registry), the built-in protocols (:mod:`.protocols.builtin`, :mod:`.protocols.evidence`).
-* :mod:`.families` - what the protocols compute, each family beside its math: fidelity (FID, KID,
+  registry), :mod:`.protocols.presentation` (how a protocol is shown), the built-in protocols (:mod:`.protocols.builtin`, :mod:`.protocols.evidence`).
+* :mod:`.families` - what the protocols compute, each family beside its math (``compute_<family>`` and
+  ``reference_<family>``): fidelity (FID, KID,
   precision/recall), coverage, memorisation, class-aware metrics and CAS, encoding, translation, editing,
   likelihood, spectral footprint, low-pass and transplant checks.
 * :mod:`.extractors` - the feature spaces: the shipped FER2013 evaluator and its nets, its training recipe,

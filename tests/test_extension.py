@@ -11,7 +11,9 @@ import torch
 from exprbench.cli import main
 from exprbench.data import load_fer2013
 from exprbench.metrics.run.evaluate import evaluate_model
-from exprbench.metrics.protocols.spec import register_metric, unregister_metric
+from exprbench.metrics.protocols.presentation import Presentation
+from exprbench.metrics.protocols.spec import Entry, MetricSpec, register_metric, unregister_metric
+from exprbench.metrics.run.context import EvalContext
 from exprbench.metrics.testing import tiny_evaluator
 from exprbench.models import MODELS, register_model
 from exprbench.models.base import ModelPlugin
@@ -28,7 +30,8 @@ class Flat(ModelPlugin, Sampler):
         return torch.rand(n, self.spec.channels, self.spec.height, self.spec.width, generator=generator) * 2 - 1
 
 
-def bright14(spec, ctx, real):
+def compute_bright(spec: MetricSpec, ctx: EvalContext) -> Entry:
+    """The family of the throw-away metric ``bright14``: mean brightness in [0, 1] of its generated images."""
     imgs, _ = ctx.generate(spec.n_samples, spec.seed, per_class=False)
     return {"value": float(imgs.float().mean() / 255), "n_samples": int(imgs.shape[0])}
 
@@ -36,9 +39,10 @@ def bright14(spec, ctx, real):
 @pytest.fixture
 def plugins():
     register_model("tmp_flat")(Flat)
-    register_metric(needs={"sample"}, n_samples=14, seed=3, direction="higher", table="fidelity",
+    # one declaration: the family "bright" is computed by compute_bright in this module
+    register_metric(name="bright14", computed_in=__name__, needs={"sample"}, n_samples=14, seed=3, direction="higher",
                     no_reference="a throw-away test metric", name_pattern="bright{n}",
-                    summary="mean brightness of generated images (test)")(bright14)
+                    summary="mean brightness of generated images (test)", show=Presentation(table="fidelity"))
     yield
     MODELS._items.pop("tmp_flat", None)
     unregister_metric("bright14")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from exprbench.metrics.protocols.spec import LEADERBOARD_TABLES as _DECLARED
+from exprbench.metrics.protocols.presentation import LEADERBOARD_TABLES as _DECLARED
 
 # (table name, title), in the order the report prints them (the metric declarations' tables); "other"
 # collects unknown columns
@@ -41,7 +41,7 @@ class ColumnSpec:
         sweep: its details hold an edit-strength ``sweep`` (success vs strength figure).
         kind_key: a boolean detail key reported in a text column (``(detail key, column, header,
             true text, false text)``), or None.
-        flag_above: cells to mark (see :class:`exprbench.metrics.protocols.spec.MetricSpec`), with their note.
+        flag_above: cells to mark (see :class:`exprbench.metrics.protocols.presentation.Presentation`), with their note.
     """
 
     family: str
@@ -68,15 +68,16 @@ def _specs() -> dict[str, ColumnSpec]:
     out: dict[str, ColumnSpec] = {}
     for name in all_metrics():
         m = METRICS.get(name)
+        show = m.show
         if m.family in out:  # a family's later declarations (another feature space) add their figure input
-            if out[m.family].figure is None and m.figure is not None:
-                out[m.family] = replace(out[m.family], figure=m.figure)
+            if out[m.family].figure is None and show.figure is not None:
+                out[m.family] = replace(out[m.family], figure=show.figure)
             continue
-        display = {None: m.display} if m.display else {}
-        out[m.family] = ColumnSpec(m.family, m.table, higher=m.direction == "higher", derived=dict(m.derived),
-                                   order=m.columns, display=display, accuracy=m.accuracy, figure=m.figure,
-                                   ranks_samples=m.ranks_samples, confusion=m.confusion, sweep=m.sweep,
-                                   kind_key=m.kind_key, flag_above=dict(m.flag_above), flag_note=m.flag_note)
+        display = {None: show.display} if show.display else {}
+        out[m.family] = ColumnSpec(m.family, show.table, higher=m.direction == "higher", derived=dict(show.derived),
+                                   order=show.columns, display=display, accuracy=show.accuracy, figure=show.figure,
+                                   ranks_samples=show.ranks_samples, confusion=show.confusion, sweep=show.sweep,
+                                   kind_key=show.kind_key, flag_above=dict(show.flag_above), flag_note=show.flag_note)
     return out
 
 
@@ -98,16 +99,16 @@ def _family(protocol: str) -> str:
 
 def _declared_place(protocol: str) -> int:
     """The place of ``protocol``'s declaration in the registry (a variant such as ``fid2k_train_ml`` sorts as
-    the declaration it comes from); unknown protocols after all declared ones."""
+    the declaration it comes from: the one of the same ``name_pattern``); unknown protocols after all declared ones."""
     from exprbench.core.errors import RegistryError
-    from exprbench.metrics.protocols.spec import all_metrics
+    from exprbench.metrics.protocols.spec import METRICS, all_metrics
     from exprbench.metrics.protocols.spec import resolve_metric as _resolve
 
-    declared = all_metrics()
+    patterns = [METRICS.get(n).name_pattern for n in all_metrics()]
     try:
-        return declared.index(_resolve(protocol).fn.__name__)
+        return patterns.index(_resolve(protocol).name_pattern)
     except (RegistryError, ValueError):
-        return len(declared)
+        return len(patterns)
 
 
 def resolve_metric(name: str) -> ColumnSpec:

@@ -20,7 +20,7 @@ from exprbench.core.errors import UserError
 
 from exprbench.benchmarks.report.columns import (LEADERBOARD_TABLES, aliases, column_order, header_name, higher_is_better, kind_columns,
                       resolve_metric, table_of)
-from exprbench.metrics.protocols.spec import FLAG_MARK
+from exprbench.metrics.protocols.presentation import FLAG_MARK
 
 from exprbench.benchmarks.report.results import HI, LO, REFERENCE_LABEL, metric_columns
 from exprbench.benchmarks.report.run_entry import REF_COUNT

@@ -12,7 +12,7 @@ import json
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import torch
 
@@ -26,6 +26,10 @@ from exprbench.metrics.extractors.classifier_training import TrainRecipe, accura
 from exprbench.metrics.extractors.evaluator_net import NetConfig
 from exprbench.metrics.families.fidelity_inputs import PREPROCESS_VERSION, MetricInputError, check_images
 from exprbench.metrics.families.labels import balanced_subset, confusion_matrix, per_class_accuracy
+
+if TYPE_CHECKING:
+    from exprbench.metrics.protocols.spec import Entry, MetricSpec
+    from exprbench.metrics.run.context import EvalContext
 
 
 @dataclass(frozen=True)
@@ -246,53 +250,76 @@ def cas_sha() -> str:
     return hashlib.sha256(json.dumps(asdict(CAS), sort_keys=True).encode()).hexdigest()
 
 
-def run_cas(spec, ctx, real: bool) -> dict:
+def compute_cas(spec: MetricSpec, ctx: EvalContext) -> Entry:
     """``cas``: fresh classifiers trained on n generated images, tested on real test images (PrivateTest, whose
     classes are imbalanced): value = the mean over the classifier seeds (:meth:`CASProtocol.classifier_seeds`: 3
-    from 1,000 training images, 1 under) of their class-balanced accuracy (mean per-class recall), plain accuracy
-    in details; reference: the same statistic of the recipe on as many real train images, with the same seeds
-    (trained once, cached). Interval: :data:`SEED_RULE` (details ``classifier_seeds``, ``per_seed``, ``seed_sd``,
-    ``interval``; ``ci_bootstrap95`` the test-face part alone)."""
-    per_class = max(spec.n_samples // ctx.k, 1)
-    if per_class < spec.min_samples:  # a classifier of a handful of images per class answers one class: chance
-        raise MetricInputError(f"{spec.name}: CAS needs at least {spec.min_samples} images per class to train its "
-                               f"classifier, {spec.name} gives {per_class}")
-    seeds = CAS.classifier_seeds(per_class * ctx.k)
-    if not real:
-        ctx.note(f"training {len(seeds)} fresh classifier{'s' if len(seeds) > 1 else ''} (seeds "
-                 f"{', '.join(map(str, seeds))}) on {per_class * ctx.k:,} images ({CAS.epochs} epochs); its real-data "
-                 "baseline (the recipe on as many real train images) is trained once, then cached")
+    from 1,000 training images, 1 under) of their class-balanced accuracy in [0, 1] (mean per-class recall), plain
+    accuracy and the ratio to :func:`reference_cas` in details. Interval: :data:`SEED_RULE` (details
+    ``classifier_seeds``, ``per_seed``, ``seed_sd``, ``interval``; ``ci_bootstrap95`` the test-face part alone).
+
+    Raises:
+        MetricInputError: fewer than ``spec.min_samples`` images per class.
+    """
+    per_class, seeds = _cas_size(spec, ctx)
+    ctx.note(f"training {len(seeds)} fresh classifier{'s' if len(seeds) > 1 else ''} (seeds "
+             f"{', '.join(map(str, seeds))}) on {per_class * ctx.k:,} images ({CAS.epochs} epochs); its real-data "
+             "baseline (the recipe on as many real train images) is trained once, then cached")
     base = cas_real_baseline(ctx.data, per_class, CAS, ctx.device)
-    common = {"extractor_sha256": cas_sha()}
-    trivial = accuracy_baselines(ctx.train.labels, ctx.test.labels, ctx.data.class_names)
-    over = "test images (the classifiers are fixed; resampling their training set would retrain them)"
-    test_labels = ctx.test.labels.cpu().numpy()
     base_bal = base["balanced_acc"]
-
-    def interval(res: dict, value) -> dict:
-        if not (res.get("correct") and ctx.ci_draws and value is not None):
-            return {}
-        boot = balanced_mean_ci(res["correct"], test_labels, ctx.ci_draws, CI_SEED, over, value)
-        return seed_interval(boot, value, res["per_seed"])
-
-    def seed_details(res: dict) -> dict:
-        return {"classifier_seeds": res["classifier_seeds"], "per_seed": res["per_seed"], "seed_sd": res["seed_sd"],
-                "interval": SEED_RULE}
-
-    if real:
-        return {"value": base_bal, "n_samples": base["n_train"], **common, **interval(base, base_bal),
-                "details": {"statistic": STATISTIC, "accuracy": base["value"], "balanced_acc": base_bal,
-                            "per_class": base["per_class"], "confusion_matrix": base["confusion_matrix"],
-                            **seed_details(base), "protocol": asdict(CAS),
-                            "train": "real train images, class-balanced", **trivial}}
     imgs, labs = ctx.generate(spec.n_samples, spec.seed, per_class=True)
     res = cas_over_seeds(imgs, labs, ctx.test, CAS, ctx.device)
     bal = res["balanced_acc"]
     ratio = bal / base_bal if bal is not None and base_bal else None
-    return {"value": bal, "n_samples": res["n_train"], **common, **interval(res, bal),
+    return {"value": bal, "n_samples": res["n_train"], "extractor_sha256": cas_sha(), **_interval(ctx, res, bal),
             "details": {"statistic": STATISTIC, "accuracy": res["value"], "balanced_acc": bal,
                         "ratio_to_real": ratio, "real_baseline": base_bal, "real_baseline_accuracy": base["value"],
                         "threads": base.get("threads"), "cpu_capability": base.get("cpu_capability"),
                         "per_class": res["per_class"], "confusion_matrix": res["confusion_matrix"],
-                        **seed_details(res), "protocol": asdict(CAS), "n_test": res["n_test"],
-                        "train_seconds": res["train_seconds"], **trivial}}
+                        **_seed_details(res), "protocol": asdict(CAS), "n_test": res["n_test"],
+                        "train_seconds": res["train_seconds"], **_trivial(ctx)}}
+
+
+def reference_cas(spec: MetricSpec, ctx: EvalContext) -> Entry:
+    """``cas``'s reference: the same statistic of the recipe trained on as many real train images
+    (class-balanced), with the same seeds (trained once, cached: :func:`cas_real_baseline`).
+
+    Raises:
+        MetricInputError: fewer than ``spec.min_samples`` images per class.
+    """
+    per_class, _ = _cas_size(spec, ctx)
+    base = cas_real_baseline(ctx.data, per_class, CAS, ctx.device)
+    base_bal = base["balanced_acc"]
+    return {"value": base_bal, "n_samples": base["n_train"], "extractor_sha256": cas_sha(),
+            **_interval(ctx, base, base_bal),
+            "details": {"statistic": STATISTIC, "accuracy": base["value"], "balanced_acc": base_bal,
+                        "per_class": base["per_class"], "confusion_matrix": base["confusion_matrix"],
+                        **_seed_details(base), "protocol": asdict(CAS),
+                        "train": "real train images, class-balanced", **_trivial(ctx)}}
+
+
+def _cas_size(spec: MetricSpec, ctx: EvalContext) -> tuple[int, list[int]]:
+    """``(images per class, classifier seeds)`` of ``spec`` (MetricInputError under ``spec.min_samples`` a class)."""
+    per_class = max(spec.n_samples // ctx.k, 1)
+    if per_class < spec.min_samples:  # a classifier of a handful of images per class answers one class: chance
+        raise MetricInputError(f"{spec.name}: CAS needs at least {spec.min_samples} images per class to train its "
+                               f"classifier, {spec.name} gives {per_class}")
+    return per_class, CAS.classifier_seeds(per_class * ctx.k)
+
+
+def _trivial(ctx: EvalContext) -> dict:
+    """Chance and majority-class baselines on the test split."""
+    return accuracy_baselines(ctx.train.labels, ctx.test.labels, ctx.data.class_names)
+
+
+def _interval(ctx: EvalContext, res: dict, value) -> dict:
+    """The test-face bootstrap of ``res`` widened by its seed spread ({} without draws or per-image results)."""
+    if not (res.get("correct") and ctx.ci_draws and value is not None):
+        return {}
+    over = "test images (the classifiers are fixed; resampling their training set would retrain them)"
+    boot = balanced_mean_ci(res["correct"], ctx.test.labels.cpu().numpy(), ctx.ci_draws, CI_SEED, over, value)
+    return seed_interval(boot, value, res["per_seed"])
+
+
+def _seed_details(res: dict) -> dict:
+    return {"classifier_seeds": res["classifier_seeds"], "per_seed": res["per_seed"], "seed_sd": res["seed_sd"],
+            "interval": SEED_RULE}

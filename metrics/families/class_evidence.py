@@ -4,7 +4,13 @@ real test faces' drop (the share of class evidence written as fine marks)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from exprbench.metrics.families.lowpass import BLUR_KERNEL, BLUR_SIGMA, LOWPASS, RESAMPLE_SIZE
+
+if TYPE_CHECKING:
+    from exprbench.metrics.protocols.spec import Entry, MetricSpec
+    from exprbench.metrics.run.context import EvalContext
 
 
 def _drops(value: float, filtered: dict[str, float], real: float, real_filtered: dict[str, float]) -> dict:
@@ -16,7 +22,7 @@ def _drops(value: float, filtered: dict[str, float], real: float, real_filtered:
     return out
 
 
-def _real_balanced(ctx) -> tuple[float, dict[str, float]]:
+def _real_balanced(ctx: EvalContext) -> tuple[float, dict[str, float]]:
     """The evaluator's class-balanced accuracy on real test faces, plain and after each filter."""
     from exprbench.metrics.families.classaware import accuracy_of_predictions
 
@@ -25,7 +31,7 @@ def _real_balanced(ctx) -> tuple[float, dict[str, float]]:
     return plain, {k: accuracy_of_predictions(ctx.test_predictions(k), labs, names)["balanced_acc"] for k in LOWPASS}
 
 
-def _entry(value: float, filtered: dict[str, float], ctx, n: int, what: str) -> dict:
+def _entry(value: float, filtered: dict[str, float], ctx: EvalContext, n: int, what: str) -> Entry:
     real, real_f = _real_balanced(ctx)
     per = _drops(value, filtered, real, real_f)
     return {"value": per["blur"]["value"], "n_samples": n, "extractor_sha256": ctx.evaluator.sha256,
@@ -37,32 +43,33 @@ def _entry(value: float, filtered: dict[str, float], ctx, n: int, what: str) -> 
                                      "the model's drop minus real test faces' drop (evaluator, class-balanced)"}}
 
 
-def run_acc_gen_lowpass(spec, ctx, real: bool) -> dict:
+def compute_acc_gen_lowpass(spec: MetricSpec, ctx: EvalContext) -> Entry:
     """``acc_gen_lowpass``: ``acc_gen``'s generated images (same count and seed) read by the evaluator after each
-    low-pass filter; value = class-balanced accuracy after the blur; details: drops and excess drops.
-    Reference: real test faces after the blur (class-balanced), with their drops."""
+    low-pass filter; value = class-balanced accuracy in [0, 1] after the blur; details: drops and excess drops."""
     from exprbench.metrics.families.classaware import accuracy_of_predictions
 
     names = ctx.data.class_names
-    if real:
-        plain, filt = _real_balanced(ctx)
-        return {"value": filt["blur"], "n_samples": len(ctx.test), "extractor_sha256": ctx.evaluator.sha256,
-                "details": {"unfiltered": plain, "lowpass": {k: {"value": v, "drop": plain - v} for k, v in filt.items()},
-                            "tta": "hflip"}}
     imgs, labs = ctx.generate(spec.n_samples, spec.seed, per_class=True)
     value = accuracy_of_predictions(ctx.classify(imgs), labs, names)["balanced_acc"]
     filtered = {k: accuracy_of_predictions(ctx.classify(f(imgs)), labs, names)["balanced_acc"] for k, f in LOWPASS.items()}
     return _entry(value, filtered, ctx, int(imgs.shape[0]), "label accuracy")
 
 
-def run_translate_acc_lowpass(spec, ctx, real: bool) -> dict:
+def reference_acc_gen_lowpass(spec: MetricSpec, ctx: EvalContext) -> Entry:
+    """The reference of both low-pass protocols: the evaluator's class-balanced accuracy on real test faces after
+    the blur, with their drops."""
+    plain, filt = _real_balanced(ctx)
+    return {"value": filt["blur"], "n_samples": len(ctx.test), "extractor_sha256": ctx.evaluator.sha256,
+            "details": {"unfiltered": plain, "lowpass": {k: {"value": v, "drop": plain - v} for k, v in filt.items()},
+                        "tta": "hflip"}}
+
+
+def compute_translate_acc_lowpass(spec: MetricSpec, ctx: EvalContext) -> Entry:
     """``translate_acc_lowpass``: ``translate_acc``'s translations (same sources) read after each low-pass filter;
-    value = class-balanced target accuracy after the blur; details: drops and excess drops."""
+    value = class-balanced target accuracy in [0, 1] after the blur; details: drops and excess drops."""
     from exprbench.metrics.families.classaware import balanced_accuracy
     from exprbench.metrics.families.translation import translation_metrics
 
-    if real:
-        return run_acc_gen_lowpass(spec, ctx, real=True)
     tr = ctx.translations(spec.n_samples, spec.seed)
 
     def balanced(filt) -> float:
@@ -71,3 +78,6 @@ def run_translate_acc_lowpass(spec, ctx, real: bool) -> dict:
 
     filtered = {k: balanced(f) for k, f in LOWPASS.items()}
     return _entry(balanced(None), filtered, ctx, int(tr.source.shape[0]), "target accuracy")
+
+
+reference_translate_acc_lowpass = reference_acc_gen_lowpass  # the same real test faces after the same filters

@@ -9,16 +9,19 @@ Accuracy Score ("GAN-train") is in :mod:`.cas`.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import torch
-
 
 from exprbench.metrics.families.bootstrap import CI_SEED, balanced_mean_ci, mean_ci, stratified_fid_ci
 from exprbench.metrics.extractors.evaluator import Evaluator
 from exprbench.metrics.families.fidelity import intra_class_fid
 from exprbench.metrics.families.fidelity_inputs import MetricInputError, check_images, extractor_info, generated_cache_name
 from exprbench.metrics.families.labels import confusion_matrix, per_class_accuracy
+
+if TYPE_CHECKING:
+    from exprbench.metrics.protocols.spec import Entry, MetricSpec
+    from exprbench.metrics.run.context import EvalContext
 
 
 def check_labels(labels, n: int, k: int, what: str) -> torch.Tensor:
@@ -97,28 +100,48 @@ def accuracy_baselines(train_labels: torch.Tensor, eval_labels: torch.Tensor, cl
             "majority_balanced_acc": 1.0 / k}
 
 
-def run_ifid(spec, ctx, real: bool) -> dict:
-    """``ifid``: per emotion, FID of n/K generated vs that emotion's train images; value = mean over emotions.
-    Reference: per emotion n/K real test faces of that emotion, from PrivateTest + PublicTest where PrivateTest
-    has fewer, all of them where both have fewer (the counts are in details ``n_reference_per_class``)."""
+def compute_ifid(spec: MetricSpec, ctx: EvalContext) -> Entry:
+    """``ifid``: per emotion, FID of n/K generated images vs that emotion's train images; value = mean over
+    emotions (squared feature units, >= 0)."""
+
+    def generated(sha: str) -> tuple[torch.Tensor, torch.Tensor, str]:
+        imgs, labs = ctx.generate(spec.n_samples, spec.seed, per_class=True)
+        feat_name = generated_cache_name(imgs, spec.extractor, sha)
+        ctx.gen_cache_names.add(feat_name)
+        return imgs, labs, feat_name
+
+    return _ifid(spec, ctx, generated, "n_generated_per_class")
+
+
+def reference_ifid(spec: MetricSpec, ctx: EvalContext) -> Entry:
+    """``ifid`` of real faces: per emotion n/K real test faces of that emotion, from PrivateTest + PublicTest where
+    PrivateTest has fewer, all of them where both have fewer (the counts are in details ``n_reference_per_class``)."""
+    rs = ctx.real_set_per_class(spec.n_samples // ctx.k, spec.seed)
+
+    def real(sha: str) -> tuple[torch.Tensor, torch.Tensor, str]:
+        return rs.images, rs.labels, ctx.ref_name(rs.split, len(rs.images), spec.extractor, sha, rs.selection)
+
+    out = _ifid(spec, ctx, real, "n_reference_per_class")
+    out["n_protocol"] = spec.n_samples // ctx.k * ctx.k
+    out["details"].update(reference_set=rs.where, reference_selection=rs.selection,
+                          protocol_n_per_class=spec.n_samples // ctx.k)
+    return out
+
+
+def _ifid(spec: MetricSpec, ctx: EvalContext, source: Callable[[str], tuple[torch.Tensor, torch.Tensor, str]],
+          count_key: str) -> Entry:
+    """Intra-class FID of the images ``source(extractor_sha256)`` gives (uint8 images, int64 labels, their features'
+    cache name) against each emotion's train images, with the stratified bootstrap ci95 when ``ctx.ci_draws``;
+    ``count_key`` names the per-class counts of the scored images in details."""
     from torch_fidelity.metric_fid import fid_features_to_statistics
 
     _, sha = extractor_info(spec.extractor, ctx.evaluator_weights, ctx.inception_weights)
     names = ctx.data.class_names
     # an emotion's train features are rows of the full train split's (extracted once)
     ref_names = [ctx.train_subset_name(spec, sha, ctx.train.labels == k, f"class={n}") for k, n in enumerate(names)]
-    if real:
-        rs = ctx.real_set_per_class(spec.n_samples // ctx.k, spec.seed)
-        imgs, labs = rs.images, rs.labels
-    else:
-        imgs, labs = ctx.generate(spec.n_samples, spec.seed, per_class=True)
+    imgs, labs, feat_name = source(sha)
     res = intra_class_fid(imgs, labs, ctx.train.images, ctx.train.labels, names, real_cache_names=ref_names,
                           **ctx.fidelity_kw(spec))
-    if real:
-        feat_name = ctx.ref_name(rs.split, len(imgs), spec.extractor, sha, rs.selection)
-    else:
-        feat_name = generated_cache_name(imgs, spec.extractor, sha)
-        ctx.gen_cache_names.add(feat_name)
     ci = {}
     if ctx.ci_draws:
         feats = ctx.fidelity_feats(spec, imgs, feat_name, "generated")
@@ -128,30 +151,30 @@ def run_ifid(spec, ctx, real: bool) -> dict:
                                                                               ref_names[k], "real"))
                                 for k in range(len(names))],
                                res["mean"], ctx.ci_draws, CI_SEED)
-    out = {"value": res["mean"], "n_samples": int(imgs.shape[0]), "extractor_sha256": sha, **ci,
-           "details": {"per_class": res["per_class"], "n_generated_per_class" if not real else "n_reference_per_class":
-                       res["n_generated"], "n_real_per_class": res["n_real"]}}
-    if real:
-        out["n_protocol"] = spec.n_samples // ctx.k * ctx.k
-        out["details"].update(reference_set=rs.where, reference_selection=rs.selection,
-                              protocol_n_per_class=spec.n_samples // ctx.k)
-    return out
+    return {"value": res["mean"], "n_samples": int(imgs.shape[0]), "extractor_sha256": sha, **ci,
+            "details": {"per_class": res["per_class"], count_key: res["n_generated"], "n_real_per_class": res["n_real"]}}
 
 
-def run_acc(spec, ctx, real: bool, balanced: bool = True) -> dict:
-    """``acc_gen``: evaluator label accuracy of n/K generated images per emotion; with equal counts per class it
-    is the class-balanced accuracy. Reference (``real``): the evaluator's class-balanced accuracy (mean
-    per-class recall) on the real test split, the same statistic; with ``balanced=False`` its plain accuracy.
-    Both accuracies, chance and the majority-class baselines go to details."""
-    if real:  # the evaluator's test-split labels, classified once per cache (ctx.test_predictions)
-        labs = ctx.test.labels
-        res = accuracy_of_predictions(ctx.test_predictions(), labs, ctx.data.class_names)
-    else:
-        imgs, labs = ctx.generate(spec.n_samples, spec.seed, per_class=True)
-        res = label_accuracy(ctx.evaluator, imgs, labs, ctx.data.class_names)
+def compute_acc_gen(spec: MetricSpec, ctx: EvalContext) -> Entry:
+    """``acc_gen``: evaluator label accuracy in [0, 1] of n/K generated images per emotion; with equal counts per
+    class it is the class-balanced accuracy. Both accuracies, chance and the majority-class baselines go to
+    details."""
+    imgs, labs = ctx.generate(spec.n_samples, spec.seed, per_class=True)
+    res = label_accuracy(ctx.evaluator, imgs, labs, ctx.data.class_names)
+    return _accuracy_entry(ctx, res, labs, stratified=False, balanced=True, over="generated samples")
+
+
+def reference_acc_gen(spec: MetricSpec, ctx: EvalContext) -> Entry:
+    """``acc_gen``'s reference: :func:`evaluator_reference` (class-balanced)."""
+    return evaluator_reference(spec, ctx)
+
+
+def _accuracy_entry(ctx: EvalContext, res: dict, labs: torch.Tensor, stratified: bool, balanced: bool,
+                    over: str) -> Entry:
+    """The entry of an evaluator accuracy ``res`` (:func:`label_accuracy` or :func:`accuracy_of_predictions`) over
+    images of int64 labels ``labs``: the balanced accuracy when ``stratified`` (interval: stratified bootstrap),
+    else the accuracy ``res["value"]``; ``balanced`` names the statistic in details."""
     base = accuracy_baselines(ctx.train.labels, labs, ctx.data.class_names)
-    stratified = real and balanced
-    over = "test images" if real else "generated samples"
     ci = {}
     if ctx.ci_draws:
         ci = (balanced_mean_ci(res["correct"], labs.cpu().numpy(), ctx.ci_draws, CI_SEED, over, res["balanced_acc"])
@@ -169,11 +192,13 @@ STATISTIC = "class-balanced accuracy (mean per-class recall); plain accuracy in 
 PLAIN = "plain accuracy (test images in their natural class balance); balanced accuracy in details"
 
 
-def evaluator_reference(spec, ctx, balanced: bool = True) -> dict:
+def evaluator_reference(spec: MetricSpec, ctx: EvalContext, balanced: bool = True) -> Entry:
     """The evaluator on all real test images, recorded with its extractor: the reference of the protocols
     whose value is an evaluator accuracy on model outputs. ``balanced``: its class-balanced accuracy (for
     values balanced over classes: acc_gen, translate_acc, edit_success); else its plain accuracy (for a
     value over test images in their natural class balance: enc_acc)."""
-    out = run_acc(spec, ctx, real=True, balanced=balanced)
+    labs = ctx.test.labels  # the evaluator's test-split labels, classified once per cache (ctx.test_predictions)
+    res = accuracy_of_predictions(ctx.test_predictions(), labs, ctx.data.class_names)
+    out = _accuracy_entry(ctx, res, labs, stratified=balanced, balanced=balanced, over="test images")
     out["extractor"] = "fer-evaluator"
     return out

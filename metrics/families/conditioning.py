@@ -10,11 +10,17 @@ from the generator independently of the labels it is given.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from exprbench.data import to_uint8
 
 from exprbench.metrics.families.fidelity_inputs import MetricInputError
+
+if TYPE_CHECKING:
+    from exprbench.metrics.protocols.spec import Entry, MetricSpec
+    from exprbench.metrics.run.context import EvalContext
 
 
 def _draw(model, labels: torch.Tensor, seed: int, batch_size: int) -> torch.Tensor:
@@ -48,7 +54,7 @@ def c_response(model, n: int, k: int, seed: int, batch_size: int = 256) -> dict:
             "n_pairs": n}
 
 
-def run_c_response(spec, ctx, real: bool) -> dict:
+def compute_c_response(spec: MetricSpec, ctx: EvalContext) -> Entry:
     """``c_response``: :func:`c_response` of the model on ``spec.n_samples`` latents (no real-data reference).
 
     Raises:

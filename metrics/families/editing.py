@@ -20,7 +20,7 @@ The leaderboard number is the success at the reference strength, averaged over t
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import torch
 
@@ -30,6 +30,10 @@ from exprbench.metrics.families.classaware import evaluator_reference
 from exprbench.metrics.families.imageops import l1_ssim, need
 from exprbench.metrics.families.labels import balanced_subset
 from exprbench.metrics.protocols.names import EDIT_FIT_PER_CLASS, EDIT_SEED
+
+if TYPE_CHECKING:
+    from exprbench.metrics.protocols.spec import Entry, MetricSpec
+    from exprbench.metrics.run.context import EvalContext
 
 Probs = Callable[[torch.Tensor], torch.Tensor]  # uint8 N x C x H x W -> float N x K probabilities
 Features = Callable[[torch.Tensor], torch.Tensor]  # uint8 N x C x H x W -> float N x D
@@ -154,13 +158,12 @@ def at_strength(result: dict, strength: float, key: str = "success_mean"):
     return result[key][strength_index(result["strengths"], strength)]
 
 
-def run_edit(spec, ctx, real: bool, fit_per_class: int) -> dict:
+def compute_edit(spec: MetricSpec, ctx: EvalContext) -> Entry:
     """``edit_success``: edit n sampled latents toward every emotion over the model's strength sweep; value =
     success at the reference strength, mean over emotions. Attribute-vector models first fit their vectors
     on a fixed class-balanced train subset (the mean over emotions is balanced: n edits per emotion). Reference: the
-    evaluator's class-balanced accuracy on real test images."""
-    if real:
-        return evaluator_reference(spec, ctx)
+    evaluator's class-balanced accuracy on real test images (:func:`reference_edit`)."""
+    fit_per_class = EDIT_FIT_PER_CLASS
     model = ctx.model
     g = torch.Generator().manual_seed(spec.seed)
     fit_edit_directions(model, ctx.train.images, ctx.train.labels, seed=spec.seed)
@@ -179,3 +182,8 @@ def run_edit(spec, ctx, real: bool, fit_per_class: int) -> dict:
                         "per_target": per_target, "sweep": res,
                         "start": "model.edit_start (sampled latents)", "tta": "hflip",
                         "fit": f"edit_fit on <= {fit_per_class}/class train images (attribute-vector models)"}}
+
+
+def reference_edit(spec: MetricSpec, ctx: EvalContext) -> Entry:
+    """``edit_success``'s reference: the evaluator's class-balanced accuracy on the real test split."""
+    return evaluator_reference(spec, ctx)

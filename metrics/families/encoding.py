@@ -13,14 +13,21 @@ measured on images quantized exactly like the real ones.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from exprbench.data import to_float, to_uint8
 
 from exprbench.metrics.families.classaware import evaluator_reference
+from exprbench.metrics.protocols.names import PROBE_TRAIN_PER_CLASS
 from exprbench.metrics.families.imageops import (CapabilityMetricError, Classifier, batched, check_labels, check_model_images, l1_ssim,
                        need)
 from exprbench.metrics.families.labels import confusion_matrix, per_class_accuracy
+
+if TYPE_CHECKING:
+    from exprbench.metrics.protocols.spec import Entry, MetricSpec
+    from exprbench.metrics.run.context import EvalContext
 
 
 # --------------------------------------------------------------------------------------------
@@ -145,11 +152,9 @@ def reconstruction_metrics(model, images: torch.Tensor, labels: torch.Tensor | N
 
 
 
-def run_enc_acc(spec, ctx, real: bool) -> dict:
-    """``enc_acc``: argmax E_c(x) vs the true label on ``min(n, len(test))`` real test images; reference: the
-    evaluator's accuracy on real test images."""
-    if real:
-        return evaluator_reference(spec, ctx, balanced=False)
+def compute_enc_acc(spec: MetricSpec, ctx: EvalContext) -> Entry:
+    """``enc_acc``: accuracy in [0, 1] of argmax E_c(x) vs the true label on ``min(n, len(test))`` real test
+    images."""
     imgs, labs = ctx.test_subset(spec.n_samples, spec.seed)
     with torch.no_grad():
         res = encoder_label_accuracy(ctx.model, imgs, labs, batch_size=ctx.model_batch_size)
@@ -158,8 +163,15 @@ def run_enc_acc(spec, ctx, real: bool) -> dict:
                         "class_names": list(ctx.data.class_names), "split": "test (PrivateTest)"}}
 
 
-def run_probe(spec, ctx, real: bool, train_per_class: int) -> dict:
-    """``probe``: logistic regression on E(x) fit on the fixed class-balanced train subset, test accuracy."""
+def reference_enc_acc(spec: MetricSpec, ctx: EvalContext) -> Entry:
+    """``enc_acc``'s reference: the evaluator's plain accuracy on the real test split."""
+    return evaluator_reference(spec, ctx, balanced=False)
+
+
+def compute_probe(spec: MetricSpec, ctx: EvalContext) -> Entry:
+    """``probe``: logistic regression on E(x) fit on the fixed class-balanced train subset (at most
+    :data:`PROBE_TRAIN_PER_CLASS` a class), accuracy in [0, 1] on the test images (no real-data reference)."""
+    train_per_class = PROBE_TRAIN_PER_CLASS
     tr_imgs, tr_labs = ctx.probe_train(train_per_class, spec.seed)
     te_imgs, te_labs = ctx.test_subset(spec.n_samples, spec.seed)
     with torch.no_grad():
@@ -170,8 +182,9 @@ def run_probe(spec, ctx, real: bool, train_per_class: int) -> dict:
                         "classifier": "sklearn LogisticRegression(C=1, lbfgs, max_iter=2000) on standardized z"}}
 
 
-def run_recon(spec, ctx, real: bool) -> dict:
-    """``recon``: mean L1 ([0, 1] scale) and SSIM of x vs G(E(x)) (the model's own c for conditional models)."""
+def compute_recon_l1(spec: MetricSpec, ctx: EvalContext) -> Entry:
+    """``recon``: mean L1 ([0, 1] scale) and SSIM of x vs G(E(x)) (the model's own c for conditional models; no
+    real-data reference)."""
     imgs, _ = ctx.test_subset(spec.n_samples, spec.seed)
     with torch.no_grad():
         res = reconstruction_metrics(ctx.model, imgs, labels=None, classifier=ctx.classify,

@@ -1,14 +1,18 @@
 """The feature-space protocols over generated images: FID, KID, precision/recall (torch-fidelity, see
 :mod:`.fidelity`), density/coverage (:mod:`.coverage`) and memorisation (:mod:`.memorisation`).
 
-Each runner scores the protocol's generated set (or, for the real-data reference, the real test split)
-against the train reference in the protocol's feature space; with ``ctx.ci_draws`` bootstrap intervals
-come from the features torch-fidelity cached (:mod:`.bootstrap`).
+Each family is two functions, ``compute_<family>(spec, ctx)`` (the model's value) and
+``reference_<family>(spec, ctx)`` (the real-data reference), over one helper that scores a *source* of
+images (:func:`generated_images` or :func:`real_images`, StyleGAN3's generator and dataset sources) against
+the train reference in the protocol's feature space; with ``ctx.ci_draws`` bootstrap intervals come from the
+features torch-fidelity cached (:mod:`.bootstrap`).
 """
 
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import torch
@@ -22,46 +26,105 @@ from exprbench.metrics.families.fidelity_inputs import extractor_info, generated
 from exprbench.metrics.families.memorisation import MEM_QUANTILE, N_PAIRS, duplicate_mask, memorisation, pairs_grid
 from exprbench.metrics.protocols.names import PR_REFERENCE_SIZE
 
+if TYPE_CHECKING:
+    from exprbench.metrics.protocols.spec import Entry, MetricSpec
+    from exprbench.metrics.run.context import EvalContext, RealSet
+
 _TF_METRIC = {"fid": "fid", "kid": "kid", "pr": "prc"}
 
 
-def run_fid_kid_pr(spec, ctx, real: bool, kind: str) -> dict:
-    """FID / KID / precision-recall (``kind``) of generated (or real test) images against the train reference
+@dataclass(frozen=True)
+class Scored:
+    """The images a feature-space protocol scores, in torch-fidelity's generated role.
+
+    Attributes:
+        images: uint8 N x C x H x W; cache_name: their features' torch-fidelity cache name; real: the
+        :class:`~exprbench.metrics.run.context.RealSet` they were drawn from (the real-data reference), or None
+        (the model's generated images).
+    """
+
+    images: torch.Tensor
+    cache_name: str
+    real: RealSet | None = None
+
+
+#: a source of scored images: ``source(spec, ctx, extractor_sha256) -> Scored``
+Source = Callable[["MetricSpec", "EvalContext", str], Scored]
+
+
+def generated_images(spec: MetricSpec, ctx: EvalContext, sha: str) -> Scored:
+    """The protocol's generated set (count and seed of ``spec``, shared by fid/kid/pr/dc/mem); its features'
+    cache name is noted for dropping after the evaluation."""
+    images, _ = ctx.generate(spec.n_samples, spec.seed, per_class=False)
+    name = generated_cache_name(images, spec.extractor, sha)
+    ctx.gen_cache_names.add(name)
+    return Scored(images, name)
+
+
+def real_images(spec: MetricSpec, ctx: EvalContext, sha: str) -> Scored:
+    """Real faces in place of the generated ones (:meth:`EvalContext.real_set` at the protocol's count), their
+    features cached like a reference."""
+    rs = ctx.real_set(spec.n_samples, spec.seed)
+    name = ctx.ref_name(rs.split, len(rs.images), spec.extractor, sha, rs.selection)
+    if not is_cached(name):
+        ctx.note(f"real features for the real-data value ({rs.where}), one-time, {len(rs.images):,} images")
+    return Scored(rs.images, name, rs)
+
+
+def compute_fid(spec: MetricSpec, ctx: EvalContext) -> Entry:
+    """FID of the generated images against the full train split (squared feature units, >= 0); with
+    ``ctx.ci_draws`` a bootstrap ci95 and FID extrapolated to infinite N in details."""
+    return _fid_kid_pr(spec, ctx, generated_images, "fid")
+
+
+def reference_fid(spec: MetricSpec, ctx: EvalContext) -> Entry:
+    """FID of real faces in place of generated ones; where they are fewer than the protocol's count, also the
+    FID at that count from the 1/N fit (details ``at_protocol_n``)."""
+    return _fid_kid_pr(spec, ctx, real_images, "fid")
+
+
+def compute_kid(spec: MetricSpec, ctx: EvalContext) -> Entry:
+    """KID (mean and std over 100 subsets, unscaled) of the generated images against the full train split."""
+    return _fid_kid_pr(spec, ctx, generated_images, "kid")
+
+
+def reference_kid(spec: MetricSpec, ctx: EvalContext) -> Entry:
+    """KID of real faces in place of generated ones."""
+    return _fid_kid_pr(spec, ctx, real_images, "kid")
+
+
+def compute_pr(spec: MetricSpec, ctx: EvalContext) -> Entry:
+    """Precision/recall (k=3) of the generated images against a fixed random 10k of train (seed 0); value =
+    F-score in [0, 1], precision and recall in details."""
+    return _fid_kid_pr(spec, ctx, generated_images, "pr")
+
+
+def reference_pr(spec: MetricSpec, ctx: EvalContext) -> Entry:
+    """Precision/recall of real faces in place of generated ones."""
+    return _fid_kid_pr(spec, ctx, real_images, "pr")
+
+
+def _fid_kid_pr(spec: MetricSpec, ctx: EvalContext, source: Source, kind: str) -> Entry:
+    """FID / KID / precision-recall (``kind``) of the ``source`` images against the train reference
     (precision/recall: a fixed random 10k of train, seed 0, so both sets have the same size)."""
     _, sha = extractor_info(spec.extractor, ctx.evaluator_weights, ctx.inception_weights)
     kw = ctx.fidelity_kw(spec)
-    cand, n_c, test_name, rs = _scored_images(spec, ctx, real, sha)
+    scored = source(spec, ctx, sha)
+    n_c = scored.images.shape[0]
     ref, ref_name = _train_reference(spec, ctx, kind, sha)
-    gen_cache = test_name if real else True  # real test features are cached like a reference
-    res = fidelity_scores(cand, ref, (_TF_METRIC[kind],), real_cache_name=ref_name, generated_cache=gen_cache,
-                          seed=2020, **kw)
-    out = _fidelity_entry(kind, res, n_c, sha, spec.n_samples if real else None)
-    if real:
-        out["details"].update(reference_set(rs))
-    short = real and n_c < spec.n_samples and kind == "fid"
+    res = fidelity_scores(scored.images, ref, (_TF_METRIC[kind],), real_cache_name=ref_name,
+                          generated_cache=scored.cache_name, seed=2020, **kw)
+    out = _fidelity_entry(kind, res, n_c, sha, spec.n_samples if scored.real is not None else None)
+    if scored.real is not None:
+        out["details"].update(reference_set(scored.real))
+    short = scored.real is not None and n_c < spec.n_samples and kind == "fid"
     if ctx.ci_draws or short:  # intervals (and FID at infinite N) from the features torch-fidelity cached
-        gen_feats = ctx.fidelity_feats(spec, cand, test_name if real else generated_cache_name(cand, spec.extractor, sha),
-                                       "generated")
+        gen_feats = ctx.fidelity_feats(spec, scored.images, scored.cache_name, "generated")
     if short:  # fewer real images than the protocol's count: the FID at that count from the 1/N fit
         out["details"]["at_protocol_n"] = _fid_at_protocol_n(spec, ctx, gen_feats, ref_name, n_c)
     if ctx.ci_draws:
         _add_intervals(out, spec, ctx, kind, res, gen_feats, ref, ref_name)
     return out
-
-
-def _scored_images(spec, ctx, real: bool, sha: str) -> tuple:
-    """``(images, count, cache name, real set)`` scored: the real test set (cached under its reference name,
-    the set returned) or the protocol's generated images (their cache name noted for dropping; no set)."""
-    if real:
-        rs = ctx.real_set(spec.n_samples, spec.seed)
-        cand, n_c = rs.images, len(rs.images)
-        test_name = ctx.ref_name(rs.split, n_c, spec.extractor, sha, rs.selection)
-        if not is_cached(test_name):
-            ctx.note(f"real features for the real-data value ({rs.where}), one-time, {n_c:,} images")
-        return cand, n_c, test_name, rs
-    cand, _ = ctx.generate(spec.n_samples, spec.seed, per_class=False)
-    ctx.gen_cache_names.add(generated_cache_name(cand, spec.extractor, sha))
-    return cand, cand.shape[0], None, None
 
 
 def _train_reference(spec, ctx, kind: str, sha: str) -> tuple:
@@ -115,59 +178,76 @@ def _add_intervals(out: dict, spec, ctx, kind: str, res: dict, gen_feats: torch.
                               ci_note="k-NN radii of the full sets kept fixed over the draws")
 
 
-def run_dc(spec, ctx, real: bool) -> dict:
-    """Density and coverage (Naeem et al. 2020, k=5) against the precision/recall reference (10k train
-    images, seed 0); value = coverage (bounded in [0, 1], falls when modes are dropped; density, which is
-    unbounded and rewards crowding dense regions, goes to details)."""
+def compute_dc(spec: MetricSpec, ctx: EvalContext) -> Entry:
+    """Density and coverage (Naeem et al. 2020, k=5) of the generated images against the precision/recall
+    reference (10k train images, seed 0); value = coverage in [0, 1] (falls when modes are dropped; density,
+    which is unbounded and rewards crowding dense regions, goes to details)."""
+    return _dc(spec, ctx, generated_images)
+
+
+def reference_dc(spec: MetricSpec, ctx: EvalContext) -> Entry:
+    """Density and coverage of real faces in place of generated ones."""
+    return _dc(spec, ctx, real_images)
+
+
+def _dc(spec: MetricSpec, ctx: EvalContext, source: Source) -> Entry:
     _, sha = extractor_info(spec.extractor, ctx.evaluator_weights, ctx.inception_weights)
-    cand, cand_name = ctx.scored_set(spec, real, sha)
+    scored = source(spec, ctx, sha)
     ref, sel, idx = ctx.pr_reference(PR_REFERENCE_SIZE)
     ref_name = ctx.train_subset_name(spec, sha, idx, sel)
     rf = ctx.fidelity_feats(spec, ref, ref_name, "real")
-    gf = ctx.fidelity_feats(spec, cand, cand_name, "generated")
+    gf = ctx.fidelity_feats(spec, scored.images, scored.cache_name, "generated")
     res = density_coverage(rf, gf, DC_NEIGHBORHOOD, ci_draws=ctx.ci_draws, ci_seed=CI_SEED)
-    out = {"value": res["coverage"], "n_samples": int(cand.shape[0]), "extractor_sha256": sha,
+    out = {"value": res["coverage"], "n_samples": int(scored.images.shape[0]), "extractor_sha256": sha,
            "details": {"density": res["density"], "coverage": res["coverage"], "k": res["k"], "n_real": res["n_real"],
                        "reference": f"train, {sel}"}}
-    if real:
+    if scored.real is not None:
         out["n_protocol"] = spec.n_samples
-        out["details"].update(reference_set(ctx.real_set(spec.n_samples, spec.seed)))
+        out["details"].update(reference_set(scored.real))
     if ctx.ci_draws:
         out.update(res["coverage_ci"])
         out["details"].update(density_ci95=res["density_ci"]["ci95"], coverage_ci95=res["coverage_ci"]["ci95"])
     return out
 
 
-def run_mem(spec, ctx, real: bool) -> dict:
-    """Memorisation (see :mod:`.memorisation`) in the protocol's feature space: the fraction of scored images
-    nearer their nearest train face than the 5th percentile of test-to-train distances. For generated
-    images, the 16 closest (sample, train face) pairs are written to ``RUN/figures_input/<protocol>_pairs.npy``
-    (uint8 16 x 2 x C x H x W: sample, neighbour) and ``..._pairs.png`` (4 pairs per row) when the evaluation
-    has a directory."""
+def compute_mem(spec: MetricSpec, ctx: EvalContext) -> Entry:
+    """Memorisation (see :mod:`.memorisation`) in the protocol's feature space: the fraction in [0, 1] of
+    generated images nearer their nearest train face than the 5th percentile of test-to-train distances. The 16
+    closest (sample, train face) pairs are written to ``RUN/figures_input/<protocol>_pairs.npy`` (uint8 16 x 2
+    x H x W: sample, neighbour) and ``..._pairs.png`` (4 pairs per row) when the evaluation has a directory."""
+    return _mem(spec, ctx, generated_images)
+
+
+def reference_mem(spec: MetricSpec, ctx: EvalContext) -> Entry:
+    """Memorisation of real faces in place of generated ones, less those that are pixel copies of a train face
+    (about 0.05 by construction)."""
+    return _mem(spec, ctx, real_images)
+
+
+def _mem(spec: MetricSpec, ctx: EvalContext, source: Source) -> Entry:
     _, sha = extractor_info(spec.extractor, ctx.evaluator_weights, ctx.inception_weights)
-    cand, cand_name = ctx.scored_set(spec, real, sha)
+    scored = source(spec, ctx, sha)
+    real = scored.real is not None
     test_name = ctx.ref_name("test", len(ctx.test), spec.extractor, sha)
     tr = ctx.train_features(spec, sha)
     te = ctx.fidelity_feats(spec, ctx.test.images, test_name, "real")
     dup = ctx.test_duplicates()
+    gf = ctx.fidelity_feats(spec, scored.images, scored.cache_name, "generated")
     if real:  # the real stand-ins that are not pixel copies of a train face
-        keep = ~duplicate_mask(cand, ctx.train.images)
-        gf = ctx.fidelity_feats(spec, cand, cand_name, "generated")[keep]
-    else:
-        gf = ctx.fidelity_feats(spec, cand, cand_name, "generated")
+        gf = gf[~duplicate_mask(scored.images, ctx.train.images)]
     res = memorisation(gf, tr, te, MEM_QUANTILE, N_PAIRS, ci_draws=ctx.ci_draws, ci_seed=CI_SEED, test_exclude=dup)
     details = {k: v for k, v in res.items() if k not in ("fraction", "fraction_ci")}
     details["test_excluded_note"] = ("test faces that are exact pixel copies of a train face are left out of the "
                                      "threshold (and real faces that are copies, of the real-data value)")
     if real:
-        details.update(reference_set(ctx.real_set(spec.n_samples, spec.seed)))
+        details.update(reference_set(scored.real))
     details["feature_space"] = spec.extractor
     details["pairs_axes"] = ("sample = index into the scored set (the generated images in order of generation; for "
                              "the real-data value the test faces that are not copies of a train face), "
                              "train_index = index into the train split")
     if not real and ctx.out_dir is not None and res["closest_pairs"]:
-        details["pairs_files"] = write_pairs(ctx, spec.name, cand, res["closest_pairs"])
-        ctx.closest_pairs = (cand, res["closest_pairs"])
+        details["pairs_files"] = write_pairs(ctx, spec.name, scored.images, res["closest_pairs"])
+        ctx.closest_pairs = (scored.images, res["closest_pairs"])
     return {"value": res["fraction"], "n_samples": res["n_generated"], "extractor_sha256": sha,
             **({"n_protocol": spec.n_samples} if real else {}), **res.get("fraction_ci", {}), "details": details}
 

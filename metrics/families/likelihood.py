@@ -7,11 +7,18 @@ importance-weighted bound (Burda et al. 2016) with K samples for models with the
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from exprbench.data import to_float
 
 from exprbench.metrics.families.imageops import check_labels, check_model_images, need
+from exprbench.metrics.protocols.names import BPD_IW_K
+
+if TYPE_CHECKING:
+    from exprbench.metrics.protocols.spec import Entry, MetricSpec
+    from exprbench.metrics.run.context import EvalContext
 
 
 @torch.no_grad()
@@ -50,8 +57,10 @@ def likelihood_metrics(model, images: torch.Tensor, labels: torch.Tensor, iw_k: 
             "n": int(images.shape[0])}
 
 
-def run_bpd(spec, ctx, real: bool, iw_k: int) -> dict:
-    """Mean bits/dim of real test images (exact for flows, ELBO for VAEs) plus the IWAE bound where declared."""
+def compute_bpd(spec: MetricSpec, ctx: EvalContext) -> Entry:
+    """Mean bits/dim (> 0) of real test images (exact for flows, ELBO for VAEs) plus the IWAE bound with
+    :data:`BPD_IW_K` samples for models with ``iw_likelihood``; no real-data reference."""
+    iw_k = BPD_IW_K
     imgs, labs = ctx.test_subset(spec.n_samples, spec.seed)
     res = likelihood_metrics(ctx.model, imgs, labs, iw_k=iw_k, seed=spec.seed, batch_size=ctx.model_batch_size)
     kind = "exact" if res["exact"] else "bound (negative ELBO)"

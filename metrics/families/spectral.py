@@ -19,10 +19,15 @@ like real faces). Images are uint8 N x 1 x H x W (gray; RGB is averaged over cha
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 
 from exprbench.core.errors import UserError
+
+if TYPE_CHECKING:
+    from exprbench.metrics.protocols.spec import Entry, MetricSpec
+    from exprbench.metrics.run.context import EvalContext
 
 SHARES = ("checker", "rowcol", "high")
 HIGH_FRACTION = 2.0 / 3.0  # of the Nyquist radius
@@ -122,14 +127,21 @@ def spectral_footprint(images: torch.Tensor, real_power: torch.Tensor, what: str
             "radial": prof, "real_radial": real_prof}
 
 
-def run_spectral(spec, ctx, real: bool) -> dict:
+def compute_spectral(spec: MetricSpec, ctx: EvalContext) -> Entry:
     """``spectral``: the footprint of n generated images (``fid10k_train``'s set: same count and seed) against the
-    full train split's mean power spectrum; value = checker ratio. Reference: the real test faces."""
+    full train split's mean power spectrum; value = checker ratio (> 0, 1 = like real faces)."""
     train_power = ctx.memo("train_power", lambda: mean_power_spectrum(ctx.train.images, spec.name))
-    if real:
-        images = ctx.test.images
-    else:
-        images, _ = ctx.generate(spec.n_samples, spec.seed, per_class=False)
+    images, _ = ctx.generate(spec.n_samples, spec.seed, per_class=False)
+    return _footprint_entry(spec, images, train_power)
+
+
+def reference_spectral(spec: MetricSpec, ctx: EvalContext) -> Entry:
+    """``spectral`` of the real test faces in place of generated ones (ratios about 1)."""
+    train_power = ctx.memo("train_power", lambda: mean_power_spectrum(ctx.train.images, spec.name))
+    return _footprint_entry(spec, ctx.test.images, train_power)
+
+
+def _footprint_entry(spec: MetricSpec, images: torch.Tensor, train_power: torch.Tensor) -> Entry:
     fp = spectral_footprint(images, train_power, spec.name)
     return {"value": fp["checker_ratio"], "n_samples": int(images.shape[0]), "extractor_sha256": None,
             "details": {**fp, "reference": "the train split's mean power spectrum",

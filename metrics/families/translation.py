@@ -12,7 +12,7 @@ label set; ``features`` a callable uint8 N x C x H x W -> float N x D.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import torch
 
@@ -22,6 +22,10 @@ from exprbench.metrics.families.classaware import balanced_accuracy, evaluator_r
 from exprbench.metrics.families.fidelity import fidelity_scores
 from exprbench.metrics.families.fidelity_inputs import extractor_info
 from exprbench.metrics.families.imageops import CapabilityMetricError, Classifier, Features, batched, check_labels, check_model_images, l1_ssim, need
+
+if TYPE_CHECKING:
+    from exprbench.metrics.protocols.spec import Entry, MetricSpec
+    from exprbench.metrics.run.context import EvalContext
 
 
 # --------------------------------------------------------------------------------------------
@@ -160,12 +164,10 @@ def translation_fid_inputs(tr: Translations, real_images: torch.Tensor, real_lab
 
 
 
-def run_translate_acc(spec, ctx, real: bool) -> dict:
-    """``translate_acc``: evaluator target accuracy of test faces translated to every other emotion, balanced over
-    the targets (each target has fewer pairs where its own class is common among the sources), pair matrix,
-    identity; reference: the evaluator's class-balanced accuracy on real test images."""
-    if real:
-        return evaluator_reference(spec, ctx)
+def compute_translate_acc(spec: MetricSpec, ctx: EvalContext) -> Entry:
+    """``translate_acc``: evaluator target accuracy in [0, 1] of test faces translated to every other emotion,
+    balanced over the targets (each target has fewer pairs where its own class is common among the sources),
+    pair matrix, identity."""
     tr = ctx.translations(spec.n_samples, spec.seed)
     res = translation_metrics(tr, ctx.classify, ctx.features)
     details = {k: v for k, v in res.items() if k != "target_accuracy"}
@@ -179,10 +181,15 @@ def run_translate_acc(spec, ctx, real: bool) -> dict:
             "extractor_sha256": ctx.evaluator.sha256, "details": details}
 
 
-def run_translate_fid(spec, ctx, real: bool) -> dict:
+def reference_translate_acc(spec: MetricSpec, ctx: EvalContext) -> Entry:
+    """``translate_acc``'s reference: the evaluator's class-balanced accuracy on the real test split."""
+    return evaluator_reference(spec, ctx)
+
+
+def compute_translate_fid(spec: MetricSpec, ctx: EvalContext) -> Entry:
     """``translate_fid``: per target emotion k, FID of the translations to k (sources of other classes) vs the
     train images of k (per-class references cached as ifid's); value = mean over targets with at least 2
-    images on both sides (the others are listed in ``details.targets_left_out``)."""
+    images on both sides (the others are listed in ``details.targets_left_out``); no real-data reference."""
     _, sha = extractor_info(spec.extractor, ctx.evaluator_weights, ctx.inception_weights)
     tr = ctx.translations(spec.n_samples, spec.seed)
     sets = translation_fid_inputs(tr, ctx.train.images, ctx.train.labels)

@@ -11,9 +11,15 @@ Measured with the old evaluator: ``acgan-default-s2``'s "neutral" layer turned 5
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Callable
+
 import torch
 
 from exprbench.metrics.families.lowpass import blur3
+
+if TYPE_CHECKING:
+    from exprbench.metrics.protocols.spec import Entry, MetricSpec
+    from exprbench.metrics.run.context import EvalContext
 
 BASE_SEED = 11  # the blurred real test faces the layers are added to (a fixed subset, natural class mix)
 
@@ -44,12 +50,30 @@ def transplant_shares(layers: torch.Tensor, layer_labels: torch.Tensor, bases: t
     return shares
 
 
-def run_transplant(spec, ctx, real: bool) -> dict:
-    """``transplant``: mean over classes of the share of blurred real test faces read as k after adding the
+def compute_transplant(spec: MetricSpec, ctx: EvalContext) -> Entry:
+    """``transplant``: mean over classes of the share in [0, 1] of blurred real test faces read as k after adding the
     high-frequency layer of a class-k sample (``spec.n_samples`` samples, ``acc_gen``'s images when count and
-    seed agree); bases: ``n_samples // K`` test faces (seed :data:`BASE_SEED`), blurred.
-    Reference (``real``): the same with real class-k train faces' layers (``n_samples // K`` a class).
-    Details: per-class shares, the share read as k with no layer, and ``excess`` = value - reference."""
+    seed agree); bases: ``n_samples // K`` test faces (seed :data:`BASE_SEED`), blurred. Details: per-class
+    shares, the share read as k with no layer, real faces' layer (:func:`reference_transplant`) and ``excess`` =
+    value - reference."""
+    n = max(1, spec.n_samples // ctx.k) * ctx.k
+
+    def shares_of(bases: torch.Tensor) -> list[float]:  # drawn after the bases and the reference, as ever
+        imgs, labs = ctx.generate(n, spec.seed, per_class=True)
+        return transplant_shares(high_frequency_layer(imgs), labs, bases, ctx.classify, ctx.k)
+
+    return _transplant(spec, ctx, shares_of, n)
+
+
+def reference_transplant(spec: MetricSpec, ctx: EvalContext) -> Entry:
+    """``transplant`` with real class-k train faces' layers (``n_samples // K`` a class) in place of samples'."""
+    return _transplant(spec, ctx, None, max(1, spec.n_samples // ctx.k) * ctx.k)
+
+
+def _transplant(spec: MetricSpec, ctx: EvalContext, shares_of: Callable[[torch.Tensor], list[float]] | None,
+                n: int) -> Entry:
+    """The entry of the shares ``shares_of(blurred bases)`` gives over ``n`` layers (None: real faces' layers, the
+    reference itself)."""
     k, names = ctx.k, ctx.data.class_names
     per = max(1, spec.n_samples // k)
     bases_raw, _ = ctx.test_subset(per, BASE_SEED)
@@ -61,16 +85,12 @@ def run_transplant(spec, ctx, real: bool) -> dict:
         return transplant_shares(high_frequency_layer(imgs), labs, bases, ctx.classify, k)
 
     ref = ctx.memo(("transplant_real", per, spec.seed), real_shares)
-    if real:
-        shares, n = ref, per * k
-    else:
-        imgs, labs = ctx.generate(per * k, spec.seed, per_class=True)
-        shares, n = transplant_shares(high_frequency_layer(imgs), labs, bases, ctx.classify, k), int(imgs.shape[0])
+    shares = ref if shares_of is None else shares_of(bases)
     value, ref_value = sum(shares) / k, sum(ref) / k
     details = {"per_class": dict(zip(names, shares)), "no_layer": dict(zip(names, none.tolist())),
                "bases": len(bases), "tta": "hflip",
                "statistic": "share of blurred real test faces read as k after adding a class-k image's layer "
                             "(image minus its 3x3 Gaussian blur, sigma 0.8), mean over classes"}
-    if not real:
+    if shares_of is not None:
         details |= {"real_layer": dict(zip(names, ref)), "excess": value - ref_value}
     return {"value": value, "n_samples": n, "extractor_sha256": ctx.evaluator.sha256, "details": details}

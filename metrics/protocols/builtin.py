@@ -1,18 +1,23 @@
-"""The built-in metric protocols: one registered function each, declared with everything about it.
+"""The built-in metric protocols: one declaration each, with everything about it.
 
-Each function is ``fn(spec, ctx, real) -> dict``: the entry fields of the model's value, or with
-``real=True`` of its real-data reference. The computation lives beside its math (family modules,
-imported when the protocol runs, so listing protocols imports no torch): :mod:`.fidelity_metrics`
-(fid, kid, pr, dc, mem), :mod:`.classaware` (ifid, acc_gen, cas), :mod:`.encoding` (enc_acc, probe,
-recon), :mod:`.translation`, :mod:`.editing`, :mod:`.likelihood`. Adding a protocol is one more
-decorated function here or in a plugin module (entry-point group ``exprbench.metrics``).
+Each declaration names its family's module (``computed_in``): the module's ``compute_<family>(spec, ctx)``
+gives the model's value and ``reference_<family>(spec, ctx)`` the real-data reference, both imported when
+the protocol runs (listing protocols imports no torch): :mod:`.fidelity_metrics` (fid, kid, pr, dc, mem),
+:mod:`.classaware` (ifid, acc_gen), :mod:`.cas`, :mod:`.encoding` (enc_acc, probe, recon), :mod:`.translation`,
+:mod:`.editing`, :mod:`.likelihood`. How each is shown is its ``show=Presentation(...)``. The fidelity twins
+of the realism and the evaluator feature spaces come from one loop (:data:`FEATURE_SPACES`). Adding a protocol
+is one more declaration here or in a plugin module (entry-point group ``exprbench.metrics``), and one typed
+function beside it.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from exprbench.metrics.run.console import fmt
-from exprbench.metrics.protocols.names import (BPD_IW_K, BPD_SEED, CAPABILITY_SEED, CAS_NAME, EDIT_FIT_PER_CLASS, EDIT_SEED, INCEPTION_NAME,
-                    MULTILAYER_NAME, PROBE_TRAIN_PER_CLASS)
+from exprbench.metrics.protocols.names import (BPD_IW_K, BPD_SEED, CAPABILITY_SEED, CAS_NAME, EDIT_FIT_PER_CLASS, EDIT_SEED,
+                                               EXTRACTOR_NAME, INCEPTION_NAME, MULTILAYER_NAME, PROBE_TRAIN_PER_CLASS)
+from exprbench.metrics.protocols.presentation import Presentation
 from exprbench.metrics.protocols.spec import register_metric
 
 S, SC = frozenset({"sample"}), frozenset({"sample", "conditional"})
@@ -134,256 +139,178 @@ def bpd_details(e: dict, ref: dict) -> str:
     return f"{d['kind']}" + (f"; IWAE bound (K={d['iw_k']}) {fmt(d['iw_bpd'], 4)}" if d.get("iw_bpd") is not None else "")
 
 
-# -- fidelity to the training faces (generated images in feature space) --------------------------
-_fid = dict(needs=S, n_samples=10000, seed=0, direction="lower", table="fidelity", reference=REAL_IN_PLACE,
-            min_samples=2, details=fid_details)
+# -- fidelity to the training faces, in two feature spaces (generated images against the train split) -------
+#: the feature spaces of the twins, in registration order (extractor, name suffix): the realism space first
+#: (pooled features of every evaluator stage, metrics/extractors/multilayer.py), then the evaluator's
+FEATURE_SPACES = ((MULTILAYER_NAME, "_ml"), (EXTRACTOR_NAME, ""))
+FIDELITY = "exprbench.metrics.families.fidelity_metrics"  # compute_<family> and reference_<family> of the twins
+MEM_REFERENCE = "real test faces (not pixel copies of a train face) scored as samples: about 0.05 by construction"
+
+#: per family, what both spaces declare (the name pattern without the space's suffix)
+TWINS = {
+    "fid": dict(direction="lower", reference=REAL_IN_PLACE, min_samples=2, name_pattern="fid{n}_train",
+                show=Presentation(table="fidelity", details=fid_details, what=TRAIN.replace("{what}", "FID"),
+                                  ranks_samples=True)),
+    "kid": dict(direction="lower", reference=REAL_IN_PLACE, min_samples=2, name_pattern="kid{n}_train",
+                show=Presentation(table="fidelity", details=fid_details, what=TRAIN.replace("{what}", "KID"))),
+    "pr": dict(direction="higher", reference=REAL_IN_PLACE, min_samples=4, name_pattern="pr{n}_train",
+               show=Presentation(table="fidelity", derived={"precision": "higher", "recall": "higher"},
+                                 details=pr_details, display="F", what=PR_REF.replace("{what}", "precision/recall"),
+                                 column_order=("precision", "recall", None))),
+    "dc": dict(direction="higher", reference=REAL_IN_PLACE, min_samples=2, name_pattern="dc{n}_train",
+               show=Presentation(table="coverage", derived={"density": "higher"}, details=dc_details, display="COVERAGE",
+                                 what=PR_REF.replace("{what}", "density/coverage (k=5)"))),
+    "mem": dict(direction="lower", reference=MEM_REFERENCE, min_samples=2, name_pattern="mem{n}_train",
+                show=Presentation(table="coverage", details=mem_details, display="MEMORISED",
+                                  what=TRAIN.replace("{what}", "memorisation (nearest train face)"))),
+}
+#: per space and family, the one line of ``exprbench metrics``
+TWIN_SUMMARIES = {
+    MULTILAYER_NAME: {
+        "fid": "FID in the realism space (fer-multilayer: pooled features of every evaluator stage), 10k generated vs "
+               "the full train split",
+        "kid": "KID mean/std over 100 subsets (fer-multilayer), 10k generated vs train",
+        "pr": "precision/recall (k=3, fer-multilayer), 10k generated vs 10k train; value = F-score",
+        "dc": "density/coverage (Naeem et al. 2020, k=5, fer-multilayer); value = coverage",
+        "mem": "memorisation in the realism space (fer-multilayer): fraction of generated closer to their nearest train "
+               "face than the 5th percentile of test-to-train distances; real data ~ 0.05",
+    },
+    EXTRACTOR_NAME: {
+        "fid": "FID (fer-evaluator features), 10k generated vs the full train split",
+        "kid": "KID mean/std over 100 subsets (fer-evaluator), 10k generated vs train",
+        "pr": "precision/recall (k=3, fer-evaluator), 10k generated vs 10k train; value = F-score",
+        "dc": "density/coverage (Naeem et al. 2020, k=5 balls on 10k train features, fer-evaluator); value = coverage, "
+              "density in details",
+        "mem": "memorisation: fraction of generated closer to their nearest train face than the 5th percentile of "
+               "test-to-train distances (fer-evaluator); real data ~ 0.05",
+    },
+}
+#: the figure inputs, written by the evaluator space's protocols
+TWIN_FIGURES = {EXTRACTOR_NAME: {"fid": "samples", "mem": "closest_pairs"}}
 
 
-# -- the realism space first: pooled features of every evaluator stage (metrics/extractors/multilayer.py) -----
-_ml = dict(extractor=MULTILAYER_NAME)
-
-
-@register_metric(**_fid, **_ml, what=TRAIN.replace("{what}", "FID"), name_pattern="fid{n}_train_ml", ranks_samples=True,
-                 summary="FID in the realism space (fer-multilayer: pooled features of every evaluator stage), "
-                         "10k generated vs the full train split")
-def fid10k_train_ml(spec, ctx, real):
-    from exprbench.metrics.families.fidelity_metrics import run_fid_kid_pr
-
-    return run_fid_kid_pr(spec, ctx, real, "fid")
-
-
-@register_metric(**_fid, **_ml, what=TRAIN.replace("{what}", "KID"), name_pattern="kid{n}_train_ml",
-                 summary="KID mean/std over 100 subsets (fer-multilayer), 10k generated vs train")
-def kid10k_train_ml(spec, ctx, real):
-    from exprbench.metrics.families.fidelity_metrics import run_fid_kid_pr
-
-    return run_fid_kid_pr(spec, ctx, real, "kid")
-
-
-@register_metric(needs=S, n_samples=10000, seed=0, direction="higher", table="fidelity", reference=REAL_IN_PLACE,
-                 min_samples=4, derived={"precision": "higher", "recall": "higher"}, details=pr_details, display="F",
-                 what=PR_REF.replace("{what}", "precision/recall"), name_pattern="pr{n}_train_ml", **_ml,
-                 summary="precision/recall (k=3, fer-multilayer), 10k generated vs 10k train; value = F-score",
-                 column_order=("precision", "recall", None))
-def pr10k_train_ml(spec, ctx, real):
-    from exprbench.metrics.families.fidelity_metrics import run_fid_kid_pr
-
-    return run_fid_kid_pr(spec, ctx, real, "pr")
-
-
-@register_metric(needs=S, n_samples=10000, seed=0, direction="higher", table="coverage", reference=REAL_IN_PLACE,
-                 min_samples=2, derived={"density": "higher"}, details=dc_details, display="COVERAGE", **_ml,
-                 what=PR_REF.replace("{what}", "density/coverage (k=5)"), name_pattern="dc{n}_train_ml",
-                 summary="density/coverage (Naeem et al. 2020, k=5, fer-multilayer); value = coverage")
-def dc10k_train_ml(spec, ctx, real):
-    from exprbench.metrics.families.fidelity_metrics import run_dc
-
-    return run_dc(spec, ctx, real)
-
-
-@register_metric(needs=S, n_samples=10000, seed=0, direction="lower", table="coverage", **_ml,
-                 reference="real test faces (not pixel copies of a train face) scored as samples: about 0.05 by "
-                           "construction", min_samples=2, details=mem_details, display="MEMORISED",
-                 what=TRAIN.replace("{what}", "memorisation (nearest train face)"), name_pattern="mem{n}_train_ml",
-                 summary="memorisation in the realism space (fer-multilayer): fraction of generated closer to their "
-                         "nearest train face than the 5th percentile of test-to-train distances; real data ~ 0.05")
-def mem10k_train_ml(spec, ctx, real):
-    from exprbench.metrics.families.fidelity_metrics import run_mem
-
-    return run_mem(spec, ctx, real)
-
-
-@register_metric(**_fid, what=TRAIN.replace("{what}", "FID"), name_pattern="fid{n}_train",
-                 summary="FID (fer-evaluator features), 10k generated vs the full train split", figure="samples", ranks_samples=True)
-def fid10k_train(spec, ctx, real):
-    from exprbench.metrics.families.fidelity_metrics import run_fid_kid_pr
-
-    return run_fid_kid_pr(spec, ctx, real, "fid")
-
-
-_kid = _fid
-
-
-@register_metric(**_kid, what=TRAIN.replace("{what}", "KID"), name_pattern="kid{n}_train",
-                 summary="KID mean/std over 100 subsets (fer-evaluator), 10k generated vs train")
-def kid10k_train(spec, ctx, real):
-    from exprbench.metrics.families.fidelity_metrics import run_fid_kid_pr
-
-    return run_fid_kid_pr(spec, ctx, real, "kid")
-
-
-@register_metric(needs=S, n_samples=10000, seed=0, direction="higher", table="fidelity", reference=REAL_IN_PLACE,
-                 min_samples=4, derived={"precision": "higher", "recall": "higher"}, details=pr_details, display="F",
-                 what=PR_REF.replace("{what}", "precision/recall"), name_pattern="pr{n}_train",
-                 summary="precision/recall (k=3, fer-evaluator), 10k generated vs 10k train; value = F-score", column_order=("precision", "recall", None))
-def pr10k_train(spec, ctx, real):
-    from exprbench.metrics.families.fidelity_metrics import run_fid_kid_pr
-
-    return run_fid_kid_pr(spec, ctx, real, "pr")
-
-
-@register_metric(needs=S, n_samples=10000, seed=0, direction="higher", table="coverage", reference=REAL_IN_PLACE,
-                 min_samples=2, derived={"density": "higher"}, details=dc_details, display="COVERAGE",
-                 what=PR_REF.replace("{what}", "density/coverage (k=5)"), name_pattern="dc{n}_train",
-                 summary="density/coverage (Naeem et al. 2020, k=5 balls on 10k train features, fer-evaluator); "
-                         "value = coverage, density in details")
-def dc10k_train(spec, ctx, real):
-    from exprbench.metrics.families.fidelity_metrics import run_dc
-
-    return run_dc(spec, ctx, real)
-
-
-@register_metric(needs=S, n_samples=10000, seed=0, direction="lower", table="coverage",
-                 reference="real test faces (not pixel copies of a train face) scored as samples: about 0.05 by "
-                           "construction", min_samples=2, details=mem_details, display="MEMORISED",
-                 what=TRAIN.replace("{what}", "memorisation (nearest train face)"), name_pattern="mem{n}_train",
-                 summary="memorisation: fraction of generated closer to their nearest train face than the 5th "
-                         "percentile of test-to-train distances (fer-evaluator); real data ~ 0.05", figure="closest_pairs")
-def mem10k_train(spec, ctx, real):
-    from exprbench.metrics.families.fidelity_metrics import run_mem
-
-    return run_mem(spec, ctx, real)
+for _extractor, _suffix in FEATURE_SPACES:
+    for _family, _decl in TWINS.items():
+        _pattern = _decl["name_pattern"] + _suffix
+        _show = replace(_decl["show"], figure=TWIN_FIGURES.get(_extractor, {}).get(_family))
+        register_metric(**_decl | dict(name_pattern=_pattern, show=_show), name=_pattern.format(n="10k"),
+                        family=_family, computed_in=FIDELITY, needs=S, n_samples=10000, seed=0, extractor=_extractor,
+                        summary=TWIN_SUMMARIES[_extractor][_family])
 
 
 # -- class-aware generation --------------------------------------------------------------------
-@register_metric(needs=SC, n_samples=3500, seed=2, compared_with="test", direction="higher", table="class_aware",
-                 reference=EVALUATOR_BALANCED, per_class=True, details=accuracy_details, accuracy=True, family="acc_gen",
-                 what="evaluator label accuracy on {per:,} {src} per emotion (seed {seed})", name_pattern="acc_gen{n}",
-                 summary="label accuracy (GAN-test): n/K per emotion classified by the evaluator (hflip TTA)", confusion=True,
-                 flag_above={None: "reference"}, flag_note=ABOVE_REAL)
-def acc_gen(spec, ctx, real):
-    from exprbench.metrics.families.classaware import run_acc
-
-    return run_acc(spec, ctx, real)
+register_metric(name="acc_gen", computed_in="exprbench.metrics.families.classaware",
+                needs=SC, n_samples=3500, seed=2, compared_with="test", direction="higher",
+                reference=EVALUATOR_BALANCED, per_class=True, family="acc_gen", name_pattern="acc_gen{n}",
+                summary="label accuracy (GAN-test): n/K per emotion classified by the evaluator (hflip TTA)",
+                show=Presentation(table="class_aware", details=accuracy_details, accuracy=True, confusion=True,
+                                  what="evaluator label accuracy on {per:,} {src} per emotion (seed {seed})",
+                                  flag_above={None: "reference"}, flag_note=ABOVE_REAL))
 
 
-@register_metric(needs=SC, n_samples=7000, seed=3, extractor=CAS_NAME, compared_with="test",
-                 direction="higher", table="class_aware", uses=(CAS_NAME,),
-                 reference="the CAS recipe trained on as many real train images (class-balanced); its class-balanced "
-                           "test accuracy", per_class=True, min_samples=20,
-                 details=accuracy_details, accuracy=True, name_pattern="cas{n}",
-                 what="CAS: fresh classifiers trained on {per_total:,} {src}, tested on real test images (seed {seed})",
-                 summary="Classification Accuracy Score: fresh classifiers trained on n generated, tested on real test; "
-                         "value = class-balanced accuracy (mean per-class recall), mean over 3 classifier seeds (1 "
-                         "under 1,000 images); interval: test-face bootstrap widened by the seed spread; plain "
-                         "accuracy in details")
-def cas(spec, ctx, real):
-    from exprbench.metrics.families.cas import run_cas
-
-    return run_cas(spec, ctx, real)
+register_metric(name="cas", computed_in="exprbench.metrics.families.cas",
+                needs=SC, n_samples=7000, seed=3, extractor=CAS_NAME, compared_with="test",
+                direction="higher", uses=(CAS_NAME,),
+                reference="the CAS recipe trained on as many real train images (class-balanced); its class-balanced "
+                          "test accuracy", per_class=True, min_samples=20, name_pattern="cas{n}",
+                show=Presentation(table="class_aware", details=accuracy_details, accuracy=True,
+                                  what="CAS: fresh classifiers trained on {per_total:,} {src}, tested on real test "
+                                       "images (seed {seed})"),
+                summary="Classification Accuracy Score: fresh classifiers trained on n generated, tested on real test; "
+                        "value = class-balanced accuracy (mean per-class recall), mean over 3 classifier seeds (1 "
+                        "under 1,000 images); interval: test-face bootstrap widened by the seed spread; plain "
+                        "accuracy in details")
 
 
-@register_metric(needs=SC, n_samples=10000, seed=1, direction="lower", table="class_aware", reference=REAL_IN_PLACE,
-                 per_class=True, min_samples=2, details=ifid_details, name_pattern="ifid{n}_train",
-                 what="intra-class FID, {per:,} {src} per emotion vs that emotion's train images (seed {seed})",
-                 summary="intra-class FID: per emotion, n/K generated vs that emotion's train images; mean")
-def ifid_train(spec, ctx, real):
-    from exprbench.metrics.families.classaware import run_ifid
-
-    return run_ifid(spec, ctx, real)
+register_metric(name="ifid_train", computed_in="exprbench.metrics.families.classaware",
+                needs=SC, n_samples=10000, seed=1, direction="lower", reference=REAL_IN_PLACE,
+                per_class=True, min_samples=2, name_pattern="ifid{n}_train",
+                show=Presentation(table="class_aware", details=ifid_details,
+                                  what="intra-class FID, {per:,} {src} per emotion vs that emotion's train images "
+                                       "(seed {seed})"),
+                summary="intra-class FID: per emotion, n/K generated vs that emotion's train images; mean")
 
 
 # -- the same with Inception-V3 features (when its weights are present) --------------------------
-@register_metric(**_fid, extractor=INCEPTION_NAME, what=TRAIN.replace("{what}", "FID"),
-                 name_pattern="fid{n}_train_inception", uses=(INCEPTION_NAME,),
-                 summary="FID with Inception-V3 (torch-fidelity inception-v3-compat) when its weights are present")
-def fid10k_train_inception(spec, ctx, real):
-    from exprbench.metrics.families.fidelity_metrics import run_fid_kid_pr
-
-    return run_fid_kid_pr(spec, ctx, real, "fid")
+register_metric(name="fid10k_train_inception", computed_in=FIDELITY,
+                **TWINS["fid"] | dict(name_pattern="fid{n}_train_inception",
+                                      show=replace(TWINS["fid"]["show"], ranks_samples=False)),
+                needs=S, n_samples=10000, seed=0, extractor=INCEPTION_NAME, uses=(INCEPTION_NAME,),
+                summary="FID with Inception-V3 (torch-fidelity inception-v3-compat) when its weights are present")
 
 
-@register_metric(**_kid, extractor=INCEPTION_NAME, default=False, what=TRAIN.replace("{what}", "KID"),
-                 name_pattern="kid{n}_train_inception", uses=(INCEPTION_NAME,),
-                 summary="KID with Inception-V3 when its weights are present")
-def kid10k_train_inception(spec, ctx, real):
-    from exprbench.metrics.families.fidelity_metrics import run_fid_kid_pr
-
-    return run_fid_kid_pr(spec, ctx, real, "kid")
+register_metric(name="kid10k_train_inception", computed_in=FIDELITY,
+                **TWINS["kid"] | dict(name_pattern="kid{n}_train_inception"), needs=S, n_samples=10000, seed=0,
+                extractor=INCEPTION_NAME, default=False, uses=(INCEPTION_NAME,),
+                summary="KID with Inception-V3 when its weights are present")
 
 
 # -- encoders (real test images through the model's encoder) -------------------------------------
 _test = dict(n_samples=700, seed=CAPABILITY_SEED, compared_with="test")
 
 
-@register_metric(needs={"encode", "conditional"}, **_test, extractor="model-encoder", direction="higher",
-                 table="encoder", reference=EVALUATOR_ON_TEST, details=per_class_details, accuracy=True, family="enc_acc",
-                 name_pattern="enc_acc{n}_test",
-                 summary="encoder label accuracy: argmax E_c(x) on n real test images (reference: the evaluator's "
-                         "accuracy)")
-def enc_acc_test(spec, ctx, real):
-    from exprbench.metrics.families.encoding import run_enc_acc
-
-    return run_enc_acc(spec, ctx, real)
+register_metric(name="enc_acc_test", computed_in="exprbench.metrics.families.encoding",
+                needs={"encode", "conditional"}, **_test, extractor="model-encoder", direction="higher",
+                reference=EVALUATOR_ON_TEST, family="enc_acc", name_pattern="enc_acc{n}_test",
+                show=Presentation(table="encoder", details=per_class_details, accuracy=True),
+                summary="encoder label accuracy: argmax E_c(x) on n real test images (reference: the evaluator's "
+                        "accuracy)")
 
 
-@register_metric(needs={"encode"}, **_test, extractor="model-encoder", direction="higher", table="encoder",
-                 no_reference="the probe measures the model's own encoder features", uses=(),
-                 details=per_class_details, accuracy=True, name_pattern="probe{n}_test",
-                 summary=f"linear probe: logistic regression on E(x) of <= {PROBE_TRAIN_PER_CLASS}/class train images, "
-                         "accuracy on n test images")
-def probe_test(spec, ctx, real):
-    from exprbench.metrics.families.encoding import run_probe
-
-    return run_probe(spec, ctx, real, PROBE_TRAIN_PER_CLASS)
+register_metric(name="probe_test", computed_in="exprbench.metrics.families.encoding",
+                needs={"encode"}, **_test, extractor="model-encoder", direction="higher",
+                no_reference="the probe measures the model's own encoder features", uses=(), name_pattern="probe{n}_test",
+                show=Presentation(table="encoder", details=per_class_details, accuracy=True),
+                summary=f"linear probe: logistic regression on E(x) of <= {PROBE_TRAIN_PER_CLASS}/class train images, "
+                        "accuracy on n test images")
 
 
-@register_metric(needs={"encode"}, **_test, direction="lower", table="encoder",
-                 no_reference="reconstructing real x by itself would give L1 = 0", derived={"ssim": "higher"},
-                 details=recon_details, display="RECON_L1", family="recon_l1", name_pattern="recon{n}_test",
-                 summary="reconstruction: mean L1 of x vs G(E(x)) on n test images ([0, 1] scale, lower is better); "
-                         "SSIM, evaluator label agreement")
-def recon_test(spec, ctx, real):
-    from exprbench.metrics.families.encoding import run_recon
-
-    return run_recon(spec, ctx, real)
+register_metric(name="recon_test", computed_in="exprbench.metrics.families.encoding",
+                needs={"encode"}, **_test, direction="lower",
+                no_reference="reconstructing real x by itself would give L1 = 0", family="recon_l1",
+                name_pattern="recon{n}_test",
+                show=Presentation(table="encoder", derived={"ssim": "higher"}, details=recon_details, display="RECON_L1"),
+                summary="reconstruction: mean L1 of x vs G(E(x)) on n test images ([0, 1] scale, lower is better); "
+                        "SSIM, evaluator label agreement")
 
 
 # -- translation of real test faces ---------------------------------------------------------------
-@register_metric(needs={"translate"}, **_test, direction="higher", table="translation", reference=EVALUATOR_BALANCED,
-                 per_class=True, derived={"identity_l1": "lower", "identity_ssim": "higher"},
-                 details=translate_acc_details, accuracy=True, family="translate_acc",
-                 name_pattern="translate_acc{n}_test",
-                 summary="translation target accuracy: n test faces to every other emotion, read by the evaluator; "
-                         "pair matrix, identity L1/SSIM/feature distance", figure="translations",
-                 flag_above={None: "reference"}, flag_note=ABOVE_REAL)
-def translate_acc_test(spec, ctx, real):
-    from exprbench.metrics.families.translation import run_translate_acc
-
-    return run_translate_acc(spec, ctx, real)
+register_metric(name="translate_acc_test", computed_in="exprbench.metrics.families.translation",
+                needs={"translate"}, **_test, direction="higher", reference=EVALUATOR_BALANCED,
+                per_class=True, family="translate_acc", name_pattern="translate_acc{n}_test",
+                summary="translation target accuracy: n test faces to every other emotion, read by the evaluator; "
+                        "pair matrix, identity L1/SSIM/feature distance",
+                show=Presentation(table="translation", derived={"identity_l1": "lower", "identity_ssim": "higher"},
+                                  details=translate_acc_details, accuracy=True, figure="translations",
+                                  flag_above={None: "reference"}, flag_note=ABOVE_REAL))
 
 
-@register_metric(needs={"translate"}, n_samples=700, seed=CAPABILITY_SEED, direction="lower", table="translation",
-                 no_reference="real faces of the source emotion are not translations", per_class=True,
-                 details=per_target_details, family="translate_fid", name_pattern="translate_fid{n}_test",
-                 summary="translation FID: per target emotion, translations of n test faces vs that emotion's train "
-                         "images (fer-evaluator); mean over targets")
-def translate_fid_test(spec, ctx, real):
-    from exprbench.metrics.families.translation import run_translate_fid
-
-    return run_translate_fid(spec, ctx, real)
+register_metric(name="translate_fid_test", computed_in="exprbench.metrics.families.translation",
+                needs={"translate"}, n_samples=700, seed=CAPABILITY_SEED, direction="lower",
+                no_reference="real faces of the source emotion are not translations", per_class=True,
+                family="translate_fid", name_pattern="translate_fid{n}_test",
+                show=Presentation(table="translation", details=per_target_details),
+                summary="translation FID: per target emotion, translations of n test faces vs that emotion's train "
+                        "images (fer-evaluator); mean over targets")
 
 
 # -- editing and likelihood -------------------------------------------------------------------------
-@register_metric(needs={"edit"}, n_samples=350, seed=EDIT_SEED, compared_with="generated", direction="higher",
-                 table="editing", reference=EVALUATOR_BALANCED, accuracy=True, details=edit_details,
-                 derived={"identity_l1": "lower", "identity_ssim": "higher", "feature_distance": "lower",
-                          "entanglement": "lower"}, family="edit", name_pattern="edit_success{n}",
-                 summary="editing: n sampled latents edited toward every emotion over the model's strength sweep; "
-                         "evaluator success at the reference strength (mean over emotions), identity drift, entanglement", figure="edits", sweep=True, column_order=(None, "entanglement", "feature_distance", "identity_l1", "identity_ssim"))
-def edit_success(spec, ctx, real):
-    from exprbench.metrics.families.editing import run_edit
+register_metric(name="edit_success", computed_in="exprbench.metrics.families.editing",
+                needs={"edit"}, n_samples=350, seed=EDIT_SEED, compared_with="generated", direction="higher",
+                reference=EVALUATOR_BALANCED, family="edit", name_pattern="edit_success{n}",
+                summary="editing: n sampled latents edited toward every emotion over the model's strength sweep; "
+                        "evaluator success at the reference strength (mean over emotions), identity drift, entanglement",
+                show=Presentation(table="editing", accuracy=True, details=edit_details, figure="edits", sweep=True,
+                                  derived={"identity_l1": "lower", "identity_ssim": "higher", "feature_distance": "lower",
+                                           "entanglement": "lower"},
+                                  column_order=(None, "entanglement", "feature_distance", "identity_l1", "identity_ssim")))
 
-    return run_edit(spec, ctx, real, EDIT_FIT_PER_CLASS)
 
-
-@register_metric(needs={"likelihood"}, n_samples=3589, seed=BPD_SEED, extractor="model-likelihood",
-                 compared_with="test", direction="lower", table="likelihood", uses=(),
-                 no_reference="bits/dim is the model's own density of real images", derived={"iw_bpd": "lower"},
-                 details=bpd_details, name_pattern="bpd{n}_test",
-                 summary=f"bits/dim of n real test images (exact for flows, ELBO bound for VAEs, plus the IWAE bound "
-                         f"with K={BPD_IW_K}); lower is better", kind_key=("exact", "bpd_kind", "bpd kind", "exact", "bound"))
-def bpd_test(spec, ctx, real):
-    from exprbench.metrics.families.likelihood import run_bpd
-
-    return run_bpd(spec, ctx, real, BPD_IW_K)
+register_metric(name="bpd_test", computed_in="exprbench.metrics.families.likelihood",
+                needs={"likelihood"}, n_samples=3589, seed=BPD_SEED, extractor="model-likelihood",
+                compared_with="test", direction="lower", uses=(),
+                no_reference="bits/dim is the model's own density of real images", name_pattern="bpd{n}_test",
+                summary=f"bits/dim of n real test images (exact for flows, ELBO bound for VAEs, plus the IWAE bound "
+                        f"with K={BPD_IW_K}); lower is better",
+                show=Presentation(table="likelihood", derived={"iw_bpd": "lower"}, details=bpd_details,
+                                  kind_key=("exact", "bpd_kind", "bpd kind", "exact", "bound")))

@@ -12,3 +12,4 @@ EDIT_SEED, BPD_SEED = 5, 6
 EDIT_FIT_PER_CLASS = 500  # attribute vectors: mean latent of <= 500 train images per class (seed 5)
 BPD_IW_K = 64  # importance samples of the IWAE bound (models with the capability iw_likelihood)
 PR_REFERENCE_SIZE = 10000  # precision/recall compare equal-sized sets (Kynkäänniemi et al. 2019)
+DIRECTIONS = ("lower", "higher")  # which way a protocol's value (or a derived column) is better

@@ -1,14 +1,17 @@
-"""Metric declarations: a protocol is one registered function whose name is its definition (StyleGAN3-style).
+"""Metric declarations: a protocol is one registered declaration whose name is its definition (StyleGAN3-style).
 
-``@register_metric(...)`` declares everything about a protocol in one place: the capabilities it
-needs, its sample count and seed, the feature extractor, the real split it is compared with, how its
-real-data reference is computed (or why there is none), which direction is better, the leaderboard
-table it belongs to, the datasets it applies to, the detail keys promoted to columns and how its
-details print. Names follow StyleGAN3's ``fid50k_full``: ``fid10k_train`` is FID of 10,000 generated
-images against the full train split. A name with another count resolves on the fly (``fid1k_train``),
-and overriding the count (``--n-samples``) renames the protocol (``ifid_train`` -> ``ifid2k_train``),
-so numbers of different protocols never share a name. Registration validates the declaration
-(torch-fidelity ``registry.py`` style) and raises :class:`~exprbench.core.errors.RegistryError`.
+:func:`register_metric` declares what a protocol *is* in one place: the capabilities it needs, its sample
+count and seed, the feature extractor, the real split it is compared with, how its real-data reference is
+computed (or why there is none), which direction is better, the datasets it applies to and the module of
+its family's two functions, ``compute_<family>(spec, ctx)`` and ``reference_<family>(spec, ctx)`` (imported
+when it first runs, so declaring and listing import no torch); how it is *shown* (its leaderboard table,
+derived columns, details line, figures) is its ``show``, a
+:class:`~exprbench.metrics.protocols.presentation.Presentation`. Names follow StyleGAN3's ``fid50k_full``:
+``fid10k_train`` is FID of 10,000 generated images against the full train split. A name with another count
+resolves on the fly (``fid1k_train``), and overriding the count (``--n-samples``) renames the protocol
+(``ifid_train`` -> ``ifid2k_train``), so numbers of different protocols never share a name. Registration
+validates the declaration (torch-fidelity ``registry.py`` style) and raises
+:class:`~exprbench.core.errors.RegistryError`.
 
 Third-party packages register protocols through the ``exprbench.metrics`` entry-point group (a module
 that calls :func:`register_metric`). This module imports no torch.
@@ -18,14 +21,18 @@ from __future__ import annotations
 
 import importlib
 import re
-from dataclasses import dataclass, field, replace
-from typing import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Callable
 
 from exprbench.core.errors import RegistryError
 from exprbench.core.registry import Registry
 from exprbench.core.capabilities import CAPABILITIES
 
-from exprbench.metrics.protocols.names import EXTRACTOR_NAME
+from exprbench.metrics.protocols.names import DIRECTIONS, EXTRACTOR_NAME
+from exprbench.metrics.protocols.presentation import Presentation, validate_presentation
+
+if TYPE_CHECKING:
+    from exprbench.metrics.run.context import EvalContext
 
 PROTOCOL_VERSION = "exprbench-metrics/1"
 #: the modules of the built-in declarations, imported on the first lookup (in this order: the order of tables)
@@ -59,24 +66,12 @@ class MetricRegistry(Registry):
 
 METRICS = MetricRegistry()
 
-DIRECTIONS = ("lower", "higher")
-# the leaderboard tables, in order: (table name, title)
-LEADERBOARD_TABLES: list[tuple[str, str]] = [
-    ("fidelity", "Fidelity to the training faces"),
-    ("coverage", "Coverage and memorisation"),
-    ("likelihood", "Likelihood (bits/dim of the test faces)"),
-    ("class_aware", "Class-aware generation"),
-    ("encoder", "Encoder"),
-    ("translation", "Translation of test faces"),
-    ("editing", "Editing at the model's reference strength"),
-]
-TABLES = tuple(t for t, _ in LEADERBOARD_TABLES)
 REFERENCE_LABEL = "real data (reference)"
 _NAME_RX = re.compile(r"^[a-z][a-z0-9_]*$")
-
-
-FLAG_MARK = "*"  # the mark of a flagged leaderboard cell (ASCII: it reads the same in markdown and LaTeX)
-FIGURES = (None, "samples", "translations", "edits", "closest_pairs")  # figure inputs evaluate writes
+_MODULE_RX = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+#: the entry fields a family function returns: ``value`` (float or None), ``n_samples`` and optionally ``status``,
+#: ``reason``, ``std``, ``ci95``, ``extractor_sha256``, ``n_protocol``, ``details`` (a dict); run_protocol adds the rest
+Entry = dict
 
 
 def format_count(n: int) -> str:
@@ -89,18 +84,12 @@ def parse_count(text: str) -> int:
     return int(text[:-1]) * 1000 if text.endswith("k") else int(text)
 
 
-def _no_details(entry: dict, reference: dict) -> str:
-    return ""
-
-
 @dataclass(frozen=True)
 class MetricSpec:
     """One evaluation protocol, as declared with :func:`register_metric`.
 
     Attributes:
         name: the protocol name as recorded in eval.json (carries the count, see ``name_pattern``).
-        fn: the registered function ``fn(spec, ctx, real) -> dict``: the entry fields of the model's value
-            (``real=False``) or of the real-data reference (``real=True``, only when ``reference`` is set).
         family: the metric kind shared by every count of the protocol (``fid``, ``kid``, ``pr``, ...).
         needs: model capabilities required; skipped with a reason otherwise.
         n_samples: generated images in total (per-class protocols use ``n_samples // K`` per class); for
@@ -111,28 +100,15 @@ class MetricSpec:
         reference: how the real-data reference is computed, one line; None when there is none.
         no_reference: why there is no reference (required when ``reference`` is None).
         direction: ``lower`` or ``higher`` is better.
-        table: the leaderboard table (one of :data:`LEADERBOARD_TABLES`).
+        computed_in: the module of its family's functions, imported on first use: ``compute_<family>(spec, ctx)
+            -> Entry`` (the model's value) and, when ``reference`` is set, ``reference_<family>(spec, ctx) -> Entry``
+            (the real-data reference).
         datasets: label-set kinds it applies to (``("*",)``: any; e.g. ``("fer7", "fer6")``).
         uses: the networks it reads besides the model (their cards say which images and classes they take).
         per_class: needs at least one sample per class (class-balanced or per-target protocols).
         min_samples: the least images it can score (per class when ``per_class``), e.g. 2 for a covariance.
-        derived: detail keys promoted to leaderboard columns ``<name>:<key>``, key -> direction.
-        details: ``details(entry, reference_entry) -> str``, the line printed under the table ("" for none).
-        what: the start line's phrase, a template over ``n, per, per_total, src, seed, extractor, pr_ref``.
-        display: column header of the value in tables (default: the family in capitals).
-        accuracy: the value is a label accuracy in [0, 1] (charts draw chance at 1/K).
-        column_order: the order of the value (None) and derived keys in tables (default: value, then
-            derived in declaration order).
-        figure: the figure input its evaluation writes into the run (``samples``, ``translations``,
-            ``edits``, ``closest_pairs``), or None.
-        ranks_samples: the value picks the representative seed of a sample sheet (the median run).
-        confusion: its details hold ``confusion_matrix`` and ``class_names`` (a confusion figure).
-        sweep: its details hold an edit-strength ``sweep`` (success vs strength figure).
-        kind_key: a boolean detail reported as a text column: ``(detail key, column, header, true
-            text, false text)``, or None.
-        flag_above: leaderboard cells to mark: value (None) or derived key -> a threshold, or ``"reference"``
-            (the real-data reference of that column); a mean above it gets :data:`FLAG_MARK` and ``flag_note``
-            (one sentence: what the mark means) under the table.
+        show: how it is shown (:class:`~exprbench.metrics.protocols.presentation.Presentation`: table,
+            derived columns, details line, headers, figures, flagged cells).
         reads_latents: it holds the model's latents fixed while it changes c (or the reverse), so it needs the
             model itself and cannot score given images.
         default: part of the default set of ``exprbench evaluate``.
@@ -141,13 +117,13 @@ class MetricSpec:
     """
 
     name: str
-    fn: Callable = field(compare=False, repr=False)
     family: str
     needs: frozenset
     n_samples: int
     seed: int
     direction: str
-    table: str
+    computed_in: str
+    show: Presentation
     extractor: str = EXTRACTOR_NAME
     compared_with: str = "train"
     reference: str | None = None
@@ -156,28 +132,32 @@ class MetricSpec:
     per_class: bool = False
     min_samples: int = 1
     uses: tuple = (EXTRACTOR_NAME,)
-    derived: Mapping[str, str] = field(default_factory=dict, compare=False)
-    details: Callable = field(default=_no_details, compare=False, repr=False)
-    what: str = ""
-    display: str = ""
-    accuracy: bool = False
-    column_order: tuple = ()
-    figure: str | None = None
-    ranks_samples: bool = False
-    confusion: bool = False
-    sweep: bool = False
-    kind_key: tuple | None = None
-    flag_above: Mapping = field(default_factory=dict, compare=False)
-    flag_note: str = field(default="", compare=False)
     reads_latents: bool = False
     default: bool = True
     summary: str = ""
     name_pattern: str = ""
 
-    @property
-    def columns(self) -> tuple:
-        """The value (None) and derived keys in table order."""
-        return self.column_order or (None, *self.derived)
+    def compute_fn(self) -> Callable[[MetricSpec, "EvalContext"], Entry]:
+        """``compute_<family>`` of :attr:`computed_in` (imports the module).
+
+        Raises:
+            RegistryError: the module has no such function.
+        """
+        return self._family_fn("compute")
+
+    def reference_fn(self) -> Callable[[MetricSpec, "EvalContext"], Entry] | None:
+        """``reference_<family>`` of :attr:`computed_in`, or None when the protocol has no real-data reference.
+
+        Raises:
+            RegistryError: ``reference`` is declared but the module has no such function.
+        """
+        return None if self.reference is None else self._family_fn("reference")
+
+    def _family_fn(self, role: str) -> Callable:
+        fn = getattr(importlib.import_module(self.computed_in), f"{role}_{self.family}", None)
+        if not callable(fn):
+            raise RegistryError(f"metric {self.name!r}: {self.computed_in} has no {role}_{self.family}(spec, ctx)")
+        return fn
 
     def with_n(self, n: int) -> "MetricSpec":
         """The same protocol with ``n`` samples, renamed so the name carries the count.
@@ -213,11 +193,6 @@ def _validate(spec: MetricSpec) -> None:
         raise RegistryError(f"{where}: a name is lower-case letters, digits and '_' (e.g. fid10k_train)")
     if spec.direction not in DIRECTIONS:
         raise RegistryError(f"{where}: direction {spec.direction!r} is not one of {', '.join(DIRECTIONS)}")
-    if spec.table not in TABLES:
-        raise RegistryError(f"{where}: table {spec.table!r} is not one of {', '.join(TABLES)}")
-    for key, d in spec.derived.items():
-        if d not in DIRECTIONS:
-            raise RegistryError(f"{where}: derived column {key!r} has direction {d!r}, not one of {', '.join(DIRECTIONS)}")
     unknown = sorted(set(spec.needs) - set(CAPABILITIES))
     if unknown:
         raise RegistryError(f"{where}: needs unknown capabilities {', '.join(unknown)} (known: {', '.join(CAPABILITIES)})")
@@ -232,61 +207,49 @@ def _validate(spec: MetricSpec) -> None:
     if not spec.name_pattern:  # else --n-samples would store it under an empty name
         raise RegistryError(f"{where}: name_pattern is required (the name with {{n}} for the sample count, "
                             "e.g. 'fid{n}_train'): --n-samples renames every protocol it evaluates")
-    if spec.name_pattern:
-        if "{n}" not in spec.name_pattern:
-            raise RegistryError(f"{where}: name_pattern {spec.name_pattern!r} has no {{n}}")
-        if not _NAME_RX.match(spec.name_pattern.replace("{n}", "1k")):
-            raise RegistryError(f"{where}: name_pattern {spec.name_pattern!r} does not give a valid name")
-    if spec.column_order and set(spec.column_order) != {None, *spec.derived}:
-        raise RegistryError(f"{where}: column_order {spec.column_order!r} must list None and every derived key once")
-    bad_flags = [k for k, t in spec.flag_above.items() if (k is not None and k not in spec.derived)
-                 or not (t == "reference" or isinstance(t, (int, float)))]
-    if bad_flags:
-        raise RegistryError(f"{where}: flag_above key {bad_flags[0]!r} is not the value (None) or a derived column "
-                            "with a number or 'reference' as its threshold")
-    if spec.flag_above and not spec.flag_note:
-        raise RegistryError(f"{where}: flag_above needs flag_note, one sentence saying what a marked cell means")
-    if spec.figure not in FIGURES:
-        raise RegistryError(f"{where}: figure {spec.figure!r} is not one of {', '.join(map(str, FIGURES))}")
-    if not callable(spec.fn) or not callable(spec.details):
-        raise RegistryError(f"{where}: fn and details must be callables")
+    if "{n}" not in spec.name_pattern:
+        raise RegistryError(f"{where}: name_pattern {spec.name_pattern!r} has no {{n}}")
+    if not _NAME_RX.match(spec.name_pattern.replace("{n}", "1k")):
+        raise RegistryError(f"{where}: name_pattern {spec.name_pattern!r} does not give a valid name")
+    validate_presentation(spec.show, where)
+    if not isinstance(spec.computed_in, str) or not _MODULE_RX.match(spec.computed_in):
+        raise RegistryError(f"{where}: computed_in must name a module (e.g. 'exprbench.metrics.families.fidelity_metrics'), "
+                            f"got {spec.computed_in!r}")
 
 
-def register_metric(*, needs, n_samples: int, seed: int, direction: str, table: str, family: str | None = None,
-                    name: str | None = None, **decl) -> Callable[[Callable], MetricSpec]:
-    """Decorator: register ``fn(spec, ctx, real) -> dict`` as the protocol named after the function.
+def register_metric(*, name: str, needs, n_samples: int, seed: int, direction: str, computed_in: str,
+                    show: Presentation, family: str | None = None, **decl) -> MetricSpec:
+    """Register the protocol ``name``: one declaration of what it is and how it is shown.
+
+    Its numbers come from ``compute_<family>(spec, ctx)`` (and, when ``reference`` is given,
+    ``reference_<family>(spec, ctx)``) in the module ``computed_in``, imported when it first runs.
 
     Args:
+        name: the protocol name (lower-case letters, digits, ``_``; it carries the count, e.g. ``fid10k_train``).
         needs: capabilities (an iterable of names); n_samples, seed: as :class:`MetricSpec`.
-        direction: ``lower`` or ``higher``; table: a name of :data:`LEADERBOARD_TABLES`.
+        direction: ``lower`` or ``higher``; computed_in: a module path; show: a :class:`Presentation`.
         family: the metric kind (default: the name with its count and split removed, e.g. ``fid``).
-        name: the protocol name (default: the function's name).
-        **decl: the other :class:`MetricSpec` fields (reference / no_reference, extractor, ...).
+        **decl: the other :class:`MetricSpec` fields (name_pattern, reference / no_reference, extractor, ...).
 
     Returns:
-        The registered :class:`MetricSpec` (it replaces the function in its module).
+        The registered :class:`MetricSpec`.
 
     Raises:
-        RegistryError: a bad declaration (name, direction, table, capability, missing reference
-            reason) or a name registered twice.
+        RegistryError: a bad declaration (name, direction, capability, missing reference reason, module,
+            presentation, an unknown field) or a name registered twice.
     """
-
-    def deco(fn: Callable) -> MetricSpec:
-        nm = name or fn.__name__
-        fam = family or re.sub(r"\d+k?", "", nm.split("_")[0])
-        known = {f.name for f in MetricSpec.__dataclass_fields__.values()}
-        bad = sorted(set(decl) - known)
-        if bad:
-            raise RegistryError(f"metric {nm!r}: unknown declaration field(s) {', '.join(bad)}")
-        spec = MetricSpec(name=nm, fn=fn, family=fam, needs=frozenset(needs), n_samples=n_samples, seed=seed,
-                          direction=direction, table=table, **decl)
-        _validate(spec)
-        if METRICS.is_loaded(nm):
-            raise RegistryError(f"metric protocol {nm!r} is registered twice")
-        METRICS.register(nm)(spec)
-        return spec
-
-    return deco
+    fam = family or re.sub(r"\d+k?", "", name.split("_")[0])
+    known = {f.name for f in MetricSpec.__dataclass_fields__.values()}
+    bad = sorted(set(decl) - known)
+    if bad:
+        raise RegistryError(f"metric {name!r}: unknown declaration field(s) {', '.join(bad)}")
+    spec = MetricSpec(name=name, family=fam, needs=frozenset(needs), n_samples=n_samples, seed=seed,
+                      direction=direction, computed_in=computed_in, show=show, **decl)
+    _validate(spec)
+    if METRICS.is_loaded(name):
+        raise RegistryError(f"metric protocol {name!r} is registered twice")
+    METRICS.register(name)(spec)
+    return spec
 
 
 def unregister_metric(name: str) -> None:
@@ -336,10 +299,10 @@ def higher_is_better(column: str) -> bool:
     spec, key = _split(column)
     if key is None:
         return spec.direction == "higher"
-    if key not in spec.derived:
+    if key not in spec.show.derived:
         raise RegistryError(f"{column}: {spec.name} has no derived column {key!r} "
-                            f"(derived: {', '.join(spec.derived) or 'none'})")
-    return spec.derived[key] == "higher"
+                            f"(derived: {', '.join(spec.show.derived) or 'none'})")
+    return spec.show.derived[key] == "higher"
 
 
 def table_of(column: str) -> str:
@@ -348,12 +311,12 @@ def table_of(column: str) -> str:
     Raises:
         RegistryError: unknown protocol.
     """
-    return _split(column)[0].table
+    return _split(column)[0].show.table
 
 
 def derived_columns(name: str) -> dict[str, str]:
     """``{detail key: direction}`` promoted to columns ``<name>:<key>``, in declaration order."""
-    return dict(resolve_metric(name).derived)
+    return dict(resolve_metric(name).show.derived)
 
 
 def default_metrics() -> list[str]:

@@ -28,7 +28,7 @@ def details_line(name: str, entry: dict, reference: dict) -> str:
     except RegistryError:
         return ""
     try:
-        return spec.details(entry, reference or {})
+        return spec.show.details(entry, reference or {})
     except (KeyError, TypeError, IndexError):  # an entry written by another version of the protocol
         return ""
 

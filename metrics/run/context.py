@@ -4,7 +4,6 @@ generated sets, fixed real subsets, reference caches) and what it says while it 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import torch
@@ -12,41 +11,14 @@ import torch
 from exprbench.data import SPLITS, FaceDataset, to_uint8
 from exprbench.core.errors import UserError
 
-from exprbench.metrics.families.bootstrap import CI_DRAWS
 from exprbench.metrics.extractors.evaluator import load_evaluator
 from exprbench.metrics.families.fidelity import cache_features, fidelity_features
-from exprbench.metrics.families.fidelity_inputs import PREPROCESS_VERSION, fidelity_cache_root, generated_cache_name, is_cached, reference_cache_name
+from exprbench.metrics.families.fidelity_inputs import PREPROCESS_VERSION, fidelity_cache_root, is_cached, reference_cache_name
 from exprbench.metrics.families.labels import balanced_subset
 from exprbench.metrics.families.memorisation import duplicate_mask
-from exprbench.metrics.protocols.names import CAS_NAME, EXTRACTOR_NAME
+from exprbench.metrics.run.eval_config import EvalConfig, network_mismatch
 from exprbench.metrics.run.progress import EvalReporter
 from exprbench.metrics.families.translation import translate_all
-
-GENERATION_BATCH = 500  # images per model.sample call (the evaluation's batch-size knobs)
-MODEL_BATCH = 256  # real images per encode / reconstruct / translate / bits_per_dim call
-CAS_INPUT = (48, 48)  # the CAS classifier is a narrow FERNet: 48 x 48 inputs
-
-
-def network_mismatch(network: str, data: FaceDataset, evaluator) -> str | None:
-    """Why the network ``network`` (a protocol's ``uses``) cannot read ``data``, from its card; None if it can.
-
-    ``fer-evaluator``: gray or RGB images of the card's input size and classes among the card's;
-    ``cas-classifier``: 48 x 48 images. Other networks (Inception-V3 resizes itself) always apply.
-    """
-    _, c, h, w = data.images.shape
-    if network == EXTRACTOR_NAME:
-        size = tuple(evaluator.card.get("input_size", (48, 48)))
-        names = tuple(evaluator.card.get("class_names") or evaluator.class_names)
-        if (h, w) != size or c not in (1, 3):
-            return (f"the {network} reads {size[0]} x {size[1]} faces (its card), the data has {c} x {h} x {w} "
-                    f"images ({data.label_set})")
-        extra = [n for n in data.class_names if n not in names]
-        if extra:
-            return f"the {network} knows the classes {', '.join(names)}, not {', '.join(extra)} ({data.label_set})"
-    elif network == CAS_NAME and (h, w) != CAS_INPUT:
-        return f"the {network} reads {CAS_INPUT[0]} x {CAS_INPUT[1]} images, the data has {c} x {h} x {w} images"
-    return None
-
 
 @dataclass(frozen=True)
 class RealSet:
@@ -80,18 +52,24 @@ def _draw(split: str, imgs: torch.Tensor, labs: torch.Tensor, n: int, seed: int)
 
 
 class EvalContext:
-    """What the protocols of one evaluation share.
+    """What the protocols of one evaluation share: its configuration (:class:`EvalConfig`, built once here and
+    read-only: ``ctx.model``, ``ctx.data``, ``ctx.device``, ``ctx.ci_draws``, ...), the evaluator, the splits,
+    and the caches of generated sets and fixed real subsets.
 
     Args:
-        model: the plugin (its ``capabilities`` decide what runs); data: the dataset (train and test
-            splits); device: of the evaluator; evaluator_weights, inception_weights: extractor weights;
+        model, data, device, evaluator_weights, inception_weights: as :class:`EvalConfig`.
         reporter: progress hooks (default: silent).
+        sample_store: a :class:`~exprbench.metrics.run.sample_store.SampleStore` keeping generated sets on disk, or None.
+        **config: the other :class:`EvalConfig` fields (out_dir, ci_draws, batch_size, model_batch_size, image_words).
+
+    Raises:
+        TypeError: an unknown configuration field.
     """
 
     def __init__(self, model, data: FaceDataset, device: torch.device, evaluator_weights, inception_weights,
-                 reporter: EvalReporter | None = None) -> None:
-        self.model, self.data, self.device = model, data, device
-        self.evaluator_weights, self.inception_weights = evaluator_weights, inception_weights
+                 reporter: EvalReporter | None = None, sample_store=None, **config) -> None:
+        self.config = EvalConfig(model, data, device, evaluator_weights, inception_weights, **config)
+        self.sample_store = sample_store
         self.evaluator = load_evaluator(evaluator_weights, device)
         self.train, self.test = data.split("train"), data.split("test")
         self.val = data.split("val") if bool((data.splits == SPLITS.index("val")).any()) else None
@@ -102,15 +80,21 @@ class EvalContext:
         self._real: dict = {}
         self.gen_cache_names: set[str] = set()
         self.reporter = reporter or EvalReporter()
-        self.image_words = "generated images"  # what the protocols' images are, for the start lines
         self.at = (0, 0, "")  # (index, total, protocol name) of the protocol running, for the reporter
-        self.out_dir: Path | None = None  # the run directory (figure inputs go below it); None: not written
-        self.ci_draws = CI_DRAWS  # bootstrap draws of the intervals; 0: no intervals (training curves)
-        self.batch_size = GENERATION_BATCH
-        self.model_batch_size = MODEL_BATCH
         self.closest_pairs = None  # (scored images, pairs) of the last memorisation protocol, for figures
         self._stats: dict = {}
-        self.sample_store = None  # a :class:`~exprbench.metrics.run.sample_store.SampleStore`: sets kept on disk
+
+    # -- the configuration, read-only (EvalConfig) ------------------------------------------------
+    model = property(lambda self: self.config.model, doc="The plugin evaluated (or a source of given images).")
+    data = property(lambda self: self.config.data, doc="The dataset (FaceDataset).")
+    device = property(lambda self: self.config.device, doc="The evaluator's torch device.")
+    evaluator_weights = property(lambda self: self.config.evaluator_weights, doc="The evaluator's weights path.")
+    inception_weights = property(lambda self: self.config.inception_weights, doc="Inception-V3 weights path or None.")
+    out_dir = property(lambda self: self.config.out_dir, doc="Where figure inputs go (Path), or None.")
+    ci_draws = property(lambda self: self.config.ci_draws, doc="Bootstrap draws of the intervals (0: none).")
+    batch_size = property(lambda self: self.config.batch_size, doc="Images per model.sample call.")
+    model_batch_size = property(lambda self: self.config.model_batch_size, doc="Real images per model call.")
+    image_words = property(lambda self: self.config.image_words, doc="What the scored images are, for start lines.")
 
     # -- what is said while it runs ------------------------------------------------------------
     def note(self, text: str) -> None:
@@ -349,18 +333,6 @@ class EvalContext:
             where = "test" if all(per <= int((self.test.labels == k).sum()) for k in range(self.k)) else "testval"
             self._real[key] = RealSet(where, imgs, labs, f"per-class{per}-seed{seed}", per * self.k, counts)
         return self._real[key]
-
-    def scored_set(self, spec, real: bool, sha: str) -> tuple[torch.Tensor, str]:
-        """The images a feature-space protocol scores and their features' cache name: the generated set of
-        ``(n, seed)`` (shared with fid/kid/pr, dropped after the evaluation), or for the real-data reference the
-        real set of :meth:`real_set` at the protocol's count (cached like a reference)."""
-        if real:
-            r = self.real_set(spec.n_samples, spec.seed)
-            return r.images, self.ref_name(r.split, len(r.images), spec.extractor, sha, r.selection)
-        cand, _ = self.generate(spec.n_samples, spec.seed, per_class=False)
-        name = generated_cache_name(cand, spec.extractor, sha)
-        self.gen_cache_names.add(name)
-        return cand, name
 
     def test_duplicates(self) -> torch.Tensor:
         """bool mask of the test images that are exact pixel copies of a train image (memoized)."""

@@ -32,6 +32,7 @@ from exprbench.core.errors import EvaluationInterrupted, UserError
 from exprbench.core.io import file_sha256
 
 from exprbench.metrics.run.context import EvalContext
+from exprbench.metrics.run.eval_config import GENERATION_BATCH
 from exprbench.metrics.run.evaljson import PARTIAL_NAME, PartialEval, read_eval, write_eval
 from exprbench.metrics.run.run_figures import write_figure_inputs
 from exprbench.metrics.run.sample_store import FOLDER as SAMPLES_FOLDER, SampleStore
@@ -116,10 +117,10 @@ def evaluate_run(
     warnings = check_fingerprint(run_dir, train_fp, ds.fingerprint, path, strict)
     warnings += unfinished_warnings(run_dir, step, cfg.train.steps if cfg.train.minutes is None else None)
     reporter = reporter or EvalReporter()
-    ctx = _run_context(run_dir, model, ds, dev, evaluator_weights, inception_weights, reporter, ci_draws)
-    ctx.sample_store = SampleStore(run_dir / SAMPLES_FOLDER, {"checkpoint_sha256": file_sha256(ckpt_path),
-                                   "model": cfg.model, "sampling": model.sampling_info(), "batch": ctx.batch_size},
-                                   keep=keep_samples)
+    store = SampleStore(run_dir / SAMPLES_FOLDER, {"checkpoint_sha256": file_sha256(ckpt_path), "model": cfg.model,
+                                                   "sampling": model.sampling_info(), "batch": GENERATION_BATCH},
+                        keep=keep_samples)
+    ctx = _run_context(run_dir, model, ds, dev, evaluator_weights, inception_weights, reporter, ci_draws, store)
     stamp = _stamp(step, model)
     reporter.begin([p.name for p in protos], f"{run_dir} (checkpoint step {step})")
     for w in warnings:
@@ -178,14 +179,11 @@ def _load_run_data(path: str, cfg: RunConfig, spec, protos: list) -> FaceDataset
 
 
 def _run_context(run_dir: Path, model, ds: FaceDataset, dev: torch.device, evaluator_weights, inception_weights,
-                 reporter: EvalReporter, ci_draws: int | None) -> EvalContext:
+                 reporter: EvalReporter, ci_draws: int | None, store: SampleStore) -> EvalContext:
     """The protocols' context over the run's model, writing its figure inputs into ``run_dir``."""
-    ctx = EvalContext(model, ds, dev, evaluator_weights, inception_weights, reporter=reporter)
-    if ci_draws is not None:
-        ctx.ci_draws = int(ci_draws)
-    ctx.image_words = "generated images"
-    ctx.out_dir = run_dir
-    return ctx
+    draws = {} if ci_draws is None else {"ci_draws": int(ci_draws)}
+    return EvalContext(model, ds, dev, evaluator_weights, inception_weights, reporter=reporter, sample_store=store,
+                       out_dir=run_dir, image_words="generated images", **draws)
 
 
 def _stamp(step: int, model) -> dict:
@@ -263,8 +261,8 @@ def evaluate_model(model, data: FaceDataset, metrics: Sequence[str], device: str
     """
     dev = device if isinstance(device, torch.device) else torch.device(device)
     protos = [resolve_metric(m) for m in metrics]
-    ctx = EvalContext(model, data, dev, evaluator_weights, inception_weights)
-    ctx.ci_draws = 0  # curves need the values only: no bootstrap intervals, no FID extrapolation
+    # curves need the values only: no bootstrap intervals, no FID extrapolation
+    ctx = EvalContext(model, data, dev, evaluator_weights, inception_weights, ci_draws=0)
     try:
         return {p.name: run_protocol(p, ctx, real=False) for p in protos}
     finally:

@@ -41,11 +41,10 @@ class ImagesContext(EvalContext):
     """The protocols' context over given images: "generating" n images picks n of them."""
 
     def __init__(self, images_set, name: str, data: FaceDataset, device, evaluator_weights, inception_weights,
-                 reporter=None) -> None:
+                 reporter=None, **config) -> None:
         super().__init__(_ImageSource(name, images_set.labels is not None), data, device, evaluator_weights,
-                         inception_weights, reporter=reporter)
+                         inception_weights, reporter=reporter, image_words="given images", **config)
         self.source = images_set
-        self.image_words = "given images"
         self.n_given = int(images_set.images.shape[0])
         labs = images_set.labels
         self.per_class_given = (torch.bincount(labs, minlength=self.k).tolist() if labs is not None else None)
@@ -298,8 +297,7 @@ def _images_context(iset, name: str, label_set: str, device: str, data, evaluato
         inception_weights_path(inception_weights)
     path = resolve_eval_data_path(data, None)
     ds = load_dataset(path, label_set)
-    ctx = ImagesContext(iset, name, ds, dev, evaluator_weights, inception_weights, reporter=reporter)
-    ctx.out_dir = out_dir
+    ctx = ImagesContext(iset, name, ds, dev, evaluator_weights, inception_weights, reporter=reporter, out_dir=out_dir)
     return ctx, dev, path, ds
 
 

@@ -1,9 +1,9 @@
 """Running protocols: the model's value, then the real-data reference (computed once per content hash and
 cached as JSON), each read from the protocol's declaration (:class:`~exprbench.metrics.protocols.spec.MetricSpec`).
 
-A protocol's reference is its registered function run with ``real=True`` when the declaration gives
-``reference`` (how it is computed); otherwise the entry is ``unavailable`` with the declared
-``no_reference`` reason. A protocol skipped for the model computes nothing (no reference either).
+A protocol's value is its family's ``compute_<family>(spec, ctx)``; its reference is the family's
+``reference_<family>(spec, ctx)`` when the declaration gives ``reference`` (how it is computed); otherwise
+the entry is ``unavailable`` with the declared ``no_reference`` reason. A protocol skipped for the model computes nothing (no reference either).
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from exprbench.metrics.families.cas import cas_sha
 from exprbench.metrics.families.fidelity_inputs import (EXTRACTORS, PREPROCESS_VERSION, ExtractorUnavailable, drop_generated_cache, extractor_info,
                               fidelity_cache_root)
 from exprbench.metrics.protocols.names import CAS_NAME, PR_REFERENCE_SIZE
-from exprbench.metrics.protocols.spec import PROTOCOL_VERSION, default_metrics, resolve_metric
+from exprbench.metrics.protocols.spec import PROTOCOL_VERSION, MetricSpec, default_metrics, resolve_metric
+from exprbench.metrics.run.context import EvalContext
 
 REFERENCE_SCHEMA = 3  # 3: class-balanced accuracies, the protocol's own sample count, keyed by the decoded content
 REFERENCE_CACHE = "floors"  # folder of the reference cache under the fidelity cache (name kept: caches stay valid)
@@ -34,16 +35,22 @@ def entry(spec, status: str, value=None, **extra) -> dict:
     return e
 
 
-def run_protocol(spec, ctx, real: bool) -> dict:
-    """The entry of ``spec``: the model's value (``real=False``) or its real-data reference."""
+def run_protocol(spec: MetricSpec, ctx: EvalContext, real: bool) -> dict:
+    """The eval.json entry of ``spec``: the model's value (``real=False``: its family's ``compute``) or its
+    real-data reference (``real=True``: its family's ``reference``), with status, count, seed and wall time.
+
+    Raises:
+        RegistryError: the declared module lacks the family's function.
+    """
     t0 = time.perf_counter()
     reason = ctx.data_reason(spec) if real else ctx.skip_reason(spec)
     if reason:
         return entry(spec, "skipped", reason=reason)
-    if real and spec.reference is None:
+    family_fn = spec.reference_fn() if real else spec.compute_fn()
+    if family_fn is None:
         return entry(spec, "unavailable", reason=f"no real-data reference: {spec.no_reference}")
     try:
-        res = spec.fn(spec, ctx, real)
+        res = family_fn(spec, ctx)
     except ExtractorUnavailable as e:
         return entry(spec, "unavailable", reason=str(e))
     e = entry(spec, res.pop("status", "ok"))
@@ -97,8 +104,8 @@ def reference_not_run(spec) -> dict:
 def what_line(spec, ctx) -> str:
     """One phrase for the start line of ``spec``: what it computes on how many images (its ``what``)."""
     per = spec.n_samples // ctx.k
-    if spec.what:
-        return spec.what.format(n=spec.n_samples, per=per, per_total=per * ctx.k, src=ctx.image_words, seed=spec.seed,
+    if spec.show.what:
+        return spec.show.what.format(n=spec.n_samples, per=per, per_total=per * ctx.k, src=ctx.image_words, seed=spec.seed,
                                 extractor=spec.extractor,
                                 pr_ref=f"{min(PR_REFERENCE_SIZE, len(ctx.train)):,} train images")
     head = spec.summary.split(":")[0] if spec.summary else spec.family

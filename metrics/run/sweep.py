@@ -28,6 +28,7 @@ from exprbench.runs.config import set_key
 from exprbench.runs.loader import checkpoint_source, load_source
 
 from exprbench.metrics.run.context import EvalContext
+from exprbench.metrics.run.eval_config import GENERATION_BATCH
 from exprbench.metrics.run.progress import EvalReporter
 from exprbench.metrics.run.references import common_fields, now, resolve_protocols, run_all
 from exprbench.metrics.run.run_checks import resolve_eval_data_path
@@ -107,9 +108,9 @@ def sweep_run(run_dir: str | os.PathLike, setting: str, values: Sequence, metric
             reporter.note(0, 0, f"{setting}={v}", f"kept from an earlier sweep ({path})")
             continue
         set_key(model.cfg, setting, v, prefix="model.")
-        ctx = EvalContext(model, ds, dev, evaluator_weights, None, reporter=reporter)
-        ctx.sample_store = SampleStore(run_dir / SAMPLES_FOLDER, {"checkpoint_sha256": ckpt_sha, "model": cfg.model,
-                                       "sampling": model.sampling_info(), "batch": ctx.batch_size})
+        store = SampleStore(run_dir / SAMPLES_FOLDER, {"checkpoint_sha256": ckpt_sha, "model": cfg.model,
+                                                       "sampling": model.sampling_info(), "batch": GENERATION_BATCH})
+        ctx = EvalContext(model, ds, dev, evaluator_weights, None, reporter=reporter, sample_store=store)
         reporter.begin([p.name for p in protos], f"{run_dir} (step {step}), model.{setting}={v}")
         results, refs = run_all(protos, ctx, {"evaluated_at": now(), "step": step})
         doc["points"].append({"value": v, "sampling": model.sampling_info(), "metrics": results,

@@ -124,7 +124,7 @@ def study_protocols(only: Sequence[str], n: int, per_class_n: int, evaluator_wei
     """
     from exprbench.metrics.families.fidelity_inputs import EXTRACTORS, ExtractorUnavailable, extractor_info
 
-    names = [n_ for n_ in METRICS.in_order() if METRICS.get(n_).table in STUDY_TABLES]
+    names = [n_ for n_ in METRICS.in_order() if METRICS.get(n_).show.table in STUDY_TABLES]
     if only:
         picked = []
         for o in only:

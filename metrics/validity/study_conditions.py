@@ -47,7 +47,7 @@ def _record(spec: MetricSpec, e: dict, condition: str, strength: int, param, **e
            "value": e.get("value"), "ci95": e.get("ci95"), "status": e.get("status"), "reason": e.get("reason"),
            "n": e.get("n_samples"), "seed": spec.seed,
            "wall_s": e.get("wall_s"), "cpu_s": e.get("cpu_s"), **extra}
-    for key in spec.derived:
+    for key in spec.show.derived:
         rec[key] = d.get(key)
         rec[f"{key}_ci95"] = d.get(f"{key}_ci95")
     return rec
@@ -67,7 +67,6 @@ class Scorer:
         from exprbench.metrics.families.fidelity_inputs import drop_generated_cache
         from exprbench.metrics.run.references import run_protocol
 
-        ctx.ci_draws = self.opts.ci_draws
         out = {}
         try:
             for s in self._specs(condition, cas):
@@ -85,13 +84,15 @@ class Scorer:
         from exprbench.metrics.run.images_source import ImageSet
 
         iset = ImageSet(images, labels, {"path": what, "n": int(images.shape[0])})
-        ctx = ImagesContext(iset, what, self.ds, self.dev, self.opts.evaluator_weights, self.opts.inception_weights)
+        ctx = ImagesContext(iset, what, self.ds, self.dev, self.opts.evaluator_weights, self.opts.inception_weights,
+                            ci_draws=self.opts.ci_draws)
         return self._run(ctx, condition, cas)
 
     def model(self, model, condition: str) -> dict:
         from exprbench.metrics.run.context import EvalContext
 
-        ctx = EvalContext(model, self.ds, self.dev, self.opts.evaluator_weights, self.opts.inception_weights)
+        ctx = EvalContext(model, self.ds, self.dev, self.opts.evaluator_weights, self.opts.inception_weights,
+                          ci_draws=self.opts.ci_draws)
         return self._run(ctx, condition)
 
 

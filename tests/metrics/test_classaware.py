@@ -159,5 +159,5 @@ def test_cas_refuses_fewer_than_20_images_per_class():
     assert spec.min_samples == 20 and spec.per_class
     ctx = SimpleNamespace(k=7, note=lambda *a: pytest.fail("trained"), data=None)
     with pytest.raises(MetricInputError, match="at least 20 images per class"):
-        CS.run_cas(spec, ctx, real=False)
+        CS.compute_cas(spec, ctx)
     assert resolve_metric("cas140").min_samples == 20  # 20 per class: accepted (tests/metrics/test_evaluate.py)

@@ -18,9 +18,11 @@ from exprbench.metrics.run.evaljson import merge_eval, references_of
 from exprbench.metrics.families.fidelity_inputs import drop_generated_cache
 from exprbench.metrics.run.references import run_protocol
 from exprbench.core.capabilities import CAPABILITIES
-from exprbench.metrics.protocols.spec import (DIRECTIONS, LEADERBOARD_TABLES, METRICS, TABLES, all_metrics,
-                                    default_metrics, derived_columns, higher_is_better, register_metric,
-                                    resolve_metric, table_of, unregister_metric)
+from exprbench.metrics.protocols.names import DIRECTIONS
+from exprbench.metrics.protocols.presentation import LEADERBOARD_TABLES, TABLES, Presentation
+from exprbench.metrics.protocols.spec import (METRICS, Entry, MetricSpec, all_metrics, default_metrics, derived_columns,
+                                              higher_is_better, register_metric, resolve_metric, table_of,
+                                              unregister_metric)
 from exprbench.metrics.testing import tiny_evaluator
 from tests.conftest import write_csv
 
@@ -46,11 +48,9 @@ def world(tmp_path_factory):
     mp.undo()
 
 
-def _ctx(world, batch_size: int, model_batch_size: int, model=None) -> EvalContext:
-    ctx = EvalContext(model or FakeModel(world["ds"].spec), world["ds"], torch.device("cpu"), world["ev"], None)
-    ctx.ci_draws = 0
-    ctx.batch_size, ctx.model_batch_size = batch_size, model_batch_size
-    return ctx
+def _ctx(world, batch_size: int, model_batch_size: int, model=None, **config) -> EvalContext:
+    return EvalContext(model or FakeModel(world["ds"].spec), world["ds"], torch.device("cpu"), world["ev"], None,
+                       ci_draws=0, batch_size=batch_size, model_batch_size=model_batch_size, **config)
 
 
 @pytest.mark.parametrize("name", all_metrics())
@@ -79,21 +79,22 @@ def test_batch_size_independence(world, name):
 @pytest.mark.parametrize("name", all_metrics())
 def test_declaration_is_complete(name):
     s = resolve_metric(name)
-    assert s.direction in DIRECTIONS and s.table in TABLES
+    assert s.direction in DIRECTIONS and s.show.table in TABLES
     assert (s.reference is None) == bool(s.no_reference), "a reference, or a reason why there is none"
     assert s.summary and s.family and s.needs <= set(CAPABILITIES)
     assert s.name_pattern and "{n}" in s.name_pattern
     renamed = s.with_n(123).name
     assert resolve_metric(renamed).n_samples == 123 and resolve_metric(renamed).family == s.family
-    assert higher_is_better(name) == (s.direction == "higher") and table_of(name) == s.table
+    assert higher_is_better(name) == (s.direction == "higher") and table_of(name) == s.show.table
     for key, d in derived_columns(name).items():
-        assert higher_is_better(f"{name}:{key}") == (d == "higher") and table_of(f"{name}:{key}") == s.table
-    assert callable(s.fn) and callable(s.details)
+        assert higher_is_better(f"{name}:{key}") == (d == "higher") and table_of(f"{name}:{key}") == s.show.table
+    assert callable(s.compute_fn()) and callable(s.show.details)
+    assert (s.reference_fn() is None) == (s.reference is None)
 
 
 def test_accessors_and_tables():
     assert [t for t, _ in LEADERBOARD_TABLES] == list(TABLES)
-    assert {resolve_metric(n).table for n in all_metrics()} <= set(TABLES)
+    assert {resolve_metric(n).show.table for n in all_metrics()} <= set(TABLES)
     assert higher_is_better("pr1k_train:recall") and not higher_is_better("fid1k_train")
     assert not higher_is_better("edit_success:entanglement") and higher_is_better("recon_test:ssim")
     with pytest.raises(RegistryError, match="no derived column"):
@@ -103,29 +104,37 @@ def test_accessors_and_tables():
 
 @pytest.mark.parametrize("bad, match", [
     (dict(direction="up"), "direction 'up'"),
-    (dict(table="nowhere"), "table 'nowhere'"),
+    (dict(show=Presentation(table="nowhere")), "table 'nowhere'"),
     (dict(no_reference=""), "no_reference="),
     (dict(needs={"fly"}), "unknown capabilities fly"),
     (dict(colour="red"), "unknown declaration field"),
-    (dict(derived={"x": "sideways"}), "derived column 'x'"),
+    (dict(show=Presentation(table="fidelity", derived={"x": "sideways"})), "derived column 'x'"),
+    (dict(table="fidelity"), "unknown declaration field"),  # how it is shown goes in show=Presentation(...)
     (dict(name_pattern=""), "name_pattern is required"),
+    (dict(computed_in="not a module"), "computed_in must name a module"),
 ])
 def test_registration_validates(bad, match):
-    decl = dict(needs={"sample"}, n_samples=10, seed=0, direction="lower", table="fidelity",
-                no_reference="a test", summary="t", name="bogus_test", name_pattern="bogus{n}_test")
+    decl = dict(needs={"sample"}, n_samples=10, seed=0, direction="lower", show=Presentation(table="fidelity"),
+                no_reference="a test", summary="t", name="bogus_test", name_pattern="bogus{n}_test", computed_in=__name__)
     decl.update(bad)
     with pytest.raises(RegistryError, match=match):
-        register_metric(**decl)(lambda spec, ctx, real: {})
+        register_metric(**decl)
     assert "bogus_test" not in METRICS
 
 
 def test_registration_refuses_duplicates_and_bad_names():
     with pytest.raises(RegistryError, match="registered twice"):
-        register_metric(needs={"sample"}, n_samples=10, seed=0, direction="lower", table="fidelity",
-                        no_reference="a test", name="fid10k_train", name_pattern="fid{n}_train")(lambda spec, ctx, real: {})
+        register_metric(needs={"sample"}, n_samples=10, seed=0, direction="lower", show=Presentation(table="fidelity"),
+                        no_reference="a test", name="fid10k_train", name_pattern="fid{n}_train", computed_in=__name__)
     with pytest.raises(RegistryError, match="lower-case"):
-        register_metric(needs={"sample"}, n_samples=10, seed=0, direction="lower", table="fidelity",
-                        no_reference="a test", name="Bad-Name", name_pattern="bad{n}")(lambda spec, ctx, real: {})
+        register_metric(needs={"sample"}, n_samples=10, seed=0, direction="lower", show=Presentation(table="fidelity"),
+                        no_reference="a test", name="Bad-Name", name_pattern="bad{n}", computed_in=__name__)
+
+
+def compute_brt(spec: MetricSpec, ctx: EvalContext) -> Entry:
+    """The family of the throw-away metric ``brt14``: mean brightness in [0, 1] of its generated images."""
+    imgs, _ = ctx.generate(spec.n_samples, spec.seed, per_class=False)
+    return {"value": float(imgs.float().mean() / 255), "n_samples": int(imgs.shape[0])}
 
 
 def test_runtime_metric_in_listing_and_evaluation(world, capsys):
@@ -133,13 +142,9 @@ def test_runtime_metric_in_listing_and_evaluation(world, capsys):
     from exprbench.cli import main
     from exprbench.metrics.run.evaluate import evaluate_model
 
-    @register_metric(needs={"sample"}, n_samples=N, seed=9, direction="higher", table="fidelity",
-                     no_reference="a throw-away test metric", name_pattern="brt{n}", summary="mean brightness (test)",
-                     details=lambda e, ref: f"brightness {e['value']:.3f}")
-    def brt14(spec, ctx, real):
-        imgs, _ = ctx.generate(spec.n_samples, spec.seed, per_class=False)
-        return {"value": float(imgs.float().mean() / 255), "n_samples": int(imgs.shape[0])}
-
+    register_metric(name="brt14", computed_in=__name__, needs={"sample"}, n_samples=N, seed=9, direction="higher",
+                    no_reference="a throw-away test metric", name_pattern="brt{n}", summary="mean brightness (test)",
+                    show=Presentation(table="fidelity", details=lambda e, ref: f"brightness {e['value']:.3f}"))
     try:
         assert main(["metrics"]) == 0
         assert "brt14" in capsys.readouterr().out
@@ -164,17 +169,16 @@ def test_iw_bound_only_with_its_capability(world):
 def test_protocol_that_does_not_apply_is_skipped(world):
     """A protocol declared for other label sets, or whose network cannot read the data, is skipped."""
 
-    @register_metric(needs={"sample"}, n_samples=N, seed=0, direction="lower", table="fidelity",
-                     no_reference="test", datasets=("celeba-Smiling",), name_pattern="only{n}_celeba")
-    def only14_celeba(spec, ctx, real):
-        raise AssertionError("must not run")
+    register_metric(name="only14_celeba", computed_in=__name__, needs={"sample"}, n_samples=N, seed=0,
+                    direction="lower", show=Presentation(table="fidelity"), no_reference="test",
+                    datasets=("celeba-Smiling",), name_pattern="only{n}_celeba")  # no compute_only: it must not run
 
     try:
         e = run_protocol(resolve_metric("only14_celeba"), _ctx(world, 500, 256), real=False)
         assert e["status"] == "skipped" and "celeba-Smiling" in e["reason"] and "fer7" in e["reason"]
     finally:
         unregister_metric("only14_celeba")
-    from exprbench.metrics.run.context import network_mismatch
+    from exprbench.metrics.run.eval_config import network_mismatch
 
     ctx = _ctx(world, 500, 256)
     rgb64 = type("D", (), {"images": torch.zeros(1, 3, 64, 64, dtype=torch.uint8), "label_set": "celeba-Smiling",
@@ -186,8 +190,7 @@ def test_protocol_that_does_not_apply_is_skipped(world):
 def test_figure_inputs(world, tmp_path):
     from exprbench.metrics.run.run_figures import PER_CLASS, write_figure_inputs
 
-    ctx = _ctx(world, 500, 256)
-    ctx.out_dir = tmp_path
+    ctx = _ctx(world, 500, 256, out_dir=tmp_path)
     out = write_figure_inputs(ctx)
     assert out["files"] == ["edits", "samples", "translations"]
     index = json.loads((tmp_path / "figures" / "index.json").read_text())

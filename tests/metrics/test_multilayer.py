@@ -92,6 +92,6 @@ def test_realism_space_ranks_real_above_blurred_above_noise(real_zip):
 def test_realism_protocols_are_declared_first_in_their_tables():
     need_evaluator()
     fid = resolve_metric("fid10k_train_ml")
-    assert fid.extractor == MULTILAYER_NAME and fid.direction == "lower" and fid.ranks_samples
+    assert fid.extractor == MULTILAYER_NAME and fid.direction == "lower" and fid.show.ranks_samples
     assert table_of("fid10k_train_ml") == "fidelity" and table_of("mem10k_train_ml") == "coverage"
     assert resolve_metric("fid2k_train_ml").n_samples == 2000
