@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from exprbench.core.io import read_json  # noqa: E402
 
+from exprbench.benchmarks.report.columns import derived_columns, higher_is_better, is_accuracy  # noqa: E402
 from exprbench.benchmarks.report.results import Report  # noqa: E402
 
 Skipped = list[tuple[str, str]]
@@ -49,14 +50,21 @@ def _cell(entry: dict | None, key: str | None = None) -> str:
 
 
 def _columns(doc: dict) -> list[tuple[str, str, str | None]]:
-    """``(header, protocol, detail key)`` per table column: each protocol's value, and precision and recall
-    for a precision/recall protocol."""
+    """``(header, protocol, detail key)`` per table column: each protocol's value, then its declared derived
+    columns (precision and recall of a precision/recall protocol)."""
     cols = []
     for m in doc["metrics"]:
         cols.append((m, m, None))
-        if m.startswith("pr"):
-            cols += [(f"{m} precision", m, "precision"), (f"{m} recall", m, "recall")]
+        cols += [(f"{m} {key}", m, key) for key in derived_columns(m)]
     return cols
+
+
+def _axes(doc: dict) -> tuple[str | None, str | None]:
+    """``(x, y)`` of the sweep figure: the first protocol where lower is better (realism FID) and the first
+    label accuracy (``acc_gen``), from their declarations."""
+    lower = [m for m in doc["metrics"] if not higher_is_better(m)]
+    acc = [m for m in doc["metrics"] if is_accuracy(m)]
+    return (lower[0] if lower else None), (acc[0] if acc else None)
 
 
 def sweep_tables(rep: Report) -> list[tuple[str, list[str], list[list[str]], str]]:
@@ -101,14 +109,13 @@ def sweeps_html(rep: Report) -> str:
 def sweep_figures(rep: Report, w, skipped: Skipped) -> None:
     """``sweep_<run>_<field>``: realism FID (x) against label accuracy (y), one labelled point per value."""
     for run, doc in sweep_docs(rep):
-        fid = next((m for m in doc["metrics"] if m.startswith("fid")), None)
-        acc = next((m for m in doc["metrics"] if m.startswith("acc_gen")), None)
+        fid, acc = _axes(doc)
         name = f"sweep_{run}_{doc['setting'].split('.')[-1]}"
         pts = [(p["value"], _ok(p["metrics"].get(fid)), _ok(p["metrics"].get(acc))) for p in doc["points"]] \
             if fid and acc else []
         pts = [(v, f, a) for v, f, a in pts if f is not None and a is not None]
         if not pts:
-            skipped.append((name, "the sweep has no FID and label accuracy values to plot"))
+            skipped.append((name, "the sweep has no lower-is-better and label-accuracy values to plot"))
             continue
         fig, ax = plt.subplots(figsize=(4.2, 3.2))
         xs, ys = [f["value"] for _, f, _ in pts], [a["value"] for _, _, a in pts]

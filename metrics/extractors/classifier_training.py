@@ -24,7 +24,8 @@ from torch import nn
 from exprbench.data import FER7, FaceDataset, to_float
 from exprbench.core.errors import UserError
 
-from exprbench.metrics.extractors.evaluator_net import DEFAULT_WEIGHTS, EXTRACTOR_NAME, FERNet, NetConfig, build_net, save_evaluator
+from exprbench.metrics.extractors.evaluator_net import DEFAULT_WEIGHTS, NetConfig, build_net, save_evaluator
+from exprbench.metrics.protocols.names import EXTRACTOR_NAME
 from exprbench.metrics.extractors.classifier_state import load_state, save_state
 from exprbench.metrics.families.labels import confusion_matrix, per_class_accuracy
 

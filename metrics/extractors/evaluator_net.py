@@ -29,7 +29,6 @@ DEFAULT_WEIGHTS = WEIGHTS_DIR / "fer_evaluator.pt"
 #: a second FER classifier (narrower net, other seed) for models that fit on class scores (InterFaceGAN's
 #: boundaries), so that the evaluator that scores acc_gen / edit_success never also trains a model
 AUX_WEIGHTS = WEIGHTS_DIR / "fer_aux_classifier.pt"
-from exprbench.metrics.protocols.names import EXTRACTOR_NAME  # noqa: E402  (re-exported)
 FEATURE_PENULTIMATE = "penultimate"
 FEATURE_LOGITS = "logits"
 CARD_VERSION = 1

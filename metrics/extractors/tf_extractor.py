@@ -10,7 +10,8 @@ import torch
 from exprbench.data import to_float
 
 from exprbench.metrics.extractors.evaluator import Evaluator, load_evaluator
-from exprbench.metrics.extractors.evaluator_net import EXTRACTOR_NAME, FEATURE_LOGITS, FEATURE_PENULTIMATE
+from exprbench.metrics.extractors.evaluator_net import FEATURE_LOGITS, FEATURE_PENULTIMATE
+from exprbench.metrics.protocols.names import EXTRACTOR_NAME
 from exprbench.metrics.extractors.multilayer import FEATURE_MULTILAYER, MULTILAYER_NAME, multilayer_card_path, multilayer_features, read_multilayer_card
 
 

@@ -5,12 +5,10 @@ weights (the shipped evaluator, Inception-V3 when present: no download is ever t
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 from pathlib import Path
 from typing import Callable, Iterable
 
-import numpy as np
 import torch
 from torch.utils.data import Dataset
 
