@@ -310,7 +310,7 @@ def _is_seed_list(seeds: Any) -> bool:
 def _check_protocols(names: list[str], path: Path) -> None:
     """Refuse an unknown metric protocol name of ``[eval]`` (SuiteError naming the file)."""
     try:
-        from exprbench.metrics.protocols.spec import resolve_metric
+        from exprbench.metrics.protocols.catalog import resolve_metric
 
         for m in names:
             resolve_metric(m)

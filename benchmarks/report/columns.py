@@ -63,11 +63,11 @@ class ColumnSpec:
 def _specs() -> dict[str, ColumnSpec]:
     """One :class:`ColumnSpec` per metric family, from the metric declarations (``metrics.spec``), in
     declaration order (the order of families within a table)."""
-    from exprbench.metrics.protocols.spec import METRICS, all_metrics
+    from exprbench.metrics.protocols.catalog import all_metrics, resolve_metric as _resolve
 
     out: dict[str, ColumnSpec] = {}
     for name in all_metrics():
-        m = METRICS.get(name)
+        m = _resolve(name)
         show = m.show
         if m.family in out:  # a family's later declarations (another feature space) add their figure input
             if out[m.family].figure is None and show.figure is not None:
@@ -89,7 +89,7 @@ def _all() -> dict[str, ColumnSpec]:
 def _family(protocol: str) -> str:
     """The family of a protocol name (``fid1k_train`` -> ``fid``); the name itself if unknown."""
     from exprbench.core.errors import RegistryError
-    from exprbench.metrics.protocols.spec import resolve_metric as _resolve
+    from exprbench.metrics.protocols.catalog import resolve_metric as _resolve
 
     try:
         return _resolve(protocol).family
@@ -101,10 +101,9 @@ def _declared_place(protocol: str) -> int:
     """The place of ``protocol``'s declaration in the registry (a variant such as ``fid2k_train_ml`` sorts as
     the declaration it comes from: the one of the same ``name_pattern``); unknown protocols after all declared ones."""
     from exprbench.core.errors import RegistryError
-    from exprbench.metrics.protocols.spec import METRICS, all_metrics
-    from exprbench.metrics.protocols.spec import resolve_metric as _resolve
+    from exprbench.metrics.protocols.catalog import all_metrics, resolve_metric as _resolve
 
-    patterns = [METRICS.get(n).name_pattern for n in all_metrics()]
+    patterns = [_resolve(n).name_pattern for n in all_metrics()]
     try:
         return patterns.index(_resolve(protocol).name_pattern)
     except (RegistryError, ValueError):

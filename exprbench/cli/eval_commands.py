@@ -236,11 +236,11 @@ def evaluate_cmd(
 
 def metrics_cmd() -> None:
     """List the metric protocols, what they need and their sample counts."""
-    from exprbench.metrics.protocols.spec import METRICS
+    from exprbench.metrics.protocols.catalog import all_metrics, resolve_metric
 
     t = Table("protocol", "needs", "n_samples", "seed", "default", "summary")
-    for name in METRICS.names():
-        p = METRICS.get(name)
+    for name in sorted(all_metrics()):
+        p = resolve_metric(name)
         t.add_row(name, ", ".join(sorted(p.needs)), str(p.n_samples), str(p.seed), "yes" if p.default else "", p.summary)
     console.print(t)
 

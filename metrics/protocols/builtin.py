@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from exprbench.metrics.run.console import fmt
 from exprbench.metrics.protocols.names import (BPD_IW_K, BPD_SEED, CAPABILITY_SEED, CAS_NAME, EDIT_SEED,
                                                EXTRACTOR_NAME, INCEPTION_NAME, MULTILAYER_NAME, PROBE_TRAIN_PER_CLASS)
 from exprbench.metrics.protocols.presentation import Presentation
+from exprbench.metrics.protocols.presentation import fmt
 from exprbench.metrics.protocols.spec import register_metric
 
 S, SC = frozenset({"sample"}), frozenset({"sample", "conditional"})

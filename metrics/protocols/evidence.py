@@ -5,9 +5,9 @@ its samples to c. Declared like :mod:`.builtin` (one declaration each; the compu
 
 from __future__ import annotations
 
-from exprbench.metrics.run.console import fmt
 from exprbench.metrics.protocols.names import CAPABILITY_SEED
 from exprbench.metrics.protocols.presentation import Presentation
+from exprbench.metrics.protocols.presentation import fmt
 from exprbench.metrics.protocols.spec import register_metric
 
 S, SC = frozenset({"sample"}), frozenset({"sample", "conditional"})

@@ -14,6 +14,15 @@ from exprbench.core.errors import RegistryError
 
 from exprbench.metrics.protocols.names import DIRECTIONS
 
+def fmt(v, digits=4) -> str:
+    """A number in ``digits`` significant digits (``-`` for None)."""
+    if v is None:
+        return "-"
+    if v == 0:
+        return "0"
+    return f"{v:.{digits}g}" if abs(v) >= 1 or abs(v) < 1e-2 else f"{v:.{digits}f}"
+
+
 # the leaderboard tables, in order: (table name, title)
 LEADERBOARD_TABLES: list[tuple[str, str]] = [
     ("fidelity", "Fidelity to the training faces"),

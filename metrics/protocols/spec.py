@@ -35,24 +35,12 @@ if TYPE_CHECKING:
     from exprbench.metrics.run.context import EvalContext
 
 PROTOCOL_VERSION = "exprbench-metrics/1"
-#: the modules of the built-in declarations, imported on the first lookup (in this order: the order of tables)
-BUILTIN_PROTOCOL_MODULES = ("exprbench.metrics.protocols.builtin", "exprbench.metrics.protocols.evidence")
-
-
 class MetricRegistry(Registry):
-    """The registry of :class:`MetricSpec`: the built-in declarations (:data:`BUILTIN_PROTOCOL_MODULES`, imported on
-    the first lookup, as a lazy module of :class:`~exprbench.core.registry.Registry`), then the entry points."""
+    """The registry of :class:`MetricSpec`: what :func:`register_metric` declares (the built-ins are loaded by
+    :mod:`.catalog`, which imports their modules), then the ``exprbench.metrics`` entry points."""
 
     def __init__(self) -> None:
         super().__init__("metric protocol", entry_point_group="exprbench.metrics")
-        self._builtin_loaded = False
-
-    def _scan(self) -> None:
-        if not self._builtin_loaded:
-            self._builtin_loaded = True
-            for module in BUILTIN_PROTOCOL_MODULES:
-                importlib.import_module(module)
-        super()._scan()
 
     def in_order(self) -> list[str]:
         """Registered names in order of registration (built-ins first), lazy entry-point names after."""
@@ -255,80 +243,3 @@ def register_metric(*, name: str, needs, n_samples: int, seed: int, direction: s
 def unregister_metric(name: str) -> None:
     """Remove a registered protocol (tests that register throw-away metrics)."""
     METRICS.unregister(name)
-
-
-def _pattern_match(pattern: str, name: str):
-    rx = "^" + re.escape(pattern).replace(re.escape("{n}"), r"(\d+k?)") + "$"
-    return re.match(rx, name)
-
-
-def resolve_metric(name: str) -> MetricSpec:
-    """The protocol of a name: a registered one, or a registered pattern with another count.
-
-    ``fid1k_train`` resolves to ``fid10k_train`` with 1,000 samples.
-
-    Raises:
-        RegistryError: unknown name (lists the known ones).
-    """
-    _load_builtin()
-    if name in METRICS:
-        return METRICS.get(name)
-    for reg in METRICS.names():
-        p = METRICS.get(reg)
-        m = _pattern_match(p.name_pattern, name) if p.name_pattern else None
-        if m:
-            n = parse_count(m.group(1))
-            if n < 1:
-                break
-            return replace(p, name=name, n_samples=n) if n != p.n_samples else p
-    known = ", ".join(METRICS.names())
-    raise RegistryError(f"unknown metric protocol {name!r} (known: {known}; counts may vary, e.g. fid1k_train)")
-
-
-def _split(column: str) -> tuple[MetricSpec, str | None]:
-    base, _, key = column.partition(":")
-    return resolve_metric(base), (key or None)
-
-
-def higher_is_better(column: str) -> bool:
-    """Direction of ``<protocol>`` or of a derived column ``<protocol>:<key>``.
-
-    Raises:
-        RegistryError: unknown protocol, or a key that is not one of its derived columns.
-    """
-    spec, key = _split(column)
-    if key is None:
-        return spec.direction == "higher"
-    if key not in spec.show.derived:
-        raise RegistryError(f"{column}: {spec.name} has no derived column {key!r} "
-                            f"(derived: {', '.join(spec.show.derived) or 'none'})")
-    return spec.show.derived[key] == "higher"
-
-
-def table_of(column: str) -> str:
-    """The leaderboard table of ``<protocol>`` or ``<protocol>:<key>``.
-
-    Raises:
-        RegistryError: unknown protocol.
-    """
-    return _split(column)[0].show.table
-
-
-def derived_columns(name: str) -> dict[str, str]:
-    """``{detail key: direction}`` promoted to columns ``<name>:<key>``, in declaration order."""
-    return dict(resolve_metric(name).show.derived)
-
-
-def default_metrics() -> list[str]:
-    """Names of the protocols ``exprbench evaluate`` runs by default, in order of declaration."""
-    return [n for n in METRICS.in_order() if METRICS.get(n).default]
-
-
-def all_metrics() -> list[str]:
-    """Every registered protocol name, in order of declaration (plugins loaded lazily after)."""
-    return METRICS.in_order()
-
-
-def _load_builtin() -> None:
-    """Load the built-in declarations (the registry's first lookup does)."""
-    METRICS._scan()

@@ -8,16 +8,9 @@ from typing import Sequence
 from exprbench.core.errors import RegistryError
 
 from exprbench.metrics.run.evaljson import references_of
-from exprbench.metrics.protocols.spec import REFERENCE_LABEL, resolve_metric
-
-
-def fmt(v, digits=4) -> str:
-    """A number in ``digits`` significant digits (``-`` for None)."""
-    if v is None:
-        return "-"
-    if v == 0:
-        return "0"
-    return f"{v:.{digits}g}" if abs(v) >= 1 or abs(v) < 1e-2 else f"{v:.{digits}f}"
+from exprbench.metrics.protocols.presentation import fmt
+from exprbench.metrics.protocols.spec import REFERENCE_LABEL
+from exprbench.metrics.protocols.catalog import resolve_metric
 
 
 def details_line(name: str, entry: dict, reference: dict) -> str:

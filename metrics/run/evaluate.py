@@ -44,7 +44,7 @@ from exprbench.runs.config import RunConfig
 from exprbench.runs.loader import checkpoint_source, load_source
 from exprbench.metrics.run.run_checks import (check_fingerprint, resolve_eval_data_path, run_train_fingerprint,
     unfinished_warnings)
-from exprbench.metrics.protocols.spec import resolve_metric
+from exprbench.metrics.protocols.catalog import resolve_metric
 
 
 def evaluate_run(

@@ -22,7 +22,8 @@ from exprbench.metrics.run.evaljson import read_eval, write_eval
 from exprbench.metrics.run.progress import EvalReporter
 from exprbench.metrics.run.references import check_per_class_counts, common_fields, keep_finished, now, resolve_protocols, run_all
 from exprbench.metrics.run.run_checks import resolve_eval_data_path
-from exprbench.metrics.protocols.spec import MetricSpec, default_metrics, resolve_metric
+from exprbench.metrics.protocols.spec import MetricSpec
+from exprbench.metrics.protocols.catalog import default_metrics, resolve_metric
 
 
 class _ImageSource:

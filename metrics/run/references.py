@@ -20,7 +20,8 @@ from exprbench.metrics.families.cas import cas_sha
 from exprbench.metrics.families.fidelity_inputs import (EXTRACTORS, PREPROCESS_VERSION, ExtractorUnavailable, drop_generated_cache, extractor_info,
                               fidelity_cache_root)
 from exprbench.metrics.protocols.names import CAS_NAME, PR_REFERENCE_SIZE
-from exprbench.metrics.protocols.spec import PROTOCOL_VERSION, MetricSpec, default_metrics, resolve_metric
+from exprbench.metrics.protocols.spec import PROTOCOL_VERSION, MetricSpec
+from exprbench.metrics.protocols.catalog import default_metrics, resolve_metric
 from exprbench.metrics.run.context import EvalContext
 
 REFERENCE_SCHEMA = 3  # 3: class-balanced accuracies, the protocol's own sample count, keyed by the decoded content

@@ -37,7 +37,9 @@ from exprbench.core.errors import UserError
 
 from exprbench.metrics.validity.degrade import DEGRADATIONS
 from exprbench.metrics.protocols.names import CAS_NAME, EXTRACTOR_NAME
-from exprbench.metrics.protocols.spec import METRICS, MetricSpec, resolve_metric
+from exprbench.metrics.protocols.spec import MetricSpec
+from exprbench.metrics.protocols.catalog import all_metrics
+from exprbench.metrics.protocols.catalog import resolve_metric
 from exprbench.metrics.validity.criteria import CAS_CONDITIONS, judge, protocol_row
 from exprbench.metrics.validity.study_conditions import (STUDY_SEED, Records, Scorer, StudySets, base_name,
     rank_runs, score_cas_base, score_collapse, score_degradations, score_dropped_emotions, score_memorisation,
@@ -124,13 +126,13 @@ def study_protocols(only: Sequence[str], n: int, per_class_n: int, evaluator_wei
     """
     from exprbench.metrics.families.fidelity_inputs import EXTRACTORS, ExtractorUnavailable, extractor_info
 
-    names = [n_ for n_ in METRICS.in_order() if METRICS.get(n_).show.table in STUDY_TABLES]
+    names = [n_ for n_ in all_metrics() if resolve_metric(n_).show.table in STUDY_TABLES]
     if only:
         picked = []
         for o in only:
             s = resolve_metric(o)
-            base = next((m for m in names if METRICS.get(m).family == s.family and METRICS.get(m).extractor == s.extractor
-                         and METRICS.get(m).name_pattern == s.name_pattern), None)
+            base = next((m for m in names if resolve_metric(m).family == s.family and resolve_metric(m).extractor == s.extractor
+                         and resolve_metric(m).name_pattern == s.name_pattern), None)
             if base is None:
                 raise UserError(f"--only {o}: not a protocol of the tables {', '.join(STUDY_TABLES)} "
                                 f"(studied: {', '.join(names)})")
@@ -138,7 +140,7 @@ def study_protocols(only: Sequence[str], n: int, per_class_n: int, evaluator_wei
         names = [m for m in names if m in picked]
     specs, skipped = [], []
     for name in names:
-        s = METRICS.get(name)
+        s = resolve_metric(name)
         why = None
         if not s.scores_images:
             why = "needs a model capability beyond sampling"

@@ -17,7 +17,8 @@ import torch
 from exprbench.core.errors import UserError
 
 from exprbench.metrics.protocols.names import CAS_NAME
-from exprbench.metrics.protocols.spec import METRICS, MetricSpec
+from exprbench.metrics.protocols.spec import MetricSpec
+from exprbench.metrics.protocols.catalog import all_metrics, resolve_metric
 from exprbench.metrics.validity.criteria import CAS_CONDITIONS
 from exprbench.metrics.validity.degrade import DEGRADATIONS, collapse, drop_emotions, memorise
 
@@ -33,8 +34,8 @@ MEMORISED = (0.25, 0.5, 1.0)  # fraction of train faces submitted
 
 def base_name(spec: MetricSpec) -> str:
     """The registered name of a protocol evaluated at another count."""
-    for name in METRICS.names():
-        p = METRICS.get(name)
+    for name in sorted(all_metrics()):
+        p = resolve_metric(name)
         if p.name_pattern == spec.name_pattern and p.family == spec.family and p.extractor == spec.extractor:
             return name
     return spec.name

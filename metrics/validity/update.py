@@ -17,7 +17,8 @@ from pathlib import Path
 from exprbench.core.errors import UserError
 from exprbench.core.io import read_json_object
 
-from exprbench.metrics.protocols.spec import METRICS
+from exprbench.metrics.protocols.catalog import all_metrics, resolve_metric
+
 
 # settings an update must share with the study, in the order they are checked, and how the user sets them
 SETTINGS = {"quick": "--quick", "n": "--n", "ci_draws": "--ci-draws", "progress": "--progress points",
@@ -106,7 +107,7 @@ def _protocol(name: str, records: list[dict]) -> dict:
 
     r = next((r for r in records if r["protocol"] == name), None)
     if r is None:
-        s = METRICS.get(name)
+        s = resolve_metric(name)
         return protocol_row(name, s.family, s.extractor, s.direction)
     return protocol_row(name, r["family"], r["space"], r["direction"])
 
@@ -146,7 +147,7 @@ def merge_study(stored: dict, result: dict, command: str, date: str | None = Non
     kept = [r for r in stored["records"] if r["protocol"] not in now]
     records = _interleave(kept, result["records"])
     names = list(dict.fromkeys([c["protocol"] for c in stored["criteria"]] + now))
-    order = {n: i for i, n in enumerate(METRICS.in_order())}
+    order = {n: i for i, n in enumerate(all_metrics())}
     names.sort(key=lambda n: order.get(n, len(order)))  # registry order, as a fresh study; unknown names last
     studied = set(names)
     skipped = {s["protocol"]: s for s in stored["skipped"] if s["protocol"] not in studied}

@@ -17,7 +17,7 @@ from exprbench.data import load_fer2013
 from exprbench.core.errors import UserError
 from exprbench.metrics.run.evaluate import evaluate_run
 from exprbench.metrics.run.references import reference_key
-from exprbench.metrics.protocols.spec import METRICS, default_metrics, resolve_metric
+from exprbench.metrics.protocols.catalog import default_metrics, resolve_metric
 from exprbench.metrics.testing import real_data_path, subset, tiny_evaluator, write_fer_csv
 
 DATA = real_data_path()
@@ -63,18 +63,18 @@ def _eval(world, model, metrics=CAPABILITY, n=N):
 
 
 def test_registry_entries():
-    fams = {n: METRICS.get(n).family for n in CAPABILITY}
+    fams = {n: resolve_metric(n).family for n in CAPABILITY}
     assert fams == {"enc_acc_test": "enc_acc", "probe_test": "probe", "recon_test": "recon_l1",
                     "translate_acc_test": "translate_acc", "translate_fid_test": "translate_fid"}
-    assert METRICS.get("enc_acc_test").needs == {"encode", "conditional"}
-    assert METRICS.get("probe_test").needs == {"encode"} == METRICS.get("recon_test").needs
-    assert METRICS.get("translate_fid_test").needs == {"translate"}
+    assert resolve_metric("enc_acc_test").needs == {"encode", "conditional"}
+    assert resolve_metric("probe_test").needs == {"encode"} == resolve_metric("recon_test").needs
+    assert resolve_metric("translate_fid_test").needs == {"translate"}
     assert set(CAPABILITY) <= set(default_metrics())
     for name, renamed in NAMES.items():
         assert resolve_metric(name).with_n(N).name == renamed
         assert resolve_metric(renamed).n_samples == N and resolve_metric(renamed).family == fams[name]
     assert resolve_metric("recon1k_test").n_samples == 1000
-    assert len({METRICS.get(n).seed for n in CAPABILITY}) == 1  # one shared test subset
+    assert len({resolve_metric(n).seed for n in CAPABILITY}) == 1  # one shared test subset
 
 
 def test_bicogan_runs_every_capability_protocol(world):
@@ -83,7 +83,7 @@ def test_bicogan_runs_every_capability_protocol(world):
     assert set(m) == set(NAMES.values())
     for name in NAMES.values():
         assert m[name]["status"] == "ok", (name, m[name])
-        assert m[name]["n_samples"] == N and m[name]["seed"] == METRICS.get("recon_test").seed
+        assert m[name]["n_samples"] == N and m[name]["seed"] == resolve_metric("recon_test").seed
         assert isinstance(m[name]["value"], float)
     enc = m["enc_acc35_test"]
     assert 0 <= enc["value"] <= 1 and len(enc["details"]["confusion_matrix"]) == 7

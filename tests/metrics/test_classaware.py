@@ -153,7 +153,7 @@ def test_cas_refuses_fewer_than_20_images_per_class():
     answers one class."""
     from types import SimpleNamespace
 
-    from exprbench.metrics.protocols.spec import resolve_metric
+    from exprbench.metrics.protocols.catalog import resolve_metric
 
     spec = resolve_metric("cas70")
     assert spec.min_samples == 20 and spec.per_class

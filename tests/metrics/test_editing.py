@@ -11,7 +11,7 @@ from exprbench.metrics.families.imageops import CapabilityMetricError
 from exprbench.metrics.families.editing import at_strength, edit_metrics, edit_strengths, parse_strengths
 from exprbench.metrics.families.labels import balanced_subset
 from exprbench.metrics.families.likelihood import likelihood_metrics
-from exprbench.metrics.protocols.spec import resolve_metric
+from exprbench.metrics.protocols.catalog import resolve_metric
 from exprbench.models.base import ModelPlugin
 from exprbench.models.contracts import Editor, Likelihood
 

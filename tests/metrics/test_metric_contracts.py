@@ -20,9 +20,8 @@ from exprbench.metrics.run.references import run_protocol
 from exprbench.core.capabilities import CAPABILITIES
 from exprbench.metrics.protocols.names import DIRECTIONS
 from exprbench.metrics.protocols.presentation import LEADERBOARD_TABLES, TABLES, Presentation
-from exprbench.metrics.protocols.spec import (METRICS, Entry, MetricSpec, all_metrics, default_metrics, derived_columns,
-                                              higher_is_better, register_metric, resolve_metric, table_of,
-                                              unregister_metric)
+from exprbench.metrics.protocols.spec import METRICS, Entry, MetricSpec, register_metric, unregister_metric
+from exprbench.metrics.protocols.catalog import all_metrics, default_metrics, derived_columns, higher_is_better, resolve_metric, table_of
 from exprbench.metrics.testing import tiny_evaluator
 from tests.conftest import write_csv
 

@@ -14,7 +14,7 @@ from exprbench.metrics.extractors.evaluator_net import DEFAULT_WEIGHTS
 from exprbench.metrics.extractors.multilayer import (DEFAULT_CARD, build_multilayer_card, multilayer_card_path, multilayer_features,
                                          read_multilayer_card)
 from exprbench.metrics.protocols.names import MULTILAYER_NAME
-from exprbench.metrics.protocols.spec import resolve_metric, table_of
+from exprbench.metrics.protocols.catalog import resolve_metric, table_of
 
 from ..bench_helpers import need_evaluator
 

@@ -13,7 +13,7 @@ from exprbench.data import load_fer2013
 from exprbench.metrics.run.context import EvalContext
 from exprbench.metrics.run.evaluate import evaluate_run
 from exprbench.metrics.families.fidelity import fid_from_features, fidelity_features, fidelity_scores
-from exprbench.metrics.protocols.spec import resolve_metric
+from exprbench.metrics.protocols.catalog import resolve_metric
 from exprbench.metrics.testing import real_data_path, subset, tiny_evaluator, tiny_run, write_fer_csv
 
 DATA = real_data_path()

@@ -5,15 +5,16 @@ from __future__ import annotations
 import pytest
 
 from exprbench.core.errors import RegistryError
-from exprbench.metrics.protocols.spec import METRICS, default_metrics, format_count, parse_count, resolve_metric
+from exprbench.metrics.protocols.spec import format_count, parse_count
+from exprbench.metrics.protocols.catalog import default_metrics, resolve_metric
 
 
 def test_default_set():
     names = default_metrics()
     for n in ("fid10k_train", "kid10k_train", "pr10k_train", "ifid_train", "acc_gen", "cas"):
         assert n in names
-    assert METRICS.get("ifid_train").needs == {"sample", "conditional"}
-    assert METRICS.get("fid10k_train").needs == {"sample"}
+    assert resolve_metric("ifid_train").needs == {"sample", "conditional"}
+    assert resolve_metric("fid10k_train").needs == {"sample"}
 
 
 def test_counts_in_names():
@@ -27,9 +28,9 @@ def test_counts_in_names():
 
 
 def test_seeds_fixed_and_distinct():
-    p = [METRICS.get(n) for n in ("fid10k_train", "ifid_train", "acc_gen", "cas")]
+    p = [resolve_metric(n) for n in ("fid10k_train", "ifid_train", "acc_gen", "cas")]
     assert len({x.seed for x in p}) == 4
-    assert resolve_metric("fid1k_train").seed == METRICS.get("fid10k_train").seed
+    assert resolve_metric("fid1k_train").seed == resolve_metric("fid10k_train").seed
 
 
 def test_unknown_protocol():
