@@ -339,6 +339,19 @@ def child() -> None:
                 os.kill(os.getpid(), signal.SIGINT)  # a real Ctrl-C, delivered at this protocol's start
             return orig(s, ctx, real)
         refs.run_protocol = run_protocol
-    from exprbench.cli import main
+    sys.exit(installed_cli()(spec["argv"]))
 
-    sys.exit(main(spec["argv"]))
+
+def installed_cli():
+    """The installed ``exprbench`` console script's function (its entry point), run in-process as the user's
+    command would run: the benchmarks layer reaches the CLI through the package metadata, not an import.
+
+    Raises:
+        RuntimeError: exprbench is not installed (``pip install -e .``), so there is no console script.
+    """
+    from importlib.metadata import entry_points
+
+    found = list(entry_points(group="console_scripts", name="exprbench"))
+    if not found:
+        raise RuntimeError("no 'exprbench' console script: install the package (pip install -e .)")
+    return found[0].load()
