@@ -9,7 +9,8 @@ Configs:
     ``default``    SNGAN standard CNN (spectral norm in D, Miyato et al. 2018), hinge loss,
                    Adam 2e-4 (0.5, 0.999), R1 penalty gamma 1 on real images (Mescheder et al. 2018:
                    without it D won outright by step 100 at width 32 and G collapsed to black
-                   images), G EMA, horizontal flips.
+                   images), G EMA, horizontal flips. ``model.mapping_layers`` > 0 puts a StyleGAN-style
+                   mapping network z -> w in front of G (for InterFaceGAN's W space; off by default).
 Capabilities: ``sample``.
 """
 
@@ -36,9 +37,37 @@ class GANConfig(AdversarialConfig):
     Attributes:
         r1_gamma: weight gamma of the R1 penalty gamma/2 * E||grad_x D(x)||^2 on real images in D's loss
             (Mescheder et al. 2018); 0 is off. Range: >= 0.
+        mapping_layers: a mapping network z -> w of this many layers in front of the ``sngan`` generator
+            (:class:`MappedGenerator`; 0 = none, the DCGAN/SNGAN generator of z).
     """
 
     r1_gamma: float = field(default=0.0, metadata={"min": 0})
+    mapping_layers: int = field(default=0, metadata={"min": 0})
+
+
+class MappingNetwork(nn.Module):
+    """z -> w: normalise z to unit mean square, then ``layers`` x (Linear(D, D) + LeakyReLU 0.2), as StyleGAN's
+    mapping network (Karras et al. 2019, sec. 2; 8 layers there, a few here). Input and output float N x D."""
+
+    def __init__(self, dim: int, layers: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(*[m for _ in range(layers) for m in (nn.Linear(dim, dim), nn.LeakyReLU(0.2))])
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z * torch.rsqrt(z.pow(2).mean(1, keepdim=True) + 1e-8))
+
+
+class MappedGenerator(nn.Module):
+    """G(z) = synthesis(mapping(z)): a :class:`MappingNetwork` in front of a generator of w, so that an editor
+    (InterFaceGAN's ``model.space = "w"``) can work in the intermediate latent space W, which Shen et al. 2020
+    (sec. 4) and Karras et al. 2019 (sec. 4) find more linearly separable than Z. Input z float N x D."""
+
+    def __init__(self, mapping: MappingNetwork, synthesis: nn.Module) -> None:
+        super().__init__()
+        self.mapping, self.synthesis = mapping, synthesis
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.synthesis(self.mapping(z))
 
 
 class RefGenerator(nn.Module):
@@ -105,8 +134,14 @@ class GAN(AdversarialPlugin, Sampler):
         super().__init__(cfg, spec, device, channels_last)
         self.init_adversarial({
             "reference": lambda: (RefGenerator(spec, cfg.z_dim), RefDiscriminator(spec)),
-            "sngan": lambda: (DCGenerator(spec, cfg.z_dim, cfg.ch, upsample=cfg.upsample), SNDiscriminator(spec, cfg.ch)),
+            "sngan": lambda: (self._sngan_generator(spec), SNDiscriminator(spec, cfg.ch)),
         })
+
+    def _sngan_generator(self, spec: DataSpec) -> nn.Module:
+        """The SNGAN generator, behind a mapping network when ``mapping_layers`` > 0."""
+        cfg = self.cfg
+        G = DCGenerator(spec, cfg.z_dim, cfg.ch, upsample=cfg.upsample)
+        return MappedGenerator(MappingNetwork(cfg.z_dim, cfg.mapping_layers), G) if cfg.mapping_layers else G
 
     def d_inputs(self, batch: Batch):
         x = batch.x.detach().requires_grad_(True) if self.cfg.r1_gamma > 0 else batch.x

@@ -66,6 +66,10 @@ class InterFaceGANConfig:
         score_batch: images generated and scored per batch.
         scorer_weights: the classifier that scores G(z) for the fit ("" = the shipped auxiliary classifier
             ``metrics/weights/fer_aux_classifier.pt``; naming the evaluator's weights fits on the scorer).
+        space: where the boundaries live: ``z`` (the paper's Z, N(0, I)) or ``w`` (the base generator's
+            intermediate space w = mapping(z), a ``gan`` run with ``model.mapping_layers`` > 0; the paper's
+            sec. 4 finds StyleGAN's W more separable), standardized per dimension with the mean and std of the
+            fit's latents, so distances read on the same scale as in Z.
     """
 
     base_run: str = ""
@@ -77,6 +81,7 @@ class InterFaceGANConfig:
     cond_distance: float = 3.0
     score_batch: int = field(default=500, metadata={'min': 1})
     scorer_weights: str = ""
+    space: str = field(default="z", metadata={'choices': ['z', 'w']})
 
 
 def fit_boundary(z: np.ndarray, scores: np.ndarray, ratio: float = 0.02, val_fraction: float = 0.3,
@@ -125,6 +130,16 @@ def fit_boundary(z: np.ndarray, scores: np.ndarray, ratio: float = 0.02, val_fra
     return (w / np.linalg.norm(w)).astype(np.float32), acc, m
 
 
+class WStats(nn.Module):
+    """Per-dimension mean and std of w = mapping(z) over the fit's latents (buffers, float32 D each): the editing
+    latent is u = (w - mean) / std."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("std", torch.ones(dim))
+
+
 class Boundaries(nn.Module):
     """The fitted boundaries as buffers (so they travel in the checkpoint).
 
@@ -166,8 +181,13 @@ class InterFaceGAN(ModelPlugin, Sampler, Conditional, Editor):
         if not 0 < cfg.ratio <= 0.5 or not 0 < cfg.val_fraction < 1:
             raise ValueError(f"model.ratio={cfg.ratio} must be in (0, 0.5] and model.val_fraction={cfg.val_fraction} in (0, 1)")
         G, self.z_dim, self.base_info = self._base_generator(cfg.base_run, spec)
+        if cfg.space == "w" and not hasattr(G, "mapping"):
+            raise ValueError(f"model.space='w' needs a base generator with a mapping network (a gan run with "
+                             f"model.mapping_layers > 0); {cfg.base_run!r} has none")
         self.nets["G"] = G
         self.nets["boundary"] = Boundaries(spec.num_classes, self.z_dim)
+        if cfg.space == "w":
+            self.nets["wstats"] = WStats(self.z_dim)
         self.place()
 
     def _base_generator(self, base_run: str, spec: DataSpec) -> tuple[nn.Module, int, dict]:
@@ -206,12 +226,24 @@ class InterFaceGAN(ModelPlugin, Sampler, Conditional, Editor):
             FER-specific: 48 x 48).
         """
         ev = self.resources.get("load_scorer", self.name)(self.cfg.scorer_weights or None, self.device)
+        w_space = self.cfg.space == "w"
         zs, ps = [], []
         for i in range(0, n, self.cfg.score_batch):
             z = torch.randn(min(self.cfg.score_batch, n - i), self.z_dim, generator=generator)
+            if w_space:  # the raw w = mapping(z), decoded by the synthesis net
+                z = self.nets["G"].mapping(z.to(self.device)).cpu()
+                images = self._synthesize(z.to(self.device))
+            else:
+                images = self.edit_decode(z.to(self.device))
             zs.append(z)
-            ps.append(ev.probs(to_uint8(self.edit_decode(z.to(self.device))), self.spec.class_names))
-        return torch.cat(zs), torch.cat(ps).float()
+            ps.append(ev.probs(to_uint8(images), self.spec.class_names))
+        lat = torch.cat(zs)
+        if w_space:  # standardize W with the fit's own latents (the editing latent u)
+            stats = self.nets["wstats"]
+            stats.mean.copy_(lat.mean(0))
+            stats.std.copy_(lat.std(0).clamp_min(1e-6))
+            lat = (lat - stats.mean.cpu()) / stats.std.cpu()
+        return lat, torch.cat(ps).float()
 
     def fit(self, generator: torch.Generator | None = None) -> dict[str, float]:
         """Fit every emotion's boundary (module docstring); returns ``{"val_acc_<emotion>": ..., "val_acc_mean":
@@ -261,14 +293,35 @@ class InterFaceGAN(ModelPlugin, Sampler, Conditional, Editor):
         return project_out(n, normals[keep])
 
     def edit_start(self, n: int, generator: torch.Generator | None = None, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """n latents z ~ N(0, I) (float32 n x z_dim), drawn on the CPU with ``generator``; ``labels`` unused."""
-        return self.randn(n, self.z_dim, generator=generator)
+        """n editing latents (float32 n x z_dim) from z ~ N(0, I) drawn on the CPU with ``generator``: z itself, or
+        in ``space = "w"`` the standardized u = (mapping(z) - mean) / std; ``labels`` unused."""
+        z = self.randn(n, self.z_dim, generator=generator)
+        if self.cfg.space == "z":
+            return z
+        stats = self.nets["wstats"]
+        with torch.no_grad():
+            return (self.nets["G"].mapping(z) - stats.mean) / stats.std
 
     def edit_decode(self, z: torch.Tensor) -> torch.Tensor:
-        """G(z): float32 N x C x H x W in [-1, 1] for float32 N x z_dim latents."""
+        """G(z), or in W the synthesis of w = mean + std u: float32 N x C x H x W in [-1, 1] for float32 N x z_dim
+        editing latents."""
         if z.dim() != 2 or z.shape[1] != self.z_dim:
             raise ValueError(f"expected latents N x {self.z_dim}, got {tuple(z.shape)}")
-        return self.generate(z.float().to(self.device))
+        z = z.float().to(self.device)
+        if self.cfg.space == "z":
+            return self.generate(z)
+        stats = self.nets["wstats"]
+        return self._synthesize(stats.mean + stats.std * z)
+
+    def _synthesize(self, w: torch.Tensor) -> torch.Tensor:
+        """The base generator's synthesis net on raw w (float32 N x z_dim), in eval mode: float32 images."""
+        G = self.nets["G"]
+        was = G.training
+        G.eval()
+        try:
+            return G.synthesis(w).float()
+        finally:
+            G.train(was)
 
     def signed_distance(self, z: torch.Tensor, target: int) -> torch.Tensor:
         """z.n_target (float32 N): the signed distance of latents z to emotion ``target``'s boundary."""

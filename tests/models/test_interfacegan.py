@@ -142,3 +142,34 @@ def test_fitting_without_a_scorer_handed_in_says_so(fitted, tmp_path):
     model = build_model(cfg, ds.spec, torch.device("cpu"))  # the run loader is the runs layer's own default
     with pytest.raises(RuntimeError, match="interfacegan: no load_scorer was handed in"):
         model.fit()
+
+
+def test_w_space_fits_edits_and_samples_through_the_mapping_network(tmp_path, fitted):
+    """A GAN with a 2-layer mapping network, InterFaceGAN in its standardized W: the boundaries live there,
+    editing sets the signed distance of u, and decoding u goes through the synthesis net only."""
+    from ..conftest import write_csv
+    from exprbench.data import load_fer2013
+
+    ds = load_fer2013(write_csv(tmp_path / "fer2013.csv", per_class=6), use_cache=False)
+    gan = resolve_config("gan", "default", ["model.ch=8", "model.mapping_layers=2", "train.batch_size=8", "train.steps=1",
+                                            "train.sample_every=0", "train.samples_per_class=1"])
+    Trainer(gan, tmp_path / "gan", dataset=ds, progress=False).run()
+    base = dict(base_run=tmp_path / "gan", extra=["model.n_latents=400", "model.ratio=0.05", "model.score_batch=200",
+                                                  "train.samples_per_class=1"])
+    cfg = resolve_config("interfacegan", "default", [f"model.base_run={base['base_run']}", "model.space=w", *base["extra"]])
+    Trainer(cfg, tmp_path / "ifg", dataset=ds, progress=False, resources=plugin_resources()).run()
+    _, model, _, _ = load_trained(tmp_path / "ifg")
+    stats = model.nets["wstats"]
+    assert float(stats.std.min()) > 0 and not torch.equal(stats.mean, torch.zeros_like(stats.mean))
+    g = torch.Generator().manual_seed(0)
+    u = model.edit_start(4, g)
+    z = torch.randn(4, 128, generator=torch.Generator().manual_seed(0))
+    G = model.nets["G"]
+    assert torch.allclose(u, (G.mapping(z) - stats.mean) / stats.std, atol=1e-5)
+    assert torch.allclose(model.edit_decode(u), G.synthesis(G.mapping(z)), atol=1e-5)  # u decodes to G(z)
+    u2 = model.edit_move(u, 2, 1.5)
+    assert torch.allclose(model.signed_distance(u2, 2), torch.full((4,), 1.5), atol=1e-4)
+    assert model.sample(7, torch.arange(7), torch.Generator().manual_seed(1)).shape == (7, 1, 48, 48)
+    no_mapping = resolve_config("interfacegan", "default", [f"model.base_run={fitted[0] / 'gan'}", "model.space=w"])
+    with pytest.raises(ConfigError, match="needs a base generator with a mapping network"):
+        build_model(no_mapping, ds.spec, torch.device("cpu"), plugin_resources())
