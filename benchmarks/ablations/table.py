@@ -1,6 +1,7 @@
 """The ablation table of ``benchmarks/ablations/*.sh``: one row per variant run directory (its name is the
 variant), the columns that judge it (realism FID and recall, ``acc_gen`` and its low-pass excess drop, the
-checkerboard ratio), read from each run's ``eval.json`` and ``status.json``. Usage::
+checkerboard ratio, c response, bits/dim, translation and editing scores; a column no variant measured is left
+out), read from each run's ``eval.json`` and ``status.json``. Usage::
 
     .venv/bin/python benchmarks/ablations/table.py results/ablation      # writes results/ablation/ablation.md
 """
@@ -21,6 +22,10 @@ COLUMNS = {  # column -> (protocol, detail key or None)
     "acc_gen blurred ↑": ("acc_gen_lowpass", None), "excess drop (blur) ↓": ("acc_gen_lowpass", "excess_drop"),
     "excess drop (48->24->48) ↓": ("acc_gen_lowpass", "resample_excess_drop"),
     "checker ratio (1 = real)": ("spectral", None), "rows/cols ratio": ("spectral", "rowcol_ratio"),
+    "c response ↑": ("c_response", None), "bits/dim ↓": ("bpd_test", None),
+    "translate acc ↑": ("translate_acc_test", None), "identity SSIM ↑": ("translate_acc_test", "identity_ssim"),
+    "translate FID ↓": ("translate_fid_test", None), "edit success ↑": ("edit_success", None),
+    "edit identity SSIM ↑": ("edit_success", "identity_ssim"),
 }
 
 
@@ -36,7 +41,8 @@ def ablation_frame(root: Path) -> pd.DataFrame:
             e = metrics.get(proto) or {}
             row[col] = (e.get("details") or {}).get(key) if key else e.get("value")
         rows.append(row)
-    return pd.DataFrame(rows)
+    df = pd.DataFrame(rows)
+    return df.dropna(axis=1, how="all") if not df.empty else df  # columns no variant measured
 
 
 def main(argv: list[str]) -> int:
