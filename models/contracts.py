@@ -148,6 +148,8 @@ class Editor:
     edit_mode: ClassVar[str] = "offset"
     #: the strength the edit leaderboard reports success at
     edit_reference_strength: ClassVar[float] = 1.0
+    #: how far the strength sweep reaches, in multiples of the reference strength (steps of a third of it)
+    edit_sweep_extent: ClassVar[float] = 1.0
 
     def edit_fit(self, x: torch.Tensor, c: torch.Tensor) -> None:
         """Derive the directions from labelled real images (x float32 N x C x H x W in [-1, 1], c int64 N)

@@ -161,6 +161,7 @@ class InterFaceGAN(ModelPlugin, Sampler, Conditional, Editor):
     ema_net = "G"  # a frozen copy: an EMA of it (train.ema) would equal it
     edit_mode = "distance"
     edit_reference_strength = 3.0
+    edit_sweep_extent = 5 / 3  # the sweep runs to d = +-5: success was still rising at d = 3 (the paper's range)
     needs = frozenset({"load_run", "load_scorer"})
     named_configs = {
         # 50,000 latents (the paper's 10,000 x 5; ratio 0.02 keeps 1,000 per side): on the cpu suite's GAN

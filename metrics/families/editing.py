@@ -13,8 +13,9 @@ decoded, quantized to uint8 like real images, and read by a classifier (the FER 
   to sum to 1 (0: the edit only moves mass to or from e; 1: it swaps which other emotion the face shows).
   Renormalizing removes the mass that necessarily leaves the other classes when p(e) rises.
 
-The strengths are ``model.edit_reference_strength`` times ``linspace(-1, 1, steps)``: signed distances
-[-3, 3] for InterFaceGAN (``edit_mode = "distance"``), attribute-vector multiples [-1, 1] otherwise.
+The strengths are ``model.edit_reference_strength`` times ``linspace(-e, e, ...)`` with e the model's
+``edit_sweep_extent``: signed distances [-5, 5] for InterFaceGAN (``edit_mode = "distance"``; reference 3, where
+its success was still rising), attribute-vector multiples [-1, 1] otherwise.
 The leaderboard number is the success at the reference strength, averaged over target emotions.
 """
 
@@ -73,9 +74,12 @@ def parse_strengths(text: str) -> list[float]:
 
 
 def edit_strengths(model, steps: int = 7) -> list[float]:
-    """The strength sweep of ``model``: ``edit_reference_strength * linspace(-1, 1, steps)`` (floats)."""
-    r = float(model.edit_reference_strength)
-    return [round(r * float(t), 6) + 0.0 for t in torch.linspace(-1, 1, steps)]  # + 0.0: no -0.0
+    """The strength sweep of ``model``: ``edit_reference_strength * linspace(-e, e, (steps - 1) e + 1)`` (floats)
+    with e = ``edit_sweep_extent`` (1: ``steps`` points over [-r, r]; InterFaceGAN's 5/3: 11 points over [-5, 5],
+    on the same grid, so the reference strength stays a point of it)."""
+    r, e = float(model.edit_reference_strength), float(getattr(model, "edit_sweep_extent", 1.0))
+    n = int(round((steps - 1) * e)) + 1
+    return [round(r * float(t), 6) + 0.0 for t in torch.linspace(-e, e, n)]  # + 0.0: no -0.0
 
 
 def _entanglement(p0: torch.Tensor, p1: torch.Tensor, target: int) -> torch.Tensor:

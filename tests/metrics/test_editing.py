@@ -81,6 +81,11 @@ def test_edit_strengths_and_parsing():
         edit_reference_strength = 3.0
 
     assert edit_strengths(Distance()) == [-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0]
+
+    class Wider(Distance):  # InterFaceGAN's: the same grid, on to d = +-5, the reference strength still a point
+        edit_sweep_extent = 5 / 3
+
+    assert edit_strengths(Wider()) == [float(d) for d in range(-5, 6)]
     assert parse_strengths("-3:3:7") == [-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0]
     assert parse_strengths("0,1.5") == [0.0, 1.5]
     for bad in ("3:1", "a:b:c", "", "1:2:1"):
