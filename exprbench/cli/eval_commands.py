@@ -40,6 +40,7 @@ def evaluator_train(
     noise: float = typer.Option(0.0, "--noise", min=0.0, max=1.0, help="Probability of additive Gaussian noise."),
     cutout: float = typer.Option(0.0, "--cutout", min=0.0, max=1.0, help="Probability of erasing a random rectangle."),
     resume: bool = typer.Option(False, "--resume", help="Continue from <out>.state.pt (written after every epoch)."),
+    init: Optional[Path] = typer.Option(None, "--init", help="Fine-tune these evaluator weights (their card's net: --arch, --width, --feat-dim and --dropout are taken from it) instead of a fresh net, e.g. a few epochs at a low --lr."),
 ) -> None:
     """Train the evaluator on FER2013 train (fer7), select on val, report on test; write weights + card.
 
@@ -68,8 +69,8 @@ def evaluator_train(
     dev = resolve_device(device)
     ds = load_fer2013(data, "fer7")
     recipe = TrainRecipe(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, threads=threads,
-                         blur=blur, resample=resample, noise=noise, cutout=cutout)
-    cfg = NetConfig(width=width, feat_dim=feat_dim, dropout=dropout, arch=arch)
+                         blur=blur, resample=resample, noise=noise, cutout=cutout, init=str(init or ""))
+    cfg = NetConfig(width=width, feat_dim=feat_dim, dropout=dropout, arch=arch) if init is None else _init_net(init)
     command = "exprbench " + " ".join(sys.argv[1:])
 
     def log(rec: dict) -> None:
@@ -80,6 +81,16 @@ def evaluator_train(
         part.unlink(missing_ok=True)  # the training state, once the weights and card are written
     console.print(f"[green]done[/green] {dest}: val {card['val_accuracy']:.4f}, test {card['test_accuracy']:.4f} "
                   f"(best epoch {card['best_epoch']}/{card['epochs']}, {card['wall_seconds']:.0f} s)")
+
+
+def _init_net(weights: Path):
+    """The net config of the evaluator weights a fine-tune starts from (their card's), after checking the file
+    against its card (a one-line UserError otherwise)."""
+    from exprbench.metrics.extractors.evaluator import load_evaluator
+    from exprbench.metrics.extractors.evaluator_net import NetConfig
+
+    ev = load_evaluator(weights, "cpu")  # refuses missing weights or a card that does not describe them
+    return NetConfig.from_dict(ev.card["net"])
 
 
 @command("attack", evaluator_app)

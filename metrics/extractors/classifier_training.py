@@ -54,6 +54,8 @@ class TrainRecipe:
         noise: probability of additive Gaussian noise, std 0.06 on the [-1, 1] scale (0 = off).
         cutout: probability of erasing one random rectangle of 2-12% of the image (DeVries & Taylor 2017;
             0 = off).
+        init: weights to start from (a fine-tune of a trained evaluator, e.g. a few low-learning-rate epochs;
+            the net config must be theirs); "" is a fresh initialization.
     """
 
     epochs: int = 30
@@ -70,6 +72,7 @@ class TrainRecipe:
     resample: float = 0.0
     noise: float = 0.0
     cutout: float = 0.0
+    init: str = ""
 
     @property
     def robust(self) -> bool:
@@ -224,7 +227,10 @@ def train_classifier(
     if recipe.threads:
         torch.set_num_threads(recipe.threads)
     torch.manual_seed(recipe.seed)
-    net = build_net(net_cfg).to(dev).to(memory_format=torch.channels_last)
+    net = build_net(net_cfg)
+    if recipe.init:  # a fine-tune: the trained weights (their card's net config) instead of a fresh init
+        net.load_state_dict(torch.load(recipe.init, map_location="cpu", weights_only=True))
+    net = net.to(dev).to(memory_format=torch.channels_last)
     aug = _augmenter(recipe).to(dev)
     n = images.shape[0]
     bs = min(recipe.batch_size, n)

@@ -99,3 +99,26 @@ def test_shipped_weights_card():
     assert E.DEFAULT_WEIGHTS.stat().st_size <= 10 * 2**20
     assert card["sha256"] == E.file_sha256(E.DEFAULT_WEIGHTS)
     assert card["class_names"] == list(FER7) and 0 < card["test_accuracy"] <= 1
+
+
+@needs_data
+def test_fine_tune_starts_from_the_given_weights(tiny, small, tmp_path):
+    """``evaluator train --init``: the net config comes from the weights' card, the first epoch starts from them
+    (at a tiny rate its parameters stay theirs), the card records the init; a bad path
+    is refused in one line."""
+    from exprbench.cli import main
+    from exprbench.metrics.testing import write_fer_csv
+
+    csv = write_fer_csv(small, tmp_path / "fer2013.csv")
+    out = tmp_path / "tuned.pt"
+    rc = main(["evaluator", "train", "--data", str(csv), "--init", str(tiny), "--epochs", "1", "--lr", "1e-6",
+               "--out", str(out), "--threads", "1", "--device", "cpu"])
+    assert rc == 0
+    card, before = json.loads(out.with_suffix(".json").read_text()), json.loads(tiny.with_suffix(".json").read_text())
+    assert card["recipe"]["init"] == str(tiny) and card["net"] == before["net"]
+    tuned, base = E.load_evaluator(out), E.load_evaluator(tiny)
+    params = dict(base.net.named_parameters())  # (BatchNorm's running statistics move with any epoch)
+    for name, p in tuned.net.named_parameters():
+        assert torch.allclose(p, params[name], atol=1e-4), name
+    assert main(["evaluator", "train", "--data", str(csv), "--init", str(tmp_path / "none.pt"), "--epochs", "1",
+                 "--out", str(tmp_path / "x.pt")]) == 2
