@@ -385,15 +385,15 @@ def test_a_stopped_evaluation_resumes_with_the_missing_protocols(world, tmp_path
 
     run = tmp_path / "gan"
     shutil.copytree(world["runs"]["gan"], run)
-    names = ["fid140_train", "spectral"]
+    names = ["fid140_train", "kid140_train"]  # one generated set: the second protocol reads it back from disk
     (run / "eval.json").unlink(missing_ok=True)  # (other tests of the module may have evaluated it)
-    stop = _StopAt("spectral")
+    stop = _StopAt("kid140_train")
     with pytest.raises(SystemExit):
         evaluate_run(run, metrics=names, device="cpu", evaluator_weights=world["ev"], reporter=stop)
     assert not (run / "eval.json").exists() and (run / PARTIAL_NAME).is_file()
     again = _StopAt()
     res = evaluate_run(run, metrics=names, device="cpu", evaluator_weights=world["ev"], reporter=again)
-    assert again.started == ["spectral"]  # fid140_train was kept, not computed again
+    assert again.started == ["kid140_train"]  # fid140_train was kept, not computed again
     assert list(res["metrics"]) == names and not (run / PARTIAL_NAME).exists()
     shutil.copytree(world["runs"]["gan"], tmp_path / "uninterrupted")
     (tmp_path / "uninterrupted" / "eval.json").unlink(missing_ok=True)
